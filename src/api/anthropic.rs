@@ -1,0 +1,390 @@
+//! The Anthropic Messages API on the wire: the request body, its validation
+//! and translation into a [`JobSpec`], and the response body and SSE events
+//! built from [`JobEvent`]s.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::assemble::Assembled;
+use super::models::resolve_model;
+use crate::job::{JobEvent, JobSpec, Usage};
+use crate::prompt::{self, Role, Turn};
+
+/// `POST /v1/messages`. Unknown fields are accepted: SDKs add new ones.
+#[derive(Debug, Deserialize)]
+pub struct MessagesRequest {
+    #[serde(default)]
+    pub model: Option<String>,
+    pub messages: Vec<InputMessage>,
+    #[serde(default)]
+    pub system: Option<SystemPrompt>,
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InputMessage {
+    pub role: InputRole,
+    pub content: MessageContent,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputRole {
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum MessageContent {
+    Text(String),
+    Blocks(Vec<Value>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SystemPrompt {
+    Text(String),
+    Blocks(Vec<SystemBlock>),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SystemBlock {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub text: String,
+}
+
+/// A request the daemon refuses, with the field at fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidRequest(pub String);
+
+impl MessagesRequest {
+    /// Parses and validates a request body.
+    pub fn parse(body: &[u8]) -> Result<Self, InvalidRequest> {
+        let de = &mut serde_json::Deserializer::from_slice(body);
+        let request: Self = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path.is_empty() || path == "." || path == "?" {
+                InvalidRequest(format!("invalid request body: {inner}"))
+            } else {
+                InvalidRequest(format!("{path}: {inner}"))
+            }
+        })?;
+        request.validate()?;
+        Ok(request)
+    }
+
+    fn validate(&self) -> Result<(), InvalidRequest> {
+        if self.messages.is_empty() {
+            return Err(InvalidRequest(
+                "messages: at least one message is required".into(),
+            ));
+        }
+        if matches!(self.messages[0].role, InputRole::Assistant) && self.messages.len() == 1 {
+            return Err(InvalidRequest(
+                "messages: the conversation must contain a user message".into(),
+            ));
+        }
+        for (i, message) in self.messages.iter().enumerate() {
+            match &message.content {
+                MessageContent::Text(text) if text.is_empty() && i + 1 < self.messages.len() => {
+                    return Err(InvalidRequest(format!(
+                        "messages[{i}].content: text content must be non-empty"
+                    )))
+                }
+                MessageContent::Text(_) => {}
+                MessageContent::Blocks(blocks) => {
+                    if blocks.is_empty() {
+                        return Err(InvalidRequest(format!(
+                            "messages[{i}].content: at least one content block is required"
+                        )));
+                    }
+                    for (j, block) in blocks.iter().enumerate() {
+                        validate_block(block).map_err(|m| {
+                            InvalidRequest(format!("messages[{i}].content[{j}]: {m}"))
+                        })?;
+                    }
+                }
+            }
+        }
+        if let Some(SystemPrompt::Blocks(blocks)) = &self.system {
+            if let Some(j) = blocks.iter().position(|b| b.kind != "text") {
+                return Err(InvalidRequest(format!(
+                    "system[{j}].type: only text blocks are allowed in system"
+                )));
+            }
+        }
+        if self.max_tokens == Some(0) {
+            return Err(InvalidRequest("max_tokens: must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    /// The model name the response reports: the one the client asked for.
+    pub fn response_model(&self, default_model: &str) -> String {
+        self.model
+            .clone()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| default_model.to_string())
+    }
+
+    /// What a worker must run for this request.
+    pub fn to_spec(&self, default_model: &str) -> JobSpec {
+        let system = match &self.system {
+            None => String::new(),
+            Some(SystemPrompt::Text(text)) => text.clone(),
+            Some(SystemPrompt::Blocks(blocks)) => blocks
+                .iter()
+                .map(|b| b.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n\n"),
+        };
+        let turns: Vec<Turn> = self
+            .messages
+            .iter()
+            .map(|m| Turn {
+                role: match m.role {
+                    InputRole::User => Role::User,
+                    InputRole::Assistant => Role::Assistant,
+                },
+                blocks: match &m.content {
+                    MessageContent::Text(text) => vec![json!({"type": "text", "text": text})],
+                    MessageContent::Blocks(blocks) => blocks.clone(),
+                },
+            })
+            .collect();
+        JobSpec {
+            system,
+            model: resolve_model(self.model.as_deref(), default_model),
+            prompt: prompt::render(&turns),
+        }
+    }
+}
+
+fn validate_block(block: &Value) -> Result<(), String> {
+    let Some(obj) = block.as_object() else {
+        return Err("a content block must be an object".into());
+    };
+    let Some(kind) = obj.get("type").and_then(Value::as_str) else {
+        return Err("a content block needs a string `type`".into());
+    };
+    match kind {
+        "text" => match obj.get("text") {
+            Some(Value::String(_)) => Ok(()),
+            _ => Err("text block needs a string `text`".into()),
+        },
+        "image" | "document" => match obj.get("source") {
+            Some(Value::Object(source)) if source.get("type").is_some_and(Value::is_string) => {
+                Ok(())
+            }
+            _ => Err(format!(
+                "{kind} block needs a `source` object with a `type`"
+            )),
+        },
+        "tool_use" | "tool_result" | "thinking" | "redacted_thinking" => Ok(()),
+        other => Err(format!("unsupported content block type `{other}`")),
+    }
+}
+
+/// Response identity shared by the body and the stream.
+#[derive(Debug, Clone)]
+pub struct MessageMeta {
+    /// `msg_…`
+    pub id: String,
+    /// The model as the client named it.
+    pub model: String,
+}
+
+impl MessageMeta {
+    pub fn new(model: String) -> Self {
+        Self {
+            id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
+            model,
+        }
+    }
+}
+
+fn usage_json(usage: &Usage) -> Value {
+    serde_json::to_value(usage).unwrap_or_else(|_| json!({}))
+}
+
+/// The non-streaming response body.
+pub fn message_body(meta: &MessageMeta, answer: &Assembled) -> Value {
+    json!({
+        "id": meta.id,
+        "type": "message",
+        "role": "assistant",
+        "model": meta.model,
+        "content": answer.content,
+        "stop_reason": answer.completion.stop_reason,
+        "stop_sequence": answer.completion.stop_sequence,
+        "usage": usage_json(&answer.completion.usage),
+    })
+}
+
+/// Encodes job events as the Messages API's SSE events.
+#[derive(Debug)]
+pub struct StreamEncoder {
+    meta: MessageMeta,
+    /// `message_start` has been written.
+    started: bool,
+}
+
+/// One SSE event: name and JSON data.
+pub type SseEvent = (&'static str, Value);
+
+impl StreamEncoder {
+    pub fn new(meta: MessageMeta) -> Self {
+        Self {
+            meta,
+            started: false,
+        }
+    }
+
+    fn message_start(&mut self, usage: Usage) -> SseEvent {
+        self.started = true;
+        (
+            "message_start",
+            json!({
+                "type": "message_start",
+                "message": {
+                    "id": self.meta.id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self.meta.model,
+                    "content": [],
+                    "stop_reason": null,
+                    "stop_sequence": null,
+                    "usage": usage_json(&usage),
+                }
+            }),
+        )
+    }
+
+    /// The events for one job event.
+    pub fn encode(&mut self, event: JobEvent) -> Vec<SseEvent> {
+        let mut out = Vec::new();
+        if !self.started && !matches!(event, JobEvent::Failed(_)) {
+            let usage = match &event {
+                JobEvent::Started { usage, .. } => *usage,
+                _ => Usage::default(),
+            };
+            out.push(self.message_start(usage));
+        }
+        match event {
+            JobEvent::Started { .. } => {}
+            JobEvent::BlockStart { index, block } => out.push((
+                "content_block_start",
+                json!({"type": "content_block_start", "index": index, "content_block": block}),
+            )),
+            JobEvent::BlockDelta { index, delta } => out.push((
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": index, "delta": delta}),
+            )),
+            JobEvent::BlockStop { index } => out.push((
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": index}),
+            )),
+            JobEvent::Finished(completion) => {
+                out.push((
+                    "message_delta",
+                    json!({
+                        "type": "message_delta",
+                        "delta": {
+                            "stop_reason": completion.stop_reason,
+                            "stop_sequence": completion.stop_sequence,
+                        },
+                        "usage": usage_json(&completion.usage),
+                    }),
+                ));
+                out.push(("message_stop", json!({"type": "message_stop"})));
+            }
+            JobEvent::Failed(error) => {
+                let api = crate::http::error::ApiError::from_job(error, super::Dialect::Anthropic);
+                out.push(("error", api.anthropic_body()));
+            }
+        }
+        out
+    }
+
+    /// A keep-alive. `message_start` goes first so that SDKs which insist on
+    /// it opening the stream are satisfied while the model is still silent.
+    pub fn keepalive(&mut self) -> Vec<SseEvent> {
+        let mut out = Vec::new();
+        if !self.started {
+            out.push(self.message_start(Usage::default()));
+        }
+        out.push(("ping", json!({"type": "ping"})));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_string_and_block_content() {
+        let r = MessagesRequest::parse(
+            br#"{"model":"claude-x","max_tokens":5,"system":[{"type":"text","text":"S1"},{"type":"text","text":"S2"}],
+                "messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"text","text":"yo"}]},{"role":"user","content":"again"}]}"#,
+        )
+        .unwrap();
+        let spec = r.to_spec("sonnet");
+        assert_eq!(spec.system, "S1\n\nS2");
+        assert_eq!(spec.model, "claude-x");
+        assert!(!spec.prompt.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = MessagesRequest::parse(br#"{"messages":[{"role":"robot","content":"x"}]}"#)
+            .unwrap_err();
+        assert!(e.0.starts_with("messages[0].role"), "{e}");
+        let e = MessagesRequest::parse(br#"{"messages":[]}"#).unwrap_err();
+        assert!(e.0.contains("at least one"), "{e}");
+        let e = MessagesRequest::parse(br#"{"model":"x"}"#).unwrap_err();
+        assert!(e.0.contains("messages"), "{e}");
+        let e = MessagesRequest::parse(
+            br#"{"messages":[{"role":"user","content":[{"type":"text"}]}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.0.starts_with("messages[0].content[0]"), "{e}");
+        let e = MessagesRequest::parse(b"{not json").unwrap_err();
+        assert!(e.0.contains("invalid request body"), "{e}");
+    }
+
+    #[test]
+    fn stream_opens_with_message_start_and_ends_with_message_stop() {
+        let mut enc = StreamEncoder::new(MessageMeta::new("claude-test".into()));
+        let first = enc.encode(JobEvent::Started {
+            model: "m".into(),
+            usage: Usage {
+                input_tokens: 3,
+                ..Default::default()
+            },
+        });
+        assert_eq!(first[0].0, "message_start");
+        assert_eq!(first[0].1["message"]["model"], "claude-test");
+        assert_eq!(first[0].1["message"]["usage"]["input_tokens"], 3);
+        let last = enc.encode(JobEvent::Finished(crate::job::Completion {
+            stop_reason: Some("end_turn".into()),
+            stop_sequence: None,
+            usage: Usage::default(),
+        }));
+        assert_eq!(
+            last.iter().map(|e| e.0).collect::<Vec<_>>(),
+            ["message_delta", "message_stop"]
+        );
+    }
+}

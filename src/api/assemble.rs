@@ -1,0 +1,166 @@
+//! Collects a job's streamed events into finished content blocks, for the
+//! non-streaming responses of every dialect.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::error::JobError;
+use crate::job::{BlockStart, Completion, Delta, JobEvent, Usage};
+
+/// A finished answer: content blocks in Anthropic's shape, and how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assembled {
+    pub content: Vec<Value>,
+    pub completion: Completion,
+}
+
+/// Builds an [`Assembled`] from events in the order they arrive.
+#[derive(Debug, Default)]
+pub struct Assembler {
+    blocks: BTreeMap<usize, Value>,
+    /// Tool input arrives as JSON fragments, parsed at the end.
+    partial_json: BTreeMap<usize, String>,
+    input_usage: Usage,
+}
+
+impl Assembler {
+    /// Feeds one event. Returns the outcome once a terminal event arrives.
+    pub fn push(&mut self, event: JobEvent) -> Option<Result<Assembled, JobError>> {
+        match event {
+            JobEvent::Started { usage, .. } => self.input_usage = usage,
+            JobEvent::BlockStart { index, block } => {
+                let value = serde_json::to_value(&block).unwrap_or(Value::Null);
+                if let BlockStart::ToolUse { .. } = block {
+                    self.partial_json.insert(index, String::new());
+                }
+                self.blocks.insert(index, value);
+            }
+            JobEvent::BlockDelta { index, delta } => self.apply(index, delta),
+            JobEvent::BlockStop { .. } => {}
+            JobEvent::Finished(completion) => return Some(Ok(self.finish(completion))),
+            JobEvent::Failed(error) => return Some(Err(error)),
+        }
+        None
+    }
+
+    fn apply(&mut self, index: usize, delta: Delta) {
+        let Some(block) = self.blocks.get_mut(&index) else {
+            return;
+        };
+        let mut append = |key: &str, more: &str| {
+            let current = block.get(key).and_then(Value::as_str).unwrap_or_default();
+            block[key] = Value::String(format!("{current}{more}"));
+        };
+        match delta {
+            Delta::Text { text } => append("text", &text),
+            Delta::Thinking { thinking } => append("thinking", &thinking),
+            Delta::Signature { signature } => append("signature", &signature),
+            Delta::InputJson { partial_json } => {
+                if let Some(buf) = self.partial_json.get_mut(&index) {
+                    buf.push_str(&partial_json);
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, mut completion: Completion) -> Assembled {
+        for (index, json_text) in std::mem::take(&mut self.partial_json) {
+            if let Some(block) = self.blocks.get_mut(&index) {
+                block["input"] = if json_text.trim().is_empty() {
+                    json!({})
+                } else {
+                    serde_json::from_str(&json_text).unwrap_or(json!({}))
+                };
+            }
+        }
+        // The CLI's result carries the job's usage; fall back to what the
+        // stream reported if it had none.
+        if completion.usage == Usage::default() {
+            completion.usage = self.input_usage;
+        }
+        Assembled {
+            content: std::mem::take(&mut self.blocks).into_values().collect(),
+            completion,
+        }
+    }
+}
+
+impl Assembled {
+    /// The concatenated text blocks.
+    pub fn text(&self) -> String {
+        self.content
+            .iter()
+            .filter(|b| b["type"] == "text")
+            .filter_map(|b| b["text"].as_str())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_tool_input_are_assembled() {
+        let mut a = Assembler::default();
+        let events = vec![
+            JobEvent::Started {
+                model: "m".into(),
+                usage: Usage::default(),
+            },
+            JobEvent::BlockStart {
+                index: 0,
+                block: BlockStart::Text {
+                    text: String::new(),
+                },
+            },
+            JobEvent::BlockDelta {
+                index: 0,
+                delta: Delta::Text { text: "Hel".into() },
+            },
+            JobEvent::BlockDelta {
+                index: 0,
+                delta: Delta::Text { text: "lo".into() },
+            },
+            JobEvent::BlockStart {
+                index: 1,
+                block: BlockStart::ToolUse {
+                    id: "t1".into(),
+                    name: "f".into(),
+                    input: json!({}),
+                },
+            },
+            JobEvent::BlockDelta {
+                index: 1,
+                delta: Delta::InputJson {
+                    partial_json: "{\"a\":".into(),
+                },
+            },
+            JobEvent::BlockDelta {
+                index: 1,
+                delta: Delta::InputJson {
+                    partial_json: "1}".into(),
+                },
+            },
+        ];
+        for e in events {
+            assert!(a.push(e).is_none());
+        }
+        let done = a
+            .push(JobEvent::Finished(Completion {
+                stop_reason: Some("tool_use".into()),
+                stop_sequence: None,
+                usage: Usage {
+                    input_tokens: 5,
+                    output_tokens: 2,
+                    ..Default::default()
+                },
+            }))
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.text(), "Hello");
+        assert_eq!(done.content[1]["input"], json!({"a": 1}));
+        assert_eq!(done.completion.usage.input_tokens, 5);
+    }
+}

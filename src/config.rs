@@ -1,0 +1,294 @@
+//! Settings: the TOML file, then `CLAUDE_POOL__SECTION__KEY` environment
+//! overrides, then validation. Every key has a default, so the daemon runs
+//! with no file at all; an unknown key or a bad value is an error that names
+//! the key (a typo in a config must not be silently ignored).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Prefix of environment overrides: `CLAUDE_POOL__POOL__SIZE=4` sets `pool.size`.
+pub const ENV_PREFIX: &str = "CLAUDE_POOL";
+/// Separator between the prefix, sections and keys in environment overrides.
+pub const ENV_SEPARATOR: &str = "__";
+
+/// Everything the daemon can be configured with.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub pool: PoolSettings,
+    pub claude: ClaudeSettings,
+}
+
+/// The HTTP front end.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on. Loopback unless deliberately changed.
+    pub listen: String,
+    /// Keys a client must present (`x-api-key` or `Authorization: Bearer`).
+    /// Empty means no authentication, which is only allowed on loopback.
+    pub api_keys: Vec<String>,
+    /// Explicit opt-in to serve a non-loopback address without keys.
+    pub allow_unauthenticated: bool,
+    /// Upper bound on one job, queueing excluded.
+    pub request_timeout_secs: u64,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// How long in-flight jobs may run on after SIGTERM/SIGINT.
+    pub shutdown_grace_secs: u64,
+    /// Interval of SSE keep-alives while a stream waits for the model.
+    pub keepalive_secs: u64,
+    /// Number of HTTP worker threads (0 = one per core).
+    pub http_workers: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8787".into(),
+            api_keys: Vec::new(),
+            allow_unauthenticated: false,
+            request_timeout_secs: 600,
+            max_body_bytes: 32 * 1024 * 1024,
+            shutdown_grace_secs: 30,
+            keepalive_secs: 15,
+            http_workers: 0,
+        }
+    }
+}
+
+/// The pool of CLI workers and the queue in front of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolSettings {
+    /// Number of `claude` processes kept alive.
+    pub size: usize,
+    /// Jobs allowed to wait for a worker; one more is refused with 529.
+    pub max_queue: usize,
+    /// A job waiting longer than this is refused with 529.
+    pub queue_timeout_secs: u64,
+    /// Retire a worker after this many jobs (0 = never).
+    pub max_jobs_per_worker: u64,
+    /// Retire a worker whose resident memory exceeds this (0 = never).
+    pub max_worker_rss_mb: u64,
+    /// A worker that has not answered its readiness probe by then is killed.
+    pub boot_timeout_secs: u64,
+    /// During a job, this long without any output from the CLI counts as a hang.
+    pub turn_idle_timeout_secs: u64,
+    /// First delay before respawning a crashed worker; doubles per failure.
+    pub restart_backoff_ms: u64,
+    /// Cap of the doubling respawn delay.
+    pub restart_backoff_max_ms: u64,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            size: 2,
+            max_queue: 32,
+            queue_timeout_secs: 60,
+            max_jobs_per_worker: 200,
+            max_worker_rss_mb: 1024,
+            boot_timeout_secs: 30,
+            turn_idle_timeout_secs: 300,
+            restart_backoff_ms: 500,
+            restart_backoff_max_ms: 30_000,
+        }
+    }
+}
+
+/// How workers are spawned.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClaudeSettings {
+    /// The CLI executable: a path, or a name looked up on PATH.
+    pub command: String,
+    /// Extra arguments appended to the worker's command line.
+    pub extra_args: Vec<String>,
+    /// Working directory of the workers (created if missing). Unset: a fresh
+    /// empty directory under the system temp dir, so no CLAUDE.md or project
+    /// settings are picked up by accident.
+    pub working_dir: Option<PathBuf>,
+    /// Becomes the workers' CLAUDE_CONFIG_DIR. Unset: the service account's
+    /// own Claude config and login.
+    pub config_dir: Option<PathBuf>,
+    /// Model used when a request names none, or names a non-Claude model.
+    pub default_model: String,
+    /// Upstream retries the CLI makes on its own (CLAUDE_CODE_MAX_RETRIES).
+    pub max_retries: u32,
+    /// Upstream request timeout of the CLI (API_TIMEOUT_MS).
+    pub api_timeout_ms: u64,
+    /// Extra environment for the workers, on top of the daemon's own.
+    pub env: BTreeMap<String, String>,
+}
+
+impl Default for ClaudeSettings {
+    fn default() -> Self {
+        Self {
+            command: "claude".into(),
+            extra_args: Vec::new(),
+            working_dir: None,
+            config_dir: None,
+            default_model: "sonnet".into(),
+            max_retries: 2,
+            api_timeout_ms: 120_000,
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the key at fault where known.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Settings {
+    /// Loads built-in defaults, then `file` (if any), then environment
+    /// overrides, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator(ENV_SEPARATOR)
+                .separator(ENV_SEPARATOR)
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.api_keys")
+                .with_list_parse_key("claude.extra_args"),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Loads settings from TOML text alone (no environment), for tests.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_string(),
+            })
+        };
+        if self.listen_addr().is_err() {
+            return invalid("server.listen", "expected an address like 127.0.0.1:8787");
+        }
+        if self.pool.size == 0 {
+            return invalid("pool.size", "must be at least 1");
+        }
+        if self.server.max_body_bytes == 0 {
+            return invalid("server.max_body_bytes", "must be positive");
+        }
+        if self.server.keepalive_secs == 0 {
+            return invalid("server.keepalive_secs", "must be positive");
+        }
+        if self.server.request_timeout_secs == 0 {
+            return invalid("server.request_timeout_secs", "must be positive");
+        }
+        if self.pool.boot_timeout_secs == 0 {
+            return invalid("pool.boot_timeout_secs", "must be positive");
+        }
+        if self.pool.turn_idle_timeout_secs == 0 {
+            return invalid("pool.turn_idle_timeout_secs", "must be positive");
+        }
+        if self.claude.command.trim().is_empty() {
+            return invalid("claude.command", "must name the claude executable");
+        }
+        if self.claude.default_model.trim().is_empty() {
+            return invalid("claude.default_model", "must name a model");
+        }
+        if self.server.api_keys.iter().any(|k| k.trim().is_empty()) {
+            return invalid("server.api_keys", "keys must not be empty strings");
+        }
+        Ok(())
+    }
+
+    /// The parsed listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, std::net::AddrParseError> {
+        self.server.listen.parse()
+    }
+}
+
+impl ServerSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs(self.keepalive_secs)
+    }
+}
+
+impl PoolSettings {
+    pub fn queue_timeout(&self) -> Duration {
+        Duration::from_secs(self.queue_timeout_secs)
+    }
+    pub fn boot_timeout(&self) -> Duration {
+        Duration::from_secs(self.boot_timeout_secs)
+    }
+    pub fn turn_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.turn_idle_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_loopback() {
+        let s = Settings::from_toml("").unwrap();
+        assert_eq!(s.server.listen, "127.0.0.1:8787");
+        assert!(s.listen_addr().unwrap().ip().is_loopback());
+        assert_eq!(s.pool.size, 2);
+        assert_eq!(s.server.max_body_bytes, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_by_name() {
+        let err = Settings::from_toml("[pool]\nsize = 1\nsizes = 2\n").unwrap_err();
+        assert!(err.to_string().contains("sizes"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_rejected_by_name() {
+        let err = Settings::from_toml("[pool]\nsize = \"many\"\n").unwrap_err();
+        assert!(err.to_string().contains("size"), "{err}");
+        let err = Settings::from_toml("[pool]\nsize = 0\n").unwrap_err();
+        assert!(err.to_string().contains("pool.size"), "{err}");
+        let err = Settings::from_toml("[server]\nlisten = \"nowhere\"\n").unwrap_err();
+        assert!(err.to_string().contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn worker_env_table_is_read() {
+        let s = Settings::from_toml("[claude.env]\nANTHROPIC_BASE_URL = \"http://127.0.0.1:1\"\n")
+            .unwrap();
+        assert_eq!(
+            s.claude.env.get("ANTHROPIC_BASE_URL").map(String::as_str),
+            Some("http://127.0.0.1:1")
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! The pool's state as `/health` reports it: a plain snapshot struct.
+
+use serde::Serialize;
+
+/// Overall condition of the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// At least one worker is ready or working.
+    Ok,
+    /// Workers are booting; jobs queue meanwhile.
+    Starting,
+    /// No worker can run (the CLI keeps failing); see `reason`.
+    Degraded,
+    /// Draining for shutdown; no new jobs.
+    ShuttingDown,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub version: &'static str,
+    pub uptime_secs: u64,
+    pub workers: WorkerCounts,
+    pub queue: QueueStats,
+    pub jobs: JobStats,
+    /// Workers started to replace ones that exited (any reason).
+    pub restarts: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WorkerCounts {
+    pub total: usize,
+    pub ready: usize,
+    pub busy: usize,
+    pub starting: usize,
+    pub stopping: usize,
+    /// Resident memory of all worker processes, MiB.
+    pub rss_mb_total: u64,
+    pub items: Vec<WorkerInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerInfo {
+    pub id: u64,
+    pub pid: u32,
+    pub state: &'static str,
+    pub jobs: u64,
+    pub rss_mb: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueStats {
+    pub depth: usize,
+    pub capacity: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JobStats {
+    pub completed: u64,
+    pub failed: u64,
+    /// Refused at admission (queue full, timed out in queue, shutting down).
+    pub rejected: u64,
+}
+
+impl Health {
+    /// Whether `/health` answers 200.
+    pub fn is_serving(&self) -> bool {
+        matches!(self.status, Status::Ok | Status::Starting)
+    }
+}

@@ -1,0 +1,436 @@
+//! The dispatcher actor: admission, the bounded queue, and the pool of
+//! worker actors it owns.
+//!
+//! Pool contract: a job is checked out to a ready worker, the worker is
+//! cleared (or retired) after the job and reports back, and a worker whose
+//! process exits is replaced — at once when it was retired on purpose, after
+//! a capped, doubling backoff when it failed. Jobs are never replayed.
+
+pub mod health;
+pub mod messages;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use crate::config::Settings;
+use crate::error::JobError;
+use crate::job::Job;
+use crate::worker::messages::{RunJob, StopWorker};
+use crate::worker::process::SpawnSpec;
+use crate::worker::{Worker, WorkerId};
+use health::{Health, JobStats, QueueStats, Status, WorkerCounts, WorkerInfo};
+use messages::*;
+
+/// How often queued jobs are checked for timeouts and departed clients.
+const QUEUE_TICK: Duration = Duration::from_millis(250);
+/// Consecutive failed spawns after which the pool counts as degraded.
+const DEGRADED_AFTER_FAILURES: u32 = 3;
+/// What `Retry-After` says when the queue is full.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// Grace a worker gets to exit on stdin EOF when stopped.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    Starting,
+    Ready,
+    Busy,
+    Stopping,
+}
+
+impl SlotState {
+    fn as_str(self) -> &'static str {
+        match self {
+            SlotState::Starting => "starting",
+            SlotState::Ready => "ready",
+            SlotState::Busy => "busy",
+            SlotState::Stopping => "stopping",
+        }
+    }
+}
+
+/// The dispatcher's view of one worker.
+struct Slot {
+    addr: Addr<Worker>,
+    state: SlotState,
+    pid: u32,
+    /// The system prompt the worker's conversation was set up with.
+    system_prompt: Option<String>,
+    jobs: u64,
+    rss_bytes: Option<u64>,
+}
+
+pub struct Dispatcher {
+    settings: Arc<Settings>,
+    spawn: SpawnSpec,
+    workers: BTreeMap<WorkerId, Slot>,
+    /// Jobs waiting for a worker, oldest first; never longer than `max_queue`.
+    queue: VecDeque<Job>,
+    next_worker: WorkerId,
+    /// Respawns waiting out a backoff delay.
+    pending_spawns: usize,
+    /// Failed spawns or crashes since the last worker became ready.
+    consecutive_failures: u32,
+    last_failure: Option<String>,
+    draining: bool,
+    stats: JobStats,
+    restarts: u64,
+    started_at: Instant,
+}
+
+impl Dispatcher {
+    pub fn new(settings: Arc<Settings>, spawn: SpawnSpec) -> Self {
+        Self {
+            settings,
+            spawn,
+            workers: BTreeMap::new(),
+            queue: VecDeque::new(),
+            next_worker: 1,
+            pending_spawns: 0,
+            consecutive_failures: 0,
+            last_failure: None,
+            draining: false,
+            stats: JobStats::default(),
+            restarts: 0,
+            started_at: Instant::now(),
+        }
+    }
+
+    fn spawn_worker(&mut self, ctx: &mut Context<Self>) {
+        let id = self.next_worker;
+        self.next_worker += 1;
+        let mut spec = self.spawn.clone();
+        spec.log_name = format!("worker-{id}");
+        let addr = Worker::new(id, self.settings.clone(), ctx.address(), spec).start();
+        self.workers.insert(
+            id,
+            Slot {
+                addr,
+                state: SlotState::Starting,
+                pid: 0,
+                system_prompt: None,
+                jobs: 0,
+                rss_bytes: None,
+            },
+        );
+    }
+
+    fn backoff(&self) -> Duration {
+        let pool = &self.settings.pool;
+        let exponent = self.consecutive_failures.saturating_sub(1).min(16);
+        Duration::from_millis(pool.restart_backoff_ms.saturating_mul(1 << exponent))
+            .min(Duration::from_millis(pool.restart_backoff_max_ms))
+    }
+
+    fn count(&self, state: SlotState) -> usize {
+        self.workers.values().filter(|s| s.state == state).count()
+    }
+
+    fn is_degraded(&self) -> bool {
+        self.consecutive_failures >= DEGRADED_AFTER_FAILURES
+            && self.count(SlotState::Ready) + self.count(SlotState::Busy) == 0
+    }
+
+    /// A ready worker for a job with this system prompt: one already set up
+    /// with the same prompt first (cheapest), else a blank one.
+    fn pick(&self, system: &str) -> Option<WorkerId> {
+        let ready = || {
+            self.workers
+                .iter()
+                .filter(|(_, s)| s.state == SlotState::Ready)
+        };
+        ready()
+            .find(|(_, s)| s.system_prompt.as_deref() == Some(system))
+            .or_else(|| ready().find(|(_, s)| s.system_prompt.is_none()))
+            .map(|(id, _)| *id)
+    }
+
+    /// Hands queued jobs to free workers, oldest first.
+    fn dispatch(&mut self) {
+        let mut i = 0;
+        while i < self.queue.len() {
+            if self.queue[i].is_abandoned() {
+                let job = self.queue.remove(i).expect("index in range");
+                log::info!("[{}] client left while queued", job.id);
+                continue;
+            }
+            match self.pick(&self.queue[i].spec.system) {
+                Some(id) => {
+                    let job = self.queue.remove(i).expect("index in range");
+                    let slot = self.workers.get_mut(&id).expect("picked worker exists");
+                    slot.state = SlotState::Busy;
+                    slot.system_prompt = Some(job.spec.system.clone());
+                    log::debug!(
+                        "[{}] assigned to worker-{id} after {:?}",
+                        job.id,
+                        job.admitted_at.elapsed()
+                    );
+                    slot.addr.do_send(RunJob(job));
+                }
+                None => i += 1,
+            }
+        }
+        self.retire_mismatched();
+    }
+
+    /// Queued jobs left over need a blank worker: every ready worker holds a
+    /// different system prompt. Retire such workers (their replacements boot
+    /// blank) unless enough blank workers are already on the way.
+    fn retire_mismatched(&mut self) {
+        let coming = self.count(SlotState::Starting) + self.pending_spawns;
+        let mut wanted = self.queue.len().saturating_sub(coming);
+        for slot in self.workers.values_mut() {
+            if wanted == 0 {
+                break;
+            }
+            if slot.state == SlotState::Ready && slot.system_prompt.is_some() {
+                slot.state = SlotState::Stopping;
+                slot.addr.do_send(StopWorker { grace: STOP_GRACE });
+                wanted -= 1;
+            }
+        }
+    }
+
+    fn expire_queued(&mut self) {
+        let timeout = self.settings.pool.queue_timeout();
+        let before = self.queue.len();
+        self.queue.retain(|job| {
+            if job.is_abandoned() {
+                return false;
+            }
+            let waited = job.admitted_at.elapsed();
+            if waited > timeout {
+                log::warn!("[{}] gave up after {waited:?} in the queue", job.id);
+                job.fail(JobError::QueueTimeout {
+                    waited,
+                    retry_after: RETRY_AFTER,
+                });
+                return false;
+            }
+            true
+        });
+        self.stats.rejected += (before - self.queue.len()) as u64;
+    }
+
+    fn health(&self) -> Health {
+        let mut workers = WorkerCounts::default();
+        for (id, slot) in &self.workers {
+            workers.total += 1;
+            match slot.state {
+                SlotState::Starting => workers.starting += 1,
+                SlotState::Ready => workers.ready += 1,
+                SlotState::Busy => workers.busy += 1,
+                SlotState::Stopping => workers.stopping += 1,
+            }
+            let rss_mb = slot.rss_bytes.map(|b| b / (1024 * 1024));
+            workers.rss_mb_total += rss_mb.unwrap_or_default();
+            workers.items.push(WorkerInfo {
+                id: *id,
+                pid: slot.pid,
+                state: slot.state.as_str(),
+                jobs: slot.jobs,
+                rss_mb,
+            });
+        }
+        let (status, reason) = if self.draining {
+            (
+                Status::ShuttingDown,
+                Some("the server is shutting down".to_string()),
+            )
+        } else if workers.ready + workers.busy > 0 {
+            (Status::Ok, None)
+        } else if self.is_degraded() {
+            (Status::Degraded, self.last_failure.clone())
+        } else {
+            (Status::Starting, None)
+        };
+        Health {
+            status,
+            reason,
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_secs: self.started_at.elapsed().as_secs(),
+            workers,
+            queue: QueueStats {
+                depth: self.queue.len(),
+                capacity: self.settings.pool.max_queue,
+            },
+            jobs: self.stats.clone(),
+            restarts: self.restarts,
+        }
+    }
+}
+
+impl Actor for Dispatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Jobs can be many in a burst; let admission messages queue up.
+        ctx.set_mailbox_capacity(4096);
+        for _ in 0..self.settings.pool.size {
+            self.spawn_worker(ctx);
+        }
+        ctx.run_interval(QUEUE_TICK, |act, ctx| {
+            act.expire_queued();
+            // Refresh memory figures of idle workers for /health.
+            for slot in act.workers.values_mut() {
+                if slot.pid != 0 {
+                    slot.rss_bytes = crate::worker::process::rss_bytes(slot.pid);
+                }
+            }
+            let _ = ctx;
+        });
+    }
+}
+
+impl Handler<Submit> for Dispatcher {
+    type Result = Result<(), JobError>;
+
+    fn handle(&mut self, Submit(job): Submit, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.draining {
+            self.stats.rejected += 1;
+            return Err(JobError::ShuttingDown);
+        }
+        if self.is_degraded() {
+            self.stats.rejected += 1;
+            let why = self
+                .last_failure
+                .clone()
+                .unwrap_or_else(|| "workers keep failing".into());
+            return Err(JobError::Unavailable(why));
+        }
+        self.queue.push_back(job);
+        self.dispatch();
+        if self.queue.len() > self.settings.pool.max_queue {
+            // Dispatching only removes jobs, so the one over capacity is ours.
+            self.queue.pop_back();
+            self.stats.rejected += 1;
+            return Err(JobError::QueueFull {
+                queued: self.queue.len(),
+                retry_after: RETRY_AFTER,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Handler<GetHealth> for Dispatcher {
+    type Result = MessageResult<GetHealth>;
+
+    fn handle(&mut self, _: GetHealth, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.health())
+    }
+}
+
+impl Handler<Drain> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, _ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        log::info!("draining: {} queued jobs refused", self.queue.len());
+        for job in self.queue.drain(..) {
+            job.fail(JobError::ShuttingDown);
+            self.stats.rejected += 1;
+        }
+    }
+}
+
+impl Handler<StopAll> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, _: StopAll, _ctx: &mut Context<Self>) {
+        self.draining = true;
+        for slot in self.workers.values_mut() {
+            slot.state = SlotState::Stopping;
+            slot.addr.do_send(StopWorker { grace: STOP_GRACE });
+        }
+    }
+}
+
+impl Handler<WorkerReady> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: WorkerReady, _ctx: &mut Context<Self>) {
+        self.consecutive_failures = 0;
+        if let Some(slot) = self.workers.get_mut(&msg.id) {
+            if slot.state == SlotState::Starting {
+                slot.state = SlotState::Ready;
+                slot.pid = msg.pid;
+            }
+        }
+        self.dispatch();
+    }
+}
+
+impl Handler<JobEnded> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: JobEnded, _ctx: &mut Context<Self>) {
+        if msg.succeeded {
+            self.stats.completed += 1;
+        } else {
+            self.stats.failed += 1;
+        }
+        if let Some(slot) = self.workers.get_mut(&msg.id) {
+            slot.jobs += 1;
+        }
+    }
+}
+
+impl Handler<WorkerIdle> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: WorkerIdle, _ctx: &mut Context<Self>) {
+        if let Some(slot) = self.workers.get_mut(&msg.id) {
+            slot.rss_bytes = msg.rss_bytes;
+            if slot.state == SlotState::Busy {
+                slot.state = SlotState::Ready;
+            }
+        }
+        self.dispatch();
+    }
+}
+
+impl Handler<WorkerExited> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: WorkerExited, ctx: &mut Context<Self>) {
+        self.workers.remove(&msg.id);
+        if self.draining {
+            return;
+        }
+        self.restarts += 1;
+        if msg.reason.is_failure() {
+            self.consecutive_failures += 1;
+            self.last_failure = Some(match &msg.reason {
+                ExitReason::BootFailed(why) | ExitReason::Crashed(why) => why.clone(),
+                _ => unreachable!("is_failure"),
+            });
+            let delay = self.backoff();
+            log::warn!("worker-{} failed; respawning in {delay:?}", msg.id);
+            self.pending_spawns += 1;
+            ctx.run_later(delay, |act, ctx| {
+                act.pending_spawns -= 1;
+                if !act.draining {
+                    act.spawn_worker(ctx);
+                }
+            });
+            if self.is_degraded() {
+                for job in self.queue.drain(..) {
+                    job.fail(JobError::Unavailable(
+                        self.last_failure.clone().unwrap_or_default(),
+                    ));
+                    self.stats.rejected += 1;
+                }
+            }
+        } else {
+            self.spawn_worker(ctx);
+        }
+        self.dispatch();
+    }
+}

@@ -1,0 +1,55 @@
+//! Why a job did not complete, named by what a caller can act on. The HTTP
+//! layer maps each variant to a status and to each dialect's error shape in
+//! one place (`http::error`).
+
+use std::time::Duration;
+
+/// A job that did not produce a completion.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JobError {
+    /// The queue in front of the pool is full; try again shortly.
+    #[error("the pool is overloaded: {queued} requests are already waiting")]
+    QueueFull {
+        queued: usize,
+        retry_after: Duration,
+    },
+    /// The job waited for a worker longer than the queue timeout.
+    #[error("no worker became free within {waited:?}")]
+    QueueTimeout {
+        waited: Duration,
+        retry_after: Duration,
+    },
+    /// The daemon is shutting down and takes no new work.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// No worker can run at all (e.g. the CLI keeps failing to start).
+    #[error("no worker is available: {0}")]
+    Unavailable(String),
+    /// The worker's CLI process died while running the job.
+    #[error("the worker running this request exited unexpectedly: {0}")]
+    WorkerCrashed(String),
+    /// The job ran past a time limit (whole job, or silence from the CLI).
+    #[error("{0}")]
+    Timeout(String),
+    /// The upstream Messages API answered with an error the CLI gave up on.
+    /// `status` is the upstream HTTP status, absent for a network timeout.
+    #[error("upstream error{}: {message}", status.map(|s| format!(" {s}")).unwrap_or_default())]
+    Upstream {
+        status: Option<u16>,
+        message: String,
+    },
+    /// The turn ended with an error the CLI reported (not an API status).
+    #[error("the model turn failed: {0}")]
+    TurnFailed(String),
+}
+
+impl JobError {
+    /// Seconds a client should wait before retrying, where that is meaningful.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            JobError::QueueFull { retry_after, .. }
+            | JobError::QueueTimeout { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}

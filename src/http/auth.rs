@@ -1,0 +1,48 @@
+//! API-key checks: `x-api-key` or `Authorization: Bearer`, compared in
+//! constant time against every configured key.
+
+use actix_web::{http::header, HttpRequest};
+use subtle::ConstantTimeEq;
+
+use super::error::{ApiError, ErrorKind};
+use crate::api::Dialect;
+use crate::config::Settings;
+
+/// Ok when no keys are configured or the request carries one of them.
+pub fn authorize(req: &HttpRequest, settings: &Settings, dialect: Dialect) -> Result<(), ApiError> {
+    let keys = &settings.server.api_keys;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let presented = req
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
+        .map(str::trim);
+    let Some(presented) = presented else {
+        return Err(ApiError::new(
+            ErrorKind::Authentication,
+            "missing API key: send it in x-api-key or Authorization: Bearer",
+            dialect,
+        ));
+    };
+    // Fold over all keys so the time taken does not depend on which matched.
+    let matched = keys.iter().fold(subtle::Choice::from(0), |acc, key| {
+        acc | key.as_bytes().ct_eq(presented.as_bytes())
+    });
+    if bool::from(matched) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorKind::Authentication,
+            "invalid API key",
+            dialect,
+        ))
+    }
+}

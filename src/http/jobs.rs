@@ -1,0 +1,71 @@
+//! Submitting a job to the dispatcher and waiting for its outcome: the part
+//! every dialect's handler shares.
+
+use std::time::Duration;
+
+use actix_web::{HttpMessage, HttpRequest};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::error::ApiError;
+use super::{AppState, RequestId};
+use crate::api::assemble::{Assembled, Assembler};
+use crate::api::Dialect;
+use crate::dispatch::messages::Submit;
+use crate::error::JobError;
+use crate::job::{Job, JobEvent, JobSpec};
+
+/// Admits a job; on success returns the receiver of its events.
+pub async fn submit(
+    req: &HttpRequest,
+    state: &AppState,
+    spec: JobSpec,
+    dialect: Dialect,
+) -> Result<UnboundedReceiver<JobEvent>, ApiError> {
+    let id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let (job, events) = Job::new(id, spec);
+    match state.dispatcher.send(Submit(job)).await {
+        Ok(Ok(())) => Ok(events),
+        Ok(Err(error)) => Err(ApiError::from_job(error, dialect)),
+        Err(_) => Err(ApiError::from_job(JobError::ShuttingDown, dialect)),
+    }
+}
+
+/// Waits for the whole answer (non-streaming responses).
+pub async fn collect(
+    mut events: UnboundedReceiver<JobEvent>,
+    dialect: Dialect,
+) -> Result<Assembled, ApiError> {
+    let mut assembler = Assembler::default();
+    while let Some(event) = events.recv().await {
+        if let Some(outcome) = assembler.push(event) {
+            return outcome.map_err(|e| ApiError::from_job(e, dialect));
+        }
+    }
+    Err(ApiError::from_job(
+        JobError::WorkerCrashed("the worker stopped without finishing the response".into()),
+        dialect,
+    ))
+}
+
+/// For streams: waits up to `patience` for the first event, so that a job
+/// failing early (upstream 400, 429, …) still gets a real HTTP status.
+/// Returns the events to open the stream with (none if it took longer).
+pub async fn first_events(
+    events: &mut UnboundedReceiver<JobEvent>,
+    patience: Duration,
+    dialect: Dialect,
+) -> Result<Vec<JobEvent>, ApiError> {
+    match tokio::time::timeout(patience, events.recv()).await {
+        Ok(Some(JobEvent::Failed(error))) => Err(ApiError::from_job(error, dialect)),
+        Ok(Some(event)) => Ok(vec![event]),
+        Ok(None) => Err(ApiError::from_job(
+            JobError::WorkerCrashed("the worker stopped before answering".into()),
+            dialect,
+        )),
+        Err(_) => Ok(Vec::new()),
+    }
+}

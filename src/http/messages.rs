@@ -1,0 +1,61 @@
+//! `POST /v1/messages`: the Anthropic Messages API.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+
+use super::error::ApiError;
+use super::{auth, body, jobs, sse, AppState};
+use crate::api::anthropic::{self, MessageMeta, MessagesRequest, StreamEncoder};
+use crate::api::Dialect;
+use crate::job::JobEvent;
+
+const DIALECT: Dialect = Dialect::Anthropic;
+
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let settings = &state.settings;
+    auth::authorize(&req, settings, DIALECT)?;
+    let body = body::read(&req, payload, settings.server.max_body_bytes, DIALECT).await?;
+    let request = MessagesRequest::parse(&body).map_err(|e| ApiError::invalid(e.0, DIALECT))?;
+    let default_model = &settings.claude.default_model;
+    let meta = MessageMeta::new(request.response_model(default_model));
+    let mut events = jobs::submit(&req, &state, request.to_spec(default_model), DIALECT).await?;
+
+    if request.is_stream() {
+        let keepalive = settings.server.keepalive();
+        let first = jobs::first_events(&mut events, keepalive, DIALECT).await?;
+        Ok(sse::response(
+            first,
+            events,
+            AnthropicSse(StreamEncoder::new(meta)),
+            keepalive,
+        ))
+    } else {
+        let answer = jobs::collect(events, DIALECT).await?;
+        Ok(HttpResponse::Ok().json(anthropic::message_body(&meta, &answer)))
+    }
+}
+
+/// Anthropic's SSE framing around the dialect's event encoder.
+struct AnthropicSse(StreamEncoder);
+
+impl sse::EventEncoder for AnthropicSse {
+    fn encode(&mut self, event: JobEvent) -> Vec<Bytes> {
+        self.0
+            .encode(event)
+            .iter()
+            .map(|(name, data)| sse::frame(name, data))
+            .collect()
+    }
+
+    fn keepalive(&mut self) -> Vec<Bytes> {
+        self.0
+            .keepalive()
+            .iter()
+            .map(|(name, data)| sse::frame(name, data))
+            .collect()
+    }
+}

@@ -1,0 +1,109 @@
+//! The actix-web front end: routes, request ids, access log, and the server.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod health;
+pub mod jobs;
+pub mod messages;
+pub mod sse;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::Addr;
+use actix_web::dev::{Server, Service};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpServer};
+
+use crate::api::Dialect;
+use crate::config::Settings;
+use crate::dispatch::Dispatcher;
+use error::{ApiError, ErrorKind};
+
+/// Shared by all handlers.
+pub struct AppState {
+    pub dispatcher: Addr<Dispatcher>,
+    pub settings: Arc<Settings>,
+}
+
+/// The id of the request being served: the client's `x-request-id` if it
+/// sent a sensible one, else a fresh `req_…`.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+fn request_id_for(req: &actix_web::dev::ServiceRequest) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()))
+}
+
+/// Registers the API routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health::health))
+        .route("/v1/messages", web::post().to(messages::create))
+        .route("/messages", web::post().to(messages::create));
+}
+
+/// Unknown routes: 404 in the dialect the path suggests.
+async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    let path = req.path();
+    let dialect = if path.contains("chat/completions") || path.contains("/completions") {
+        Dialect::OpenAi
+    } else {
+        Dialect::Anthropic
+    };
+    Err(ApiError::new(
+        ErrorKind::NotFound,
+        format!("no route for {} {path}", req.method()),
+        dialect,
+    ))
+}
+
+/// Binds the app to `listener` and returns the (not yet awaited) server.
+pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Result<Server> {
+    let settings = state.settings.clone();
+    let workers = match settings.server.http_workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap_fn(|req, srv| {
+                let id = request_id_for(&req);
+                req.extensions_mut().insert(RequestId(id.clone()));
+                let started = Instant::now();
+                let method = req.method().clone();
+                let path = req.path().to_string();
+                let fut = srv.call(req);
+                async move {
+                    let mut res = fut.await?;
+                    if let Ok(value) = HeaderValue::from_str(&id) {
+                        let headers = res.headers_mut();
+                        headers.insert(HeaderName::from_static("request-id"), value.clone());
+                        headers.insert(HeaderName::from_static("x-request-id"), value);
+                    }
+                    log::info!(
+                        target: "claude_pool::access",
+                        "[{id}] {method} {path} {} {}ms",
+                        res.status().as_u16(),
+                        started.elapsed().as_millis()
+                    );
+                    Ok(res)
+                }
+            })
+            .configure(routes)
+            .default_service(web::to(not_found))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_grace_secs + 5)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

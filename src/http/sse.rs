@@ -1,0 +1,105 @@
+//! Server-sent-event response bodies: job events are encoded as they arrive
+//! (nothing is buffered beyond one event), with keep-alives while the model
+//! is silent. Dropping the body (client gone) drops the job's receiver,
+//! which is the worker's signal to interrupt the turn.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::HttpResponse;
+use bytes::Bytes;
+use futures_util::stream;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::error::JobError;
+use crate::job::JobEvent;
+
+/// A dialect's encoding of job events into SSE frames.
+pub trait EventEncoder: 'static {
+    /// Frames for one event.
+    fn encode(&mut self, event: JobEvent) -> Vec<Bytes>;
+    /// Frames sent when nothing happened for a keep-alive interval.
+    fn keepalive(&mut self) -> Vec<Bytes>;
+    /// Frames after the terminal event (e.g. OpenAI's `[DONE]`).
+    fn finish(&mut self) -> Vec<Bytes> {
+        Vec::new()
+    }
+}
+
+/// One `event:`/`data:` frame.
+pub fn frame(event: &str, data: &serde_json::Value) -> Bytes {
+    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
+}
+
+/// One `data:`-only frame.
+pub fn data_frame(data: &str) -> Bytes {
+    Bytes::from(format!("data: {data}\n\n"))
+}
+
+struct StreamState<E> {
+    events: UnboundedReceiver<JobEvent>,
+    encoder: E,
+    pending: VecDeque<Bytes>,
+    done: bool,
+    keepalive: Duration,
+}
+
+impl<E: EventEncoder> StreamState<E> {
+    fn push(&mut self, event: JobEvent) {
+        let terminal = event.is_terminal();
+        let frames = self.encoder.encode(event);
+        self.pending.extend(frames);
+        if terminal {
+            self.done = true;
+            let frames = self.encoder.finish();
+            self.pending.extend(frames);
+        }
+    }
+}
+
+/// A 200 `text/event-stream` response carrying `first` and then every event
+/// from `events` until the terminal one.
+pub fn response<E: EventEncoder>(
+    first: Vec<JobEvent>,
+    events: UnboundedReceiver<JobEvent>,
+    encoder: E,
+    keepalive: Duration,
+) -> HttpResponse {
+    let mut state = StreamState {
+        events,
+        encoder,
+        pending: VecDeque::new(),
+        done: false,
+        keepalive,
+    };
+    for event in first {
+        state.push(event);
+    }
+    let body = stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(frame) = st.pending.pop_front() {
+                return Some((Ok::<_, Infallible>(frame), st));
+            }
+            if st.done {
+                return None;
+            }
+            match tokio::time::timeout(st.keepalive, st.events.recv()).await {
+                Ok(Some(event)) => st.push(event),
+                Ok(None) => st.push(JobEvent::Failed(JobError::WorkerCrashed(
+                    "the worker stopped without finishing the response".into(),
+                ))),
+                Err(_) => {
+                    let frames = st.encoder.keepalive();
+                    st.pending.extend(frames);
+                }
+            }
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(body)
+}

@@ -1,0 +1,154 @@
+//! The domain between the HTTP dialects and the workers: a [`Job`] is one
+//! request's worth of work, and [`JobEvent`]s are what a worker reports back
+//! while it runs. Content blocks and deltas keep the Anthropic content model,
+//! because that is what the CLI itself speaks; each HTTP dialect translates
+//! from here.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::error::JobError;
+
+/// What a job asks the model to do; everything a worker needs to run it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSpec {
+    /// The system prompt, empty for none. A worker whose conversation was set
+    /// up with one system prompt can only serve jobs with that same prompt.
+    pub system: String,
+    /// The model name handed to the CLI (`set_model`).
+    pub model: String,
+    /// Content blocks of the one user message written to the CLI.
+    pub prompt: Vec<Value>,
+}
+
+/// A job in flight: the spec plus the channel its events go back on.
+#[derive(Debug)]
+pub struct Job {
+    /// The request id, carried into the worker's log lines.
+    pub id: String,
+    pub spec: JobSpec,
+    /// Events for the HTTP response. Unbounded on purpose: the producer is an
+    /// actor that must not block, and one turn's output is bounded by the
+    /// model's max tokens. A closed channel means the client went away.
+    pub events: mpsc::UnboundedSender<JobEvent>,
+    /// When the job was admitted, for queue timeouts and logs.
+    pub admitted_at: Instant,
+}
+
+impl Job {
+    /// Creates a job and the receiving end of its events.
+    pub fn new(id: String, spec: JobSpec) -> (Self, mpsc::UnboundedReceiver<JobEvent>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        let job = Job {
+            id,
+            spec,
+            events,
+            admitted_at: Instant::now(),
+        };
+        (job, rx)
+    }
+
+    /// Whether the client has stopped listening.
+    pub fn is_abandoned(&self) -> bool {
+        self.events.is_closed()
+    }
+
+    /// Reports a terminal failure; harmless if the client is gone.
+    pub fn fail(&self, error: JobError) {
+        let _ = self.events.send(JobEvent::Failed(error));
+    }
+}
+
+/// Token counts, as the Messages API reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_creation_input_tokens: u64,
+    #[serde(default)]
+    pub cache_read_input_tokens: u64,
+}
+
+/// The opening of a content block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BlockStart {
+    Text {
+        #[serde(default)]
+        text: String,
+    },
+    Thinking {
+        #[serde(default)]
+        thinking: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+    },
+    RedactedThinking {
+        data: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        #[serde(default)]
+        input: Value,
+    },
+}
+
+/// An increment of a content block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Delta {
+    #[serde(rename = "text_delta")]
+    Text { text: String },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: String },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: String },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: String },
+}
+
+/// How a turn that completed came to an end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub stop_reason: Option<String>,
+    pub stop_sequence: Option<String>,
+    /// Usage of the whole job, from the CLI's `result`.
+    pub usage: Usage,
+}
+
+/// What a worker reports while running a job. Exactly one of `Finished` or
+/// `Failed` ends every job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEvent {
+    /// The model started answering; usage holds the input side so far.
+    Started {
+        model: String,
+        usage: Usage,
+    },
+    BlockStart {
+        index: usize,
+        block: BlockStart,
+    },
+    BlockDelta {
+        index: usize,
+        delta: Delta,
+    },
+    BlockStop {
+        index: usize,
+    },
+    Finished(Completion),
+    Failed(JobError),
+}
+
+impl JobEvent {
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, JobEvent::Finished(_) | JobEvent::Failed(_))
+    }
+}

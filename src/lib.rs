@@ -1,0 +1,133 @@
+//! claude-pool: the Anthropic Messages API (and, in time, OpenAI Chat
+//! Completions) served by a supervised pool of long-lived Claude Code CLI
+//! processes, so that no request pays the CLI's cold start.
+//!
+//! # Layout
+//! - [`config`]: settings from TOML and `CLAUDE_POOL__…` environment.
+//! - [`http`]: actix-web routes, SSE bodies, and the one error mapping.
+//! - [`api`]: the dialects' wire types and their translation to jobs.
+//! - [`prompt`]: a client's conversation rendered for a fresh CLI turn.
+//! - [`job`], [`error`]: the domain between HTTP and workers.
+//! - [`dispatch`]: the dispatcher actor — admission, queue, pool.
+//! - [`worker`]: worker actors, the CLI process and its line protocol.
+
+pub mod api;
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod http;
+pub mod job;
+pub mod prompt;
+pub mod worker;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Addr};
+use actix_web::web;
+
+use config::Settings;
+use dispatch::messages::{Drain, GetHealth, StopAll};
+use dispatch::Dispatcher;
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("refusing to listen on {0} without API keys: set server.api_keys (or server.allow_unauthenticated = true to really serve anyone)")]
+    UnauthenticatedPublicListener(std::net::SocketAddr),
+    #[error("claude.command `{0}` is not an executable file (nor found on PATH)")]
+    CommandNotFound(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+/// Refuses settings that would expose the pool without authentication.
+pub fn check_exposure(settings: &Settings, addr: std::net::SocketAddr) -> Result<(), StartError> {
+    let public = !addr.ip().is_loopback();
+    if public && settings.server.api_keys.is_empty() && !settings.server.allow_unauthenticated {
+        return Err(StartError::UnauthenticatedPublicListener(addr));
+    }
+    Ok(())
+}
+
+/// Runs the daemon on `listener` until `shutdown` resolves, then drains:
+/// no new jobs, in-flight jobs get `shutdown_grace_secs` to finish, workers
+/// are stopped, and the function returns once they have exited.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let addr = listener.local_addr().map_err(|source| StartError::Io {
+        context: "listener address".into(),
+        source,
+    })?;
+    check_exposure(&settings, addr)?;
+    if worker::spawn::find_executable(&settings.claude.command).is_none() {
+        return Err(StartError::CommandNotFound(settings.claude.command.clone()));
+    }
+    let working_dir =
+        worker::spawn::prepare_working_dir(&settings).map_err(|source| StartError::Io {
+            context: "creating the workers' directories".into(),
+            source,
+        })?;
+    let settings = Arc::new(settings);
+    let spawn = worker::spawn::spawn_spec(&settings, &working_dir);
+    let dispatcher = Dispatcher::new(settings.clone(), spawn).start();
+
+    let state = web::Data::new(http::AppState {
+        dispatcher: dispatcher.clone(),
+        settings: settings.clone(),
+    });
+    let server = http::server(state, listener).map_err(|source| StartError::Io {
+        context: format!("serving on {addr}"),
+        source,
+    })?;
+    let handle = server.handle();
+    let server_task = actix_rt::spawn(server);
+    log::info!(
+        "claude-pool {} listening on http://{addr} with {} workers",
+        env!("CARGO_PKG_VERSION"),
+        settings.pool.size
+    );
+
+    shutdown.await;
+    log::info!("shutdown requested: draining");
+    let _ = dispatcher.send(Drain).await;
+    let stopped = handle.stop(true);
+    wait_for(&dispatcher, settings.server.shutdown_grace(), |h| {
+        h.workers.busy == 0
+    })
+    .await;
+    let _ = dispatcher.send(StopAll).await;
+    wait_for(&dispatcher, Duration::from_secs(10), |h| {
+        h.workers.total == 0
+    })
+    .await;
+    stopped.await;
+    let _ = server_task.await;
+    log::info!("stopped");
+    Ok(())
+}
+
+/// Polls the pool's health until `done` holds or `limit` passes.
+async fn wait_for(
+    dispatcher: &Addr<Dispatcher>,
+    limit: Duration,
+    done: impl Fn(&dispatch::health::Health) -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        match dispatcher.send(GetHealth).await {
+            Ok(health) if !done(&health) => tokio::time::sleep(Duration::from_millis(50)).await,
+            _ => return,
+        }
+    }
+}

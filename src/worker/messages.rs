@@ -1,0 +1,21 @@
+//! Messages a worker actor accepts.
+
+use std::time::Duration;
+
+use actix::Message;
+
+use crate::job::Job;
+
+/// Run this job. Sent by the dispatcher only to a worker it believes idle
+/// and able to take the job's system prompt.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RunJob(pub Job);
+
+/// Stop the process (stdin EOF, then signals after `grace`) and the actor.
+/// The worker reports `WorkerExited` once the process is gone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopWorker {
+    pub grace: Duration,
+}

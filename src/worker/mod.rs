@@ -1,0 +1,598 @@
+//! A worker actor: owns one long-lived `claude` process and runs one job at a
+//! time in it.
+//!
+//! Life of a worker:
+//! ```text
+//! Booting --probe answered--> Idle --RunJob--> Preparing --setup answered--> Running
+//!    ^                         ^                                               |
+//!    |                         +---------- Clearing <-- result (any outcome) --+
+//! spawn                                        \-- or retire (job count / RSS)
+//! ```
+//! Readiness is probed with `get_binary_version`, never `initialize`, so a
+//! ready worker is blank and takes the first job's system prompt through a
+//! late `initialize`. After every job, successful or not, the conversation is
+//! cleared with `/clear` before the next job, so no job ever runs in a
+//! conversation holding another job's messages.
+
+pub mod messages;
+pub mod process;
+pub mod protocol;
+pub mod spawn;
+pub mod translate;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::dispatch::messages::{ExitReason, JobEnded, WorkerExited, WorkerIdle, WorkerReady};
+use crate::dispatch::Dispatcher;
+use crate::error::JobError;
+use crate::job::{Job, JobEvent};
+use messages::{RunJob, StopWorker};
+use process::{CliOutput, CliProcess, SpawnSpec};
+use protocol::{CliMessage, ControlResponse};
+use translate::TurnTranslator;
+
+/// Identifies a worker within the pool.
+pub type WorkerId = u64;
+
+/// How often timers (hangs, disconnects, timeouts) are checked.
+const TICK: Duration = Duration::from_millis(200);
+/// How long an interrupt may take before the process is killed instead.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+/// How long a `/clear` may take before the process is killed instead.
+const CLEAR_TIMEOUT: Duration = Duration::from_secs(10);
+/// Grace for a retired worker to exit on stdin EOF.
+const RETIRE_GRACE: Duration = Duration::from_secs(2);
+
+/// A step of job setup, each a control request whose reply is awaited.
+#[derive(Debug)]
+enum Setup {
+    /// Give the blank conversation the job's system prompt.
+    Initialize(String),
+    SetModel(String),
+}
+
+/// The job a worker is running.
+struct Run {
+    job: Job,
+    translator: TurnTranslator,
+    started: Instant,
+    last_output: Instant,
+    /// When an interrupt was sent, if it was.
+    interrupted_at: Option<Instant>,
+    /// The client already has its terminal event (e.g. a timeout error).
+    answered: bool,
+}
+
+enum Phase {
+    Booting {
+        probe: String,
+    },
+    Idle,
+    Preparing {
+        run: Run,
+        awaiting: String,
+        rest: VecDeque<Setup>,
+    },
+    Running(Run),
+    Clearing {
+        since: Instant,
+    },
+    /// The process is being stopped; the reason is reported on exit.
+    Stopping(ExitReason),
+}
+
+pub struct Worker {
+    id: WorkerId,
+    settings: Arc<Settings>,
+    dispatcher: Addr<Dispatcher>,
+    spec: SpawnSpec,
+    process: Option<CliProcess>,
+    phase: Phase,
+    /// The system prompt fixed by `initialize`; `None` while blank.
+    system_prompt: Option<String>,
+    /// The model the CLI currently uses.
+    model: String,
+    jobs_done: u64,
+    spawned_at: Instant,
+    next_request: u64,
+}
+
+impl Worker {
+    pub fn new(
+        id: WorkerId,
+        settings: Arc<Settings>,
+        dispatcher: Addr<Dispatcher>,
+        spec: SpawnSpec,
+    ) -> Self {
+        let model = settings.claude.default_model.clone();
+        Self {
+            id,
+            settings,
+            dispatcher,
+            spec,
+            process: None,
+            phase: Phase::Idle,
+            system_prompt: None,
+            model,
+            jobs_done: 0,
+            spawned_at: Instant::now(),
+            next_request: 0,
+        }
+    }
+
+    fn name(&self) -> String {
+        format!("worker-{}", self.id)
+    }
+
+    fn request_id(&mut self, what: &str) -> String {
+        self.next_request += 1;
+        format!("cp-{what}-{}", self.next_request)
+    }
+
+    fn send_line(&self, line: String) {
+        if let Some(process) = &self.process {
+            process.send(line);
+        }
+    }
+
+    fn send_control(&mut self, what: &str, request: serde_json::Value) -> String {
+        let id = self.request_id(what);
+        self.send_line(protocol::control_request(&id, request));
+        id
+    }
+
+    /// Stops the process; the actor stops once it has exited.
+    fn retire(&mut self, reason: ExitReason, grace: Duration) {
+        if let Some(run) = self.take_run() {
+            if !run.answered {
+                let error = match &reason {
+                    ExitReason::Stopped => JobError::ShuttingDown,
+                    ExitReason::Crashed(why) | ExitReason::BootFailed(why) => {
+                        JobError::WorkerCrashed(why.clone())
+                    }
+                    ExitReason::Retired => JobError::WorkerCrashed("worker retired".into()),
+                };
+                run.job.fail(error);
+            }
+        }
+        if !matches!(self.phase, Phase::Stopping(_)) {
+            self.phase = Phase::Stopping(reason);
+        }
+        if let Some(process) = &mut self.process {
+            process.terminate(grace);
+        }
+    }
+
+    fn take_run(&mut self) -> Option<Run> {
+        match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Preparing { run, .. } | Phase::Running(run) => Some(run),
+            other => {
+                self.phase = other;
+                None
+            }
+        }
+    }
+
+    fn start_job(&mut self, job: Job) {
+        let mut steps = VecDeque::new();
+        match &self.system_prompt {
+            None => steps.push_back(Setup::Initialize(job.spec.system.clone())),
+            Some(current) if *current != job.spec.system => {
+                // The dispatcher never does this; refuse rather than leak.
+                log::error!(
+                    "[{}] {}: job with another system prompt refused",
+                    job.id,
+                    self.name()
+                );
+                job.fail(JobError::Unavailable(
+                    "worker holds another system prompt".into(),
+                ));
+                self.retire(ExitReason::Retired, RETIRE_GRACE);
+                return;
+            }
+            Some(_) => {}
+        }
+        if job.spec.model != self.model {
+            steps.push_back(Setup::SetModel(job.spec.model.clone()));
+        }
+        log::debug!(
+            "[{}] {} starts job (model {})",
+            job.id,
+            self.name(),
+            job.spec.model
+        );
+        let now = Instant::now();
+        let run = Run {
+            job,
+            translator: TurnTranslator::new(),
+            started: now,
+            last_output: now,
+            interrupted_at: None,
+            answered: false,
+        };
+        self.continue_setup(run, steps);
+    }
+
+    /// Sends the next setup request, or the prompt once setup is done.
+    fn continue_setup(&mut self, run: Run, mut rest: VecDeque<Setup>) {
+        match rest.pop_front() {
+            Some(Setup::Initialize(system)) => {
+                let awaiting = self.send_control(
+                    "init",
+                    json!({"subtype": "initialize", "systemPrompt": [system]}),
+                );
+                self.system_prompt = Some(system);
+                self.phase = Phase::Preparing {
+                    run,
+                    awaiting,
+                    rest,
+                };
+            }
+            Some(Setup::SetModel(model)) => {
+                let awaiting =
+                    self.send_control("model", json!({"subtype": "set_model", "model": model}));
+                self.model = model;
+                self.phase = Phase::Preparing {
+                    run,
+                    awaiting,
+                    rest,
+                };
+            }
+            None => {
+                self.send_line(protocol::user_message(&run.job.spec.prompt));
+                self.phase = Phase::Running(run);
+            }
+        }
+    }
+
+    fn on_control_response(&mut self, response: ControlResponse) {
+        match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Booting { probe } if probe == response.request_id => {
+                if response.is_success() {
+                    log::info!(
+                        "{} ready (pid {}, {:?} after spawn)",
+                        self.name(),
+                        self.pid(),
+                        self.spawned_at.elapsed()
+                    );
+                    self.dispatcher.do_send(WorkerReady {
+                        id: self.id,
+                        pid: self.pid(),
+                    });
+                } else {
+                    let why = format!("readiness probe failed: {:?}", response.error);
+                    self.phase = Phase::Booting { probe };
+                    self.retire(ExitReason::BootFailed(why), Duration::ZERO);
+                }
+            }
+            Phase::Preparing {
+                run,
+                awaiting,
+                rest,
+            } if awaiting == response.request_id => {
+                if response.is_success() {
+                    self.continue_setup(run, rest);
+                } else {
+                    let why = response.error.unwrap_or_default();
+                    log::warn!("[{}] {} setup failed: {why}", run.job.id, self.name());
+                    run.job
+                        .fail(JobError::TurnFailed(format!("worker setup failed: {why}")));
+                    self.jobs_done += 1;
+                    self.dispatcher.do_send(JobEnded {
+                        id: self.id,
+                        succeeded: false,
+                    });
+                    // Setup state is unknown now: a fresh process is safer.
+                    self.retire(ExitReason::Retired, RETIRE_GRACE);
+                }
+            }
+            other => self.phase = other,
+        }
+    }
+
+    /// A control request from the CLI. Nothing the daemon registers asks for
+    /// one yet, so each is refused promptly rather than left blocking a turn.
+    fn on_control_request(&mut self, request_id: &str, request: &serde_json::Value) {
+        let subtype = request
+            .get("subtype")
+            .and_then(|s| s.as_str())
+            .unwrap_or("?");
+        log::debug!("{} refuses CLI control request {subtype}", self.name());
+        let line = if subtype == "can_use_tool" {
+            protocol::control_success(
+                request_id,
+                json!({"behavior": "deny", "message": "tools are not enabled on this server"}),
+            )
+        } else {
+            protocol::control_error(request_id, &format!("unsupported request {subtype}"))
+        };
+        self.send_line(line);
+    }
+
+    fn on_turn_message(&mut self, message: CliMessage) {
+        let Phase::Running(run) = &mut self.phase else {
+            return;
+        };
+        run.last_output = Instant::now();
+        let mut outcome = None;
+        for event in run.translator.on_message(&message) {
+            let terminal = event.is_terminal();
+            if terminal {
+                let finished = matches!(event, JobEvent::Finished(_));
+                outcome = Some(finished && run.interrupted_at.is_none());
+            }
+            if !run.answered {
+                run.answered = terminal;
+                let _ = run.job.events.send(event);
+            }
+        }
+        if let Some(succeeded) = outcome {
+            self.finish_job(succeeded);
+        }
+    }
+
+    /// The turn is over: report, then clear the conversation or retire.
+    fn finish_job(&mut self, succeeded: bool) {
+        let Some(run) = self.take_run() else { return };
+        self.jobs_done += 1;
+        log::info!(
+            "[{}] {} job {} in {} ms",
+            run.job.id,
+            self.name(),
+            if succeeded { "done" } else { "failed" },
+            run.started.elapsed().as_millis()
+        );
+        self.dispatcher.do_send(JobEnded {
+            id: self.id,
+            succeeded,
+        });
+        if let Some(reason) = self.recycle_reason() {
+            log::info!("{} recycled: {reason}", self.name());
+            self.retire(ExitReason::Retired, RETIRE_GRACE);
+            return;
+        }
+        self.send_line(protocol::clear_command());
+        self.phase = Phase::Clearing {
+            since: Instant::now(),
+        };
+    }
+
+    fn recycle_reason(&self) -> Option<String> {
+        let pool = &self.settings.pool;
+        if pool.max_jobs_per_worker > 0 && self.jobs_done >= pool.max_jobs_per_worker {
+            return Some(format!("{} jobs done", self.jobs_done));
+        }
+        let rss = self.process.as_ref().and_then(CliProcess::rss_bytes)?;
+        if pool.max_worker_rss_mb > 0 && rss > pool.max_worker_rss_mb * 1024 * 1024 {
+            return Some(format!("RSS {} MiB over the limit", rss / (1024 * 1024)));
+        }
+        None
+    }
+
+    fn interrupt(&mut self) {
+        let id = self.request_id("interrupt");
+        self.send_line(protocol::control_request(
+            &id,
+            json!({"subtype": "interrupt"}),
+        ));
+        if let Phase::Running(run) = &mut self.phase {
+            run.interrupted_at = Some(Instant::now());
+        }
+    }
+
+    /// Periodic checks: boot timeout, client gone, hangs, job time limit.
+    fn tick(&mut self) {
+        let pool = &self.settings.pool;
+        let request_timeout = self.settings.server.request_timeout();
+        let idle_timeout = pool.turn_idle_timeout();
+        match &mut self.phase {
+            Phase::Booting { .. } if self.spawned_at.elapsed() > pool.boot_timeout() => {
+                let why = format!("not ready after {:?}", pool.boot_timeout());
+                self.retire(ExitReason::BootFailed(why), Duration::ZERO);
+            }
+            Phase::Preparing { run, .. }
+                if run.job.is_abandoned() || run.started.elapsed() > idle_timeout =>
+            {
+                let why = "job setup did not complete".to_string();
+                self.retire(ExitReason::Crashed(why), Duration::ZERO);
+            }
+            Phase::Running(run) => {
+                if let Some(at) = run.interrupted_at {
+                    if at.elapsed() > INTERRUPT_GRACE {
+                        let why = "the CLI did not answer an interrupt".to_string();
+                        self.retire(ExitReason::Crashed(why), Duration::ZERO);
+                    }
+                    return;
+                }
+                let mut failure = None;
+                if run.job.is_abandoned() {
+                    log::info!("[{}] client went away; interrupting the turn", run.job.id);
+                } else if run.started.elapsed() > request_timeout {
+                    failure = Some(format!(
+                        "the request took longer than {}s",
+                        request_timeout.as_secs()
+                    ));
+                } else if run.last_output.elapsed() > idle_timeout {
+                    failure = Some(format!(
+                        "the worker produced no output for {}s",
+                        idle_timeout.as_secs()
+                    ));
+                } else {
+                    return;
+                }
+                if let Some(why) = failure {
+                    log::warn!("[{}] {why}; interrupting the turn", run.job.id);
+                    run.job.fail(JobError::Timeout(why));
+                    run.answered = true;
+                }
+                self.interrupt();
+            }
+            Phase::Clearing { since } if since.elapsed() > CLEAR_TIMEOUT => {
+                let why = "the CLI did not complete /clear".to_string();
+                self.retire(ExitReason::Crashed(why), Duration::ZERO);
+            }
+            _ => {}
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.process
+            .as_ref()
+            .map(CliProcess::pid)
+            .unwrap_or_default()
+    }
+
+    fn on_exit(&mut self, status: String, ctx: &mut Context<Self>) {
+        if let Some(run) = self.take_run() {
+            if !run.answered {
+                run.job.fail(JobError::WorkerCrashed(format!(
+                    "the CLI exited mid-job ({status})"
+                )));
+            }
+        }
+        let reason = match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Stopping(reason) => reason,
+            Phase::Booting { .. } => {
+                ExitReason::BootFailed(format!("exited before ready ({status})"))
+            }
+            _ => ExitReason::Crashed(format!("exited ({status})")),
+        };
+        match &reason {
+            ExitReason::Crashed(why) | ExitReason::BootFailed(why) => {
+                log::warn!("{} (pid {}) {why}", self.name(), self.pid())
+            }
+            _ => log::info!("{} (pid {}) stopped: {status}", self.name(), self.pid()),
+        }
+        self.process = None;
+        self.phase = Phase::Stopping(reason.clone());
+        self.dispatcher.do_send(WorkerExited {
+            id: self.id,
+            reason,
+        });
+        ctx.stop();
+    }
+}
+
+impl Actor for Worker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        match process::spawn(&self.spec) {
+            Ok((process, CliOutput { lines, exit })) => {
+                log::info!("{} spawned (pid {})", self.name(), process.pid());
+                self.process = Some(process);
+                ctx.add_stream(lines);
+                ctx.spawn(
+                    actix::fut::wrap_future(exit).map(|status, act: &mut Worker, ctx| {
+                        act.on_exit(status.unwrap_or_else(|_| "unknown".into()), ctx)
+                    }),
+                );
+                let probe = self.send_control("probe", json!({"subtype": "get_binary_version"}));
+                self.phase = Phase::Booting { probe };
+                ctx.run_interval(TICK, |act, _| act.tick());
+            }
+            Err(e) => {
+                let why = format!("cannot run `{}`: {e}", self.spec.command);
+                log::error!("{} {why}", self.name());
+                self.dispatcher.do_send(WorkerExited {
+                    id: self.id,
+                    reason: ExitReason::BootFailed(why),
+                });
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl StreamHandler<Vec<u8>> for Worker {
+    fn handle(&mut self, line: Vec<u8>, _ctx: &mut Context<Self>) {
+        let message = match protocol::parse_line(&line) {
+            None => {
+                if !line.trim_ascii().is_empty() {
+                    log::warn!(
+                        "{} non-JSON stdout line skipped: {}",
+                        self.name(),
+                        String::from_utf8_lossy(&line).trim_end()
+                    );
+                }
+                return;
+            }
+            Some(Err(e)) => {
+                log::warn!(
+                    "{} unreadable stdout line skipped ({e}): {:.200}",
+                    self.name(),
+                    String::from_utf8_lossy(&line).trim_end()
+                );
+                return;
+            }
+            Some(Ok(message)) => message,
+        };
+        match message {
+            CliMessage::ControlResponse { response } => self.on_control_response(response),
+            CliMessage::ControlRequest {
+                request_id,
+                request,
+            } => self.on_control_request(&request_id, &request),
+            CliMessage::System(system) if system.subtype == "api_retry" => {
+                log::info!(
+                    "{} upstream retry {}/{} after status {:?} ({})",
+                    self.name(),
+                    system.attempt.unwrap_or_default(),
+                    system.max_retries.unwrap_or_default(),
+                    system.error_status,
+                    system.error.unwrap_or_default()
+                );
+                if let Phase::Running(run) = &mut self.phase {
+                    run.last_output = Instant::now();
+                }
+            }
+            CliMessage::Result(_) if matches!(self.phase, Phase::Clearing { .. }) => {
+                self.phase = Phase::Idle;
+                let rss_bytes = self.process.as_ref().and_then(CliProcess::rss_bytes);
+                self.dispatcher.do_send(WorkerIdle {
+                    id: self.id,
+                    rss_bytes,
+                });
+            }
+            other => self.on_turn_message(other),
+        }
+    }
+
+    /// Stdout closing is not the end: the exit status, reported separately,
+    /// is what stops the actor.
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
+impl Handler<RunJob> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, RunJob(job): RunJob, _ctx: &mut Context<Self>) {
+        match self.phase {
+            Phase::Idle => self.start_job(job),
+            _ => {
+                log::warn!("[{}] {} is not idle; job refused", job.id, self.name());
+                job.fail(JobError::WorkerCrashed(
+                    "the assigned worker is no longer available".into(),
+                ));
+                self.dispatcher.do_send(JobEnded {
+                    id: self.id,
+                    succeeded: false,
+                });
+            }
+        }
+    }
+}
+
+impl Handler<StopWorker> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, msg: StopWorker, _ctx: &mut Context<Self>) {
+        self.retire(ExitReason::Stopped, msg.grace);
+    }
+}

@@ -1,0 +1,200 @@
+//! One `claude` child process: spawned in a process group of its own, stdin
+//! fed by a writer task, stdout read line by line, stderr drained into the
+//! log, and reaped by a task that also carries out termination.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::stream::{self, BoxStream, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+
+/// How long the CLI gets to exit after SIGTERM before SIGKILL.
+const SIGTERM_GRACE: Duration = Duration::from_secs(2);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    pub command: String,
+    pub args: Vec<String>,
+    /// Added to (or overriding) the daemon's own environment.
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    /// Prefix of the stderr log lines, e.g. the worker's name.
+    pub log_name: String,
+}
+
+/// Handle on a running CLI. Dropping it kills the process group.
+pub struct CliProcess {
+    pid: u32,
+    stdin: Option<mpsc::UnboundedSender<String>>,
+    terminate: Option<oneshot::Sender<Duration>>,
+}
+
+/// The process's output: its stdout lines and, once it has exited, how.
+pub struct CliOutput {
+    pub lines: BoxStream<'static, Vec<u8>>,
+    pub exit: oneshot::Receiver<String>,
+}
+
+/// Starts the CLI. Fails if the executable cannot be run at all.
+pub fn spawn(spec: &SpawnSpec) -> std::io::Result<(CliProcess, CliOutput)> {
+    let mut command = Command::new(&spec.command);
+    command
+        .args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A group of its own, so termination reaches everything it started
+        // in that group and a terminal's ^C does not reach it directly.
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = command.spawn()?;
+    let pid = child.id().unwrap_or_default();
+
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+
+    let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
+    tokio::spawn(write_stdin(stdin, stdin_rx));
+    tokio::spawn(drain_stderr(stderr, spec.log_name.clone()));
+
+    let (terminate_tx, terminate_rx) = oneshot::channel();
+    let (exit_tx, exit_rx) = oneshot::channel();
+    tokio::spawn(reap(child, pid, terminate_rx, exit_tx));
+
+    let process = CliProcess {
+        pid,
+        stdin: Some(stdin_tx),
+        terminate: Some(terminate_tx),
+    };
+    let output = CliOutput {
+        lines: read_lines(stdout).boxed(),
+        exit: exit_rx,
+    };
+    Ok((process, output))
+}
+
+impl CliProcess {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Queues one line for the CLI's stdin. False once stdin is closed.
+    pub fn send(&self, line: String) -> bool {
+        match &self.stdin {
+            Some(tx) => tx.send(line).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Stops the process: stdin EOF, `grace` for it to exit on its own, then
+    /// SIGTERM and finally SIGKILL to its process group. Idempotent.
+    pub fn terminate(&mut self, grace: Duration) {
+        self.stdin = None;
+        if let Some(tx) = self.terminate.take() {
+            let _ = tx.send(grace);
+        }
+    }
+
+    /// Resident memory of the process, from /proc.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        rss_bytes(self.pid)
+    }
+}
+
+impl Drop for CliProcess {
+    fn drop(&mut self) {
+        self.terminate(Duration::ZERO);
+    }
+}
+
+/// Resident set size of a process in bytes (Linux /proc), if it exists.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+async fn write_stdin(
+    mut stdin: tokio::process::ChildStdin,
+    mut lines: mpsc::UnboundedReceiver<String>,
+) {
+    while let Some(line) = lines.recv().await {
+        if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+            return;
+        }
+    }
+    // The sender side was dropped: closing stdin tells the CLI to finish.
+}
+
+async fn drain_stderr(stderr: impl AsyncRead + Unpin, name: String) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        log::warn!("{name} stderr: {line}");
+    }
+}
+
+/// Stdout as lines of raw bytes: no length cap (a `result` line carries the
+/// whole answer) and no UTF-8 requirement at this level.
+fn read_lines(
+    stdout: impl AsyncRead + Unpin + Send + 'static,
+) -> impl stream::Stream<Item = Vec<u8>> {
+    stream::unfold(BufReader::new(stdout), |mut reader| async move {
+        let mut buf = Vec::new();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some((buf, reader)),
+        }
+    })
+}
+
+async fn reap(
+    mut child: Child,
+    pid: u32,
+    terminate: oneshot::Receiver<Duration>,
+    exit: oneshot::Sender<String>,
+) {
+    let status = tokio::select! {
+        status = child.wait() => status,
+        grace = terminate => {
+            let grace = grace.unwrap_or(Duration::ZERO);
+            match tokio::time::timeout(grace, child.wait()).await {
+                Ok(status) => status,
+                Err(_) => {
+                    signal_group(pid, libc::SIGTERM);
+                    match tokio::time::timeout(SIGTERM_GRACE, child.wait()).await {
+                        Ok(status) => status,
+                        Err(_) => {
+                            signal_group(pid, libc::SIGKILL);
+                            child.wait().await
+                        }
+                    }
+                }
+            }
+        }
+    };
+    // Anything the CLI left in its group goes with it.
+    signal_group(pid, libc::SIGKILL);
+    let description = match status {
+        Ok(status) => status.to_string(),
+        Err(e) => format!("wait failed: {e}"),
+    };
+    let _ = exit.send(description);
+}
+
+fn signal_group(pid: u32, signal: libc::c_int) {
+    if pid > 1 {
+        // SAFETY: killpg only sends a signal; the group id is the child's
+        // pid because it was spawned with process_group(0).
+        unsafe {
+            libc::killpg(pid as libc::pid_t, signal);
+        }
+    }
+}

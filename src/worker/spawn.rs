@@ -1,0 +1,136 @@
+//! How a worker's `claude` is started: the lean command line and environment
+//! recommended by the protocol notes (no built-in tools, no settings or
+//! CLAUDE.md from disk, no session files, bounded upstream retries).
+
+use std::path::{Path, PathBuf};
+
+use super::process::SpawnSpec;
+use crate::config::Settings;
+
+/// Command-line flags every worker gets, before `claude.extra_args`.
+fn base_args(default_model: &str) -> Vec<String> {
+    [
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--include-partial-messages",
+        "--no-session-persistence",
+        "--setting-sources",
+        "",
+        "--strict-mcp-config",
+        "--tools",
+        "",
+        "--model",
+        default_model,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The spawn recipe for workers under `settings`, run in `working_dir`.
+pub fn spawn_spec(settings: &Settings, working_dir: &Path) -> SpawnSpec {
+    let claude = &settings.claude;
+    let mut args = base_args(&claude.default_model);
+    args.extend(claude.extra_args.iter().cloned());
+
+    // Quiet, bounded defaults first; `[claude.env]` may override any of them.
+    let mut env: Vec<(String, String)> = vec![
+        ("DISABLE_TELEMETRY".into(), "1".into()),
+        ("DISABLE_ERROR_REPORTING".into(), "1".into()),
+        ("DISABLE_AUTOUPDATER".into(), "1".into()),
+        (
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(),
+            "1".into(),
+        ),
+        (
+            "CLAUDE_CODE_MAX_RETRIES".into(),
+            claude.max_retries.to_string(),
+        ),
+        ("API_TIMEOUT_MS".into(), claude.api_timeout_ms.to_string()),
+    ];
+    if let Some(dir) = &claude.config_dir {
+        env.push(("CLAUDE_CONFIG_DIR".into(), dir.display().to_string()));
+    }
+    env.extend(claude.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+
+    SpawnSpec {
+        command: claude.command.clone(),
+        args,
+        env,
+        cwd: working_dir.to_path_buf(),
+        log_name: String::new(),
+    }
+}
+
+/// Where workers run: the configured directory, or a fresh private one.
+pub fn prepare_working_dir(settings: &Settings) -> std::io::Result<PathBuf> {
+    let dir = match &settings.claude.working_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("claude-pool-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir)?;
+    if let Some(config_dir) = &settings.claude.config_dir {
+        std::fs::create_dir_all(config_dir)?;
+    }
+    Ok(dir)
+}
+
+/// Checks that `command` names an executable file, directly or on PATH, so
+/// that a wrong `claude.command` fails at startup rather than per worker.
+pub fn find_executable(command: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_executable = |p: &Path| {
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if command.contains('/') {
+        let path = PathBuf::from(command);
+        return is_executable(&path).then_some(path);
+    }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(command))
+        .find(|p| is_executable(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_spawn_lean_and_env_overrides_defaults() {
+        let settings = Settings::from_toml(
+            "[claude]\nmax_retries = 1\nextra_args = [\"--x\"]\n[claude.env]\nDISABLE_TELEMETRY = \"0\"\n",
+        )
+        .unwrap();
+        let spec = spawn_spec(&settings, Path::new("/tmp"));
+        let tools = spec.args.iter().position(|a| a == "--tools").unwrap();
+        assert_eq!(spec.args[tools + 1], "");
+        assert_eq!(spec.args.last().unwrap(), "--x");
+        let last_telemetry = spec
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "DISABLE_TELEMETRY")
+            .unwrap();
+        assert_eq!(last_telemetry.1, "0");
+        assert!(spec
+            .env
+            .contains(&("CLAUDE_CODE_MAX_RETRIES".into(), "1".into())));
+    }
+
+    #[test]
+    fn executables_are_found_on_path_or_by_path() {
+        assert!(find_executable("sh").is_some());
+        assert!(find_executable("/bin/sh").is_some());
+        assert!(find_executable("definitely-not-a-command-xyz").is_none());
+        let plain = std::env::temp_dir().join(format!("claude-pool-plain-{}", std::process::id()));
+        std::fs::write(&plain, "x").unwrap();
+        assert!(find_executable(plain.to_str().unwrap()).is_none());
+        std::fs::remove_file(plain).unwrap();
+    }
+}

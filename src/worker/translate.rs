@@ -1,0 +1,345 @@
+//! Turns the CLI's stdout lines for one turn into [`JobEvent`]s.
+//!
+//! Normally the CLI relays the upstream's stream events (`stream_event`) and
+//! then writes each finished block again as an `assistant` line; the stream
+//! events are forwarded and the duplicates dropped. When the CLI falls back to
+//! a non-streaming upstream call there are no stream events, and the blocks
+//! are synthesised from the `assistant` lines instead. A turn may make several
+//! upstream calls (tool use); block indexes are renumbered to stay unique.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use super::protocol::{ApiStreamEvent, AssistantMessage, CliMessage, ResultMessage};
+use crate::error::JobError;
+use crate::job::{BlockStart, Completion, Delta, JobEvent};
+
+/// Translation state of the turn currently running.
+#[derive(Debug, Default)]
+pub struct TurnTranslator {
+    /// `Started` has been emitted.
+    started: bool,
+    /// Index given to the first block of the current upstream call.
+    index_offset: usize,
+    /// Blocks seen so far in the current upstream call.
+    blocks_in_call: usize,
+    /// Upstream message ids whose blocks arrived as stream events.
+    streamed_ids: HashSet<String>,
+    /// The message id of the last non-streamed assistant block.
+    fallback_id: Option<String>,
+    /// Stop reason reported by the last upstream call's `message_delta`.
+    stop_reason: Option<String>,
+    stop_sequence: Option<String>,
+}
+
+impl TurnTranslator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Events for one line of the CLI's output (none for most lines).
+    pub fn on_message(&mut self, message: &CliMessage) -> Vec<JobEvent> {
+        match message {
+            CliMessage::StreamEvent { event } => self.on_stream_event(event),
+            CliMessage::Assistant { message } => self.on_assistant(message),
+            CliMessage::Result(result) => vec![self.on_result(result)],
+            _ => Vec::new(),
+        }
+    }
+
+    fn next_call(&mut self) {
+        self.index_offset += self.blocks_in_call;
+        self.blocks_in_call = 0;
+    }
+
+    fn on_stream_event(&mut self, event: &ApiStreamEvent) -> Vec<JobEvent> {
+        match event {
+            ApiStreamEvent::MessageStart { message } => {
+                self.next_call();
+                self.streamed_ids.insert(message.id.clone());
+                if self.started {
+                    return Vec::new();
+                }
+                self.started = true;
+                vec![JobEvent::Started {
+                    model: message.model.clone(),
+                    usage: message.usage,
+                }]
+            }
+            ApiStreamEvent::ContentBlockStart {
+                index,
+                content_block,
+            } => {
+                self.blocks_in_call = self.blocks_in_call.max(index + 1);
+                vec![JobEvent::BlockStart {
+                    index: self.index_offset + index,
+                    block: content_block.clone(),
+                }]
+            }
+            ApiStreamEvent::ContentBlockDelta { index, delta } => vec![JobEvent::BlockDelta {
+                index: self.index_offset + index,
+                delta: delta.clone(),
+            }],
+            ApiStreamEvent::ContentBlockStop { index } => vec![JobEvent::BlockStop {
+                index: self.index_offset + index,
+            }],
+            ApiStreamEvent::MessageDelta { delta } => {
+                self.stop_reason = delta.stop_reason.clone();
+                self.stop_sequence = delta.stop_sequence.clone();
+                Vec::new()
+            }
+            ApiStreamEvent::MessageStop | ApiStreamEvent::Other => Vec::new(),
+        }
+    }
+
+    fn on_assistant(&mut self, message: &AssistantMessage) -> Vec<JobEvent> {
+        if message.is_synthetic() || self.streamed_ids.contains(&message.id) {
+            return Vec::new();
+        }
+        // A block of a non-streamed upstream call: synthesise its events.
+        if self.fallback_id.as_deref() != Some(message.id.as_str()) {
+            self.next_call();
+            self.fallback_id = Some(message.id.clone());
+        }
+        let mut events = Vec::new();
+        if !self.started {
+            self.started = true;
+            events.push(JobEvent::Started {
+                model: message.model.clone(),
+                usage: message.usage,
+            });
+        }
+        for block in &message.content {
+            let index = self.index_offset + self.blocks_in_call;
+            self.blocks_in_call += 1;
+            let Some((start, delta)) = split_block(block) else {
+                continue;
+            };
+            events.push(JobEvent::BlockStart {
+                index,
+                block: start,
+            });
+            events.extend(
+                delta
+                    .into_iter()
+                    .map(|delta| JobEvent::BlockDelta { index, delta }),
+            );
+            events.push(JobEvent::BlockStop { index });
+        }
+        events
+    }
+
+    fn on_result(&mut self, result: &ResultMessage) -> JobEvent {
+        if let Some(error) = result_error(result) {
+            return JobEvent::Failed(error);
+        }
+        JobEvent::Finished(Completion {
+            stop_reason: result
+                .stop_reason
+                .clone()
+                .or_else(|| self.stop_reason.clone()),
+            stop_sequence: self.stop_sequence.clone(),
+            usage: result.usage,
+        })
+    }
+}
+
+/// The error a `result` line reports, if it reports one.
+pub fn result_error(result: &ResultMessage) -> Option<JobError> {
+    if !result.is_error && result.subtype == "success" {
+        return None;
+    }
+    let text = result
+        .result
+        .clone()
+        .filter(|t| !t.is_empty())
+        .or_else(|| {
+            result
+                .errors
+                .iter()
+                .filter_map(Value::as_str)
+                .next()
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| result.subtype.clone());
+    if result.api_error_status.is_some() || result.subtype == "success" {
+        return Some(JobError::Upstream {
+            status: result.api_error_status,
+            message: text,
+        });
+    }
+    Some(JobError::TurnFailed(match &result.terminal_reason {
+        Some(reason) => format!("{} ({reason})", result.subtype),
+        None => result.subtype.clone(),
+    }))
+}
+
+/// A finished block as its opening plus one delta carrying all of it.
+fn split_block(block: &Value) -> Option<(BlockStart, Vec<Delta>)> {
+    let string = |key: &str| block.get(key).and_then(Value::as_str).unwrap_or_default();
+    match block.get("type")?.as_str()? {
+        "text" => Some((
+            BlockStart::Text {
+                text: String::new(),
+            },
+            vec![Delta::Text {
+                text: string("text").to_string(),
+            }],
+        )),
+        "thinking" => Some((
+            BlockStart::Thinking {
+                thinking: String::new(),
+                signature: Some(String::new()),
+            },
+            vec![
+                Delta::Thinking {
+                    thinking: string("thinking").to_string(),
+                },
+                Delta::Signature {
+                    signature: string("signature").to_string(),
+                },
+            ],
+        )),
+        "redacted_thinking" => Some((
+            BlockStart::RedactedThinking {
+                data: string("data").to_string(),
+            },
+            Vec::new(),
+        )),
+        "tool_use" => Some((
+            BlockStart::ToolUse {
+                id: string("id").to_string(),
+                name: string("name").to_string(),
+                input: Value::Object(Default::default()),
+            },
+            vec![Delta::InputJson {
+                partial_json: block
+                    .get("input")
+                    .map(Value::to_string)
+                    .unwrap_or_else(|| "{}".into()),
+            }],
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::protocol::parse_line;
+
+    /// Feeds the CLI side of a recorded transcript through a translator,
+    /// up to the first terminal event.
+    fn translate(fixture: &str) -> Vec<JobEvent> {
+        let path = format!(
+            "{}/tests/fixtures/cli-transcripts/{fixture}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut translator = TurnTranslator::new();
+        let mut events = Vec::new();
+        for line in text.lines().filter_map(|l| l.strip_prefix("<< ")) {
+            let msg = parse_line(line.as_bytes()).unwrap().unwrap();
+            let out = translator.on_message(&msg);
+            let done = out.iter().any(JobEvent::is_terminal);
+            events.extend(out);
+            if done {
+                break;
+            }
+        }
+        events
+    }
+
+    fn text_of(events: &[JobEvent]) -> String {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                JobEvent::BlockDelta {
+                    delta: Delta::Text { text },
+                    ..
+                } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn streamed_turn_is_forwarded_once_with_result_usage() {
+        let events = translate("01-turn-probe-init-clear.jsonl");
+        assert!(matches!(events[0], JobEvent::Started { .. }));
+        assert_eq!(text_of(&events), "Here is a short answer.");
+        let starts = events
+            .iter()
+            .filter(|e| matches!(e, JobEvent::BlockStart { .. }))
+            .count();
+        assert_eq!(starts, 1, "assistant line must not duplicate the block");
+        match events.last().unwrap() {
+            JobEvent::Finished(c) => {
+                assert_eq!(c.stop_reason.as_deref(), Some("end_turn"));
+                assert_eq!(c.usage.input_tokens, 17);
+                assert_eq!(c.usage.output_tokens, 6);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn upstream_error_becomes_a_typed_failure() {
+        let events = translate("02-upstream-error-400.jsonl");
+        assert_eq!(events.len(), 1, "{events:?}");
+        match &events[0] {
+            JobEvent::Failed(JobError::Upstream { status, message }) => {
+                assert_eq!(*status, Some(400));
+                assert!(message.contains("400"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn interrupted_turn_fails_after_partial_text() {
+        let events = translate("04-interrupt-mid-stream.jsonl");
+        assert_eq!(text_of(&events), "word0 word1 word2 ");
+        assert!(matches!(
+            events.last(),
+            Some(JobEvent::Failed(JobError::TurnFailed(_)))
+        ));
+    }
+
+    #[test]
+    fn thinking_blocks_and_signature_are_kept() {
+        let events = translate("05-thinking-and-usage.jsonl");
+        assert!(events.iter().any(|e| matches!(
+            e,
+            JobEvent::BlockStart {
+                index: 0,
+                block: BlockStart::Thinking { .. }
+            }
+        )));
+        assert!(events.iter().any(|e| matches!(
+            e,
+            JobEvent::BlockDelta { index: 0, delta: Delta::Signature { signature } } if signature == "sig"
+        )));
+        assert!(events.iter().any(|e| matches!(
+            e,
+            JobEvent::BlockStart {
+                index: 1,
+                block: BlockStart::Text { .. }
+            }
+        )));
+    }
+
+    #[test]
+    fn non_streamed_blocks_are_synthesised() {
+        let line = r#"{"type":"assistant","message":{"id":"msg_b","model":"m","content":[{"type":"text","text":"whole"}],"usage":{"input_tokens":3,"output_tokens":1}}}"#;
+        let mut t = TurnTranslator::new();
+        let events = t.on_message(&parse_line(line.as_bytes()).unwrap().unwrap());
+        assert!(matches!(events[0], JobEvent::Started { .. }));
+        assert_eq!(text_of(&events), "whole");
+        assert!(matches!(
+            events.last(),
+            Some(JobEvent::BlockStop { index: 0 })
+        ));
+    }
+}
