@@ -22,6 +22,9 @@ pub struct JobSpec {
     pub model: String,
     /// Content blocks of the one user message written to the CLI.
     pub prompt: Vec<Value>,
+    /// Extended-thinking budget in tokens; 0 turns thinking off, which is
+    /// the Messages API's default (the CLI's own default is on).
+    pub thinking_budget: u32,
 }
 
 /// A job in flight: the spec plus the channel its events go back on.

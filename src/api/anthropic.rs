@@ -22,7 +22,21 @@ pub struct MessagesRequest {
     pub max_tokens: Option<u64>,
     #[serde(default)]
     pub stream: Option<bool>,
+    #[serde(default)]
+    pub thinking: Option<ThinkingParam>,
 }
+
+/// `thinking`: `{"type":"enabled","budget_tokens":N}`, `disabled` or `adaptive`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ThinkingParam {
+    Enabled { budget_tokens: u32 },
+    Disabled,
+    Adaptive,
+}
+
+/// The budget given for `adaptive` thinking: the CLI's own default.
+const ADAPTIVE_THINKING_BUDGET: u32 = 31_999;
 
 #[derive(Debug, Deserialize)]
 pub struct InputMessage {
@@ -167,6 +181,11 @@ impl MessagesRequest {
             system,
             model: resolve_model(self.model.as_deref(), default_model),
             prompt: prompt::render(&turns),
+            thinking_budget: match self.thinking {
+                Some(ThinkingParam::Enabled { budget_tokens }) => budget_tokens.max(1),
+                Some(ThinkingParam::Adaptive) => ADAPTIVE_THINKING_BUDGET,
+                Some(ThinkingParam::Disabled) | None => 0,
+            },
         }
     }
 }

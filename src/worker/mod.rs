@@ -55,6 +55,7 @@ enum Setup {
     /// Give the blank conversation the job's system prompt.
     Initialize(String),
     SetModel(String),
+    SetThinking(u32),
 }
 
 /// The job a worker is running.
@@ -98,6 +99,8 @@ pub struct Worker {
     system_prompt: Option<String>,
     /// The model the CLI currently uses.
     model: String,
+    /// The thinking budget last set; `None` while the CLI's default applies.
+    thinking_budget: Option<u32>,
     jobs_done: u64,
     spawned_at: Instant,
     next_request: u64,
@@ -120,6 +123,7 @@ impl Worker {
             phase: Phase::Idle,
             system_prompt: None,
             model,
+            thinking_budget: None,
             jobs_done: 0,
             spawned_at: Instant::now(),
             next_request: 0,
@@ -201,6 +205,9 @@ impl Worker {
         if job.spec.model != self.model {
             steps.push_back(Setup::SetModel(job.spec.model.clone()));
         }
+        if self.thinking_budget != Some(job.spec.thinking_budget) {
+            steps.push_back(Setup::SetThinking(job.spec.thinking_budget));
+        }
         log::debug!(
             "[{}] {} starts job (model {})",
             job.id,
@@ -238,6 +245,18 @@ impl Worker {
                 let awaiting =
                     self.send_control("model", json!({"subtype": "set_model", "model": model}));
                 self.model = model;
+                self.phase = Phase::Preparing {
+                    run,
+                    awaiting,
+                    rest,
+                };
+            }
+            Some(Setup::SetThinking(budget)) => {
+                let awaiting = self.send_control(
+                    "thinking",
+                    json!({"subtype": "set_max_thinking_tokens", "max_thinking_tokens": budget}),
+                );
+                self.thinking_budget = Some(budget);
                 self.phase = Phase::Preparing {
                     run,
                     awaiting,

@@ -1,0 +1,351 @@
+//! Test support: the fake upstream, the daemon running in-process on a
+//! port-0 listener, paths of the real and the fake CLI, and process checks.
+
+#![allow(dead_code)]
+
+pub mod upstream;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use claude_pool::config::Settings;
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub use upstream::FakeUpstream;
+
+/// The pinned real CLI installed by `scripts/install-claude-cli.sh`.
+pub fn real_cli() -> String {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/claude/node_modules/.bin/claude");
+    assert!(
+        path.exists(),
+        "the Claude CLI is not installed at {}: run scripts/install-claude-cli.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+/// The fault-injecting stand-in CLI.
+pub fn fake_cli() -> String {
+    env!("CARGO_BIN_EXE_fake-claude").to_string()
+}
+
+/// How to start a test daemon.
+pub struct DaemonConfig {
+    pub command: String,
+    pub pool_size: usize,
+    /// Extra TOML appended to the generated config (sections may repeat keys
+    /// only if not generated: see `toml`).
+    pub extra_toml: String,
+    /// Extra `[claude.env]` entries.
+    pub env: Vec<(String, String)>,
+}
+
+impl DaemonConfig {
+    pub fn real(pool_size: usize) -> Self {
+        Self {
+            command: real_cli(),
+            pool_size,
+            extra_toml: String::new(),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn fake(pool_size: usize) -> Self {
+        Self {
+            command: fake_cli(),
+            ..Self::real_unchecked(pool_size)
+        }
+    }
+
+    fn real_unchecked(pool_size: usize) -> Self {
+        Self {
+            command: String::new(),
+            pool_size,
+            extra_toml: String::new(),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn with_toml(mut self, toml: &str) -> Self {
+        self.extra_toml.push_str(toml);
+        self.extra_toml.push('\n');
+        self
+    }
+
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// A daemon running `claude_pool::run` on its own actix system thread.
+pub struct Daemon {
+    pub base: String,
+    pub dir: TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+/// Everything but the listener, as TOML. `[server]`, `[pool]` and `[claude]`
+/// are generated; `extra_toml` may add keys to none of them, so tests pass
+/// their own keys through `pool_toml`/`server_toml`-style strings instead.
+pub fn settings_toml(cfg: &DaemonConfig, upstream: &FakeUpstream, dir: &TempDir) -> String {
+    let mut env = vec![
+        ("ANTHROPIC_BASE_URL".to_string(), upstream.url.clone()),
+        ("ANTHROPIC_API_KEY".to_string(), "sk-test".to_string()),
+        ("DISABLE_TELEMETRY".to_string(), "1".to_string()),
+        (
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".to_string(),
+            "1".to_string(),
+        ),
+    ];
+    env.extend(cfg.env.iter().cloned());
+    let env_toml: String = env
+        .iter()
+        .map(|(k, v)| format!("{k} = {}\n", toml_str(v)))
+        .collect();
+    let (server_extra, pool_extra, claude_extra) = split_extra(&cfg.extra_toml);
+    format!(
+        "[server]\nshutdown_grace_secs = 10\nhttp_workers = 2\n{server_extra}\n\
+         [pool]\nsize = {}\nboot_timeout_secs = 20\n{pool_extra}\n\
+         [claude]\ncommand = {}\nconfig_dir = {}\nworking_dir = {}\nmax_retries = 0\napi_timeout_ms = 20000\n{claude_extra}\n\
+         [claude.env]\n{env_toml}",
+        cfg.pool_size,
+        toml_str(&cfg.command),
+        toml_str(&dir.path().join("claude-config").display().to_string()),
+        toml_str(&dir.path().join("work").display().to_string()),
+    )
+}
+
+/// Splits `extra_toml` lines of the form `server.key = v`, `pool.key = v`,
+/// `claude.key = v` into the three generated sections.
+fn split_extra(extra: &str) -> (String, String, String) {
+    let (mut server, mut pool, mut claude) = (String::new(), String::new(), String::new());
+    for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+        let target = if let Some(rest) = line.strip_prefix("server.") {
+            (&mut server, rest)
+        } else if let Some(rest) = line.strip_prefix("pool.") {
+            (&mut pool, rest)
+        } else if let Some(rest) = line.strip_prefix("claude.") {
+            (&mut claude, rest)
+        } else {
+            panic!("extra toml lines must start with server., pool. or claude.: {line}");
+        };
+        target.0.push_str(target.1);
+        target.0.push('\n');
+    }
+    (server, pool, claude)
+}
+
+fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+impl Daemon {
+    /// Starts a daemon against `upstream` and waits until all its workers
+    /// are ready.
+    pub fn start(cfg: DaemonConfig, upstream: &FakeUpstream) -> Self {
+        let daemon = Self::start_unready(cfg, upstream);
+        daemon.wait_ready(Duration::from_secs(30));
+        daemon
+    }
+
+    /// Starts a daemon without waiting for its workers.
+    pub fn start_unready(cfg: DaemonConfig, upstream: &FakeUpstream) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = settings_toml(&cfg, upstream, &dir);
+        let settings = Settings::from_toml(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            actix_rt::System::new()
+                .block_on(claude_pool::run(settings, listener, async move {
+                    let _ = rx.await;
+                }))
+                .map_err(|e| e.to_string())
+        });
+        Self {
+            base,
+            dir,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The CLAUDE_CONFIG_DIR its workers run with, unique to this daemon.
+    pub fn config_dir(&self) -> String {
+        self.dir.path().join("claude-config").display().to_string()
+    }
+
+    pub fn health(&self) -> Value {
+        blocking_get_json(&self.url("/health"))
+    }
+
+    pub fn wait_ready(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let h = self.health();
+            let ready = h["workers"]["ready"].as_u64().unwrap_or(0);
+            let size = h["workers"]["total"].as_u64().unwrap_or(u64::MAX);
+            if ready > 0 && ready == size && h["workers"]["busy"] == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "workers not ready: {h}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until `/health` satisfies `pred`.
+    pub fn wait_health(&self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let h = self.health();
+            if pred(&h) {
+                return h;
+            }
+            assert!(Instant::now() < deadline, "health never matched: {h}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Triggers shutdown and waits for `run` to return.
+    pub fn stop(mut self) -> Result<(), String> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Result<(), String> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err("daemon thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.stop_inner();
+    }
+}
+
+/// A plain blocking GET returning JSON, for health polling from sync code.
+pub fn blocking_get_json(url: &str) -> Value {
+    reqwest::blocking::get(url)
+        .expect("GET")
+        .json::<Value>()
+        .expect("json body")
+}
+
+/// A blocking client with a generous timeout.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// Pids of live processes whose environment contains `needle` (e.g. a
+/// daemon's unique CLAUDE_CONFIG_DIR), other than this test process.
+pub fn processes_with_env(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let is_zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false);
+        if !is_zombie
+            && environ
+                .split(|b| *b == 0)
+                .any(|kv| kv.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Waits until no process carries `needle` in its environment.
+pub fn assert_no_processes_with_env(needle: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let pids = processes_with_env(needle);
+        if pids.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "processes left behind: {pids:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A minimal Messages API body.
+pub fn message_body(text: &str) -> Value {
+    serde_json::json!({
+        "model": "claude-haiku-4-5",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": text}]
+    })
+}
+
+/// An SSE body split into (event name, data JSON) pairs.
+pub fn parse_sse(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .filter_map(|frame| {
+            let mut name = String::new();
+            let mut data = String::new();
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    name = v.to_string();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data.push_str(v);
+                }
+            }
+            if data.is_empty() {
+                return None;
+            }
+            Some((
+                name,
+                serde_json::from_str(&data).unwrap_or(Value::String(data)),
+            ))
+        })
+        .collect()
+}
+
+/// The concatenated text deltas of a Messages SSE stream.
+pub fn sse_text(events: &[(String, Value)]) -> String {
+    events
+        .iter()
+        .filter(|(name, _)| name == "content_block_delta")
+        .filter_map(|(_, d)| d["delta"]["text"].as_str())
+        .collect()
+}

@@ -1,0 +1,330 @@
+//! A fake Anthropic Messages API for the real Claude CLI to talk to.
+//!
+//! It serves `POST /v1/messages` (SSE when `stream` is set, JSON otherwise)
+//! and `POST /v1/messages/count_tokens`, records every request, and is
+//! scripted by markers in the text of the request's final text block:
+//!
+//! | marker | effect |
+//! |---|---|
+//! | `[[slow:MS]]` | 20 words, MS milliseconds apart |
+//! | `[[words:N]]` | N words |
+//! | `[[status:N]]` | HTTP error N with an Anthropic error body |
+//! | `[[hang]]` | never sends response headers |
+//! | `[[max_tokens]]` | stop_reason `max_tokens` |
+//!
+//! Without markers the reply is `Hello! You said: <excerpt>`. A request with
+//! `thinking.type == "enabled"` first gets a thinking block.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use bytes::Bytes;
+use futures_util::stream;
+use serde_json::{json, Value};
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub api_key: Option<String>,
+    pub body: Value,
+}
+
+impl Recorded {
+    /// Every piece of text the model was sent: system and all messages.
+    pub fn all_text(&self) -> String {
+        let mut out = String::new();
+        collect_text(&self.body["system"], &mut out);
+        collect_text(&self.body["messages"], &mut out);
+        out
+    }
+
+    /// The texts of the system field's blocks.
+    pub fn system_blocks(&self) -> Vec<String> {
+        match &self.body["system"] {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(blocks) => blocks
+                .iter()
+                .filter_map(|b| b["text"].as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn is_messages_call(&self) -> bool {
+        self.path == "/v1/messages"
+    }
+}
+
+fn collect_text(value: &Value, out: &mut String) {
+    match value {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_text(v, out)),
+        Value::Object(map) => {
+            for (key, v) in map {
+                if matches!(key.as_str(), "text" | "content" | "thinking") {
+                    collect_text(v, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A running fake upstream; stopped when dropped.
+pub struct FakeUpstream {
+    pub url: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeUpstream {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake upstream");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let shared = web::Data::new(requests.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let system = actix_rt::System::new();
+            system.block_on(async move {
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(shared.clone())
+                        .app_data(web::JsonConfig::default().limit(64 * 1024 * 1024))
+                        .route("/v1/messages", web::post().to(messages))
+                        .route("/v1/messages/count_tokens", web::post().to(count_tokens))
+                })
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .listen(listener)
+                .expect("listen")
+                .run();
+                tx.send(server.handle()).unwrap();
+                let _ = server.await;
+            });
+        });
+        let handle = rx.recv().expect("fake upstream started");
+        Self {
+            url,
+            requests,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The `/v1/messages` calls received so far.
+    pub fn message_calls(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(Recorded::is_messages_call)
+            .collect()
+    }
+}
+
+impl Drop for FakeUpstream {
+    fn drop(&mut self) {
+        let stop = self.handle.stop(false);
+        drop(stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The text of the final text block of the last user message.
+fn last_text(body: &Value) -> String {
+    let Some(messages) = body["messages"].as_array() else {
+        return String::new();
+    };
+    let Some(last) = messages.iter().rev().find(|m| m["role"] == "user") else {
+        return String::new();
+    };
+    match &last["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .rev()
+            .find_map(|b| {
+                (b["type"] == "text").then(|| b["text"].as_str().unwrap_or_default().to_string())
+            })
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+fn marker<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("[[{name}");
+    let start = text.find(&open)? + open.len();
+    let rest = &text[start..];
+    let end = rest.find("]]")?;
+    Some(rest[..end].trim_start_matches(':'))
+}
+
+fn estimate_tokens(body: &Value) -> u64 {
+    (body.to_string().len() / 4) as u64
+}
+
+struct Script {
+    words: Vec<String>,
+    delay: Duration,
+    thinking: bool,
+    stop_reason: &'static str,
+}
+
+fn script_for(body: &Value, text: &str) -> Script {
+    let mut words: Vec<String> = format!("Hello! You said: {}", excerpt(text))
+        .split_inclusive(' ')
+        .map(str::to_string)
+        .collect();
+    let mut delay = Duration::ZERO;
+    if let Some(ms) = marker(text, "slow") {
+        delay = Duration::from_millis(ms.parse().unwrap_or(100));
+        words = (0..20).map(|i| format!("word{i} ")).collect();
+    }
+    if let Some(n) = marker(text, "words") {
+        words = (0..n.parse().unwrap_or(5))
+            .map(|i| format!("w{i} "))
+            .collect();
+    }
+    Script {
+        words,
+        delay,
+        thinking: body["thinking"]["type"] == "enabled",
+        stop_reason: if marker(text, "max_tokens").is_some() {
+            "max_tokens"
+        } else {
+            "end_turn"
+        },
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    let text = text.trim();
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() > 80 {
+        chars[chars.len() - 80..].iter().collect()
+    } else {
+        text.to_string()
+    }
+}
+
+async fn count_tokens(
+    req: HttpRequest,
+    body: web::Json<Value>,
+    log: web::Data<Arc<Mutex<Vec<Recorded>>>>,
+) -> HttpResponse {
+    record(&req, &body, &log);
+    HttpResponse::Ok().json(json!({"input_tokens": estimate_tokens(&body)}))
+}
+
+fn record(req: &HttpRequest, body: &Value, log: &Arc<Mutex<Vec<Recorded>>>) {
+    log.lock().unwrap().push(Recorded {
+        path: req.path().to_string(),
+        api_key: req
+            .headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body: body.clone(),
+    });
+}
+
+async fn messages(
+    req: HttpRequest,
+    body: web::Json<Value>,
+    log: web::Data<Arc<Mutex<Vec<Recorded>>>>,
+) -> HttpResponse {
+    let body = body.into_inner();
+    record(&req, &body, &log);
+    let text = last_text(&body);
+    if marker(&text, "hang").is_some() {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    if let Some(status) = marker(&text, "status").and_then(|s| s.parse::<u16>().ok()) {
+        let kind = match status {
+            400 => "invalid_request_error",
+            401 => "authentication_error",
+            429 => "rate_limit_error",
+            529 => "overloaded_error",
+            _ => "api_error",
+        };
+        return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+            .json(json!({"type": "error", "error": {"type": kind, "message": format!("fake {status} error")}}));
+    }
+    let script = script_for(&body, &text);
+    let model = body["model"].as_str().unwrap_or("claude-fake").to_string();
+    let input_tokens = estimate_tokens(&body);
+    let output_tokens = script.words.len() as u64;
+    if body["stream"] != true {
+        let mut content = Vec::new();
+        if script.thinking {
+            content.push(
+                json!({"type": "thinking", "thinking": "Let me think.", "signature": "sig-fake"}),
+            );
+        }
+        content.push(json!({"type": "text", "text": script.words.concat()}));
+        return HttpResponse::Ok().json(json!({
+            "id": "msg_fake_upstream", "type": "message", "role": "assistant", "model": model,
+            "content": content, "stop_reason": script.stop_reason, "stop_sequence": null,
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        }));
+    }
+    let mut events: Vec<(Duration, Value)> = vec![(
+        Duration::ZERO,
+        json!({"type": "message_start", "message": {
+            "id": "msg_fake_upstream", "type": "message", "role": "assistant", "content": [], "model": model,
+            "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": input_tokens, "output_tokens": 1,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
+    )];
+    let mut index = 0;
+    if script.thinking {
+        events.push((Duration::ZERO, json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}})));
+        events.push((Duration::ZERO, json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Let me think."}})));
+        events.push((Duration::ZERO, json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "sig-fake"}})));
+        events.push((
+            Duration::ZERO,
+            json!({"type": "content_block_stop", "index": 0}),
+        ));
+        index = 1;
+    }
+    events.push((Duration::ZERO, json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})));
+    for word in &script.words {
+        events.push((script.delay, json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": word}})));
+    }
+    events.push((
+        Duration::ZERO,
+        json!({"type": "content_block_stop", "index": index}),
+    ));
+    events.push((Duration::ZERO, json!({"type": "message_delta", "delta": {"stop_reason": script.stop_reason, "stop_sequence": null}, "usage": {"output_tokens": output_tokens}})));
+    events.push((Duration::ZERO, json!({"type": "message_stop"})));
+
+    let body = stream::unfold(events.into_iter(), |mut rest| async move {
+        let (delay, event) = rest.next()?;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let name = event["type"].as_str().unwrap_or("ping").to_string();
+        let frame = Bytes::from(format!("event: {name}\ndata: {event}\n\n"));
+        Some((Ok::<_, std::convert::Infallible>(frame), rest))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .streaming(body)
+}
