@@ -79,6 +79,8 @@ pub struct Dispatcher {
     stats: JobStats,
     restarts: u64,
     started_at: Instant,
+    /// Unique to this daemon run; part of every worker's process tag.
+    instance: String,
 }
 
 impl Dispatcher {
@@ -96,6 +98,7 @@ impl Dispatcher {
             stats: JobStats::default(),
             restarts: 0,
             started_at: Instant::now(),
+            instance: uuid::Uuid::new_v4().simple().to_string(),
         }
     }
 
@@ -104,6 +107,7 @@ impl Dispatcher {
         self.next_worker += 1;
         let mut spec = self.spawn.clone();
         spec.log_name = format!("worker-{id}");
+        spec.tag = format!("{}-{id}", self.instance);
         let addr = Worker::new(id, self.settings.clone(), ctx.address(), spec).start();
         self.workers.insert(
             id,

@@ -6,8 +6,8 @@ use std::time::Duration;
 use actix_web::{HttpMessage, HttpRequest};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::error::ApiError;
-use super::{AppState, RequestId};
+use super::error::{ApiError, ErrorKind};
+use super::{disconnect, AppState, RequestId};
 use crate::api::assemble::{Assembled, Assembler};
 use crate::api::Dialect;
 use crate::dispatch::messages::Submit;
@@ -34,15 +34,32 @@ pub async fn submit(
     }
 }
 
-/// Waits for the whole answer (non-streaming responses).
+/// How often a waiting non-streaming request checks its client is there.
+const DISCONNECT_CHECK: Duration = Duration::from_millis(200);
+
+/// Waits for the whole answer (non-streaming responses). Gives up, dropping
+/// the job's receiver, as soon as the client has disconnected.
 pub async fn collect(
+    req: &HttpRequest,
     mut events: UnboundedReceiver<JobEvent>,
     dialect: Dialect,
 ) -> Result<Assembled, ApiError> {
+    let socket = disconnect::socket_of(req);
     let mut assembler = Assembler::default();
-    while let Some(event) = events.recv().await {
-        if let Some(outcome) = assembler.push(event) {
-            return outcome.map_err(|e| ApiError::from_job(e, dialect));
+    let mut check = tokio::time::interval(DISCONNECT_CHECK);
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                if let Some(outcome) = assembler.push(event) {
+                    return outcome.map_err(|e| ApiError::from_job(e, dialect));
+                }
+            }
+            _ = check.tick() => {
+                if socket.is_some_and(|s| s.is_closed()) {
+                    return Err(ApiError::new(ErrorKind::Api, "client disconnected", dialect));
+                }
+            }
         }
     }
     Err(ApiError::from_job(

@@ -34,7 +34,7 @@ pub async fn create(
             keepalive,
         ))
     } else {
-        let answer = jobs::collect(events, DIALECT).await?;
+        let answer = jobs::collect(&req, events, DIALECT).await?;
         Ok(HttpResponse::Ok().json(anthropic::message_body(&meta, &answer)))
     }
 }

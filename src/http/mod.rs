@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod disconnect;
 pub mod error;
 pub mod health;
 pub mod jobs;
@@ -100,6 +101,7 @@ pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Res
             .configure(routes)
             .default_service(web::to(not_found))
     })
+    .on_connect(disconnect::remember_socket)
     .workers(workers)
     .disable_signals()
     .shutdown_timeout(settings.server.shutdown_grace_secs + 5)

@@ -24,7 +24,14 @@ pub struct SpawnSpec {
     pub cwd: PathBuf,
     /// Prefix of the stderr log lines, e.g. the worker's name.
     pub log_name: String,
+    /// A value unique to this process, placed in its environment as
+    /// [`TAG_VAR`]. Descendants inherit it, which finds them even after they
+    /// left the process group (the CLI's Bash tool starts its own sessions).
+    pub tag: String,
 }
+
+/// Environment variable carrying [`SpawnSpec::tag`].
+pub const TAG_VAR: &str = "CLAUDE_POOL_WORKER";
 
 /// Handle on a running CLI. Dropping it kills the process group.
 pub struct CliProcess {
@@ -45,6 +52,7 @@ pub fn spawn(spec: &SpawnSpec) -> std::io::Result<(CliProcess, CliOutput)> {
     command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .env(TAG_VAR, &spec.tag)
         .current_dir(&spec.cwd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -66,7 +74,7 @@ pub fn spawn(spec: &SpawnSpec) -> std::io::Result<(CliProcess, CliOutput)> {
 
     let (terminate_tx, terminate_rx) = oneshot::channel();
     let (exit_tx, exit_rx) = oneshot::channel();
-    tokio::spawn(reap(child, pid, terminate_rx, exit_tx));
+    tokio::spawn(reap(child, pid, spec.tag.clone(), terminate_rx, exit_tx));
 
     let process = CliProcess {
         pid,
@@ -158,6 +166,7 @@ fn read_lines(
 async fn reap(
     mut child: Child,
     pid: u32,
+    tag: String,
     terminate: oneshot::Receiver<Duration>,
     exit: oneshot::Sender<String>,
 ) {
@@ -180,13 +189,47 @@ async fn reap(
             }
         }
     };
-    // Anything the CLI left in its group goes with it.
+    // Anything the CLI left behind goes with it: its group, and every
+    // process that inherited its tag.
     signal_group(pid, libc::SIGKILL);
+    let killed = kill_tagged(&tag);
+    if killed > 0 {
+        log::info!("killed {killed} leftover descendant process(es) of pid {pid}");
+    }
     let description = match status {
         Ok(status) => status.to_string(),
         Err(e) => format!("wait failed: {e}"),
     };
     let _ = exit.send(description);
+}
+
+/// SIGKILLs every process whose environment holds `TAG_VAR=tag`; returns
+/// how many. Only processes of the daemon's own user are readable, which are
+/// the only ones it could have started.
+pub fn kill_tagged(tag: &str) -> usize {
+    if tag.is_empty() {
+        return 0;
+    }
+    let needle = format!("{TAG_VAR}={tag}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if environ.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+            // SAFETY: kill only sends a signal to the process just found.
+            if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                killed += 1;
+            }
+        }
+    }
+    killed
 }
 
 fn signal_group(pid: u32, signal: libc::c_int) {

@@ -62,6 +62,7 @@ pub fn spawn_spec(settings: &Settings, working_dir: &Path) -> SpawnSpec {
         env,
         cwd: working_dir.to_path_buf(),
         log_name: String::new(),
+        tag: String::new(),
     }
 }
 

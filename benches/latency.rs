@@ -1,0 +1,147 @@
+//! Prints the median latency of a short non-streaming request, measured in
+//! one run against the fake upstream (which answers at once):
+//!
+//! - through the daemon (pool of 1, HTTP on loopback),
+//! - a cold `claude -p` per request (what peers of this daemon pay),
+//! - a warm turn written straight to a live CLI's stdin (the floor).
+//!
+//! Targets: daemon ≤ warm + 10 ms, and daemon ≤ 0.15 × cold.
+//! Run: `cargo bench --bench latency` (after scripts/install-claude-cli.sh).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{client, message_body, real_cli, Daemon, DaemonConfig, FakeUpstream};
+
+const COLD_RUNS: usize = 8;
+const WARM_RUNS: usize = 30;
+
+fn cli_env(cmd: &mut Command, upstream: &FakeUpstream, config_dir: &std::path::Path) {
+    cmd.env("ANTHROPIC_BASE_URL", &upstream.url)
+        .env("ANTHROPIC_API_KEY", "sk-test")
+        .env("DISABLE_TELEMETRY", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("CLAUDE_CODE_MAX_RETRIES", "0")
+        .env("CLAUDE_CONFIG_DIR", config_dir);
+}
+
+const LEAN: &[&str] = &[
+    "--output-format", "stream-json", "--verbose", "--no-session-persistence",
+    "--setting-sources", "", "--strict-mcp-config", "--tools", "", "--model", "claude-haiku-4-5",
+];
+
+fn cold(upstream: &FakeUpstream, dir: &std::path::Path) -> Vec<Duration> {
+    (0..COLD_RUNS)
+        .map(|i| {
+            let mut cmd = Command::new(real_cli());
+            cmd.arg("-p").arg(format!("hello {i}")).args(LEAN).stdout(Stdio::piped()).stderr(Stdio::null());
+            cli_env(&mut cmd, upstream, dir);
+            let start = Instant::now();
+            let out = cmd.output().expect("run claude -p");
+            let elapsed = start.elapsed();
+            assert!(String::from_utf8_lossy(&out.stdout).contains("\"type\":\"result\""), "no result from claude -p");
+            elapsed
+        })
+        .collect()
+}
+
+fn warm(upstream: &FakeUpstream, dir: &std::path::Path) -> Vec<Duration> {
+    let mut cmd = Command::new(real_cli());
+    cmd.args(["--input-format", "stream-json"]).args(LEAN).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    cli_env(&mut cmd, upstream, dir);
+    let mut child = cmd.spawn().expect("spawn claude");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut send = |line: String| {
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    };
+    let mut wait_for = |needle: &str| loop {
+        let line = lines.next().expect("cli output").unwrap();
+        if line.contains(needle) {
+            return;
+        }
+    };
+    send(r#"{"type":"control_request","request_id":"p","request":{"subtype":"get_binary_version"}}"#.into());
+    wait_for("\"control_response\"");
+    let user = |text: &str| {
+        serde_json::json!({"type":"user","message":{"role":"user","content":text},"parent_tool_use_id":null,"session_id":""}).to_string()
+    };
+    // One unmeasured turn, as the daemon's workers have had theirs.
+    send(user("warm up"));
+    wait_for("\"type\":\"result\"");
+    let times = (0..WARM_RUNS)
+        .map(|i| {
+            let start = Instant::now();
+            send(user(&format!("hello {i}")));
+            wait_for("\"type\":\"result\"");
+            start.elapsed()
+        })
+        .collect();
+    drop(child.kill());
+    let _ = child.wait();
+    times
+}
+
+fn through_daemon(upstream: &FakeUpstream) -> Vec<Duration> {
+    let daemon = Daemon::start(DaemonConfig::real(1), upstream);
+    let http = client();
+    let url = daemon.url("/v1/messages");
+    let request = |text: &str| {
+        let res = http.post(&url).json(&message_body(text)).send().unwrap();
+        assert_eq!(res.status(), 200);
+        let _ = res.bytes().unwrap();
+    };
+    request("warm up");
+    let times = (0..WARM_RUNS)
+        .map(|i| {
+            // Let the worker's /clear finish, as it would between real users.
+            std::thread::sleep(Duration::from_millis(30));
+            let start = Instant::now();
+            request(&format!("hello {i}"));
+            start.elapsed()
+        })
+        .collect();
+    daemon.stop().unwrap();
+    times
+}
+
+fn stats(mut v: Vec<Duration>) -> [f64; 4] {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    [ms(v[0]), ms(v[v.len() / 2]), ms(v[v.len() * 9 / 10]), ms(v[v.len() - 1])]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let upstream = FakeUpstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rows = [
+        ("daemon (pool 1, HTTP)", stats(through_daemon(&upstream)), WARM_RUNS),
+        ("warm turn, direct stdin", stats(warm(&upstream, dir.path())), WARM_RUNS),
+        ("cold `claude -p`", stats(cold(&upstream, dir.path())), COLD_RUNS),
+    ];
+    println!("\n{:<26} {:>4} {:>9} {:>9} {:>9} {:>9}", "path", "n", "min ms", "median", "p90", "max");
+    for (name, [min, med, p90, max], n) in &rows {
+        println!("{name:<26} {n:>4} {min:>9.1} {med:>9.1} {p90:>9.1} {max:>9.1}");
+    }
+    let (daemon, warm, cold) = (rows[0].1[1], rows[1].1[1], rows[2].1[1]);
+    println!();
+    println!(
+        "daemon - warm = {:+.1} ms (target ≤ +10): {}",
+        daemon - warm,
+        if daemon - warm <= 10.0 { "met" } else { "MISSED" }
+    );
+    println!(
+        "daemon / cold = {:.3} (target ≤ 0.15): {}",
+        daemon / cold,
+        if daemon / cold <= 0.15 { "met" } else { "MISSED" }
+    );
+}

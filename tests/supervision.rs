@@ -1,0 +1,244 @@
+//! Faults and supervision: crashes, hangs, garbage, slow and failing boots,
+//! client disconnects, recycling, orphans. Most use the fake CLI, which
+//! misbehaves on demand; the disconnect test uses the real CLI.
+
+mod common;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn post(daemon: &Daemon, body: &Value) -> reqwest::blocking::Response {
+    client()
+        .post(daemon.url("/v1/messages"))
+        .json(body)
+        .send()
+        .expect("request")
+}
+
+fn stream_body(text: &str) -> Value {
+    let mut body = message_body(text);
+    body["stream"] = json!(true);
+    body
+}
+
+/// Lines the daemon wrote to fake CLIs' stdin (shared log file).
+fn stdin_log(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid line written to the CLI ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn a_crash_mid_job_fails_that_job_at_once_and_the_pool_refills() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::fake(1), &upstream);
+    let started = Instant::now();
+    let res = post(&daemon, &message_body("die [[crash]]"));
+    assert!(started.elapsed() < Duration::from_secs(5), "no hang on a crash");
+    assert_eq!(res.status(), 500);
+    let body: Value = res.json().unwrap();
+    assert_eq!(body["error"]["type"], "api_error", "{body}");
+
+    // Streaming: the stream has started, so the failure is an SSE error event.
+    let text = post(&daemon, &stream_body("die again [[crash]]")).text().unwrap();
+    let events = parse_sse(&text);
+    assert_eq!(events.last().unwrap().0, "error", "{text}");
+
+    daemon.wait_ready(Duration::from_secs(10));
+    let res = post(&daemon, &message_body("alive"));
+    assert_eq!(res.status(), 200);
+    assert!(daemon.health()["restarts"].as_u64().unwrap() >= 2);
+}
+
+#[test]
+fn a_hung_cli_is_timed_out_killed_and_replaced() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::fake(1).with_toml("pool.turn_idle_timeout_secs = 1"),
+        &upstream,
+    );
+    let started = Instant::now();
+    let res = post(&daemon, &message_body("freeze [[hang]]"));
+    assert_eq!(res.status(), 504);
+    let body: Value = res.json().unwrap();
+    assert_eq!(body["error"]["type"], "timeout_error");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The hung process ignores the interrupt, so it is killed and replaced.
+    daemon.wait_health(Duration::from_secs(15), |h| {
+        h["restarts"].as_u64() >= Some(1) && h["workers"]["ready"] == 1
+    });
+    assert_eq!(post(&daemon, &message_body("next")).status(), 200);
+}
+
+#[test]
+fn a_job_over_the_request_timeout_is_interrupted_and_the_worker_kept() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::fake(1).with_toml("server.request_timeout_secs = 1"),
+        &upstream,
+    );
+    let started = Instant::now();
+    let res = post(&daemon, &message_body("long [[slow:300]]"));
+    assert_eq!(res.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(4));
+    daemon.wait_ready(Duration::from_secs(5));
+    assert_eq!(post(&daemon, &message_body("next")).status(), 200);
+    assert_eq!(daemon.health()["restarts"], 0, "an interruptible worker is cleared, not replaced");
+}
+
+#[test]
+fn garbage_on_stdout_is_skipped() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::fake(1), &upstream);
+    let res = post(&daemon, &message_body("noisy [[garbage]]"));
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().unwrap();
+    assert!(body["content"][0]["text"].as_str().unwrap().starts_with("fake reply #1"), "{body}");
+    assert_eq!(daemon.health()["restarts"], 0);
+}
+
+#[test]
+fn every_job_is_followed_by_clear_and_only_valid_json_is_written() {
+    let upstream = FakeUpstream::start();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let daemon = Daemon::start(
+        DaemonConfig::fake(1).with_env("FAKE_CLAUDE_LOG", log.path().to_str().unwrap()),
+        &upstream,
+    );
+    for text in ["one", "two [[error:500]]", "three"] {
+        let _ = post(&daemon, &message_body(text));
+    }
+    daemon.wait_ready(Duration::from_secs(5));
+    // Each job runs in a fresh conversation: the counter never passes 1.
+    let body: Value = post(&daemon, &message_body("four")).json().unwrap();
+    assert!(body["content"][0]["text"].as_str().unwrap().starts_with("fake reply #1:"), "{body}");
+    daemon.wait_ready(Duration::from_secs(5));
+    let users: Vec<String> = stdin_log(log.path())
+        .iter()
+        .filter(|l| l["type"] == "user")
+        .map(|l| l["message"]["content"].to_string())
+        .collect();
+    assert_eq!(users.len(), 8, "{users:?}");
+    for pair in users.chunks(2) {
+        assert!(!pair[0].contains("/clear"), "{pair:?}");
+        assert_eq!(pair[1], "\"/clear\"", "a job must be followed by /clear: {users:?}");
+    }
+}
+
+#[test]
+fn slow_boot_queues_jobs_until_ready() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start_unready(
+        DaemonConfig::fake(1).with_env("FAKE_CLAUDE_BOOT_MS", "1500"),
+        &upstream,
+    );
+    let h = daemon.health();
+    assert_eq!(h["status"], "starting", "{h}");
+    let started = Instant::now();
+    let res = post(&daemon, &message_body("patient"));
+    assert_eq!(res.status(), 200);
+    assert!(started.elapsed() >= Duration::from_millis(500), "the job must have waited for boot");
+}
+
+#[test]
+fn a_cli_that_cannot_boot_degrades_the_pool_with_a_reason() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start_unready(
+        DaemonConfig::fake(1)
+            .with_env("FAKE_CLAUDE_FAIL_BOOT", "1")
+            .with_toml("pool.restart_backoff_ms = 20\npool.restart_backoff_max_ms = 100"),
+        &upstream,
+    );
+    let h = daemon.wait_health(Duration::from_secs(10), |h| h["status"] == "degraded");
+    assert!(h["reason"].as_str().is_some_and(|r| !r.is_empty()), "{h}");
+    let res = client().get(daemon.url("/health")).send().unwrap();
+    assert_eq!(res.status(), 503);
+    let started = Instant::now();
+    let res = post(&daemon, &message_body("anyone?"));
+    assert_eq!(res.status(), 503);
+    assert!(started.elapsed() < Duration::from_secs(1), "refused at once, not queued");
+    let body: Value = res.json().unwrap();
+    assert_eq!(body["error"]["type"], "overloaded_error");
+}
+
+#[test]
+fn workers_are_recycled_after_max_jobs_without_losing_a_job() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::fake(1).with_toml("pool.max_jobs_per_worker = 2"), &upstream);
+    for i in 0..5 {
+        let res = post(&daemon, &message_body(&format!("job {i}")));
+        assert_eq!(res.status(), 200, "job {i}");
+    }
+    let h = daemon.wait_health(Duration::from_secs(10), |h| h["restarts"].as_u64() >= Some(2));
+    assert_eq!(h["jobs"]["completed"], 5);
+    assert_eq!(h["jobs"]["failed"], 0);
+}
+
+#[test]
+fn a_disconnected_stream_is_interrupted_and_the_worker_freed() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    // 20 words, 300 ms apart: six seconds if nobody interrupts it.
+    let mut res = post(&daemon, &stream_body("long story [[slow:300]]"));
+    let mut buf = [0u8; 1024];
+    let mut seen = String::new();
+    while !seen.contains("text_delta") {
+        let n = res.read(&mut buf).unwrap();
+        assert!(n > 0);
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    drop(res);
+    let dropped = Instant::now();
+    let res = post(&daemon, &message_body("next please"));
+    assert_eq!(res.status(), 200);
+    assert!(
+        dropped.elapsed() < Duration::from_secs(2),
+        "next request served {:?} after the disconnect",
+        dropped.elapsed()
+    );
+    assert_eq!(daemon.health()["restarts"], 0);
+}
+
+#[test]
+fn a_disconnected_non_stream_request_is_interrupted_too() {
+    let upstream = FakeUpstream::start();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let daemon = Daemon::start(
+        DaemonConfig::fake(1).with_env("FAKE_CLAUDE_LOG", log.path().to_str().unwrap()),
+        &upstream,
+    );
+    let impatient = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let err = impatient
+        .post(daemon.url("/v1/messages"))
+        .json(&message_body("slow one [[slow:300]]"))
+        .send();
+    assert!(err.is_err(), "the client should have timed out");
+    let dropped = Instant::now();
+    assert_eq!(post(&daemon, &message_body("next")).status(), 200);
+    assert!(dropped.elapsed() < Duration::from_secs(2), "took {:?}", dropped.elapsed());
+    let interrupted = stdin_log(log.path())
+        .iter()
+        .any(|l| l["request"]["subtype"] == "interrupt");
+    assert!(interrupted, "the worker's turn must be interrupted");
+}
+
+#[test]
+fn descendants_of_workers_do_not_outlive_the_daemon() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::fake(1), &upstream);
+    let body: Value = post(&daemon, &message_body("spawn something [[orphan]]")).json().unwrap();
+    let text = body["content"][0]["text"].as_str().unwrap().to_string();
+    let pid: i32 = text.rsplit("orphan-pid=").next().unwrap().trim().parse().expect(&text);
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let needle = format!("CLAUDE_CONFIG_DIR={}", daemon.config_dir());
+    daemon.stop().unwrap();
+    assert_no_processes_with_env(&needle, Duration::from_secs(5));
+}
