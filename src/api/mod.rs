@@ -4,6 +4,7 @@
 pub mod anthropic;
 pub mod assemble;
 pub mod models;
+pub mod openai;
 
 /// Which API a route speaks; decides the shape of its errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

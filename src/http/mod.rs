@@ -2,11 +2,14 @@
 
 pub mod auth;
 pub mod body;
+pub mod count_tokens;
 pub mod disconnect;
 pub mod error;
 pub mod health;
 pub mod jobs;
 pub mod messages;
+pub mod models;
+pub mod openai;
 pub mod sse;
 
 use std::net::TcpListener;
@@ -47,7 +50,21 @@ fn request_id_for(req: &actix_web::dev::ServiceRequest) -> String {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/v1/messages", web::post().to(messages::create))
-        .route("/messages", web::post().to(messages::create));
+        .route("/messages", web::post().to(messages::create))
+        .route(
+            "/v1/messages/count_tokens",
+            web::post().to(count_tokens::count),
+        )
+        .route(
+            "/messages/count_tokens",
+            web::post().to(count_tokens::count),
+        )
+        .route("/v1/chat/completions", web::post().to(openai::create))
+        .route("/chat/completions", web::post().to(openai::create))
+        .route("/v1/models", web::get().to(models::list))
+        .route("/models", web::get().to(models::list))
+        .route("/v1/models/{id}", web::get().to(models::get))
+        .route("/models/{id}", web::get().to(models::get));
 }
 
 /// Unknown routes: 404 in the dialect the path suggests.
