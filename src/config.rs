@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Prefix of environment overrides: `CLAUDE_POOL__POOL__SIZE=4` sets `pool.size`.
 pub const ENV_PREFIX: &str = "CLAUDE_POOL";
@@ -16,16 +16,17 @@ pub const ENV_PREFIX: &str = "CLAUDE_POOL";
 pub const ENV_SEPARATOR: &str = "__";
 
 /// Everything the daemon can be configured with.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub server: ServerSettings,
     pub pool: PoolSettings,
     pub claude: ClaudeSettings,
+    pub tools: ToolSettings,
 }
 
 /// The HTTP front end.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     /// Address to listen on. Loopback unless deliberately changed.
@@ -63,7 +64,7 @@ impl Default for ServerSettings {
 }
 
 /// The pool of CLI workers and the queue in front of it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolSettings {
     /// Number of `claude` processes kept alive.
@@ -103,7 +104,7 @@ impl Default for PoolSettings {
 }
 
 /// How workers are spawned.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClaudeSettings {
     /// The CLI executable: a path, or a name looked up on PATH.
@@ -139,6 +140,29 @@ impl Default for ClaudeSettings {
             api_timeout_ms: 120_000,
             env: BTreeMap::new(),
         }
+    }
+}
+
+/// Caller-defined tools (`tools` in a request).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolSettings {
+    /// How long a turn parked on the caller's tool calls waits for the
+    /// caller's results before it is abandoned and the worker cleared.
+    pub park_timeout_secs: u64,
+}
+
+impl Default for ToolSettings {
+    fn default() -> Self {
+        Self {
+            park_timeout_secs: 300,
+        }
+    }
+}
+
+impl ToolSettings {
+    pub fn park_timeout(&self) -> Duration {
+        Duration::from_secs(self.park_timeout_secs)
     }
 }
 

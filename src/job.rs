@@ -25,6 +25,50 @@ pub struct JobSpec {
     /// Extended-thinking budget in tokens; 0 turns thinking off, which is
     /// the Messages API's default (the CLI's own default is on).
     pub thinking_budget: u32,
+    /// The caller's tools, offered to the model as real tools through an SDK
+    /// MCP server; `None` for a request without tools.
+    pub tools: Option<ToolSet>,
+    /// Results the final user message carries for earlier tool calls. A job
+    /// with results is routed to the worker parked on exactly those calls.
+    pub tool_results: Vec<ToolResult>,
+}
+
+/// A caller's tool definitions, as one SDK MCP server of the CLI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSet {
+    /// The MCP server's name: derived from a digest of the definitions, so a
+    /// different tool set always gets a new server (re-registering a name
+    /// keeps the old tools).
+    pub server: String,
+    /// Tools in MCP form: `{name, description, inputSchema}`.
+    pub tools: Vec<Value>,
+}
+
+impl ToolSet {
+    /// Builds a tool set, naming its server after a digest of `tools`.
+    pub fn new(tools: Vec<Value>) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        Value::Array(tools.clone()).to_string().hash(&mut hasher);
+        Self {
+            server: format!("c{:016x}", hasher.finish()),
+            tools,
+        }
+    }
+
+    /// The prefix the CLI gives this server's tools in the API (`mcp__s__`).
+    pub fn api_prefix(&self) -> String {
+        format!("mcp__{}__", self.server)
+    }
+}
+
+/// A caller's result for one tool call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolResult {
+    pub tool_use_id: String,
+    /// MCP content items (`{type:"text",text}` / `{type:"image",data,mimeType}`).
+    pub content: Vec<Value>,
+    pub is_error: bool,
 }
 
 /// A job in flight: the spec plus the channel its events go back on.

@@ -58,6 +58,10 @@ fn non_stream_round_trip_uses_system_prompt_and_real_usage() {
         !call.body["messages"].to_string().contains("SYS-MARK-1"),
         "system prompt leaked into user text"
     );
+    assert!(
+        !call.all_text().contains("<command-name>/model"),
+        "set_model noise reached the model"
+    );
     // Usage is the upstream's count as relayed by the CLI, not an estimate.
     let upstream_input = (call.body.to_string().len() / 4) as u64;
     assert_eq!(body["usage"]["input_tokens"], upstream_input);

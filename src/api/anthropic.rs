@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::assemble::Assembled;
 use super::models::resolve_model;
+use super::tools;
 use crate::job::{JobEvent, JobSpec, Usage};
 use crate::prompt::{self, Role, Turn};
 
@@ -24,6 +25,33 @@ pub struct MessagesRequest {
     pub stream: Option<bool>,
     #[serde(default)]
     pub thinking: Option<ThinkingParam>,
+    #[serde(default)]
+    pub tools: Vec<ToolParam>,
+    #[serde(default)]
+    pub tool_choice: Option<ToolChoiceParam>,
+}
+
+/// A caller-defined tool. Server tools (`type` other than `custom`) are not
+/// available through the CLI and are refused.
+#[derive(Debug, Deserialize)]
+pub struct ToolParam {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub input_schema: Option<Value>,
+}
+
+/// `tool_choice`: `auto`, `any`, `{"type":"tool","name"}` or `none`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ToolChoiceParam {
+    Auto {},
+    Any {},
+    Tool { name: String },
+    None {},
 }
 
 /// `thinking`: `{"type":"enabled","budget_tokens":N}`, `disabled` or `adaptive`.
@@ -134,6 +162,25 @@ impl MessagesRequest {
                 )));
             }
         }
+        for (i, tool) in self.tools.iter().enumerate() {
+            if tool.kind.as_deref().is_some_and(|k| k != "custom") {
+                return Err(InvalidRequest(format!(
+                    "tools[{i}].type: only custom tools (with an input_schema) are supported"
+                )));
+            }
+            if tool.name.is_empty() || tool.name.len() > 64 {
+                return Err(InvalidRequest(format!(
+                    "tools[{i}].name: must be 1 to 64 characters"
+                )));
+            }
+        }
+        if let Some(ToolChoiceParam::Tool { name }) = &self.tool_choice {
+            if !self.tools.iter().any(|t| &t.name == name) {
+                return Err(InvalidRequest(format!(
+                    "tool_choice.name: no tool named `{name}`"
+                )));
+            }
+        }
         if self.max_tokens == Some(0) {
             return Err(InvalidRequest("max_tokens: must be at least 1".into()));
         }
@@ -177,10 +224,36 @@ impl MessagesRequest {
                 },
             })
             .collect();
+        let choice = match &self.tool_choice {
+            None | Some(ToolChoiceParam::Auto {}) => tools::Choice::Auto,
+            Some(ToolChoiceParam::Any {}) => tools::Choice::Any,
+            Some(ToolChoiceParam::Tool { name }) => tools::Choice::Tool(name.clone()),
+            Some(ToolChoiceParam::None {}) => tools::Choice::None,
+        };
+        let defs: Vec<tools::ToolDef> = self
+            .tools
+            .iter()
+            .map(|t| tools::ToolDef {
+                name: t.name.clone(),
+                description: t.description.clone().unwrap_or_default(),
+                input_schema: t.input_schema.clone().unwrap_or(Value::Null),
+            })
+            .collect();
+        let tool_set = tools::tool_set(&defs, &choice);
+        let mut prompt = prompt::render(&turns);
+        if tool_set.is_some() {
+            prompt.extend(tools::choice_instruction(&choice));
+        }
         JobSpec {
             system,
             model: resolve_model(self.model.as_deref(), default_model),
-            prompt: prompt::render(&turns),
+            prompt,
+            tool_results: if tool_set.is_some() {
+                tools::results_in_last_turn(&turns)
+            } else {
+                Vec::new()
+            },
+            tools: tool_set,
             thinking_budget: match self.thinking {
                 Some(ThinkingParam::Enabled { budget_tokens }) => budget_tokens.max(1),
                 Some(ThinkingParam::Adaptive) => ADAPTIVE_THINKING_BUDGET,

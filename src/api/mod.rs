@@ -5,6 +5,7 @@ pub mod anthropic;
 pub mod assemble;
 pub mod models;
 pub mod openai;
+pub mod tools;
 
 /// Which API a route speaks; decides the shape of its errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

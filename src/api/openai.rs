@@ -11,8 +11,8 @@
 //! Sampling and limit fields (`temperature`, `top_p`, `seed`, `stop`,
 //! `max_tokens`, `max_completion_tokens`, `user`) are accepted so that
 //! existing clients work, but not enforced: a pooled CLI worker takes no
-//! per-turn sampling settings. `tools` and `tool_choice` are
-//! accepted and, for now, ignored.
+//! per-turn sampling settings. `tools` (functions) and `tool_choice` map to
+//! the same caller-tools mechanism as the Messages API (see `api::tools`).
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 pub use super::anthropic::InvalidRequest;
 use super::assemble::Assembled;
 use super::models::resolve_model;
+use super::tools;
 use super::Dialect;
 use crate::http::error::ApiError;
 use crate::job::{BlockStart, Delta, JobEvent, JobSpec, Usage};
@@ -326,16 +327,59 @@ impl ChatRequest {
         if let Some(instruction) = self.response_format.as_ref().and_then(json_instruction) {
             system.push(instruction);
         }
+        let choice = self.tool_choice();
+        let tool_set = tools::tool_set(&self.tool_defs(), &choice);
+        let turns = &self.conversation.turns;
+        let mut prompt = prompt::render(turns);
+        if tool_set.is_some() {
+            prompt.extend(tools::choice_instruction(&choice));
+        }
         JobSpec {
             system: system.join("\n\n"),
             model: resolve_model(self.model.as_deref(), default_model),
-            prompt: prompt::render(&self.conversation.turns),
+            prompt,
             // Off unless asked for, as in the Messages API.
             thinking_budget: self
                 .reasoning_effort
                 .as_deref()
                 .and_then(thinking_budget)
                 .unwrap_or(0),
+            tool_results: if tool_set.is_some() {
+                tools::results_in_last_turn(turns)
+            } else {
+                Vec::new()
+            },
+            tools: tool_set,
+        }
+    }
+
+    /// `tools[].function` as tool definitions (other tool types are skipped).
+    fn tool_defs(&self) -> Vec<tools::ToolDef> {
+        self.tools
+            .iter()
+            .flatten()
+            .filter(|t| t["type"] == "function")
+            .filter_map(|t| {
+                let f = &t["function"];
+                Some(tools::ToolDef {
+                    name: f["name"].as_str()?.to_string(),
+                    description: f["description"].as_str().unwrap_or_default().to_string(),
+                    input_schema: f["parameters"].clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// `tool_choice`: `auto`, `none`, `required`, or a named function.
+    fn tool_choice(&self) -> tools::Choice {
+        match &self.tool_choice {
+            Some(Value::String(s)) if s == "none" => tools::Choice::None,
+            Some(Value::String(s)) if s == "required" => tools::Choice::Any,
+            Some(Value::Object(o)) => match o.get("function").and_then(|f| f["name"].as_str()) {
+                Some(name) => tools::Choice::Tool(name.to_string()),
+                None => tools::Choice::Auto,
+            },
+            _ => tools::Choice::Auto,
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct WorkerCounts {
     pub total: usize,
     pub ready: usize,
     pub busy: usize,
+    /// Holding a turn blocked on a caller's tool results (counted as busy
+    /// for capacity, reported apart).
+    pub parked: usize,
     pub starting: usize,
     pub stopping: usize,
     /// Resident memory of all worker processes, MiB.

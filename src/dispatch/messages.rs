@@ -45,6 +45,15 @@ pub struct JobEnded {
     pub succeeded: bool,
 }
 
+/// A worker's job ended with the model calling the caller's tools; the
+/// turn waits for a request carrying results for exactly these calls.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct JobParked {
+    pub id: WorkerId,
+    pub tool_use_ids: Vec<String>,
+}
+
 /// A worker's conversation was cleared after a job; it can take another job
 /// with the same system prompt.
 #[derive(Message)]

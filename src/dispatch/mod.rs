@@ -38,6 +38,8 @@ enum SlotState {
     Starting,
     Ready,
     Busy,
+    /// Holding a turn blocked on the caller's tool results.
+    Parked,
     Stopping,
 }
 
@@ -47,6 +49,7 @@ impl SlotState {
             SlotState::Starting => "starting",
             SlotState::Ready => "ready",
             SlotState::Busy => "busy",
+            SlotState::Parked => "parked",
             SlotState::Stopping => "stopping",
         }
     }
@@ -61,6 +64,8 @@ struct Slot {
     system_prompt: Option<String>,
     jobs: u64,
     rss_bytes: Option<u64>,
+    /// While parked: the tool_use ids whose results resume the turn, sorted.
+    parked_on: Vec<String>,
 }
 
 pub struct Dispatcher {
@@ -118,6 +123,7 @@ impl Dispatcher {
                 system_prompt: None,
                 jobs: 0,
                 rss_bytes: None,
+                parked_on: Vec::new(),
             },
         );
     }
@@ -135,7 +141,10 @@ impl Dispatcher {
 
     fn is_degraded(&self) -> bool {
         self.consecutive_failures >= DEGRADED_AFTER_FAILURES
-            && self.count(SlotState::Ready) + self.count(SlotState::Busy) == 0
+            && self.count(SlotState::Ready)
+                + self.count(SlotState::Busy)
+                + self.count(SlotState::Parked)
+                == 0
     }
 
     /// A ready worker for a job with this system prompt: one already set up
@@ -149,6 +158,30 @@ impl Dispatcher {
         ready()
             .find(|(_, s)| s.system_prompt.as_deref() == Some(system))
             .or_else(|| ready().find(|(_, s)| s.system_prompt.is_none()))
+            .map(|(id, _)| *id)
+    }
+
+    /// The parked worker waiting for exactly the results this job carries.
+    fn parked_for(&self, job: &Job) -> Option<WorkerId> {
+        if job.spec.tool_results.is_empty() {
+            return None;
+        }
+        let mut ids: Vec<&str> = job
+            .spec
+            .tool_results
+            .iter()
+            .map(|r| r.tool_use_id.as_str())
+            .collect();
+        ids.sort_unstable();
+        self.workers
+            .iter()
+            .find(|(_, s)| {
+                s.state == SlotState::Parked
+                    && s.parked_on
+                        .iter()
+                        .map(String::as_str)
+                        .eq(ids.iter().copied())
+            })
             .map(|(id, _)| *id)
     }
 
@@ -227,6 +260,10 @@ impl Dispatcher {
                 SlotState::Starting => workers.starting += 1,
                 SlotState::Ready => workers.ready += 1,
                 SlotState::Busy => workers.busy += 1,
+                SlotState::Parked => {
+                    workers.busy += 1;
+                    workers.parked += 1;
+                }
                 SlotState::Stopping => workers.stopping += 1,
             }
             let rss_mb = slot.rss_bytes.map(|b| b / (1024 * 1024));
@@ -304,6 +341,15 @@ impl Handler<Submit> for Dispatcher {
                 .clone()
                 .unwrap_or_else(|| "workers keep failing".into());
             return Err(JobError::Unavailable(why));
+        }
+        if let Some(id) = self.parked_for(&job) {
+            // The turn that made these tool calls continues where it stopped.
+            let slot = self.workers.get_mut(&id).expect("parked worker exists");
+            slot.state = SlotState::Busy;
+            slot.parked_on.clear();
+            log::debug!("[{}] resumes the turn parked on worker-{id}", job.id);
+            slot.addr.do_send(RunJob(job));
+            return Ok(());
         }
         self.queue.push_back(job);
         self.dispatch();
@@ -386,14 +432,30 @@ impl Handler<JobEnded> for Dispatcher {
     }
 }
 
+impl Handler<JobParked> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: JobParked, _ctx: &mut Context<Self>) {
+        if let Some(slot) = self.workers.get_mut(&msg.id) {
+            if slot.state == SlotState::Busy {
+                slot.state = SlotState::Parked;
+                let mut ids = msg.tool_use_ids;
+                ids.sort_unstable();
+                slot.parked_on = ids;
+            }
+        }
+    }
+}
+
 impl Handler<WorkerIdle> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, msg: WorkerIdle, _ctx: &mut Context<Self>) {
         if let Some(slot) = self.workers.get_mut(&msg.id) {
             slot.rss_bytes = msg.rss_bytes;
-            if slot.state == SlotState::Busy {
+            if matches!(slot.state, SlotState::Busy | SlotState::Parked) {
                 slot.state = SlotState::Ready;
+                slot.parked_on.clear();
             }
         }
         self.dispatch();

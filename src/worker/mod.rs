@@ -14,13 +14,14 @@
 //! cleared with `/clear` before the next job, so no job ever runs in a
 //! conversation holding another job's messages.
 
+pub mod mcp;
 pub mod messages;
 pub mod process;
 pub mod protocol;
 pub mod spawn;
 pub mod translate;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,10 +29,13 @@ use actix::prelude::*;
 use serde_json::json;
 
 use crate::config::Settings;
-use crate::dispatch::messages::{ExitReason, JobEnded, WorkerExited, WorkerIdle, WorkerReady};
+use crate::dispatch::messages::{
+    ExitReason, JobEnded, JobParked, WorkerExited, WorkerIdle, WorkerReady,
+};
 use crate::dispatch::Dispatcher;
 use crate::error::JobError;
-use crate::job::{Job, JobEvent};
+use crate::job::{Job, JobEvent, ToolResult, ToolSet, Usage};
+use mcp::{McpRequest, ToolCall};
 use messages::{RunJob, StopWorker};
 use process::{CliOutput, CliProcess, SpawnSpec};
 use protocol::{CliMessage, ControlResponse};
@@ -56,7 +60,16 @@ enum Setup {
     Initialize(String),
     SetModel(String),
     SetThinking(u32),
+    /// Register the job's tool server (or none), replacing the previous one.
+    SetTools(Option<ToolSet>),
+    /// `/clear`, awaited through its `result`: `set_model` records a
+    /// `/model` local command in the conversation, which the next prompt
+    /// would otherwise carry to the model.
+    Clear,
 }
+
+/// What `Preparing` awaits for [`Setup::Clear`] instead of a request id.
+const AWAIT_CLEAR: &str = "/clear";
 
 /// The job a worker is running.
 struct Run {
@@ -81,11 +94,28 @@ enum Phase {
         rest: VecDeque<Setup>,
     },
     Running(Run),
+    /// The model called the caller's tools: the client has the tool_use
+    /// blocks, and the CLI's turn is blocked until the caller's next request
+    /// brings the results.
+    Parked(Parked),
+    /// A parked turn is being interrupted; then the conversation is cleared.
+    Abandoning {
+        since: Instant,
+    },
     Clearing {
         since: Instant,
     },
     /// The process is being stopped; the reason is reported on exit.
     Stopping(ExitReason),
+}
+
+/// A turn waiting for the caller's tool results.
+struct Parked {
+    /// `tools/call` requests the CLI is blocked on, in arrival order.
+    calls: Vec<ToolCall>,
+    since: Instant,
+    /// Usage already reported for this CLI turn.
+    reported: Usage,
 }
 
 pub struct Worker {
@@ -101,6 +131,11 @@ pub struct Worker {
     model: String,
     /// The thinking budget last set; `None` while the CLI's default applies.
     thinking_budget: Option<u32>,
+    /// The tool server registered with the CLI, if any.
+    tools: Option<ToolSet>,
+    /// Results of the caller's latest request, for the calls the CLI makes
+    /// one at a time after a resume (parallel tool calls).
+    tool_results: HashMap<String, ToolResult>,
     jobs_done: u64,
     spawned_at: Instant,
     next_request: u64,
@@ -124,6 +159,8 @@ impl Worker {
             system_prompt: None,
             model,
             thinking_budget: None,
+            tools: None,
+            tool_results: HashMap::new(),
             jobs_done: 0,
             spawned_at: Instant::now(),
             next_request: 0,
@@ -208,22 +245,62 @@ impl Worker {
         if self.thinking_budget != Some(job.spec.thinking_budget) {
             steps.push_back(Setup::SetThinking(job.spec.thinking_budget));
         }
+        let wanted = job.spec.tools.as_ref().map(|t| &t.server);
+        if self.tools.as_ref().map(|t| &t.server) != wanted {
+            steps.push_back(Setup::SetTools(job.spec.tools.clone()));
+        }
+        if job.spec.model != self.model {
+            steps.push_back(Setup::Clear);
+        }
         log::debug!(
             "[{}] {} starts job (model {})",
             job.id,
             self.name(),
             job.spec.model
         );
+        self.tool_results.clear();
+        let run = self.new_run(job, Usage::default());
+        self.continue_setup(run, steps);
+    }
+
+    fn new_run(&self, job: Job, reported: Usage) -> Run {
         let now = Instant::now();
-        let run = Run {
+        Run {
+            translator: TurnTranslator::with_tools(
+                job.spec.tools.as_ref().map(ToolSet::api_prefix),
+                reported,
+            ),
             job,
-            translator: TurnTranslator::new(),
             started: now,
             last_output: now,
             interrupted_at: None,
             answered: false,
+        }
+    }
+
+    /// Continues a parked turn with the caller's tool results.
+    fn resume_job(&mut self, job: Job, parked: Parked) {
+        log::debug!("[{}] {} resumes a parked turn", job.id, self.name());
+        self.tool_results = job
+            .spec
+            .tool_results
+            .iter()
+            .map(|r| (r.tool_use_id.clone(), r.clone()))
+            .collect();
+        let run = self.new_run(job, parked.reported);
+        self.phase = Phase::Running(run);
+        for call in parked.calls {
+            self.answer_call(&call);
+        }
+    }
+
+    /// Answers a blocked `tools/call` from the caller's results.
+    fn answer_call(&mut self, call: &ToolCall) {
+        let reply = match self.tool_results.get(&call.tool_use_id) {
+            Some(result) => mcp::call_reply(call, result),
+            None => mcp::call_unanswered(call),
         };
-        self.continue_setup(run, steps);
+        self.send_line(protocol::control_success(&call.request_id, reply));
     }
 
     /// Sends the next setup request, or the prompt once setup is done.
@@ -248,6 +325,30 @@ impl Worker {
                 self.phase = Phase::Preparing {
                     run,
                     awaiting,
+                    rest,
+                };
+            }
+            Some(Setup::SetTools(tools)) => {
+                let servers = match &tools {
+                    Some(t) => json!({ t.server.clone(): {"type": "sdk", "name": t.server} }),
+                    None => json!({}),
+                };
+                let awaiting = self.send_control(
+                    "tools",
+                    json!({"subtype": "mcp_set_servers", "servers": servers}),
+                );
+                self.tools = tools;
+                self.phase = Phase::Preparing {
+                    run,
+                    awaiting,
+                    rest,
+                };
+            }
+            Some(Setup::Clear) => {
+                self.send_line(protocol::clear_command());
+                self.phase = Phase::Preparing {
+                    run,
+                    awaiting: AWAIT_CLEAR.to_string(),
                     rest,
                 };
             }
@@ -315,23 +416,99 @@ impl Worker {
         }
     }
 
-    /// A control request from the CLI. Nothing the daemon registers asks for
-    /// one yet, so each is refused promptly rather than left blocking a turn.
+    /// A control request from the CLI: the tool server's MCP traffic, tool
+    /// permission checks, and anything else (refused promptly rather than
+    /// left blocking a turn).
     fn on_control_request(&mut self, request_id: &str, request: &serde_json::Value) {
         let subtype = request
             .get("subtype")
             .and_then(|s| s.as_str())
             .unwrap_or("?");
-        log::debug!("{} refuses CLI control request {subtype}", self.name());
-        let line = if subtype == "can_use_tool" {
-            protocol::control_success(
-                request_id,
-                json!({"behavior": "deny", "message": "tools are not enabled on this server"}),
-            )
-        } else {
-            protocol::control_error(request_id, &format!("unsupported request {subtype}"))
+        let line = match subtype {
+            "mcp_message" => match mcp::classify(request_id, request, self.tools.as_ref()) {
+                McpRequest::Immediate(reply) => protocol::control_success(request_id, reply),
+                McpRequest::ToolCall(call) => return self.on_tool_call(call),
+            },
+            "can_use_tool" => {
+                let tool = request
+                    .get("tool_name")
+                    .and_then(|s| s.as_str())
+                    .unwrap_or_default();
+                let ours = self
+                    .tools
+                    .as_ref()
+                    .is_some_and(|t| tool.starts_with(&t.api_prefix()));
+                if ours {
+                    let input = request.get("input").cloned().unwrap_or(json!({}));
+                    protocol::control_success(
+                        request_id,
+                        json!({"behavior": "allow", "updatedInput": input}),
+                    )
+                } else {
+                    log::warn!("{} denied tool {tool}: not the caller's", self.name());
+                    protocol::control_success(
+                        request_id,
+                        json!({"behavior": "deny", "message": "this tool is not enabled on this server"}),
+                    )
+                }
+            }
+            _ => {
+                log::debug!("{} refuses CLI control request {subtype}", self.name());
+                protocol::control_error(request_id, &format!("unsupported request {subtype}"))
+            }
         };
         self.send_line(line);
+    }
+
+    /// The model called a caller's tool. A call the caller already answered
+    /// (parallel calls arrive one at a time) is answered at once; the first
+    /// call of a new round ends the job with `tool_use` and parks the turn.
+    fn on_tool_call(&mut self, call: ToolCall) {
+        if self.tool_results.contains_key(&call.tool_use_id) {
+            return self.answer_call(&call);
+        }
+        match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Running(run) if run.interrupted_at.is_none() => {
+                let completion = run.translator.pause_for_tools();
+                let tool_use_ids = run.translator.tool_ids().to_vec();
+                let reported = run.translator.reported_usage();
+                if !run.answered {
+                    let _ = run.job.events.send(JobEvent::Finished(completion));
+                }
+                log::info!(
+                    "[{}] {} parked on {} tool call(s) after {} ms",
+                    run.job.id,
+                    self.name(),
+                    tool_use_ids.len(),
+                    run.started.elapsed().as_millis()
+                );
+                self.jobs_done += 1;
+                self.dispatcher.do_send(JobEnded {
+                    id: self.id,
+                    succeeded: true,
+                });
+                self.dispatcher.do_send(JobParked {
+                    id: self.id,
+                    tool_use_ids,
+                });
+                self.tool_results.clear();
+                self.phase = Phase::Parked(Parked {
+                    calls: vec![call],
+                    since: Instant::now(),
+                    reported,
+                });
+            }
+            Phase::Parked(mut parked) => {
+                parked.calls.push(call);
+                self.phase = Phase::Parked(parked);
+            }
+            other => {
+                // Interrupting, or no job: nobody will answer it.
+                self.phase = other;
+                let reply = mcp::call_unanswered(&call);
+                self.send_line(protocol::control_success(&call.request_id, reply));
+            }
+        }
     }
 
     fn on_turn_message(&mut self, message: CliMessage) {
@@ -410,6 +587,7 @@ impl Worker {
         let pool = &self.settings.pool;
         let request_timeout = self.settings.server.request_timeout();
         let idle_timeout = pool.turn_idle_timeout();
+        let park_timeout = self.settings.tools.park_timeout();
         match &mut self.phase {
             Phase::Booting { .. } if self.spawned_at.elapsed() > pool.boot_timeout() => {
                 let why = format!("not ready after {:?}", pool.boot_timeout());
@@ -451,6 +629,18 @@ impl Worker {
                     run.answered = true;
                 }
                 self.interrupt();
+            }
+            Phase::Parked(parked) if parked.since.elapsed() > park_timeout => {
+                log::info!("worker-{} parked turn timed out; abandoning it", self.id);
+                self.phase = Phase::Abandoning {
+                    since: Instant::now(),
+                };
+                self.tool_results.clear();
+                self.send_control("interrupt", json!({"subtype": "interrupt"}));
+            }
+            Phase::Abandoning { since } if since.elapsed() > INTERRUPT_GRACE => {
+                let why = "the CLI did not answer an interrupt".to_string();
+                self.retire(ExitReason::Crashed(why), Duration::ZERO);
             }
             Phase::Clearing { since } if since.elapsed() > CLEAR_TIMEOUT => {
                 let why = "the CLI did not complete /clear".to_string();
@@ -571,6 +761,19 @@ impl StreamHandler<Vec<u8>> for Worker {
                     run.last_output = Instant::now();
                 }
             }
+            CliMessage::Result(_) if matches!(&self.phase, Phase::Preparing { awaiting, .. } if awaiting == AWAIT_CLEAR) => {
+                if let Phase::Preparing { run, rest, .. } =
+                    std::mem::replace(&mut self.phase, Phase::Idle)
+                {
+                    self.continue_setup(run, rest);
+                }
+            }
+            CliMessage::Result(_) if matches!(self.phase, Phase::Abandoning { .. }) => {
+                self.send_line(protocol::clear_command());
+                self.phase = Phase::Clearing {
+                    since: Instant::now(),
+                };
+            }
             CliMessage::Result(_) if matches!(self.phase, Phase::Clearing { .. }) => {
                 self.phase = Phase::Idle;
                 let rss_bytes = self.process.as_ref().and_then(CliProcess::rss_bytes);
@@ -592,9 +795,13 @@ impl Handler<RunJob> for Worker {
     type Result = ();
 
     fn handle(&mut self, RunJob(job): RunJob, _ctx: &mut Context<Self>) {
-        match self.phase {
+        match std::mem::replace(&mut self.phase, Phase::Idle) {
             Phase::Idle => self.start_job(job),
-            _ => {
+            Phase::Parked(parked) if !job.spec.tool_results.is_empty() => {
+                self.resume_job(job, parked)
+            }
+            other => {
+                self.phase = other;
                 log::warn!("[{}] {} is not idle; job refused", job.id, self.name());
                 job.fail(JobError::WorkerCrashed(
                     "the assigned worker is no longer available".into(),

@@ -93,6 +93,8 @@ pub enum ApiStreamEvent {
     MessageDelta {
         #[serde(default)]
         delta: MessageDeltaBody,
+        #[serde(default)]
+        usage: Option<Usage>,
     },
     MessageStop,
     #[serde(other)]

@@ -22,6 +22,10 @@ fn base_args(default_model: &str) -> Vec<String> {
         "--strict-mcp-config",
         "--tools",
         "",
+        // Tool permission checks come to the daemon as `can_use_tool`; it
+        // allows exactly the current job's tool server.
+        "--permission-prompt-tool",
+        "stdio",
         "--model",
         default_model,
     ]

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::protocol::{ApiStreamEvent, AssistantMessage, CliMessage, ResultMessage};
 use crate::error::JobError;
-use crate::job::{BlockStart, Completion, Delta, JobEvent};
+use crate::job::{BlockStart, Completion, Delta, JobEvent, Usage};
 
 /// Translation state of the turn currently running.
 #[derive(Debug, Default)]
@@ -31,11 +31,70 @@ pub struct TurnTranslator {
     /// Stop reason reported by the last upstream call's `message_delta`.
     stop_reason: Option<String>,
     stop_sequence: Option<String>,
+    /// `mcp__<server>__`: stripped from tool names so the client sees its own.
+    tool_prefix: Option<String>,
+    /// Ids of the tool_use blocks of the current upstream call.
+    tool_ids: Vec<String>,
+    /// Usage of the upstream calls seen by this translator, from the stream.
+    streamed_usage: Usage,
+    /// Usage already reported to earlier jobs of the same CLI turn (a turn
+    /// resumed after tool calls); subtracted from the turn's final usage.
+    already_reported: Usage,
 }
 
 impl TurnTranslator {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A translator for a job whose tools live on an MCP server with
+    /// `tool_prefix`, continuing a turn that already reported `reported`.
+    pub fn with_tools(tool_prefix: Option<String>, reported: Usage) -> Self {
+        Self {
+            tool_prefix,
+            already_reported: reported,
+            ..Self::default()
+        }
+    }
+
+    /// Ids of the tool_use blocks of the latest upstream call.
+    pub fn tool_ids(&self) -> &[String] {
+        &self.tool_ids
+    }
+
+    /// The job ends here because the model called the caller's tools: the
+    /// completion to report, with the usage of this job's upstream calls.
+    pub fn pause_for_tools(&self) -> Completion {
+        Completion {
+            stop_reason: Some("tool_use".into()),
+            stop_sequence: None,
+            usage: self.streamed_usage,
+        }
+    }
+
+    /// The usage reported by this job so far plus what came before it.
+    pub fn reported_usage(&self) -> Usage {
+        add_usage(self.already_reported, self.streamed_usage)
+    }
+
+    fn rename_tool(&self, block: BlockStart) -> BlockStart {
+        match (block, &self.tool_prefix) {
+            (BlockStart::ToolUse { id, name, input }, Some(prefix)) => BlockStart::ToolUse {
+                id,
+                name: name
+                    .strip_prefix(prefix.as_str())
+                    .unwrap_or(&name)
+                    .to_string(),
+                input,
+            },
+            (block, _) => block,
+        }
+    }
+
+    fn note_block(&mut self, block: &BlockStart) {
+        if let BlockStart::ToolUse { id, .. } = block {
+            self.tool_ids.push(id.clone());
+        }
     }
 
     /// Events for one line of the CLI's output (none for most lines).
@@ -51,6 +110,7 @@ impl TurnTranslator {
     fn next_call(&mut self) {
         self.index_offset += self.blocks_in_call;
         self.blocks_in_call = 0;
+        self.tool_ids.clear();
     }
 
     fn on_stream_event(&mut self, event: &ApiStreamEvent) -> Vec<JobEvent> {
@@ -58,6 +118,13 @@ impl TurnTranslator {
             ApiStreamEvent::MessageStart { message } => {
                 self.next_call();
                 self.streamed_ids.insert(message.id.clone());
+                self.streamed_usage = add_usage(
+                    self.streamed_usage,
+                    Usage {
+                        output_tokens: 0,
+                        ..message.usage
+                    },
+                );
                 if self.started {
                     return Vec::new();
                 }
@@ -72,9 +139,10 @@ impl TurnTranslator {
                 content_block,
             } => {
                 self.blocks_in_call = self.blocks_in_call.max(index + 1);
+                self.note_block(content_block);
                 vec![JobEvent::BlockStart {
                     index: self.index_offset + index,
-                    block: content_block.clone(),
+                    block: self.rename_tool(content_block.clone()),
                 }]
             }
             ApiStreamEvent::ContentBlockDelta { index, delta } => vec![JobEvent::BlockDelta {
@@ -84,9 +152,12 @@ impl TurnTranslator {
             ApiStreamEvent::ContentBlockStop { index } => vec![JobEvent::BlockStop {
                 index: self.index_offset + index,
             }],
-            ApiStreamEvent::MessageDelta { delta } => {
+            ApiStreamEvent::MessageDelta { delta, usage } => {
                 self.stop_reason = delta.stop_reason.clone();
                 self.stop_sequence = delta.stop_sequence.clone();
+                if let Some(usage) = usage {
+                    self.streamed_usage.output_tokens += usage.output_tokens;
+                }
                 Vec::new()
             }
             ApiStreamEvent::MessageStop | ApiStreamEvent::Other => Vec::new(),
@@ -110,15 +181,19 @@ impl TurnTranslator {
                 usage: message.usage,
             });
         }
+        if self.blocks_in_call == 0 {
+            self.streamed_usage = add_usage(self.streamed_usage, message.usage);
+        }
         for block in &message.content {
             let index = self.index_offset + self.blocks_in_call;
             self.blocks_in_call += 1;
             let Some((start, delta)) = split_block(block) else {
                 continue;
             };
+            self.note_block(&start);
             events.push(JobEvent::BlockStart {
                 index,
-                block: start,
+                block: self.rename_tool(start),
             });
             events.extend(
                 delta
@@ -140,8 +215,30 @@ impl TurnTranslator {
                 .clone()
                 .or_else(|| self.stop_reason.clone()),
             stop_sequence: self.stop_sequence.clone(),
-            usage: result.usage,
+            usage: sub_usage(result.usage, self.already_reported),
         })
+    }
+}
+
+fn add_usage(a: Usage, b: Usage) -> Usage {
+    Usage {
+        input_tokens: a.input_tokens + b.input_tokens,
+        output_tokens: a.output_tokens + b.output_tokens,
+        cache_creation_input_tokens: a.cache_creation_input_tokens + b.cache_creation_input_tokens,
+        cache_read_input_tokens: a.cache_read_input_tokens + b.cache_read_input_tokens,
+    }
+}
+
+fn sub_usage(a: Usage, b: Usage) -> Usage {
+    Usage {
+        input_tokens: a.input_tokens.saturating_sub(b.input_tokens),
+        output_tokens: a.output_tokens.saturating_sub(b.output_tokens),
+        cache_creation_input_tokens: a
+            .cache_creation_input_tokens
+            .saturating_sub(b.cache_creation_input_tokens),
+        cache_read_input_tokens: a
+            .cache_read_input_tokens
+            .saturating_sub(b.cache_read_input_tokens),
     }
 }
 

@@ -11,6 +11,11 @@
 //! | `[[status:N]]` | HTTP error N with an Anthropic error body |
 //! | `[[hang]]` | never sends response headers |
 //! | `[[max_tokens]]` | stop_reason `max_tokens` |
+//! | `[[tool:NAME]]` | a `tool_use` of the offered tool NAME (repeat for parallel calls) |
+//!
+//! When the last user message carries `tool_result` blocks, the reply is
+//! `Tool results: <their texts joined by " | ">`, unless a result's text
+//! holds a `[[tool:NAME]]` marker, which asks for another round.
 //!
 //! Without markers the reply is `Hello! You said: <excerpt>`. A request with
 //! `thinking.type == "enabled"` first gets a thinking block.
@@ -154,7 +159,7 @@ fn last_text(body: &Value) -> String {
     let Some(last) = messages.iter().rev().find(|m| m["role"] == "user") else {
         return String::new();
     };
-    match &last["content"] {
+    let text = match &last["content"] {
         Value::String(s) => s.clone(),
         Value::Array(blocks) => blocks
             .iter()
@@ -164,6 +169,11 @@ fn last_text(body: &Value) -> String {
             })
             .unwrap_or_default(),
         _ => String::new(),
+    };
+    // Only the latest message of a rendered history carries instructions.
+    match text.rfind("</conversation_history>") {
+        Some(at) => text[at..].to_string(),
+        None => text,
     }
 }
 
@@ -179,8 +189,87 @@ fn estimate_tokens(body: &Value) -> u64 {
     (body.to_string().len() / 4) as u64
 }
 
+/// A tool call the fake model makes: (id, API tool name, input).
+type Call = (String, String, Value);
+
+static NEXT_TOOL_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Every `[[name:…]]` marker's argument, in order.
+fn markers(text: &str, name: &str) -> Vec<String> {
+    let open = format!("[[{name}:");
+    text.match_indices(&open)
+        .filter_map(|(at, _)| {
+            let rest = &text[at + open.len()..];
+            rest.find("]]").map(|end| rest[..end].to_string())
+        })
+        .collect()
+}
+
+/// Tool results already answered, by tool_use id: the CLI merges
+/// consecutive user messages, so older results reappear next to new ones.
+static SEEN_RESULTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The text of the new `tool_result` blocks of the last user message.
+fn tool_results(body: &Value) -> Option<Vec<String>> {
+    let last = body["messages"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")?;
+    let blocks = last["content"].as_array()?;
+    let mut seen = SEEN_RESULTS.lock().unwrap();
+    let results: Vec<String> = blocks
+        .iter()
+        .filter(|b| b["type"] == "tool_result")
+        .filter(|b| {
+            let id = b["tool_use_id"].as_str().unwrap_or_default().to_string();
+            let new = !seen.contains(&id);
+            seen.push(id);
+            new
+        })
+        .map(|b| {
+            let mut out = String::new();
+            collect_text(&b["content"], &mut out);
+            if b["is_error"] == true {
+                out.insert_str(0, "ERROR ");
+            }
+            out.trim().to_string()
+        })
+        .collect();
+    (!results.is_empty()).then_some(results)
+}
+
+/// Tool calls for the NAMEs, resolved against the tools the request offers
+/// (the CLI prefixes them `mcp__<server>__`).
+fn tool_calls(body: &Value, names: &[String]) -> Vec<Call> {
+    let offered: Vec<String> = body["tools"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names
+        .iter()
+        .filter_map(|name| {
+            let api_name = offered
+                .iter()
+                .find(|o| *o == name || o.ends_with(&format!("__{name}")))?
+                .clone();
+            let n = NEXT_TOOL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Some((
+                format!("toolu_fake_{n}"),
+                api_name,
+                json!({"query": format!("{name}-input")}),
+            ))
+        })
+        .collect()
+}
+
 struct Script {
     words: Vec<String>,
+    calls: Vec<Call>,
     delay: Duration,
     thinking: bool,
     stop_reason: &'static str,
@@ -201,15 +290,29 @@ fn script_for(body: &Value, text: &str) -> Script {
             .map(|i| format!("w{i} "))
             .collect();
     }
+    let mut calls = tool_calls(body, &markers(text, "tool"));
+    if let Some(results) = tool_results(body) {
+        let again: Vec<String> = results.iter().flat_map(|r| markers(r, "tool")).collect();
+        calls = tool_calls(body, &again);
+        words = format!("Tool results: {}", results.join(" | "))
+            .split_inclusive(' ')
+            .map(str::to_string)
+            .collect();
+    }
+    let stop_reason = if !calls.is_empty() {
+        words = vec!["Calling ".into(), "tools.".into()];
+        "tool_use"
+    } else if marker(text, "max_tokens").is_some() {
+        "max_tokens"
+    } else {
+        "end_turn"
+    };
     Script {
         words,
+        calls,
         delay,
         thinking: body["thinking"]["type"] == "enabled",
-        stop_reason: if marker(text, "max_tokens").is_some() {
-            "max_tokens"
-        } else {
-            "end_turn"
-        },
+        stop_reason,
     }
 }
 
@@ -278,6 +381,9 @@ async fn messages(
             );
         }
         content.push(json!({"type": "text", "text": script.words.concat()}));
+        for (id, name, input) in &script.calls {
+            content.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
+        }
         return HttpResponse::Ok().json(json!({
             "id": "msg_fake_upstream", "type": "message", "role": "assistant", "model": model,
             "content": content, "stop_reason": script.stop_reason, "stop_sequence": null,
@@ -312,6 +418,27 @@ async fn messages(
         Duration::ZERO,
         json!({"type": "content_block_stop", "index": index}),
     ));
+    for (id, name, input) in &script.calls {
+        index += 1;
+        let input = input.to_string();
+        let (head, tail) = input.split_at(input.len() / 2);
+        let start = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
+        events.push((
+            Duration::ZERO,
+            json!({"type": "content_block_start", "index": index, "content_block": start}),
+        ));
+        for part in [head, tail] {
+            let delta = json!({"type": "input_json_delta", "partial_json": part});
+            events.push((
+                Duration::ZERO,
+                json!({"type": "content_block_delta", "index": index, "delta": delta}),
+            ));
+        }
+        events.push((
+            Duration::ZERO,
+            json!({"type": "content_block_stop", "index": index}),
+        ));
+    }
     events.push((Duration::ZERO, json!({"type": "message_delta", "delta": {"stop_reason": script.stop_reason, "stop_sequence": null}, "usage": {"output_tokens": output_tokens}})));
     events.push((Duration::ZERO, json!({"type": "message_stop"})));
 

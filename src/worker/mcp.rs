@@ -1,0 +1,163 @@
+//! The daemon's side of an SDK MCP server hosted over the CLI's control
+//! channel: the JSON-RPC replies for the handshake and `tools/list`, and the
+//! shapes of `tools/call`. Pure functions; the worker does the routing.
+//!
+//! The CLI opens the server lazily at the first turn (each handshake
+//! message arrives twice), lists its tools, and, when the model calls one,
+//! sends `tools/call` and blocks until the daemon answers.
+
+use serde_json::{json, Value};
+
+use crate::job::{ToolResult, ToolSet};
+
+/// An MCP message the CLI sent, with what the worker needs of it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum McpRequest {
+    /// Answer with this JSON-RPC result right away.
+    Immediate(Value),
+    /// The model called a tool: answer once the caller's result is known.
+    ToolCall(ToolCall),
+}
+
+/// A `tools/call` the CLI is blocked on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    /// The control request to answer.
+    pub request_id: String,
+    /// The JSON-RPC id to echo.
+    pub rpc_id: Value,
+    /// The API `tool_use.id`, as the client knows the call.
+    pub tool_use_id: String,
+}
+
+/// Classifies an `mcp_message` control request for the current tool set.
+pub fn classify(request_id: &str, request: &Value, tools: Option<&ToolSet>) -> McpRequest {
+    let message = &request["message"];
+    let server = request["server_name"].as_str().unwrap_or_default();
+    // A message for a server that is no longer the job's gets nothing.
+    let tools = tools.filter(|t| t.server == server);
+    let result = match message["method"].as_str().unwrap_or_default() {
+        "initialize" => json!({
+            "protocolVersion": "2024-11-05",
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": server, "version": env!("CARGO_PKG_VERSION")}
+        }),
+        "tools/list" => json!({"tools": tools.map(|t| t.tools.clone()).unwrap_or_default()}),
+        "tools/call" => {
+            let params = &message["params"];
+            return McpRequest::ToolCall(ToolCall {
+                request_id: request_id.to_string(),
+                rpc_id: message.get("id").cloned().unwrap_or(Value::Null),
+                tool_use_id: params["_meta"]["claudecode/toolUseId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            });
+        }
+        // Notifications (initialized, cancelled, …) and anything else.
+        _ => json!({}),
+    };
+    McpRequest::Immediate(rpc_reply(
+        message.get("id").cloned().unwrap_or(Value::Null),
+        result,
+    ))
+}
+
+/// The control-response payload carrying a JSON-RPC result.
+pub fn rpc_reply(id: Value, result: Value) -> Value {
+    json!({"mcp_response": {"jsonrpc": "2.0", "id": id, "result": result}})
+}
+
+/// The reply to a tool call, from the caller's result.
+pub fn call_reply(call: &ToolCall, result: &ToolResult) -> Value {
+    rpc_reply(
+        call.rpc_id.clone(),
+        json!({"content": result.content, "isError": result.is_error}),
+    )
+}
+
+/// The reply to a tool call nobody answered.
+pub fn call_unanswered(call: &ToolCall) -> Value {
+    rpc_reply(
+        call.rpc_id.clone(),
+        json!({"content": [{"type": "text", "text": "no result was provided for this tool call"}], "isError": true}),
+    )
+}
+
+/// Tool results in MCP form from Anthropic `tool_result` content.
+pub fn result_content(content: Option<&Value>) -> Vec<Value> {
+    match content {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(text)) => vec![json!({"type": "text", "text": text})],
+        Some(Value::Array(blocks)) => blocks.iter().map(result_item).collect(),
+        Some(other) => vec![json!({"type": "text", "text": other.to_string()})],
+    }
+}
+
+fn result_item(block: &Value) -> Value {
+    match block["type"].as_str() {
+        Some("text") => json!({"type": "text", "text": block["text"].as_str().unwrap_or_default()}),
+        Some("image") if block["source"]["type"] == "base64" => json!({
+            "type": "image",
+            "data": block["source"]["data"],
+            "mimeType": block["source"]["media_type"],
+        }),
+        _ => json!({"type": "text", "text": block.to_string()}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tools() -> ToolSet {
+        ToolSet::new(vec![
+            json!({"name": "get_weather", "description": "W", "inputSchema": {"type": "object"}}),
+        ])
+    }
+
+    #[test]
+    fn handshake_and_listing_answer_for_the_current_server() {
+        let t = tools();
+        let req = json!({"subtype": "mcp_message", "server_name": t.server, "message": {"method": "tools/list", "jsonrpc": "2.0", "id": 1}});
+        match classify("r1", &req, Some(&t)) {
+            McpRequest::Immediate(v) => {
+                assert_eq!(v["mcp_response"]["id"], 1);
+                assert_eq!(
+                    v["mcp_response"]["result"]["tools"][0]["name"],
+                    "get_weather"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let stale = json!({"subtype": "mcp_message", "server_name": "cold", "message": {"method": "tools/list", "id": 2}});
+        match classify("r2", &stale, Some(&t)) {
+            McpRequest::Immediate(v) => assert_eq!(v["mcp_response"]["result"]["tools"], json!([])),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tool_calls_carry_the_api_tool_use_id() {
+        let t = tools();
+        let req = json!({"subtype": "mcp_message", "server_name": t.server, "message": {"method": "tools/call", "jsonrpc": "2.0", "id": 7,
+            "params": {"name": "get_weather", "arguments": {"city": "Lima"}, "_meta": {"claudecode/toolUseId": "toolu_1"}}}});
+        let McpRequest::ToolCall(call) = classify("r3", &req, Some(&t)) else {
+            panic!()
+        };
+        assert_eq!(call.tool_use_id, "toolu_1");
+        let reply = call_reply(
+            &call,
+            &ToolResult {
+                tool_use_id: "toolu_1".into(),
+                content: result_content(Some(&json!("Sunny"))),
+                is_error: false,
+            },
+        );
+        assert_eq!(reply["mcp_response"]["id"], 7);
+        assert_eq!(
+            reply["mcp_response"]["result"]["content"][0]["text"],
+            "Sunny"
+        );
+    }
+}
