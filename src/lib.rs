@@ -10,6 +10,7 @@
 //! - [`job`], [`error`]: the domain between HTTP and workers.
 //! - [`dispatch`]: the dispatcher actor — admission, queue, pool.
 //! - [`worker`]: worker actors, the CLI process and its line protocol.
+//! - [`notify`]: systemd readiness, stopping and watchdog notifications.
 
 pub mod api;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod dispatch;
 pub mod error;
 pub mod http;
 pub mod job;
+pub mod notify;
 pub mod prompt;
 pub mod worker;
 
@@ -97,8 +99,13 @@ pub async fn run(
         env!("CARGO_PKG_VERSION"),
         settings.pool.size
     );
+    let ready_task = actix_rt::spawn(notify_when_ready(dispatcher.clone()));
+    let watchdog_task = notify::watchdog_interval()
+        .map(|every| actix_rt::spawn(feed_watchdog(dispatcher.clone(), every)));
 
     shutdown.await;
+    ready_task.abort();
+    notify::notify("STOPPING=1");
     log::info!("shutdown requested: draining");
     let _ = dispatcher.send(Drain).await;
     let stopped = handle.stop(true);
@@ -113,6 +120,9 @@ pub async fn run(
     .await;
     stopped.await;
     let _ = server_task.await;
+    if let Some(task) = watchdog_task {
+        task.abort();
+    }
     log::info!("stopped");
     Ok(())
 }
@@ -128,6 +138,34 @@ async fn wait_for(
         match dispatcher.send(GetHealth).await {
             Ok(health) if !done(&health) => tokio::time::sleep(Duration::from_millis(50)).await,
             _ => return,
+        }
+    }
+}
+
+/// Sends systemd `READY=1` once the pool has its first ready worker (the
+/// listener is bound before `run` starts). Never ready means no READY=1:
+/// the unit's start timeout then reports the failure.
+async fn notify_when_ready(dispatcher: Addr<Dispatcher>) {
+    loop {
+        match dispatcher.send(GetHealth).await {
+            Ok(health) if health.workers.ready + health.workers.busy > 0 => {
+                notify::notify("READY=1");
+                return;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Sends systemd `WATCHDOG=1` every `every`, as long as the dispatcher
+/// answers: a wedged dispatcher stops the pings and systemd restarts us.
+async fn feed_watchdog(dispatcher: Addr<Dispatcher>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        if let Ok(Ok(_)) = tokio::time::timeout(every, dispatcher.send(GetHealth)).await {
+            notify::notify("WATCHDOG=1");
         }
     }
 }

@@ -1,0 +1,376 @@
+//! The systemd integration: the daemon binary's sd_notify messages, the unit
+//! file as `systemd-analyze` sees it, and a staged run of the install script.
+
+use std::io::Read;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use claude_pool::config::Settings;
+use tempfile::TempDir;
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The daemon binary with `config`, notifying to `socket`, logging to `log`.
+fn start_daemon(config: &Path, socket: &Path, log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_claude-pool"))
+        .arg("--config")
+        .arg(config)
+        .env("NOTIFY_SOCKET", socket)
+        .env("WATCHDOG_USEC", "200000")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("CLAUDE_POOL_CONFIG")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("the daemon binary starts")
+}
+
+/// Receives notifications until one equals `wanted` or `limit` passes;
+/// returns everything received.
+fn receive_until(socket: &UnixDatagram, wanted: &str, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match socket.recv(&mut buf) {
+            Ok(n) => {
+                let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let done = message.lines().any(|line| line == wanted);
+                received.push(message);
+                if done {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("notify socket: {e}"),
+        }
+    }
+    received
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn read_log(path: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = std::fs::File::open(path) {
+        let _ = file.read_to_string(&mut text);
+    }
+    text
+}
+
+/// The `http://host:port` the daemon logged it listens on.
+fn listening_url(log: &Path, limit: Duration) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let text = read_log(log);
+        if let Some(rest) = text.split("listening on ").nth(1) {
+            return rest.split_whitespace().next().map(str::to_string);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn daemon_notifies_ready_watchdog_and_stopping_then_exits_0() {
+    let dir = TempDir::new().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[pool]\nsize = 1\n\n[claude]\n\
+             command = {:?}\nworking_dir = {:?}\nconfig_dir = {:?}\n",
+            env!("CARGO_BIN_EXE_fake-claude"),
+            dir.path().join("work"),
+            dir.path().join("claude"),
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("daemon.log");
+    let mut daemon = start_daemon(&config, &socket_path, &log);
+    let pid = daemon.id() as libc::pid_t;
+    let fail = |daemon: &mut Child, what: String| -> ! {
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        panic!("{what}\n--- daemon log ---\n{}", read_log(&log));
+    };
+
+    let received = receive_until(&socket, "READY=1", Duration::from_secs(30));
+    if !received.iter().any(|m| m.lines().any(|l| l == "READY=1")) {
+        fail(&mut daemon, format!("no READY=1; received {received:?}"));
+    }
+    // READY=1 means a worker is ready: /health says so.
+    let Some(url) = listening_url(&log, Duration::from_secs(5)) else {
+        fail(&mut daemon, "no listening address in the log".into());
+    };
+    let health: serde_json::Value = reqwest::blocking::get(format!("{url}/health"))
+        .and_then(|r| r.json())
+        .unwrap_or_else(|e| fail(&mut daemon, format!("GET /health: {e}")));
+    if health["workers"]["ready"].as_u64().unwrap_or(0)
+        + health["workers"]["busy"].as_u64().unwrap_or(0)
+        == 0
+    {
+        fail(
+            &mut daemon,
+            format!("READY=1 before a worker was ready: {health}"),
+        );
+    }
+    // WATCHDOG_USEC=200000 asks for a ping at least every 200 ms.
+    let received = receive_until(&socket, "WATCHDOG=1", Duration::from_secs(2));
+    if !received.iter().any(|m| m == "WATCHDOG=1") {
+        fail(&mut daemon, format!("no WATCHDOG=1; received {received:?}"));
+    }
+
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let received = receive_until(&socket, "STOPPING=1", Duration::from_secs(10));
+    if !received.iter().any(|m| m == "STOPPING=1") {
+        fail(&mut daemon, format!("no STOPPING=1; received {received:?}"));
+    }
+    match wait_exit(&mut daemon, Duration::from_secs(20)) {
+        Some(status) if status.success() => {}
+        Some(status) => fail(&mut daemon, format!("daemon exited with {status}")),
+        None => fail(&mut daemon, "daemon did not exit after SIGTERM".into()),
+    }
+}
+
+/// Without NOTIFY_SOCKET nothing is sent and nothing breaks: covered by
+/// every other test that runs the daemon; here the abstract-socket form
+/// (`@name`), which the service manager may also use.
+#[test]
+fn daemon_notifies_an_abstract_socket() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("claude-pool-systemd-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
+    let socket = UnixDatagram::bind_addr(&addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[pool]\nsize = 1\n\n[claude]\n\
+             command = {:?}\nworking_dir = {:?}\nconfig_dir = {:?}\n",
+            env!("CARGO_BIN_EXE_fake-claude"),
+            dir.path().join("work"),
+            dir.path().join("claude"),
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("daemon.log");
+    let mut daemon = start_daemon(&config, Path::new(&format!("@{name}")), &log);
+    let received = receive_until(&socket, "READY=1", Duration::from_secs(30));
+    unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };
+    let status = wait_exit(&mut daemon, Duration::from_secs(20));
+    if status.is_none() {
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+    }
+    assert!(
+        received.iter().any(|m| m.lines().any(|l| l == "READY=1")),
+        "no READY=1 on @{name}; received {received:?}\n{}",
+        read_log(&log)
+    );
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The shipped unit with ExecStart pointing at the freshly built binary
+/// (the installed path need not exist on the machine running the tests).
+fn unit_for_verify(dir: &Path) -> PathBuf {
+    let unit = std::fs::read_to_string(repo("systemd/claude-pool.service")).unwrap();
+    let exec_start = unit
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .expect("the unit has ExecStart=");
+    assert_eq!(
+        exec_start,
+        "ExecStart=/usr/local/bin/claude-pool --config /etc/claude-pool/config.toml"
+    );
+    let unit = unit.replace(
+        exec_start,
+        &format!(
+            "ExecStart={} --config /etc/claude-pool/config.toml",
+            env!("CARGO_BIN_EXE_claude-pool")
+        ),
+    );
+    let path = dir.join("claude-pool.service");
+    std::fs::write(&path, unit).unwrap();
+    path
+}
+
+#[test]
+fn unit_file_passes_systemd_analyze_verify() {
+    let Some(analyze) = find_on_path("systemd-analyze") else {
+        eprintln!(
+            "systemd-analyze not found: skipping the unit check (apt-get install -y systemd)"
+        );
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let unit = unit_for_verify(dir.path());
+    let out = Command::new(&analyze)
+        .arg("verify")
+        .arg(&unit)
+        .env("SYSTEMD_LOG_COLOR", "0")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `verify` reports unknown keys and bad values without failing, so any
+    // output is a finding; only the service account may be missing here.
+    let findings: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            !(l.contains("claude-pool") && (l.contains("user") || l.contains("group")))
+        })
+        .collect();
+    assert!(
+        out.status.success() && findings.is_empty(),
+        "systemd-analyze verify: {}\n{text}",
+        out.status
+    );
+
+    // The hardening as systemd scores it (0 = locked down, 10 = exposed);
+    // `security --offline` appeared in systemd 250, older ones skip this.
+    let out = Command::new(&analyze)
+        .args(["security", "--offline=yes", "--threshold=25", "--no-pager"])
+        .arg(&unit)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("Overall exposure level") {
+        assert!(
+            out.status.success(),
+            "exposure above 2.5:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!(
+            "systemd-analyze security --offline unsupported: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn unit_file_keeps_what_the_cli_needs() {
+    let unit = std::fs::read_to_string(repo("systemd/claude-pool.service")).unwrap();
+    let settings: Vec<&str> = unit
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    let has = |line: &str| settings.contains(&line);
+    assert!(has("Type=notify"));
+    assert!(has("StateDirectory=claude-pool"));
+    assert!(has("KillMode=control-group"));
+    // The CLI's JIT needs writable+executable memory.
+    assert!(!settings
+        .iter()
+        .any(|l| l.starts_with("MemoryDenyWriteExecute=") && !l.ends_with("no")));
+    // The stop timeout leaves room for the default shutdown grace.
+    let stop: u64 = settings
+        .iter()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .expect("TimeoutStopSec=")
+        .parse()
+        .unwrap();
+    assert!(stop > Settings::default().server.shutdown_grace_secs + 5);
+}
+
+#[test]
+fn install_script_stages_binary_unit_and_config_without_overwriting() {
+    let stage = TempDir::new().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("bash")
+            .arg(repo("scripts/install.sh"))
+            .args(args)
+            .env("DESTDIR", stage.path())
+            .env("CLAUDE_POOL_BINARY", env!("CARGO_BIN_EXE_claude-pool"))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "install.sh {args:?}: {text}");
+        text
+    };
+    let staged = |path: &str| stage.path().join(path.trim_start_matches('/'));
+
+    let text = run(&[]);
+    assert!(
+        text.contains("npm install -g @anthropic-ai/claude-code@2.1.197")
+            || text.contains("found: "),
+        "{text}"
+    );
+    assert!(staged("/usr/local/bin/claude-pool").is_file());
+    assert_eq!(
+        std::fs::read(staged("/etc/systemd/system/claude-pool.service")).unwrap(),
+        std::fs::read(repo("systemd/claude-pool.service")).unwrap()
+    );
+    let config = staged("/etc/claude-pool/config.toml");
+    let settings = Settings::load(Some(&config)).expect("the installed config loads");
+    assert_eq!(
+        settings.claude.config_dir.as_deref(),
+        Some(Path::new("/var/lib/claude-pool/claude"))
+    );
+    assert_eq!(
+        settings.claude.working_dir.as_deref(),
+        Some(Path::new("/var/lib/claude-pool/work"))
+    );
+    assert!(staged("/etc/claude-pool/env").is_file());
+
+    // A second install keeps the administrator's config.
+    std::fs::write(&config, "[pool]\nsize = 7\n").unwrap();
+    run(&[]);
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        "[pool]\nsize = 7\n"
+    );
+
+    // Uninstall removes binary and unit, keeps configuration.
+    run(&["--uninstall"]);
+    assert!(!staged("/usr/local/bin/claude-pool").exists());
+    assert!(!staged("/etc/systemd/system/claude-pool.service").exists());
+    assert!(config.is_file());
+}
