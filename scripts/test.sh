@@ -5,4 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-claude-cli.sh
+./scripts/install-python-sdks.sh
 cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-2}" "$@"
