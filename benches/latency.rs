@@ -30,20 +30,36 @@ fn cli_env(cmd: &mut Command, upstream: &FakeUpstream, config_dir: &std::path::P
 }
 
 const LEAN: &[&str] = &[
-    "--output-format", "stream-json", "--verbose", "--no-session-persistence",
-    "--setting-sources", "", "--strict-mcp-config", "--tools", "", "--model", "claude-haiku-4-5",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+    "--no-session-persistence",
+    "--setting-sources",
+    "",
+    "--strict-mcp-config",
+    "--tools",
+    "",
+    "--model",
+    "claude-haiku-4-5",
 ];
 
 fn cold(upstream: &FakeUpstream, dir: &std::path::Path) -> Vec<Duration> {
     (0..COLD_RUNS)
         .map(|i| {
             let mut cmd = Command::new(real_cli());
-            cmd.arg("-p").arg(format!("hello {i}")).args(LEAN).stdout(Stdio::piped()).stderr(Stdio::null());
+            cmd.arg("-p")
+                .arg(format!("hello {i}"))
+                .args(LEAN)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null());
             cli_env(&mut cmd, upstream, dir);
             let start = Instant::now();
             let out = cmd.output().expect("run claude -p");
             let elapsed = start.elapsed();
-            assert!(String::from_utf8_lossy(&out.stdout).contains("\"type\":\"result\""), "no result from claude -p");
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("\"type\":\"result\""),
+                "no result from claude -p"
+            );
             elapsed
         })
         .collect()
@@ -51,7 +67,11 @@ fn cold(upstream: &FakeUpstream, dir: &std::path::Path) -> Vec<Duration> {
 
 fn warm(upstream: &FakeUpstream, dir: &std::path::Path) -> Vec<Duration> {
     let mut cmd = Command::new(real_cli());
-    cmd.args(["--input-format", "stream-json"]).args(LEAN).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    cmd.args(["--input-format", "stream-json"])
+        .args(LEAN)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     cli_env(&mut cmd, upstream, dir);
     let mut child = cmd.spawn().expect("spawn claude");
     let mut stdin = child.stdin.take().unwrap();
@@ -67,7 +87,10 @@ fn warm(upstream: &FakeUpstream, dir: &std::path::Path) -> Vec<Duration> {
             return;
         }
     };
-    send(r#"{"type":"control_request","request_id":"p","request":{"subtype":"get_binary_version"}}"#.into());
+    send(
+        r#"{"type":"control_request","request_id":"p","request":{"subtype":"get_binary_version"}}"#
+            .into(),
+    );
     wait_for("\"control_response\"");
     let user = |text: &str| {
         serde_json::json!({"type":"user","message":{"role":"user","content":text},"parent_tool_use_id":null,"session_id":""}).to_string()
@@ -114,7 +137,12 @@ fn through_daemon(upstream: &FakeUpstream) -> Vec<Duration> {
 fn stats(mut v: Vec<Duration>) -> [f64; 4] {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    [ms(v[0]), ms(v[v.len() / 2]), ms(v[v.len() * 9 / 10]), ms(v[v.len() - 1])]
+    [
+        ms(v[0]),
+        ms(v[v.len() / 2]),
+        ms(v[v.len() * 9 / 10]),
+        ms(v[v.len() - 1]),
+    ]
 }
 
 fn main() {
@@ -124,11 +152,26 @@ fn main() {
     let upstream = FakeUpstream::start();
     let dir = tempfile::tempdir().unwrap();
     let rows = [
-        ("daemon (pool 1, HTTP)", stats(through_daemon(&upstream)), WARM_RUNS),
-        ("warm turn, direct stdin", stats(warm(&upstream, dir.path())), WARM_RUNS),
-        ("cold `claude -p`", stats(cold(&upstream, dir.path())), COLD_RUNS),
+        (
+            "daemon (pool 1, HTTP)",
+            stats(through_daemon(&upstream)),
+            WARM_RUNS,
+        ),
+        (
+            "warm turn, direct stdin",
+            stats(warm(&upstream, dir.path())),
+            WARM_RUNS,
+        ),
+        (
+            "cold `claude -p`",
+            stats(cold(&upstream, dir.path())),
+            COLD_RUNS,
+        ),
     ];
-    println!("\n{:<26} {:>4} {:>9} {:>9} {:>9} {:>9}", "path", "n", "min ms", "median", "p90", "max");
+    println!(
+        "\n{:<26} {:>4} {:>9} {:>9} {:>9} {:>9}",
+        "path", "n", "min ms", "median", "p90", "max"
+    );
     for (name, [min, med, p90, max], n) in &rows {
         println!("{name:<26} {n:>4} {min:>9.1} {med:>9.1} {p90:>9.1} {max:>9.1}");
     }
@@ -137,11 +180,19 @@ fn main() {
     println!(
         "daemon - warm = {:+.1} ms (target ≤ +10): {}",
         daemon - warm,
-        if daemon - warm <= 10.0 { "met" } else { "MISSED" }
+        if daemon - warm <= 10.0 {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     println!(
         "daemon / cold = {:.3} (target ≤ 0.15): {}",
         daemon / cold,
-        if daemon / cold <= 0.15 { "met" } else { "MISSED" }
+        if daemon / cold <= 0.15 {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
 }

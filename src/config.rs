@@ -85,6 +85,16 @@ pub struct PoolSettings {
     pub restart_backoff_ms: u64,
     /// Cap of the doubling respawn delay.
     pub restart_backoff_max_ms: u64,
+    /// This many worker failures (crash, failed boot) within
+    /// `crash_loop_window_secs`, with no worker able to serve, mark the pool
+    /// degraded: /health answers 503 and new jobs are refused at once.
+    pub crash_loop_failures: u32,
+    pub crash_loop_window_secs: u64,
+    /// Keep a worker bound to the conversation it just answered, so the next
+    /// turn of that conversation is sent only its new message.
+    pub affinity: bool,
+    /// A bound worker unused this long is cleared for other conversations.
+    pub affinity_idle_secs: u64,
 }
 
 impl Default for PoolSettings {
@@ -99,6 +109,10 @@ impl Default for PoolSettings {
             turn_idle_timeout_secs: 300,
             restart_backoff_ms: 500,
             restart_backoff_max_ms: 30_000,
+            crash_loop_failures: 3,
+            crash_loop_window_secs: 60,
+            affinity: true,
+            affinity_idle_secs: 300,
         }
     }
 }
@@ -232,6 +246,9 @@ impl Settings {
         if self.pool.boot_timeout_secs == 0 {
             return invalid("pool.boot_timeout_secs", "must be positive");
         }
+        if self.pool.crash_loop_failures == 0 {
+            return invalid("pool.crash_loop_failures", "must be at least 1");
+        }
         if self.pool.turn_idle_timeout_secs == 0 {
             return invalid("pool.turn_idle_timeout_secs", "must be positive");
         }
@@ -274,6 +291,12 @@ impl PoolSettings {
     }
     pub fn turn_idle_timeout(&self) -> Duration {
         Duration::from_secs(self.turn_idle_timeout_secs)
+    }
+    pub fn crash_loop_window(&self) -> Duration {
+        Duration::from_secs(self.crash_loop_window_secs)
+    }
+    pub fn affinity_idle(&self) -> Duration {
+        Duration::from_secs(self.affinity_idle_secs)
     }
 }
 

@@ -10,18 +10,26 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::affinity::ConversationKey;
 use crate::error::JobError;
 
 /// What a job asks the model to do; everything a worker needs to run it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct JobSpec {
     /// The system prompt, empty for none. A worker whose conversation was set
     /// up with one system prompt can only serve jobs with that same prompt.
     pub system: String,
     /// The model name handed to the CLI (`set_model`).
     pub model: String,
-    /// Content blocks of the one user message written to the CLI.
+    /// Content blocks of the one user message written to a fresh CLI
+    /// conversation: the whole history rendered (see `prompt`).
     pub prompt: Vec<Value>,
+    /// The final user message alone, for a worker whose conversation already
+    /// holds everything before it (affinity).
+    pub continuation: Vec<Value>,
+    /// Digests that match this request to a worker holding its earlier turns;
+    /// `None` when the request cannot continue a live conversation.
+    pub conversation: Option<ConversationKey>,
     /// Extended-thinking budget in tokens; 0 turns thinking off, which is
     /// the Messages API's default (the CLI's own default is on).
     pub thinking_budget: u32,
@@ -47,11 +55,9 @@ pub struct ToolSet {
 impl ToolSet {
     /// Builds a tool set, naming its server after a digest of `tools`.
     pub fn new(tools: Vec<Value>) -> Self {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        Value::Array(tools.clone()).to_string().hash(&mut hasher);
+        let digest = crate::affinity::digest_str(&Value::Array(tools.clone()).to_string());
         Self {
-            server: format!("c{:016x}", hasher.finish()),
+            server: format!("c{digest:016x}"),
             tools,
         }
     }

@@ -12,6 +12,7 @@
 //! - [`worker`]: worker actors, the CLI process and its line protocol.
 //! - [`notify`]: systemd readiness, stopping and watchdog notifications.
 
+pub mod affinity;
 pub mod api;
 pub mod config;
 pub mod dispatch;

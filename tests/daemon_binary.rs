@@ -28,7 +28,10 @@ fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
 /// Runs the daemon expecting it to refuse to start; returns its stderr.
 fn refused(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
-    assert!(!out.status.success(), "the daemon should have refused to start");
+    assert!(
+        !out.status.success(),
+        "the daemon should have refused to start"
+    );
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
@@ -40,7 +43,12 @@ fn unknown_keys_and_bad_values_are_named() {
     assert!(err.contains("workers"), "{err}");
 
     let path = write_config(&dir, "[pool]\nsize = 1\n");
-    let err = refused(daemon_cmd().arg("--config").arg(&path).env("CLAUDE_POOL__POOL__MAX_QUEUE", "lots"));
+    let err = refused(
+        daemon_cmd()
+            .arg("--config")
+            .arg(&path)
+            .env("CLAUDE_POOL__POOL__MAX_QUEUE", "lots"),
+    );
     assert!(err.contains("max_queue"), "{err}");
 
     let err = refused(daemon_cmd().env("CLAUDE_POOL_CONFIG", dir.path().join("missing.toml")));
@@ -91,7 +99,11 @@ fn sigterm_lets_the_job_in_flight_finish_then_exits_cleanly() {
     let job = std::thread::spawn({
         let url = format!("{base}/v1/messages");
         move || {
-            let res = client().post(url).json(&message_body("finish me [[slow:100]]")).send().unwrap();
+            let res = client()
+                .post(url)
+                .json(&message_body("finish me [[slow:100]]"))
+                .send()
+                .unwrap();
             (res.status().as_u16(), res.json::<Value>().unwrap())
         }
     });
@@ -104,8 +116,16 @@ fn sigterm_lets_the_job_in_flight_finish_then_exits_cleanly() {
     assert!(text.ends_with("word19 "), "the job must complete: {text}");
     let exit = child.wait().unwrap();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(exit.success(), "exit {exit:?}: {stderr}");
-    let needle = format!("CLAUDE_CONFIG_DIR={}", dir.path().join("claude-config").display());
+    let needle = format!(
+        "CLAUDE_CONFIG_DIR={}",
+        dir.path().join("claude-config").display()
+    );
     assert_no_processes_with_env(&needle, Duration::from_secs(5));
 }

@@ -125,7 +125,9 @@ fn every_job_is_followed_by_clear_and_only_valid_json_is_written() {
     let upstream = FakeUpstream::start();
     let log = tempfile::NamedTempFile::new().unwrap();
     let daemon = Daemon::start(
-        DaemonConfig::fake(1).with_env("FAKE_CLAUDE_LOG", log.path().to_str().unwrap()),
+        DaemonConfig::fake(1)
+            .with_env("FAKE_CLAUDE_LOG", log.path().to_str().unwrap())
+            .with_toml("pool.affinity = false"),
         &upstream,
     );
     for text in ["one", "two [[error:500]]", "three"] {

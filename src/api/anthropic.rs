@@ -9,7 +9,7 @@ use super::assemble::Assembled;
 use super::models::resolve_model;
 use super::tools;
 use crate::job::{JobEvent, JobSpec, Usage};
-use crate::prompt::{self, Role, Turn};
+use crate::prompt::{Role, Turn};
 
 /// `POST /v1/messages`. Unknown fields are accepted: SDKs add new ones.
 #[derive(Debug, Deserialize)]
@@ -239,27 +239,19 @@ impl MessagesRequest {
                 input_schema: t.input_schema.clone().unwrap_or(Value::Null),
             })
             .collect();
-        let tool_set = tools::tool_set(&defs, &choice);
-        let mut prompt = prompt::render(&turns);
-        if tool_set.is_some() {
-            prompt.extend(tools::choice_instruction(&choice));
-        }
-        JobSpec {
+        super::Conversation {
             system,
             model: resolve_model(self.model.as_deref(), default_model),
-            prompt,
-            tool_results: if tool_set.is_some() {
-                tools::results_in_last_turn(&turns)
-            } else {
-                Vec::new()
-            },
-            tools: tool_set,
+            turns: &turns,
             thinking_budget: match self.thinking {
                 Some(ThinkingParam::Enabled { budget_tokens }) => budget_tokens.max(1),
                 Some(ThinkingParam::Adaptive) => ADAPTIVE_THINKING_BUDGET,
                 Some(ThinkingParam::Disabled) | None => 0,
             },
+            tools: &defs,
+            tool_choice: choice,
         }
+        .into_spec()
     }
 }
 

@@ -7,6 +7,57 @@ pub mod models;
 pub mod openai;
 pub mod tools;
 
+use crate::affinity::ConversationKey;
+use crate::job::JobSpec;
+use crate::prompt::{self, Turn};
+
+/// A dialect-neutral request, from which every job is built the same way.
+pub struct Conversation<'a> {
+    pub system: String,
+    /// The model the CLI is asked for.
+    pub model: String,
+    pub turns: &'a [Turn],
+    pub thinking_budget: u32,
+    pub tools: &'a [tools::ToolDef],
+    pub tool_choice: tools::Choice,
+}
+
+impl Conversation<'_> {
+    /// The job for this conversation: the history rendered for a fresh
+    /// worker, the final message alone for a worker that already holds the
+    /// rest, tool set and results, and the affinity digests.
+    pub fn into_spec(self) -> JobSpec {
+        let tool_set = tools::tool_set(self.tools, &self.tool_choice);
+        let instruction = tool_set
+            .as_ref()
+            .and_then(|_| tools::choice_instruction(&self.tool_choice));
+        let mut prompt = prompt::render(self.turns);
+        let mut continuation = prompt::render(&self.turns[self.turns.len().saturating_sub(1)..]);
+        prompt.extend(instruction.clone());
+        continuation.extend(instruction);
+        let conversation = ConversationKey::new(
+            &self.system,
+            &self.model,
+            tool_set.as_ref().map(|t| t.server.as_str()),
+            self.turns,
+        );
+        JobSpec {
+            tool_results: if tool_set.is_some() {
+                tools::results_in_last_turn(self.turns)
+            } else {
+                Vec::new()
+            },
+            tools: tool_set,
+            system: self.system,
+            model: self.model,
+            prompt,
+            continuation,
+            conversation,
+            thinking_budget: self.thinking_budget,
+        }
+    }
+}
+
 /// Which API a route speaks; decides the shape of its errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

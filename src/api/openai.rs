@@ -27,7 +27,7 @@ use super::tools;
 use super::Dialect;
 use crate::http::error::ApiError;
 use crate::job::{BlockStart, Delta, JobEvent, JobSpec, Usage};
-use crate::prompt::{self, Role, Turn};
+use crate::prompt::{Role, Turn};
 
 /// `POST /v1/chat/completions`. Unknown fields are accepted: SDKs add new ones.
 #[derive(Debug, Deserialize)]
@@ -327,30 +327,20 @@ impl ChatRequest {
         if let Some(instruction) = self.response_format.as_ref().and_then(json_instruction) {
             system.push(instruction);
         }
-        let choice = self.tool_choice();
-        let tool_set = tools::tool_set(&self.tool_defs(), &choice);
-        let turns = &self.conversation.turns;
-        let mut prompt = prompt::render(turns);
-        if tool_set.is_some() {
-            prompt.extend(tools::choice_instruction(&choice));
-        }
-        JobSpec {
+        super::Conversation {
             system: system.join("\n\n"),
             model: resolve_model(self.model.as_deref(), default_model),
-            prompt,
+            turns: &self.conversation.turns,
             // Off unless asked for, as in the Messages API.
             thinking_budget: self
                 .reasoning_effort
                 .as_deref()
                 .and_then(thinking_budget)
                 .unwrap_or(0),
-            tool_results: if tool_set.is_some() {
-                tools::results_in_last_turn(turns)
-            } else {
-                Vec::new()
-            },
-            tools: tool_set,
+            tools: &self.tool_defs(),
+            tool_choice: self.tool_choice(),
         }
+        .into_spec()
     }
 
     /// `tools[].function` as tool definitions (other tool types are skipped).

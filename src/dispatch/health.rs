@@ -38,6 +38,8 @@ pub struct WorkerCounts {
     /// Holding a turn blocked on a caller's tool results (counted as busy
     /// for capacity, reported apart).
     pub parked: usize,
+    /// Idle, holding a conversation whose next turn they would continue.
+    pub bound: usize,
     pub starting: usize,
     pub stopping: usize,
     /// Resident memory of all worker processes, MiB.

@@ -54,6 +54,15 @@ pub struct JobParked {
     pub tool_use_ids: Vec<String>,
 }
 
+/// A worker's job ended normally and the worker keeps that conversation,
+/// bound under `key` (see `affinity`), instead of clearing it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WorkerBound {
+    pub id: WorkerId,
+    pub key: u64,
+}
+
 /// A worker's conversation was cleared after a job; it can take another job
 /// with the same system prompt.
 #[derive(Message)]

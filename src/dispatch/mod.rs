@@ -18,7 +18,7 @@ use actix::prelude::*;
 use crate::config::Settings;
 use crate::error::JobError;
 use crate::job::Job;
-use crate::worker::messages::{RunJob, StopWorker};
+use crate::worker::messages::{RunJob, StopWorker, Unbind};
 use crate::worker::process::SpawnSpec;
 use crate::worker::{Worker, WorkerId};
 use health::{Health, JobStats, QueueStats, Status, WorkerCounts, WorkerInfo};
@@ -26,8 +26,6 @@ use messages::*;
 
 /// How often queued jobs are checked for timeouts and departed clients.
 const QUEUE_TICK: Duration = Duration::from_millis(250);
-/// Consecutive failed spawns after which the pool counts as degraded.
-const DEGRADED_AFTER_FAILURES: u32 = 3;
 /// What `Retry-After` says when the queue is full.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// Grace a worker gets to exit on stdin EOF when stopped.
@@ -40,6 +38,10 @@ enum SlotState {
     Busy,
     /// Holding a turn blocked on the caller's tool results.
     Parked,
+    /// Idle, holding a finished conversation its next turn may continue.
+    Bound,
+    /// Clearing a bound conversation; ready again soon.
+    Unbinding,
     Stopping,
 }
 
@@ -50,6 +52,8 @@ impl SlotState {
             SlotState::Ready => "ready",
             SlotState::Busy => "busy",
             SlotState::Parked => "parked",
+            SlotState::Bound => "bound",
+            SlotState::Unbinding => "unbinding",
             SlotState::Stopping => "stopping",
         }
     }
@@ -66,6 +70,8 @@ struct Slot {
     rss_bytes: Option<u64>,
     /// While parked: the tool_use ids whose results resume the turn, sorted.
     parked_on: Vec<String>,
+    /// While bound: the conversation key, and since when it has been idle.
+    bound: Option<(u64, Instant)>,
 }
 
 pub struct Dispatcher {
@@ -77,8 +83,11 @@ pub struct Dispatcher {
     next_worker: WorkerId,
     /// Respawns waiting out a backoff delay.
     pending_spawns: usize,
-    /// Failed spawns or crashes since the last worker became ready.
+    /// Failed spawns or crashes since the last worker became ready; sets the
+    /// respawn backoff.
     consecutive_failures: u32,
+    /// When recent failures happened, for crash-loop detection.
+    failures: VecDeque<Instant>,
     last_failure: Option<String>,
     draining: bool,
     stats: JobStats,
@@ -98,6 +107,7 @@ impl Dispatcher {
             next_worker: 1,
             pending_spawns: 0,
             consecutive_failures: 0,
+            failures: VecDeque::new(),
             last_failure: None,
             draining: false,
             stats: JobStats::default(),
@@ -124,6 +134,7 @@ impl Dispatcher {
                 jobs: 0,
                 rss_bytes: None,
                 parked_on: Vec::new(),
+                bound: None,
             },
         );
     }
@@ -139,12 +150,59 @@ impl Dispatcher {
         self.workers.values().filter(|s| s.state == state).count()
     }
 
+    /// Crash loop: many recent failures and no worker able to serve.
     fn is_degraded(&self) -> bool {
-        self.consecutive_failures >= DEGRADED_AFTER_FAILURES
-            && self.count(SlotState::Ready)
-                + self.count(SlotState::Busy)
-                + self.count(SlotState::Parked)
-                == 0
+        let pool = &self.settings.pool;
+        let window = pool.crash_loop_window();
+        let recent = self
+            .failures
+            .iter()
+            .filter(|at| at.elapsed() <= window)
+            .count();
+        recent >= pool.crash_loop_failures as usize
+            && self.consecutive_failures > 0
+            && self
+                .workers
+                .values()
+                .all(|s| matches!(s.state, SlotState::Starting | SlotState::Stopping))
+    }
+
+    /// The bound worker holding this job's earlier turns.
+    fn bound_for(&self, job: &Job) -> Option<WorkerId> {
+        let lookup = job.spec.conversation.as_ref()?.lookup;
+        self.workers
+            .iter()
+            .find(|(_, s)| {
+                s.state == SlotState::Bound && s.bound.is_some_and(|(key, _)| key == lookup)
+            })
+            .map(|(id, _)| *id)
+    }
+
+    fn unbind(&mut self, id: WorkerId) {
+        if let Some(slot) = self.workers.get_mut(&id) {
+            slot.state = SlotState::Unbinding;
+            slot.bound = None;
+            slot.addr.do_send(Unbind);
+        }
+    }
+
+    /// Queued jobs that no ready worker can take get bound workers instead,
+    /// least recently used first: a new conversation never waits to keep an
+    /// old one warm.
+    fn evict_bound(&mut self) {
+        let coming = self.count(SlotState::Unbinding);
+        let wanted = self.queue.len().saturating_sub(coming);
+        let mut bound: Vec<(Instant, WorkerId)> = self
+            .workers
+            .iter()
+            .filter(|(_, s)| s.state == SlotState::Bound)
+            .filter_map(|(id, s)| s.bound.map(|(_, since)| (since, *id)))
+            .collect();
+        bound.sort();
+        for (_, id) in bound.into_iter().take(wanted) {
+            log::debug!("worker-{id} unbound for a waiting job");
+            self.unbind(id);
+        }
     }
 
     /// A ready worker for a job with this system prompt: one already set up
@@ -210,6 +268,7 @@ impl Dispatcher {
                 None => i += 1,
             }
         }
+        self.evict_bound();
         self.retire_mismatched();
     }
 
@@ -217,7 +276,9 @@ impl Dispatcher {
     /// different system prompt. Retire such workers (their replacements boot
     /// blank) unless enough blank workers are already on the way.
     fn retire_mismatched(&mut self) {
-        let coming = self.count(SlotState::Starting) + self.pending_spawns;
+        let coming = self.count(SlotState::Starting)
+            + self.count(SlotState::Unbinding)
+            + self.pending_spawns;
         let mut wanted = self.queue.len().saturating_sub(coming);
         for slot in self.workers.values_mut() {
             if wanted == 0 {
@@ -264,6 +325,8 @@ impl Dispatcher {
                     workers.busy += 1;
                     workers.parked += 1;
                 }
+                SlotState::Bound => workers.bound += 1,
+                SlotState::Unbinding => workers.busy += 1,
                 SlotState::Stopping => workers.stopping += 1,
             }
             let rss_mb = slot.rss_bytes.map(|b| b / (1024 * 1024));
@@ -281,7 +344,7 @@ impl Dispatcher {
                 Status::ShuttingDown,
                 Some("the server is shutting down".to_string()),
             )
-        } else if workers.ready + workers.busy > 0 {
+        } else if workers.ready + workers.busy + workers.bound > 0 {
             (Status::Ok, None)
         } else if self.is_degraded() {
             (Status::Degraded, self.last_failure.clone())
@@ -315,6 +378,20 @@ impl Actor for Dispatcher {
         }
         ctx.run_interval(QUEUE_TICK, |act, ctx| {
             act.expire_queued();
+            let idle = act.settings.pool.affinity_idle();
+            let expired: Vec<WorkerId> = act
+                .workers
+                .iter()
+                .filter(|(_, s)| {
+                    s.state == SlotState::Bound
+                        && s.bound.is_some_and(|(_, at)| at.elapsed() > idle)
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for id in expired {
+                log::debug!("worker-{id}: bound conversation expired");
+                act.unbind(id);
+            }
             // Refresh memory figures of idle workers for /health.
             for slot in act.workers.values_mut() {
                 if slot.pid != 0 {
@@ -348,6 +425,19 @@ impl Handler<Submit> for Dispatcher {
             slot.state = SlotState::Busy;
             slot.parked_on.clear();
             log::debug!("[{}] resumes the turn parked on worker-{id}", job.id);
+            slot.addr.do_send(RunJob(job));
+            return Ok(());
+        }
+        if let Some(id) = self.bound_for(&job) {
+            // The worker already holds this conversation: it gets only the
+            // new message.
+            let slot = self.workers.get_mut(&id).expect("bound worker exists");
+            slot.state = SlotState::Busy;
+            slot.bound = None;
+            log::debug!(
+                "[{}] continues the conversation bound to worker-{id}",
+                job.id
+            );
             slot.addr.do_send(RunJob(job));
             return Ok(());
         }
@@ -447,15 +537,33 @@ impl Handler<JobParked> for Dispatcher {
     }
 }
 
+impl Handler<WorkerBound> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: WorkerBound, _ctx: &mut Context<Self>) {
+        if let Some(slot) = self.workers.get_mut(&msg.id) {
+            if slot.state == SlotState::Busy {
+                slot.state = SlotState::Bound;
+                slot.bound = Some((msg.key, Instant::now()));
+            }
+        }
+        self.dispatch();
+    }
+}
+
 impl Handler<WorkerIdle> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, msg: WorkerIdle, _ctx: &mut Context<Self>) {
         if let Some(slot) = self.workers.get_mut(&msg.id) {
             slot.rss_bytes = msg.rss_bytes;
-            if matches!(slot.state, SlotState::Busy | SlotState::Parked) {
+            if matches!(
+                slot.state,
+                SlotState::Busy | SlotState::Parked | SlotState::Unbinding
+            ) {
                 slot.state = SlotState::Ready;
                 slot.parked_on.clear();
+                slot.bound = None;
             }
         }
         self.dispatch();
@@ -473,6 +581,15 @@ impl Handler<WorkerExited> for Dispatcher {
         self.restarts += 1;
         if msg.reason.is_failure() {
             self.consecutive_failures += 1;
+            self.failures.push_back(Instant::now());
+            let window = self.settings.pool.crash_loop_window();
+            while self
+                .failures
+                .front()
+                .is_some_and(|at| at.elapsed() > window)
+            {
+                self.failures.pop_front();
+            }
             self.last_failure = Some(match &msg.reason {
                 ExitReason::BootFailed(why) | ExitReason::Crashed(why) => why.clone(),
                 _ => unreachable!("is_failure"),

@@ -19,3 +19,9 @@ pub struct RunJob(pub Job);
 pub struct StopWorker {
     pub grace: Duration,
 }
+
+/// Give up the conversation this worker is bound to: clear it, then report
+/// `WorkerIdle`. Ignored unless the worker is still bound.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unbind;

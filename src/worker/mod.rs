@@ -28,15 +28,16 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde_json::json;
 
+use crate::api::assemble::Assembler;
 use crate::config::Settings;
 use crate::dispatch::messages::{
-    ExitReason, JobEnded, JobParked, WorkerExited, WorkerIdle, WorkerReady,
+    ExitReason, JobEnded, JobParked, WorkerBound, WorkerExited, WorkerIdle, WorkerReady,
 };
 use crate::dispatch::Dispatcher;
 use crate::error::JobError;
 use crate::job::{Job, JobEvent, ToolResult, ToolSet, Usage};
 use mcp::{McpRequest, ToolCall};
-use messages::{RunJob, StopWorker};
+use messages::{RunJob, StopWorker, Unbind};
 use process::{CliOutput, CliProcess, SpawnSpec};
 use protocol::{CliMessage, ControlResponse};
 use translate::TurnTranslator;
@@ -81,6 +82,13 @@ struct Run {
     interrupted_at: Option<Instant>,
     /// The client already has its terminal event (e.g. a timeout error).
     answered: bool,
+    /// The job continues a conversation this worker holds: only the final
+    /// message is written.
+    continuing: bool,
+    /// Collects the reply, whose content keys the conversation afterwards.
+    reply: Assembler,
+    /// The reply's content once the turn finished normally.
+    reply_content: Option<Vec<serde_json::Value>>,
 }
 
 enum Phase {
@@ -105,6 +113,8 @@ enum Phase {
     Clearing {
         since: Instant,
     },
+    /// Idle, holding the conversation of the last job (affinity).
+    Bound,
     /// The process is being stopped; the reason is reported on exit.
     Stopping(ExitReason),
 }
@@ -220,7 +230,7 @@ impl Worker {
         }
     }
 
-    fn start_job(&mut self, job: Job) {
+    fn start_job(&mut self, job: Job, continuing: bool) {
         let mut steps = VecDeque::new();
         match &self.system_prompt {
             None => steps.push_back(Setup::Initialize(job.spec.system.clone())),
@@ -259,7 +269,8 @@ impl Worker {
             job.spec.model
         );
         self.tool_results.clear();
-        let run = self.new_run(job, Usage::default());
+        let mut run = self.new_run(job, Usage::default());
+        run.continuing = continuing;
         self.continue_setup(run, steps);
     }
 
@@ -275,6 +286,9 @@ impl Worker {
             last_output: now,
             interrupted_at: None,
             answered: false,
+            continuing: false,
+            reply: Assembler::default(),
+            reply_content: None,
         }
     }
 
@@ -365,7 +379,12 @@ impl Worker {
                 };
             }
             None => {
-                self.send_line(protocol::user_message(&run.job.spec.prompt));
+                let prompt = if run.continuing {
+                    &run.job.spec.continuation
+                } else {
+                    &run.job.spec.prompt
+                };
+                self.send_line(protocol::user_message(prompt));
                 self.phase = Phase::Running(run);
             }
         }
@@ -525,6 +544,9 @@ impl Worker {
             }
             if !run.answered {
                 run.answered = terminal;
+                if let Some(Ok(answer)) = run.reply.push(event.clone()) {
+                    run.reply_content = Some(answer.content);
+                }
                 let _ = run.job.events.send(event);
             }
         }
@@ -553,6 +575,23 @@ impl Worker {
             self.retire(ExitReason::Retired, RETIRE_GRACE);
             return;
         }
+        let bind_key = match (&run.job.spec.conversation, &run.reply_content) {
+            (Some(conversation), Some(reply)) if succeeded && self.settings.pool.affinity => {
+                Some(conversation.after_reply(reply))
+            }
+            _ => None,
+        };
+        match bind_key {
+            Some(key) => {
+                self.phase = Phase::Bound;
+                self.dispatcher.do_send(WorkerBound { id: self.id, key });
+            }
+            None => self.clear(),
+        }
+    }
+
+    /// Starts a fresh conversation (the system prompt stays).
+    fn clear(&mut self) {
         self.send_line(protocol::clear_command());
         self.phase = Phase::Clearing {
             since: Instant::now(),
@@ -768,12 +807,7 @@ impl StreamHandler<Vec<u8>> for Worker {
                     self.continue_setup(run, rest);
                 }
             }
-            CliMessage::Result(_) if matches!(self.phase, Phase::Abandoning { .. }) => {
-                self.send_line(protocol::clear_command());
-                self.phase = Phase::Clearing {
-                    since: Instant::now(),
-                };
-            }
+            CliMessage::Result(_) if matches!(self.phase, Phase::Abandoning { .. }) => self.clear(),
             CliMessage::Result(_) if matches!(self.phase, Phase::Clearing { .. }) => {
                 self.phase = Phase::Idle;
                 let rss_bytes = self.process.as_ref().and_then(CliProcess::rss_bytes);
@@ -796,7 +830,8 @@ impl Handler<RunJob> for Worker {
 
     fn handle(&mut self, RunJob(job): RunJob, _ctx: &mut Context<Self>) {
         match std::mem::replace(&mut self.phase, Phase::Idle) {
-            Phase::Idle => self.start_job(job),
+            Phase::Idle => self.start_job(job, false),
+            Phase::Bound if job.spec.conversation.is_some() => self.start_job(job, true),
             Phase::Parked(parked) if !job.spec.tool_results.is_empty() => {
                 self.resume_job(job, parked)
             }
@@ -811,6 +846,16 @@ impl Handler<RunJob> for Worker {
                     succeeded: false,
                 });
             }
+        }
+    }
+}
+
+impl Handler<Unbind> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, _: Unbind, _ctx: &mut Context<Self>) {
+        if matches!(self.phase, Phase::Bound) {
+            self.clear();
         }
     }
 }

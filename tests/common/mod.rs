@@ -197,7 +197,9 @@ impl Daemon {
         let deadline = Instant::now() + limit;
         loop {
             let h = self.health();
-            let ready = h["workers"]["ready"].as_u64().unwrap_or(0);
+            // A worker bound to a finished conversation is free as well.
+            let ready = h["workers"]["ready"].as_u64().unwrap_or(0)
+                + h["workers"]["bound"].as_u64().unwrap_or(0);
             let size = h["workers"]["total"].as_u64().unwrap_or(u64::MAX);
             if ready > 0 && ready == size && h["workers"]["busy"] == 0 {
                 return;

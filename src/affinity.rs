@@ -1,0 +1,199 @@
+//! Conversation affinity: recognising that a request continues the
+//! conversation a worker already holds.
+//!
+//! Clients of both APIs re-send the whole conversation every turn. After a
+//! job, its worker's CLI conversation equals the request's messages plus the
+//! reply it produced. A digest of exactly that — system prompt, model, tool
+//! set and every message, normalised so that a client echoing the reply as
+//! a string or as blocks gives the same digest — keys the worker. A later
+//! request whose messages minus the final user message have that digest is
+//! the same conversation, one turn on.
+//!
+//! Exact matching only: any byte of difference in what is digested gives
+//! another key. The hasher is SipHash keyed at random per daemon run, so a
+//! client cannot construct a collision with someone else's conversation.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+
+use crate::prompt::{Role, Turn};
+
+/// This run's random hashing keys.
+fn keys() -> &'static RandomState {
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    KEYS.get_or_init(RandomState::new)
+}
+
+/// A keyed digest of `text` (also used to name tool servers).
+pub fn digest_str(text: &str) -> u64 {
+    keys().hash_one(text)
+}
+
+/// The conversation digests of one request.
+#[derive(Debug, Clone)]
+pub struct ConversationKey {
+    /// Digest of everything but the final user message: the key a worker
+    /// bound to this conversation's previous turn holds.
+    pub lookup: u64,
+    /// Hasher state after every message of the request; the worker adds its
+    /// reply to get the key it is bound under afterwards.
+    after_request: <RandomState as BuildHasher>::Hasher,
+}
+
+impl ConversationKey {
+    /// Digests a conversation. `None` when it cannot be continued in a live
+    /// worker: it must end with a user message without tool results (a CLI
+    /// turn takes tool results only through a parked call).
+    pub fn new(system: &str, model: &str, tools: Option<&str>, turns: &[Turn]) -> Option<Self> {
+        let (last, earlier) = turns.split_last()?;
+        if last.role != Role::User || last.blocks.iter().any(|b| b["type"] == "tool_result") {
+            return None;
+        }
+        let mut hasher = keys().build_hasher();
+        (system, model, tools.unwrap_or("")).hash(&mut hasher);
+        for turn in earlier {
+            feed(&mut hasher, turn.role, &turn.blocks);
+        }
+        let lookup = hasher.finish();
+        feed(&mut hasher, last.role, &last.blocks);
+        Some(Self {
+            lookup,
+            after_request: hasher,
+        })
+    }
+
+    /// The key of the conversation once `reply` (the assistant's content
+    /// blocks, as returned to the client) has been added.
+    pub fn after_reply(&self, reply: &[Value]) -> u64 {
+        let mut hasher = self.after_request.clone();
+        feed(&mut hasher, Role::Assistant, reply);
+        hasher.finish()
+    }
+}
+
+fn feed(hasher: &mut impl Hasher, role: Role, blocks: &[Value]) {
+    let role = match role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    };
+    let normalized = Value::Array(normalize(blocks));
+    (role, normalized.to_string()).hash(hasher);
+}
+
+/// Blocks as they matter to the conversation: thinking dropped (clients
+/// differ in echoing it), adjacent text merged, presentation-only fields
+/// (`cache_control`, `citations`) removed.
+fn normalize(blocks: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for block in blocks {
+        match block["type"].as_str().unwrap_or_default() {
+            "thinking" | "redacted_thinking" => {}
+            "text" => {
+                let text = block["text"].as_str().unwrap_or_default();
+                if let Some(prev) = out.last_mut().filter(|p| p["type"] == "text") {
+                    let merged = format!("{}{text}", prev["text"].as_str().unwrap_or_default());
+                    prev["text"] = Value::String(merged);
+                } else {
+                    out.push(json!({"type": "text", "text": text}));
+                }
+            }
+            "tool_use" => out.push(json!({
+                "type": "tool_use", "id": block["id"], "name": block["name"], "input": block["input"]
+            })),
+            "tool_result" => out.push(json!({
+                "type": "tool_result",
+                "tool_use_id": block["tool_use_id"],
+                "content": normalize_result_content(&block["content"]),
+                "is_error": block["is_error"].as_bool().unwrap_or(false),
+            })),
+            _ => {
+                let mut block = block.clone();
+                if let Some(obj) = block.as_object_mut() {
+                    obj.remove("cache_control");
+                    obj.remove("citations");
+                }
+                out.push(block);
+            }
+        }
+    }
+    out
+}
+
+fn normalize_result_content(content: &Value) -> Value {
+    match content {
+        Value::String(text) => Value::Array(normalize(&[json!({"type": "text", "text": text})])),
+        Value::Array(blocks) => Value::Array(normalize(blocks)),
+        _ => Value::Array(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn(role: Role, text: &str) -> Turn {
+        Turn {
+            role,
+            blocks: vec![json!({"type": "text", "text": text})],
+        }
+    }
+
+    #[test]
+    fn the_next_turn_finds_the_previous_turns_key() {
+        let first = vec![turn(Role::User, "hi")];
+        let key = ConversationKey::new("S", "m", None, &first).unwrap();
+        let reply = vec![
+            json!({"type": "text", "text": "Hel"}),
+            json!({"type": "text", "text": "lo"}),
+        ];
+        let bound = key.after_reply(&reply);
+        // The client echoes the reply as a plain string.
+        let second = vec![
+            turn(Role::User, "hi"),
+            turn(Role::Assistant, "Hello"),
+            turn(Role::User, "again"),
+        ];
+        assert_eq!(
+            ConversationKey::new("S", "m", None, &second)
+                .unwrap()
+                .lookup,
+            bound
+        );
+    }
+
+    #[test]
+    fn any_difference_changes_the_key() {
+        let base = vec![
+            turn(Role::User, "hi"),
+            turn(Role::Assistant, "Hello"),
+            turn(Role::User, "x"),
+        ];
+        let key = |system: &str, model: &str, tools: Option<&str>, turns: &[Turn]| {
+            ConversationKey::new(system, model, tools, turns)
+                .unwrap()
+                .lookup
+        };
+        let reference = key("S", "m", None, &base);
+        assert_ne!(reference, key("S2", "m", None, &base));
+        assert_ne!(reference, key("S", "m2", None, &base));
+        assert_ne!(reference, key("S", "m", Some("t"), &base));
+        let mut edited = base.clone();
+        edited[1] = turn(Role::Assistant, "Hello!");
+        assert_ne!(reference, key("S", "m", None, &edited));
+        let mut swapped = base.clone();
+        swapped[0].role = Role::Assistant;
+        assert_ne!(reference, key("S", "m", None, &swapped));
+    }
+
+    #[test]
+    fn tool_results_cannot_continue_a_bound_conversation() {
+        let turns = vec![Turn {
+            role: Role::User,
+            blocks: vec![json!({"type": "tool_result", "tool_use_id": "t", "content": "x"})],
+        }];
+        assert!(ConversationKey::new("", "m", None, &turns).is_none());
+    }
+}
