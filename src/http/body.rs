@@ -1,4 +1,5 @@
-//! Reading request bodies under the configured size limit.
+//! Reading request bodies: JSON only, under the configured size limit, one
+//! JSON document and nothing after it.
 
 use actix_web::{http::header, web, HttpRequest};
 use bytes::Bytes;
@@ -7,12 +8,18 @@ use super::error::{ApiError, ErrorKind};
 use crate::api::Dialect;
 
 /// The whole body, or 413 in the route's dialect when it exceeds `limit`.
+///
+/// A body declared as anything but JSON gets 415 before it is read. That
+/// closes the daemon to cross-site "simple" requests, which browsers send
+/// without a preflight only as `text/plain`, form or multipart bodies. A
+/// body with no content type is read as JSON, as scripts often omit it.
 pub async fn read(
     req: &HttpRequest,
     payload: web::Payload,
     limit: usize,
     dialect: Dialect,
 ) -> Result<Bytes, ApiError> {
+    check_content_type(req.headers().get(header::CONTENT_TYPE), dialect)?;
     let too_large = || {
         ApiError::new(
             ErrorKind::PayloadTooLarge,
@@ -35,5 +42,108 @@ pub async fn read(
             dialect,
         )),
         Err(_) => Err(too_large()),
+    }
+}
+
+/// Ok for no content type, `application/json` or `application/*+json`
+/// (any parameters, any case); 415 otherwise.
+fn check_content_type(
+    value: Option<&header::HeaderValue>,
+    dialect: Dialect,
+) -> Result<(), ApiError> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let is_json = essence.as_deref().is_some_and(|e| {
+        e == "application/json"
+            || e.strip_prefix("application/")
+                .and_then(|sub| sub.strip_suffix("+json"))
+                .is_some_and(|name| !name.is_empty())
+    });
+    if is_json {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorKind::UnsupportedMediaType,
+        format!(
+            "content-type must be application/json, not {:?}",
+            String::from_utf8_lossy(value.as_bytes())
+        ),
+        dialect,
+    ))
+}
+
+/// 400 unless `body` is exactly one JSON document (trailing whitespace
+/// allowed). The dialects' typed parsers stop after the first value and
+/// would otherwise accept `{…}}` or `{…} junk`; run this after them, so
+/// their errors (which name the field at fault) come first.
+pub fn ensure_single_document(body: &[u8], dialect: Dialect) -> Result<(), ApiError> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map(drop)
+        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), dialect))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::StatusCode;
+
+    fn check(value: &str) -> Result<(), ApiError> {
+        check_content_type(
+            Some(&header::HeaderValue::from_str(value).unwrap()),
+            Dialect::Anthropic,
+        )
+    }
+
+    #[test]
+    fn json_content_types_pass_and_others_get_415() {
+        assert!(check_content_type(None, Dialect::Anthropic).is_ok());
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            " application/json ;charset=UTF-8",
+            "application/vnd.api+json",
+        ] {
+            assert!(check(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "text/plain;charset=UTF-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonx",
+            "application/+json",
+            "json",
+            "",
+        ] {
+            let e = check(bad).unwrap_err();
+            assert_eq!(e.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{bad}");
+            assert_eq!(e.body()["error"]["type"], "invalid_request_error");
+        }
+        let bytes = header::HeaderValue::from_bytes(b"text/\xffplain").unwrap();
+        assert!(check_content_type(Some(&bytes), Dialect::OpenAi).is_err());
+    }
+
+    #[test]
+    fn only_one_document_is_a_body() {
+        let one = |b: &[u8]| ensure_single_document(b, Dialect::OpenAi);
+        assert!(one(br#"{"messages":[]}"#).is_ok());
+        assert!(one(b"{\"a\":1}\n \r\n").is_ok());
+        for bad in [
+            &b"{\"a\":1}}"[..],
+            b"{\"a\":1} junk",
+            b"{} {}",
+            b"{\"a\":1},",
+        ] {
+            let e = one(bad).unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+            assert!(e.message.contains("trailing"), "{}", e.message);
+        }
     }
 }

@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Authentication,
     NotFound,
     PayloadTooLarge,
+    /// The body is declared as something other than JSON.
+    UnsupportedMediaType,
     RateLimited,
     /// The upstream or the pool is overloaded (529 in Anthropic's terms).
     Overloaded,
@@ -94,6 +96,7 @@ impl ApiError {
             ErrorKind::Authentication => StatusCode::UNAUTHORIZED,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Overloaded => {
                 StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
@@ -107,7 +110,9 @@ impl ApiError {
 
     fn anthropic_type(&self) -> &'static str {
         match self.kind {
-            ErrorKind::InvalidRequest | ErrorKind::UpstreamInvalid => "invalid_request_error",
+            ErrorKind::InvalidRequest
+            | ErrorKind::UpstreamInvalid
+            | ErrorKind::UnsupportedMediaType => "invalid_request_error",
             ErrorKind::Authentication => "authentication_error",
             ErrorKind::NotFound => "not_found_error",
             ErrorKind::PayloadTooLarge => "request_too_large",
@@ -120,9 +125,10 @@ impl ApiError {
 
     fn openai_type(&self) -> (&'static str, Option<&'static str>) {
         match self.kind {
-            ErrorKind::InvalidRequest | ErrorKind::UpstreamInvalid | ErrorKind::PayloadTooLarge => {
-                ("invalid_request_error", None)
-            }
+            ErrorKind::InvalidRequest
+            | ErrorKind::UpstreamInvalid
+            | ErrorKind::PayloadTooLarge
+            | ErrorKind::UnsupportedMediaType => ("invalid_request_error", None),
             ErrorKind::Authentication => ("invalid_request_error", Some("invalid_api_key")),
             ErrorKind::NotFound => ("invalid_request_error", Some("not_found")),
             ErrorKind::RateLimited => ("rate_limit_exceeded", Some("rate_limit_exceeded")),
