@@ -23,6 +23,7 @@ pub struct Settings {
     pub pool: PoolSettings,
     pub claude: ClaudeSettings,
     pub tools: ToolSettings,
+    pub agent: AgentSettings,
 }
 
 /// The HTTP front end.
@@ -46,6 +47,24 @@ pub struct ServerSettings {
     pub keepalive_secs: u64,
     /// Number of HTTP worker threads (0 = one per core).
     pub http_workers: usize,
+    /// More client keys, one a line (`#` comments and blank lines skipped),
+    /// accepted alongside `api_keys`.
+    pub api_keys_file: Option<PathBuf>,
+    /// The keys read from `api_keys_file` (see [`Settings::read_api_keys_file`]);
+    /// never part of the file or the environment.
+    #[serde(skip)]
+    pub file_keys: Vec<String>,
+    /// Whether `/health` needs a key as well (when keys are configured).
+    pub health_requires_key: bool,
+    /// Whether `/metrics` is open to anyone; otherwise only loopback peers
+    /// may read it without a key.
+    pub metrics_public: bool,
+    /// Browser origins allowed to call the API (CORS): empty = no CORS
+    /// headers at all, `["*"]` = any origin.
+    pub cors_allowed_origins: Vec<String>,
+    /// Most verbose level logged (`off`, `error`, `warn`, `info`, `debug`,
+    /// `trace`); reloadable, unlike RUST_LOG, which can only narrow it.
+    pub log_level: String,
 }
 
 impl Default for ServerSettings {
@@ -59,6 +78,12 @@ impl Default for ServerSettings {
             shutdown_grace_secs: 30,
             keepalive_secs: 15,
             http_workers: 0,
+            api_keys_file: None,
+            file_keys: Vec::new(),
+            health_requires_key: false,
+            metrics_public: false,
+            cors_allowed_origins: Vec::new(),
+            log_level: "info".into(),
         }
     }
 }
@@ -180,6 +205,46 @@ impl ToolSettings {
     }
 }
 
+/// Agent mode: Claude Code's own tools (Read, Write, Bash, …) running on
+/// this host for requests without caller tools. Off by default.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSettings {
+    /// Run requests without caller tools as agent jobs.
+    pub enabled: bool,
+    /// The built-in tools agent workers may use.
+    pub tools: Vec<String>,
+    /// Built-in tools removed from agent workers entirely.
+    pub disallowed_tools: Vec<String>,
+    /// The CLI permission mode of agent workers: `default`, `acceptEdits`,
+    /// `dontAsk` or `bypassPermissions` (as root the last needs IS_SANDBOX=1,
+    /// which the daemon then sets).
+    pub permission_mode: String,
+    /// Upper bound on model turns (tool round trips) in one agent job.
+    pub max_turns: u32,
+    /// Each agent worker runs in its own directory under this one. Unset: a
+    /// directory under the system temp dir.
+    pub workspace_root: Option<PathBuf>,
+    /// Show tool use to the client as lines of text in the reply.
+    pub show_tool_activity: bool,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            tools: ["Read", "Write", "Edit", "Bash", "Glob", "Grep"]
+                .map(String::from)
+                .to_vec(),
+            disallowed_tools: Vec::new(),
+            permission_mode: "acceptEdits".into(),
+            max_turns: 50,
+            workspace_root: None,
+            show_tool_activity: false,
+        }
+    }
+}
+
 /// A configuration that cannot be used, with the key at fault where known.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -204,11 +269,29 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("server.api_keys")
+                .with_list_parse_key("server.cors_allowed_origins")
                 .with_list_parse_key("claude.extra_args"),
         );
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
+        settings.read_api_keys_file()?;
         Ok(settings)
+    }
+
+    /// Reads `server.api_keys_file` into `server.file_keys` (replacing what
+    /// was read before). [`Settings::load`] does this; [`Settings::from_toml`]
+    /// does not, and the daemon does it again when it starts.
+    pub fn read_api_keys_file(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = &self.server.api_keys_file else {
+            self.server.file_keys.clear();
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+            key: "server.api_keys_file",
+            message: format!("cannot read {}: {e}", path.display()),
+        })?;
+        self.server.file_keys = parse_key_file(&text);
+        Ok(())
     }
 
     /// Loads settings from TOML text alone (no environment), for tests.
@@ -246,6 +329,16 @@ impl Settings {
         if self.pool.boot_timeout_secs == 0 {
             return invalid("pool.boot_timeout_secs", "must be positive");
         }
+        const MODES: [&str; 4] = ["default", "acceptEdits", "dontAsk", "bypassPermissions"];
+        if !MODES.contains(&self.agent.permission_mode.as_str()) {
+            return invalid(
+                "agent.permission_mode",
+                "expected default, acceptEdits, dontAsk or bypassPermissions",
+            );
+        }
+        if self.agent.enabled && self.agent.tools.is_empty() {
+            return invalid("agent.tools", "agent mode needs at least one tool");
+        }
         if self.pool.crash_loop_failures == 0 {
             return invalid("pool.crash_loop_failures", "must be at least 1");
         }
@@ -261,6 +354,25 @@ impl Settings {
         if self.server.api_keys.iter().any(|k| k.trim().is_empty()) {
             return invalid("server.api_keys", "keys must not be empty strings");
         }
+        if self.server.log_filter().is_none() {
+            return invalid(
+                "server.log_level",
+                "expected off, error, warn, info, debug or trace",
+            );
+        }
+        if let Some(origin) = self
+            .server
+            .cors_allowed_origins
+            .iter()
+            .find(|o| !is_cors_origin(o))
+        {
+            return Err(ConfigError::Invalid {
+                key: "server.cors_allowed_origins",
+                message: format!(
+                    "`{origin}` is not an origin like https://app.example.com (scheme, host, optional port; no path), nor \"*\""
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -270,7 +382,47 @@ impl Settings {
     }
 }
 
+/// The keys of a key file: one a line, `#` comments and blank lines skipped.
+fn parse_key_file(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `*`, or `scheme://host[:port]` as browsers send it in `Origin`.
+fn is_cors_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    let Some((scheme, host)) = origin.split_once("://") else {
+        return false;
+    };
+    !scheme.is_empty()
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        && !host.is_empty()
+        && !host.contains(['/', '?', '#', ' ', '*'])
+}
+
 impl ServerSettings {
+    /// Every accepted client key: `api_keys` and those of `api_keys_file`.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.api_keys.iter().chain(&self.file_keys)
+    }
+
+    /// Whether clients must present a key.
+    pub fn has_keys(&self) -> bool {
+        self.keys().next().is_some()
+    }
+
+    /// `log_level` as a filter; `None` if it names no level.
+    pub fn log_filter(&self) -> Option<log::LevelFilter> {
+        self.log_level.trim().parse().ok()
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
     }
@@ -327,6 +479,38 @@ mod tests {
         assert!(err.to_string().contains("pool.size"), "{err}");
         let err = Settings::from_toml("[server]\nlisten = \"nowhere\"\n").unwrap_err();
         assert!(err.to_string().contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn key_files_skip_comments_and_blanks() {
+        let keys = parse_key_file("# team keys\n\n  k-one  \n#k-off\nk-two\n");
+        assert_eq!(keys, ["k-one", "k-two"]);
+    }
+
+    #[test]
+    fn an_unreadable_key_file_is_named() {
+        let mut s =
+            Settings::from_toml("[server]\napi_keys_file = \"/nonexistent/keys\"\n").unwrap();
+        let err = s.read_api_keys_file().unwrap_err();
+        assert!(err.to_string().contains("server.api_keys_file"), "{err}");
+        assert!(err.to_string().contains("/nonexistent/keys"), "{err}");
+    }
+
+    #[test]
+    fn log_levels_and_cors_origins_are_checked() {
+        let s = Settings::from_toml("[server]\nlog_level = \"debug\"\n").unwrap();
+        assert_eq!(s.server.log_filter(), Some(log::LevelFilter::Debug));
+        let err = Settings::from_toml("[server]\nlog_level = \"loud\"\n").unwrap_err();
+        assert!(err.to_string().contains("server.log_level"), "{err}");
+        for ok in ["*", "https://app.example.com", "http://localhost:5173"] {
+            assert!(is_cors_origin(ok), "{ok}");
+        }
+        for bad in ["", "app.example.com", "https://x.com/", "https://*.x.com"] {
+            assert!(!is_cors_origin(bad), "{bad}");
+        }
+        let err =
+            Settings::from_toml("[server]\ncors_allowed_origins = [\"x.com\"]\n").unwrap_err();
+        assert!(err.to_string().contains("cors_allowed_origins"), "{err}");
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct JobSpec {
     /// The caller's tools, offered to the model as real tools through an SDK
     /// MCP server; `None` for a request without tools.
     pub tools: Option<ToolSet>,
+    /// Run as an agent job: on an agent worker, with Claude Code's own tools
+    /// (agent mode), the client seeing the agent's text as one block.
+    pub agent: bool,
     /// Results the final user message carries for earlier tool calls. A job
     /// with results is routed to the worker parked on exactly those calls.
     pub tool_results: Vec<ToolResult>,

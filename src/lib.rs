@@ -83,7 +83,24 @@ pub async fn run(
         })?;
     let settings = Arc::new(settings);
     let spawn = worker::spawn::spawn_spec(&settings, &working_dir);
-    let dispatcher = Dispatcher::new(settings.clone(), spawn).start();
+    let agent_spawn = if settings.agent.enabled {
+        let root =
+            worker::spawn::prepare_workspace_root(&settings).map_err(|source| StartError::Io {
+                context: "creating the agent workspace root".into(),
+                source,
+            })?;
+        log::warn!(
+            "agent mode is ON: requests without tools run Claude Code's tools ({}) on this host under {}",
+            settings.agent.tools.join(", "),
+            root.display()
+        );
+        Some(worker::spawn::agent_spawn_spec(&settings, &root))
+    } else {
+        None
+    };
+    let dispatcher = Dispatcher::new(settings.clone(), spawn)
+        .with_agent(agent_spawn)
+        .start();
 
     let state = web::Data::new(http::AppState {
         dispatcher: dispatcher.clone(),

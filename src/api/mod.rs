@@ -54,6 +54,7 @@ impl Conversation<'_> {
             continuation,
             conversation,
             thinking_budget: self.thinking_budget,
+            agent: false,
         }
     }
 }

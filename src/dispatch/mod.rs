@@ -20,7 +20,7 @@ use crate::error::JobError;
 use crate::job::Job;
 use crate::worker::messages::{RunJob, StopWorker, Unbind};
 use crate::worker::process::SpawnSpec;
-use crate::worker::{Worker, WorkerId};
+use crate::worker::{Worker, WorkerId, WorkerKind};
 use health::{Health, JobStats, QueueStats, Status, WorkerCounts, WorkerInfo};
 use messages::*;
 
@@ -62,6 +62,9 @@ impl SlotState {
 /// The dispatcher's view of one worker.
 struct Slot {
     addr: Addr<Worker>,
+    kind: WorkerKind,
+    /// Set when the worker is retired to make room for another kind.
+    replace_with: Option<WorkerKind>,
     state: SlotState,
     pid: u32,
     /// The system prompt the worker's conversation was set up with.
@@ -77,6 +80,8 @@ struct Slot {
 pub struct Dispatcher {
     settings: Arc<Settings>,
     spawn: SpawnSpec,
+    /// The recipe for agent workers, when agent mode is on.
+    agent_spawn: Option<SpawnSpec>,
     workers: BTreeMap<WorkerId, Slot>,
     /// Jobs waiting for a worker, oldest first; never longer than `max_queue`.
     queue: VecDeque<Job>,
@@ -102,6 +107,7 @@ impl Dispatcher {
         Self {
             settings,
             spawn,
+            agent_spawn: None,
             workers: BTreeMap::new(),
             queue: VecDeque::new(),
             next_worker: 1,
@@ -117,17 +123,44 @@ impl Dispatcher {
         }
     }
 
-    fn spawn_worker(&mut self, ctx: &mut Context<Self>) {
+    /// Enables agent workers, spawned from `spec` (its `cwd` is the
+    /// workspace root; each agent worker gets a directory below it).
+    pub fn with_agent(mut self, spec: Option<SpawnSpec>) -> Self {
+        self.agent_spawn = spec;
+        self
+    }
+
+    /// The kind of worker the pool is made of when nothing else is asked for.
+    fn default_kind(&self) -> WorkerKind {
+        match self.agent_spawn {
+            Some(_) => WorkerKind::Agent,
+            None => WorkerKind::Plain,
+        }
+    }
+
+    fn spawn_worker(&mut self, ctx: &mut Context<Self>, kind: WorkerKind) {
         let id = self.next_worker;
         self.next_worker += 1;
-        let mut spec = self.spawn.clone();
+        let mut spec = match (&self.agent_spawn, kind) {
+            (Some(agent), WorkerKind::Agent) => {
+                let mut spec = agent.clone();
+                spec.cwd = spec.cwd.join(format!("worker-{id}"));
+                if let Err(e) = std::fs::create_dir_all(&spec.cwd) {
+                    log::error!("cannot create {}: {e}", spec.cwd.display());
+                }
+                spec
+            }
+            _ => self.spawn.clone(),
+        };
         spec.log_name = format!("worker-{id}");
         spec.tag = format!("{}-{id}", self.instance);
-        let addr = Worker::new(id, self.settings.clone(), ctx.address(), spec).start();
+        let addr = Worker::new(id, kind, self.settings.clone(), ctx.address(), spec).start();
         self.workers.insert(
             id,
             Slot {
                 addr,
+                kind,
+                replace_with: None,
                 state: SlotState::Starting,
                 pid: 0,
                 system_prompt: None,
@@ -173,7 +206,9 @@ impl Dispatcher {
         self.workers
             .iter()
             .find(|(_, s)| {
-                s.state == SlotState::Bound && s.bound.is_some_and(|(key, _)| key == lookup)
+                s.state == SlotState::Bound
+                    && s.kind == WorkerKind::for_job(job.spec.agent)
+                    && s.bound.is_some_and(|(key, _)| key == lookup)
             })
             .map(|(id, _)| *id)
     }
@@ -207,11 +242,11 @@ impl Dispatcher {
 
     /// A ready worker for a job with this system prompt: one already set up
     /// with the same prompt first (cheapest), else a blank one.
-    fn pick(&self, system: &str) -> Option<WorkerId> {
+    fn pick(&self, system: &str, kind: WorkerKind) -> Option<WorkerId> {
         let ready = || {
             self.workers
                 .iter()
-                .filter(|(_, s)| s.state == SlotState::Ready)
+                .filter(|(_, s)| s.state == SlotState::Ready && s.kind == kind)
         };
         ready()
             .find(|(_, s)| s.system_prompt.as_deref() == Some(system))
@@ -252,7 +287,8 @@ impl Dispatcher {
                 log::info!("[{}] client left while queued", job.id);
                 continue;
             }
-            match self.pick(&self.queue[i].spec.system) {
+            let job = &self.queue[i];
+            match self.pick(&job.spec.system, WorkerKind::for_job(job.spec.agent)) {
                 Some(id) => {
                     let job = self.queue.remove(i).expect("index in range");
                     let slot = self.workers.get_mut(&id).expect("picked worker exists");
@@ -279,16 +315,22 @@ impl Dispatcher {
         let coming = self.count(SlotState::Starting)
             + self.count(SlotState::Unbinding)
             + self.pending_spawns;
-        let mut wanted = self.queue.len().saturating_sub(coming);
+        // Kinds the waiting jobs need, oldest first, past those on the way.
+        let mut needed = self
+            .queue
+            .iter()
+            .skip(coming)
+            .map(|job| WorkerKind::for_job(job.spec.agent));
+        // Every ready worker is useless to the queue here: dispatch() would
+        // have given it a job otherwise.
         for slot in self.workers.values_mut() {
-            if wanted == 0 {
-                break;
+            if slot.state != SlotState::Ready {
+                continue;
             }
-            if slot.state == SlotState::Ready && slot.system_prompt.is_some() {
-                slot.state = SlotState::Stopping;
-                slot.addr.do_send(StopWorker { grace: STOP_GRACE });
-                wanted -= 1;
-            }
+            let Some(kind) = needed.next() else { break };
+            slot.state = SlotState::Stopping;
+            slot.replace_with = Some(kind);
+            slot.addr.do_send(StopWorker { grace: STOP_GRACE });
         }
     }
 
@@ -374,7 +416,7 @@ impl Actor for Dispatcher {
         // Jobs can be many in a burst; let admission messages queue up.
         ctx.set_mailbox_capacity(4096);
         for _ in 0..self.settings.pool.size {
-            self.spawn_worker(ctx);
+            self.spawn_worker(ctx, self.default_kind());
         }
         ctx.run_interval(QUEUE_TICK, |act, ctx| {
             act.expire_queued();
@@ -574,7 +616,10 @@ impl Handler<WorkerExited> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, msg: WorkerExited, ctx: &mut Context<Self>) {
-        self.workers.remove(&msg.id);
+        let kind = match self.workers.remove(&msg.id) {
+            Some(slot) => slot.replace_with.unwrap_or(slot.kind),
+            None => self.default_kind(),
+        };
         if self.draining {
             return;
         }
@@ -597,10 +642,10 @@ impl Handler<WorkerExited> for Dispatcher {
             let delay = self.backoff();
             log::warn!("worker-{} failed; respawning in {delay:?}", msg.id);
             self.pending_spawns += 1;
-            ctx.run_later(delay, |act, ctx| {
+            ctx.run_later(delay, move |act, ctx| {
                 act.pending_spawns -= 1;
                 if !act.draining {
-                    act.spawn_worker(ctx);
+                    act.spawn_worker(ctx, kind);
                 }
             });
             if self.is_degraded() {
@@ -612,7 +657,7 @@ impl Handler<WorkerExited> for Dispatcher {
                 }
             }
         } else {
-            self.spawn_worker(ctx);
+            self.spawn_worker(ctx, kind);
         }
         self.dispatch();
     }

@@ -26,6 +26,8 @@ pub async fn submit(
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
+    let mut spec = spec;
+    spec.agent = is_agent_job(req, state, &spec);
     let (job, events) = Job::new(id, spec);
     match state.dispatcher.send(Submit(job)).await {
         Ok(Ok(())) => Ok(events),
@@ -36,6 +38,19 @@ pub async fn submit(
 
 /// How often a waiting non-streaming request checks its client is there.
 const DISCONNECT_CHECK: Duration = Duration::from_millis(200);
+
+/// Header with which a request opts out of agent mode (`off`).
+pub const AGENT_HEADER: &str = "x-claude-pool-agent";
+
+/// Agent mode applies to requests without caller tools that did not opt out.
+fn is_agent_job(req: &HttpRequest, state: &AppState, spec: &JobSpec) -> bool {
+    let opted_out = req
+        .headers()
+        .get(AGENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| matches!(v.trim(), "off" | "false" | "0" | "no"));
+    state.settings.agent.enabled && spec.tools.is_none() && !opted_out
+}
 
 /// Waits for the whole answer (non-streaming responses). Gives up, dropping
 /// the job's receiver, as soon as the client has disconnected.

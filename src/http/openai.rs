@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
 use super::error::ApiError;
-use super::{auth, body, jobs, sse, AppState};
+use super::{auth, body, disconnect, jobs, sse, AppState};
 use crate::api::openai::{self, ChatRequest, ChunkEncoder};
 use crate::api::Dialect;
 use crate::job::JobEvent;
@@ -33,6 +33,7 @@ pub async fn create(
             events,
             OpenAiSse(ChunkEncoder::new(meta)),
             keepalive,
+            disconnect::socket_of(&req),
         ))
     } else {
         let answer = jobs::collect(&req, events, DIALECT).await?;

@@ -1,7 +1,9 @@
 //! Server-sent-event response bodies: job events are encoded as they arrive
 //! (nothing is buffered beyond one event), with keep-alives while the model
 //! is silent. Dropping the body (client gone) drops the job's receiver,
-//! which is the worker's signal to interrupt the turn.
+//! which is the worker's signal to interrupt the turn. actix-web notices a
+//! departed client only when a write fails, so while nothing is written the
+//! body also peeks at the connection (see `disconnect`) and ends itself.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -13,8 +15,12 @@ use bytes::Bytes;
 use futures_util::stream;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::disconnect::PeerSocket;
 use crate::error::JobError;
 use crate::job::JobEvent;
+
+/// How often a silent stream checks that its client is still there.
+const DISCONNECT_CHECK: Duration = Duration::from_millis(250);
 
 /// A dialect's encoding of job events into SSE frames.
 pub trait EventEncoder: 'static {
@@ -44,6 +50,7 @@ struct StreamState<E> {
     pending: VecDeque<Bytes>,
     done: bool,
     keepalive: Duration,
+    socket: Option<PeerSocket>,
 }
 
 impl<E: EventEncoder> StreamState<E> {
@@ -66,6 +73,7 @@ pub fn response<E: EventEncoder>(
     events: UnboundedReceiver<JobEvent>,
     encoder: E,
     keepalive: Duration,
+    socket: Option<PeerSocket>,
 ) -> HttpResponse {
     let mut state = StreamState {
         events,
@@ -73,11 +81,13 @@ pub fn response<E: EventEncoder>(
         pending: VecDeque::new(),
         done: false,
         keepalive,
+        socket,
     };
     for event in first {
         state.push(event);
     }
     let body = stream::unfold(state, |mut st| async move {
+        let mut silent_since = tokio::time::Instant::now();
         loop {
             if let Some(frame) = st.pending.pop_front() {
                 return Some((Ok::<_, Infallible>(frame), st));
@@ -85,14 +95,25 @@ pub fn response<E: EventEncoder>(
             if st.done {
                 return None;
             }
-            match tokio::time::timeout(st.keepalive, st.events.recv()).await {
-                Ok(Some(event)) => st.push(event),
-                Ok(None) => st.push(JobEvent::Failed(JobError::WorkerCrashed(
-                    "the worker stopped without finishing the response".into(),
-                ))),
-                Err(_) => {
-                    let frames = st.encoder.keepalive();
-                    st.pending.extend(frames);
+            let keepalive_at = silent_since + st.keepalive;
+            let wake = keepalive_at.min(tokio::time::Instant::now() + DISCONNECT_CHECK);
+            tokio::select! {
+                event = st.events.recv() => match event {
+                    Some(event) => st.push(event),
+                    None => st.push(JobEvent::Failed(JobError::WorkerCrashed(
+                        "the worker stopped without finishing the response".into(),
+                    ))),
+                },
+                _ = tokio::time::sleep_until(wake) => {
+                    if st.socket.is_some_and(PeerSocket::is_closed) {
+                        // Ending the body drops the job's receiver.
+                        return None;
+                    }
+                    if tokio::time::Instant::now() >= keepalive_at {
+                        let frames = st.encoder.keepalive();
+                        st.pending.extend(frames);
+                        silent_since = tokio::time::Instant::now();
+                    }
                 }
             }
         }

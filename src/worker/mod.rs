@@ -14,6 +14,7 @@
 //! cleared with `/clear` before the next job, so no job ever runs in a
 //! conversation holding another job's messages.
 
+pub mod agent_view;
 pub mod mcp;
 pub mod messages;
 pub mod process;
@@ -36,6 +37,7 @@ use crate::dispatch::messages::{
 use crate::dispatch::Dispatcher;
 use crate::error::JobError;
 use crate::job::{Job, JobEvent, ToolResult, ToolSet, Usage};
+use agent_view::AgentView;
 use mcp::{McpRequest, ToolCall};
 use messages::{RunJob, StopWorker, Unbind};
 use process::{CliOutput, CliProcess, SpawnSpec};
@@ -44,6 +46,25 @@ use translate::TurnTranslator;
 
 /// Identifies a worker within the pool.
 pub type WorkerId = u64;
+
+/// What a worker's CLI was started with; a job runs only on its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerKind {
+    /// No built-in tools: plain chat and caller-defined tools.
+    Plain,
+    /// Claude Code's own tools, in a workspace of its own (agent mode).
+    Agent,
+}
+
+impl WorkerKind {
+    pub fn for_job(agent: bool) -> Self {
+        if agent {
+            WorkerKind::Agent
+        } else {
+            WorkerKind::Plain
+        }
+    }
+}
 
 /// How often timers (hangs, disconnects, timeouts) are checked.
 const TICK: Duration = Duration::from_millis(200);
@@ -89,6 +110,8 @@ struct Run {
     reply: Assembler,
     /// The reply's content once the turn finished normally.
     reply_content: Option<Vec<serde_json::Value>>,
+    /// For agent jobs: the one-text-block view the client gets.
+    agent_view: Option<AgentView>,
 }
 
 enum Phase {
@@ -130,6 +153,7 @@ struct Parked {
 
 pub struct Worker {
     id: WorkerId,
+    kind: WorkerKind,
     settings: Arc<Settings>,
     dispatcher: Addr<Dispatcher>,
     spec: SpawnSpec,
@@ -154,6 +178,7 @@ pub struct Worker {
 impl Worker {
     pub fn new(
         id: WorkerId,
+        kind: WorkerKind,
         settings: Arc<Settings>,
         dispatcher: Addr<Dispatcher>,
         spec: SpawnSpec,
@@ -161,6 +186,7 @@ impl Worker {
         let model = settings.claude.default_model.clone();
         Self {
             id,
+            kind,
             settings,
             dispatcher,
             spec,
@@ -276,6 +302,7 @@ impl Worker {
 
     fn new_run(&self, job: Job, reported: Usage) -> Run {
         let now = Instant::now();
+        let job_is_agent = job.spec.agent;
         Run {
             translator: TurnTranslator::with_tools(
                 job.spec.tools.as_ref().map(ToolSet::api_prefix),
@@ -289,6 +316,8 @@ impl Worker {
             continuing: false,
             reply: Assembler::default(),
             reply_content: None,
+            agent_view: job_is_agent
+                .then(|| AgentView::new(self.settings.agent.show_tool_activity)),
         }
     }
 
@@ -448,35 +477,63 @@ impl Worker {
                 McpRequest::Immediate(reply) => protocol::control_success(request_id, reply),
                 McpRequest::ToolCall(call) => return self.on_tool_call(call),
             },
-            "can_use_tool" => {
-                let tool = request
-                    .get("tool_name")
-                    .and_then(|s| s.as_str())
-                    .unwrap_or_default();
-                let ours = self
-                    .tools
-                    .as_ref()
-                    .is_some_and(|t| tool.starts_with(&t.api_prefix()));
-                if ours {
+            "can_use_tool" => match self.permission(request) {
+                Ok(()) => {
                     let input = request.get("input").cloned().unwrap_or(json!({}));
                     protocol::control_success(
                         request_id,
                         json!({"behavior": "allow", "updatedInput": input}),
                     )
-                } else {
-                    log::warn!("{} denied tool {tool}: not the caller's", self.name());
+                }
+                Err(why) => {
+                    log::warn!("{} denied a tool call: {why}", self.name());
                     protocol::control_success(
                         request_id,
-                        json!({"behavior": "deny", "message": "this tool is not enabled on this server"}),
+                        json!({"behavior": "deny", "message": why}),
                     )
                 }
-            }
+            },
             _ => {
                 log::debug!("{} refuses CLI control request {subtype}", self.name());
                 protocol::control_error(request_id, &format!("unsupported request {subtype}"))
             }
         };
         self.send_line(line);
+    }
+
+    /// Whether a tool call the CLI asks about may run: the current job's
+    /// caller tools always; on an agent worker, the configured built-in
+    /// tools, as long as every path involved is inside its workspace.
+    fn permission(&self, request: &serde_json::Value) -> Result<(), String> {
+        let tool = request
+            .get("tool_name")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default();
+        if self
+            .tools
+            .as_ref()
+            .is_some_and(|t| tool.starts_with(&t.api_prefix()))
+        {
+            return Ok(());
+        }
+        let agent = &self.settings.agent;
+        let allowed = self.kind == WorkerKind::Agent
+            && agent.tools.iter().any(|t| t == tool)
+            && !agent.disallowed_tools.iter().any(|t| t == tool);
+        if !allowed {
+            return Err(format!("the tool {tool} is not enabled on this server"));
+        }
+        let input = &request["input"];
+        let paths = ["file_path", "path", "notebook_path"]
+            .iter()
+            .filter_map(|key| input.get(*key).and_then(|v| v.as_str()))
+            .chain(request.get("blocked_path").and_then(|v| v.as_str()));
+        for path in paths {
+            if !agent_view::inside(&self.spec.cwd, path) {
+                return Err(format!("{path} is outside this agent's workspace"));
+            }
+        }
+        Ok(())
     }
 
     /// The model called a caller's tool. A call the caller already answered
@@ -536,7 +593,11 @@ impl Worker {
         };
         run.last_output = Instant::now();
         let mut outcome = None;
-        for event in run.translator.on_message(&message) {
+        let mut events = run.translator.on_message(&message);
+        if let Some(view) = &mut run.agent_view {
+            events = events.into_iter().flat_map(|e| view.map(e)).collect();
+        }
+        for event in events {
             let terminal = event.is_terminal();
             if terminal {
                 let finished = matches!(event, JobEvent::Finished(_));
@@ -570,6 +631,17 @@ impl Worker {
             id: self.id,
             succeeded,
         });
+        if self.kind == WorkerKind::Agent {
+            // Tools may have left processes behind (Bash children run in
+            // sessions of their own); none outlives its job.
+            let killed = process::kill_tagged(&self.spec.tag, Some(self.pid()));
+            if killed > 0 {
+                log::info!(
+                    "[{}] killed {killed} process(es) left by the job's tools",
+                    run.job.id
+                );
+            }
+        }
         if let Some(reason) = self.recycle_reason() {
             log::info!("{} recycled: {reason}", self.name());
             self.retire(ExitReason::Retired, RETIRE_GRACE);

@@ -192,7 +192,7 @@ async fn reap(
     // Anything the CLI left behind goes with it: its group, and every
     // process that inherited its tag.
     signal_group(pid, libc::SIGKILL);
-    let killed = kill_tagged(&tag);
+    let killed = kill_tagged(&tag, None);
     if killed > 0 {
         log::info!("killed {killed} leftover descendant process(es) of pid {pid}");
     }
@@ -203,10 +203,10 @@ async fn reap(
     let _ = exit.send(description);
 }
 
-/// SIGKILLs every process whose environment holds `TAG_VAR=tag`; returns
-/// how many. Only processes of the daemon's own user are readable, which are
+/// SIGKILLs every process whose environment holds `TAG_VAR=tag`, but
+/// `except`; returns how many. Only processes of the daemon's own user are readable, which are
 /// the only ones it could have started.
-pub fn kill_tagged(tag: &str) -> usize {
+pub fn kill_tagged(tag: &str, except: Option<u32>) -> usize {
     if tag.is_empty() {
         return 0;
     }
@@ -219,6 +219,9 @@ pub fn kill_tagged(tag: &str) -> usize {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
+        if except == Some(pid as u32) {
+            continue;
+        }
         let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
             continue;
         };

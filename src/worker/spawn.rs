@@ -70,6 +70,44 @@ pub fn spawn_spec(settings: &Settings, working_dir: &Path) -> SpawnSpec {
     }
 }
 
+/// The recipe for agent workers: the plain one with the configured built-in
+/// tools, permission mode and turn limit. Each agent worker's `cwd` is set
+/// to its own directory under the workspace root when it is spawned.
+pub fn agent_spawn_spec(settings: &Settings, workspace_root: &Path) -> SpawnSpec {
+    let agent = &settings.agent;
+    let mut spec = spawn_spec(settings, workspace_root);
+    if let Some(i) = spec.args.iter().position(|a| a == "--tools") {
+        spec.args[i + 1] = agent.tools.join(",");
+    }
+    spec.args.extend([
+        "--permission-mode".to_string(),
+        agent.permission_mode.clone(),
+        "--max-turns".to_string(),
+        agent.max_turns.to_string(),
+    ]);
+    if !agent.disallowed_tools.is_empty() {
+        spec.args.push("--disallowedTools".into());
+        spec.args.push(agent.disallowed_tools.join(","));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if agent.permission_mode == "bypassPermissions" && root {
+        log::warn!("agent mode: bypassPermissions as root; setting IS_SANDBOX=1 for agent workers");
+        spec.env.push(("IS_SANDBOX".into(), "1".into()));
+    }
+    spec
+}
+
+/// The agent workspace root: configured, or a fresh private directory.
+pub fn prepare_workspace_root(settings: &Settings) -> std::io::Result<PathBuf> {
+    let dir = match &settings.agent.workspace_root {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("claude-pool-{}-agents", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 /// Where workers run: the configured directory, or a fresh private one.
 pub fn prepare_working_dir(settings: &Settings) -> std::io::Result<PathBuf> {
     let dir = match &settings.claude.working_dir {

@@ -107,12 +107,14 @@ pub fn settings_toml(cfg: &DaemonConfig, upstream: &FakeUpstream, dir: &TempDir)
         .iter()
         .map(|(k, v)| format!("{k} = {}\n", toml_str(v)))
         .collect();
-    let (server_extra, pool_extra, claude_extra, tools_extra) = split_extra(&cfg.extra_toml);
+    let [server_extra, pool_extra, claude_extra, tools_extra, agent_extra] =
+        split_extra(&cfg.extra_toml);
     format!(
         "[server]\nshutdown_grace_secs = 10\nhttp_workers = 2\n{server_extra}\n\
          [pool]\nsize = {}\nboot_timeout_secs = 20\n{pool_extra}\n\
          [claude]\ncommand = {}\nconfig_dir = {}\nworking_dir = {}\nmax_retries = 0\napi_timeout_ms = 20000\n{claude_extra}\n\
          [tools]\n{tools_extra}\n\
+         [agent]\n{agent_extra}\n\
          [claude.env]\n{env_toml}",
         cfg.pool_size,
         toml_str(&cfg.command),
@@ -122,26 +124,21 @@ pub fn settings_toml(cfg: &DaemonConfig, upstream: &FakeUpstream, dir: &TempDir)
 }
 
 /// Splits `extra_toml` lines of the form `server.key = v`, `pool.key = v`,
-/// `claude.key = v`, `tools.key = v` into the generated sections.
-fn split_extra(extra: &str) -> (String, String, String, String) {
-    let (mut server, mut pool, mut claude, mut tools) =
-        (String::new(), String::new(), String::new(), String::new());
+/// `claude.key = v`, `tools.key = v`, `agent.key = v` into the generated
+/// sections, in that order.
+fn split_extra(extra: &str) -> [String; 5] {
+    const SECTIONS: [&str; 5] = ["server.", "pool.", "claude.", "tools.", "agent."];
+    let mut out: [String; 5] = Default::default();
     for line in extra.lines().filter(|l| !l.trim().is_empty()) {
-        let target = if let Some(rest) = line.strip_prefix("server.") {
-            (&mut server, rest)
-        } else if let Some(rest) = line.strip_prefix("pool.") {
-            (&mut pool, rest)
-        } else if let Some(rest) = line.strip_prefix("claude.") {
-            (&mut claude, rest)
-        } else if let Some(rest) = line.strip_prefix("tools.") {
-            (&mut tools, rest)
-        } else {
-            panic!("extra toml lines must start with server., pool. or claude.: {line}");
-        };
-        target.0.push_str(target.1);
-        target.0.push('\n');
+        let (i, rest) = SECTIONS
+            .iter()
+            .enumerate()
+            .find_map(|(i, prefix)| line.strip_prefix(prefix).map(|rest| (i, rest)))
+            .unwrap_or_else(|| panic!("extra toml lines must start with a section name: {line}"));
+        out[i].push_str(rest);
+        out[i].push('\n');
     }
-    (server, pool, claude, tools)
+    out
 }
 
 fn toml_str(s: &str) -> String {

@@ -12,6 +12,7 @@
 //! | `[[hang]]` | never sends response headers |
 //! | `[[max_tokens]]` | stop_reason `max_tokens` |
 //! | `[[tool:NAME]]` | a `tool_use` of the offered tool NAME (repeat for parallel calls) |
+//! | `[[call:NAME:JSON]]` | a `tool_use` of NAME with input JSON (e.g. the CLI's `Bash`) |
 //!
 //! When the last user message carries `tool_result` blocks, the reply is
 //! `Tool results: <their texts joined by " | ">`, unless a result's text
@@ -267,6 +268,20 @@ fn tool_calls(body: &Value, names: &[String]) -> Vec<Call> {
         .collect()
 }
 
+/// Calls from `NAME:JSON` markers, for tools the request offers.
+fn explicit_calls(body: &Value, specs: &[String]) -> Vec<Call> {
+    specs
+        .iter()
+        .filter_map(|spec| {
+            let (name, input) = spec.split_once(':')?;
+            let input: Value = serde_json::from_str(input).ok()?;
+            let mut call = tool_calls(body, &[name.to_string()]).pop()?;
+            call.2 = input;
+            Some(call)
+        })
+        .collect()
+}
+
 struct Script {
     words: Vec<String>,
     calls: Vec<Call>,
@@ -291,9 +306,12 @@ fn script_for(body: &Value, text: &str) -> Script {
             .collect();
     }
     let mut calls = tool_calls(body, &markers(text, "tool"));
+    calls.extend(explicit_calls(body, &markers(text, "call")));
     if let Some(results) = tool_results(body) {
         let again: Vec<String> = results.iter().flat_map(|r| markers(r, "tool")).collect();
         calls = tool_calls(body, &again);
+        let explicit: Vec<String> = results.iter().flat_map(|r| markers(r, "call")).collect();
+        calls.extend(explicit_calls(body, &explicit));
         words = format!("Tool results: {}", results.join(" | "))
             .split_inclusive(' ')
             .map(str::to_string)

@@ -1,0 +1,150 @@
+//! Agent mode with the real CLI: the fake upstream asks for Claude Code's
+//! own tools (`[[call:NAME:JSON]]`), which run in the worker's workspace.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn agent_daemon(upstream: &FakeUpstream, root: &std::path::Path) -> Daemon {
+    let toml = format!(
+        "agent.enabled = true\nagent.workspace_root = {}",
+        serde_json::to_string(&root.display().to_string()).unwrap()
+    );
+    Daemon::start(DaemonConfig::real(1).with_toml(&toml), upstream)
+}
+
+fn ask(daemon: &Daemon, text: &str) -> Value {
+    let res = client()
+        .post(daemon.url("/v1/messages"))
+        .json(&message_body(text))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().unwrap()
+}
+
+fn offered_tools(upstream: &FakeUpstream) -> Vec<String> {
+    upstream.message_calls()[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn write_and_bash_run_in_the_workspace_and_report_back() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let daemon = agent_daemon(&upstream, root.path());
+    let workspace = root.path().join("worker-1");
+    let file = workspace.join("hello.txt");
+    let call = json!({"file_path": file, "content": "hi from the agent"});
+    let reply = ask(&daemon, &format!("write it [[call:Write:{call}]]"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "hi from the agent");
+    let content = reply["content"].as_array().unwrap();
+    assert_eq!(content.len(), 1, "one text block: {reply}");
+    let text = content[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("Tool results:") && text.contains("hello.txt"),
+        "{text}"
+    );
+    assert!(offered_tools(&upstream).contains(&"Write".to_string()));
+
+    let call = json!({"command": "echo bash-says-$((6*7))", "description": "compute"});
+    let reply = ask(&daemon, &format!("run it [[call:Bash:{call}]]"));
+    let text = reply["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("bash-says-42"),
+        "the model must see Bash's output: {text}"
+    );
+}
+
+#[test]
+fn paths_outside_the_workspace_are_refused() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let daemon = agent_daemon(&upstream, root.path());
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("escaped.txt");
+    let call = json!({"file_path": target, "content": "should not exist"});
+    let reply = ask(&daemon, &format!("escape [[call:Write:{call}]]"));
+    assert!(!target.exists(), "a write outside the workspace happened");
+    let text = reply["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("ERROR"),
+        "the refusal reaches the model as an error: {text}"
+    );
+}
+
+#[test]
+fn a_long_bash_command_dies_with_its_disconnected_client() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let daemon = agent_daemon(&upstream, root.path());
+    let needle = format!("CLAUDE_CONFIG_DIR={}", daemon.config_dir());
+    let call = json!({"command": "sleep 45; echo finished", "description": "wait"});
+    let mut body = message_body(&format!("wait [[call:Bash:{call}]]"));
+    body["stream"] = json!(true);
+    let res = client()
+        .post(daemon.url("/v1/messages"))
+        .json(&body)
+        .send()
+        .unwrap();
+    let sleeping = || {
+        processes_with_env(&needle).into_iter().any(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains("sleep"))
+                .unwrap_or(false)
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !sleeping() {
+        assert!(Instant::now() < deadline, "the Bash command never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(res);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sleeping() {
+        assert!(
+            Instant::now() < deadline,
+            "the Bash command outlived its client"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reply = ask(&daemon, "are you free?");
+    assert!(reply["content"][0]["text"].as_str().is_some());
+}
+
+#[test]
+fn without_agent_mode_nothing_touches_the_disk() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nope.txt");
+    let call = json!({"file_path": file, "content": "x"});
+    let reply = ask(&daemon, &format!("write it [[call:Write:{call}]]"));
+    assert!(!file.exists());
+    assert!(
+        offered_tools(&upstream).is_empty(),
+        "no tools without agent mode"
+    );
+    assert_eq!(reply["stop_reason"], "end_turn");
+
+    // With agent mode on, a request can still opt out.
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let daemon = agent_daemon(&upstream, root.path());
+    let res = client()
+        .post(daemon.url("/v1/messages"))
+        .header("x-claude-pool-agent", "off")
+        .json(&message_body(&format!("write it [[call:Write:{call}]]")))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(!file.exists());
+    assert!(offered_tools(&upstream).is_empty(), "opted out: no tools");
+}
