@@ -127,8 +127,10 @@ pub async fn run(
     log::info!("shutdown requested: draining");
     let _ = dispatcher.send(Drain).await;
     let stopped = handle.stop(true);
+    // Parked turns are not waited for: their results could only come in a
+    // new request, and admission has stopped.
     wait_for(&dispatcher, settings.server.shutdown_grace(), |h| {
-        h.workers.busy == 0
+        h.workers.busy == h.workers.parked
     })
     .await;
     let _ = dispatcher.send(StopAll).await;

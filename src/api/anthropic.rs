@@ -29,6 +29,18 @@ pub struct MessagesRequest {
     pub tools: Vec<ToolParam>,
     #[serde(default)]
     pub tool_choice: Option<ToolChoiceParam>,
+    // Accepted, not applied: a pooled CLI worker takes no per-turn sampling
+    // or length settings. Typed loosely so odd values are no error either.
+    #[serde(default)]
+    pub temperature: Option<Value>,
+    #[serde(default)]
+    pub top_p: Option<Value>,
+    #[serde(default)]
+    pub top_k: Option<Value>,
+    #[serde(default)]
+    pub stop_sequences: Option<Value>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
 }
 
 /// A caller-defined tool. Server tools (`type` other than `custom`) are not
@@ -201,6 +213,19 @@ impl MessagesRequest {
 
     /// What a worker must run for this request.
     pub fn to_spec(&self, default_model: &str) -> JobSpec {
+        let ignored = [
+            ("max_tokens", self.max_tokens.is_some()),
+            ("temperature", self.temperature.is_some()),
+            ("top_p", self.top_p.is_some()),
+            ("top_k", self.top_k.is_some()),
+            ("stop_sequences", self.stop_sequences.is_some()),
+            ("metadata", self.metadata.is_some()),
+        ];
+        for (field, present) in ignored {
+            if present {
+                super::note_ignored(field);
+            }
+        }
         let system = match &self.system {
             None => String::new(),
             Some(SystemPrompt::Text(text)) => text.clone(),

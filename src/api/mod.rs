@@ -59,6 +59,20 @@ impl Conversation<'_> {
     }
 }
 
+/// Logs, once per daemon run and field, that a request field was accepted
+/// but cannot be applied (the CLI has no per-turn control for it).
+pub fn note_ignored(field: &'static str) {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if seen.lock().map(|mut s| s.insert(field)).unwrap_or(false) {
+        log::debug!(
+            "request field `{field}` is accepted but not applied by the CLI workers (logged once)"
+        );
+    }
+}
+
 /// Which API a route speaks; decides the shape of its errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

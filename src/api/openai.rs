@@ -323,6 +323,23 @@ impl ChatRequest {
 
     /// What a worker must run for this request.
     pub fn to_spec(&self, default_model: &str) -> JobSpec {
+        let ignored = [
+            ("max_tokens", self.max_tokens.is_some()),
+            (
+                "max_completion_tokens",
+                self.max_completion_tokens.is_some(),
+            ),
+            ("temperature", self.temperature.is_some()),
+            ("top_p", self.top_p.is_some()),
+            ("stop", self.stop.is_some()),
+            ("seed", self.seed.is_some()),
+            ("user", self.user.is_some()),
+        ];
+        for (field, present) in ignored {
+            if present {
+                super::note_ignored(field);
+            }
+        }
         let mut system = self.conversation.system.clone();
         if let Some(instruction) = self.response_format.as_ref().and_then(json_instruction) {
             system.push(instruction);
