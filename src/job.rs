@@ -36,6 +36,8 @@ pub struct JobSpec {
     /// The caller's tools, offered to the model as real tools through an SDK
     /// MCP server; `None` for a request without tools.
     pub tools: Option<ToolSet>,
+    /// The answer ends where any of these first appears in its text.
+    pub stop_sequences: Vec<String>,
     /// Run as an agent job: on an agent worker, with Claude Code's own tools
     /// (agent mode), the client seeing the agent's text as one block.
     pub agent: bool,

@@ -404,3 +404,44 @@ fn shutdown_stops_every_cli_process() {
     daemon.stop().expect("clean stop");
     assert_no_processes_with_env(&needle, Duration::from_secs(5));
 }
+
+#[test]
+fn stop_sequences_end_the_answer_where_they_appear() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    let mut body = message_body("count [[slow:20]]");
+    body["stop_sequences"] = json!(["word5", "never"]);
+    let res = post(&daemon, &body);
+    assert_eq!(res.status(), 200);
+    let reply: Value = res.json().unwrap();
+    assert_eq!(
+        reply["content"][0]["text"],
+        "word0 word1 word2 word3 word4 "
+    );
+    assert_eq!(reply["stop_reason"], "stop_sequence");
+    assert_eq!(reply["stop_sequence"], "word5");
+
+    body["stream"] = json!(true);
+    let text = post(&daemon, &body).text().unwrap();
+    let events = parse_sse(&text);
+    assert_eq!(sse_text(&events), "word0 word1 word2 word3 word4 ");
+    let delta = &events.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+    assert_eq!(delta["delta"]["stop_reason"], "stop_sequence");
+    assert_eq!(events.last().unwrap().0, "message_stop");
+
+    // OpenAI's `stop` does the same.
+    let chat = json!({"model": "claude-haiku-4-5", "stop": "word2",
+                      "messages": [{"role": "user", "content": "count [[slow:20]]"}]});
+    let res = client()
+        .post(daemon.url("/v1/chat/completions"))
+        .json(&chat)
+        .send()
+        .unwrap();
+    let reply: Value = res.json().unwrap();
+    assert_eq!(reply["choices"][0]["message"]["content"], "word0 word1 ");
+    assert_eq!(reply["choices"][0]["finish_reason"], "stop");
+
+    // The interrupted worker is cleared and serves the next request.
+    assert_eq!(post(&daemon, &message_body("after")).status(), 200);
+    assert_eq!(daemon.health()["restarts"], 0);
+}

@@ -218,7 +218,6 @@ impl MessagesRequest {
             ("temperature", self.temperature.is_some()),
             ("top_p", self.top_p.is_some()),
             ("top_k", self.top_k.is_some()),
-            ("stop_sequences", self.stop_sequences.is_some()),
             ("metadata", self.metadata.is_some()),
         ];
         for (field, present) in ignored {
@@ -275,6 +274,14 @@ impl MessagesRequest {
             },
             tools: &defs,
             tool_choice: choice,
+            stop_sequences: match &self.stop_sequences {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                Some(Value::String(one)) => vec![one.clone()],
+                _ => Vec::new(),
+            },
         }
         .into_spec()
     }

@@ -20,6 +20,7 @@ pub struct Conversation<'a> {
     pub thinking_budget: u32,
     pub tools: &'a [tools::ToolDef],
     pub tool_choice: tools::Choice,
+    pub stop_sequences: Vec<String>,
 }
 
 impl Conversation<'_> {
@@ -54,6 +55,7 @@ impl Conversation<'_> {
             continuation,
             conversation,
             thinking_budget: self.thinking_budget,
+            stop_sequences: self.stop_sequences,
             agent: false,
         }
     }

@@ -331,7 +331,6 @@ impl ChatRequest {
             ),
             ("temperature", self.temperature.is_some()),
             ("top_p", self.top_p.is_some()),
-            ("stop", self.stop.is_some()),
             ("seed", self.seed.is_some()),
             ("user", self.user.is_some()),
         ];
@@ -356,6 +355,11 @@ impl ChatRequest {
                 .unwrap_or(0),
             tools: &self.tool_defs(),
             tool_choice: self.tool_choice(),
+            stop_sequences: match &self.stop {
+                Some(Stop::One(one)) => vec![one.clone()],
+                Some(Stop::Many(many)) => many.clone(),
+                None => Vec::new(),
+            },
         }
         .into_spec()
     }

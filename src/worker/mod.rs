@@ -20,6 +20,7 @@ pub mod messages;
 pub mod process;
 pub mod protocol;
 pub mod spawn;
+pub mod stop;
 pub mod translate;
 
 use std::collections::{HashMap, VecDeque};
@@ -38,6 +39,7 @@ use crate::dispatch::Dispatcher;
 use crate::error::JobError;
 use crate::job::{Job, JobEvent, ToolResult, ToolSet, Usage};
 use agent_view::AgentView;
+use stop::{StopWatch, Watched};
 use mcp::{McpRequest, ToolCall};
 use messages::{RunJob, StopWorker, Unbind};
 use process::{CliOutput, CliProcess, SpawnSpec};
@@ -112,6 +114,8 @@ struct Run {
     reply_content: Option<Vec<serde_json::Value>>,
     /// For agent jobs: the one-text-block view the client gets.
     agent_view: Option<AgentView>,
+    /// Watches the text for the job's stop sequences, if it has any.
+    stop_watch: Option<StopWatch>,
 }
 
 enum Phase {
@@ -303,6 +307,7 @@ impl Worker {
     fn new_run(&self, job: Job, reported: Usage) -> Run {
         let now = Instant::now();
         let job_is_agent = job.spec.agent;
+        let stop_watch = StopWatch::new(&job.spec.stop_sequences);
         Run {
             translator: TurnTranslator::with_tools(
                 job.spec.tools.as_ref().map(ToolSet::api_prefix),
@@ -316,6 +321,7 @@ impl Worker {
             continuing: false,
             reply: Assembler::default(),
             reply_content: None,
+            stop_watch,
             agent_view: job_is_agent
                 .then(|| AgentView::new(self.settings.agent.show_tool_activity)),
         }
@@ -596,6 +602,39 @@ impl Worker {
         let mut events = run.translator.on_message(&message);
         if let Some(view) = &mut run.agent_view {
             events = events.into_iter().flat_map(|e| view.map(e)).collect();
+        }
+        let mut stopped = None;
+        if let (Some(watch), false) = (&mut run.stop_watch, run.answered) {
+            let mut out = Vec::new();
+            for event in events {
+                match watch.watch(event) {
+                    Watched::Continue(more) => out.extend(more),
+                    Watched::Stop {
+                        events,
+                        index,
+                        sequence,
+                    } => {
+                        out.extend(events);
+                        out.push(JobEvent::BlockStop { index });
+                        let mut completion = run.translator.pause_for_tools();
+                        completion.stop_reason = Some("stop_sequence".into());
+                        completion.stop_sequence = Some(sequence);
+                        stopped = Some(JobEvent::Finished(completion));
+                        break;
+                    }
+                }
+            }
+            events = out;
+        }
+        if let Some(finished) = stopped {
+            // The client's answer ends at the stop sequence; the rest of the
+            // turn is interrupted and the worker cleared afterwards.
+            for event in events.into_iter().chain(Some(finished)) {
+                let _ = run.job.events.send(event);
+            }
+            run.answered = true;
+            self.interrupt();
+            return;
         }
         for event in events {
             let terminal = event.is_terminal();
