@@ -41,6 +41,8 @@ pub struct ConversationKey {
     /// Hasher state after every message of the request; the worker adds its
     /// reply to get the key it is bound under afterwards.
     after_request: <RandomState as BuildHasher>::Hasher,
+    /// A client-pinned session's key, the same before and after every turn.
+    pinned: Option<u64>,
 }
 
 impl ConversationKey {
@@ -62,12 +64,29 @@ impl ConversationKey {
         Some(Self {
             lookup,
             after_request: hasher,
+            pinned: None,
         })
+    }
+
+    /// Turns a content key into an explicit session pin (the client's
+    /// `x-claude-pool-session` header): every turn of the session goes to
+    /// the worker holding it, whatever history the request carries. The
+    /// system prompt, model and tools still have to match.
+    pub fn pin(self, session: &str, system: &str, model: &str, tools: Option<&str>) -> Self {
+        let key = keys().hash_one(("pinned session", session, system, model, tools.unwrap_or("")));
+        Self {
+            lookup: key,
+            pinned: Some(key),
+            ..self
+        }
     }
 
     /// The key of the conversation once `reply` (the assistant's content
     /// blocks, as returned to the client) has been added.
     pub fn after_reply(&self, reply: &[Value]) -> u64 {
+        if let Some(key) = self.pinned {
+            return key;
+        }
         let mut hasher = self.after_request.clone();
         feed(&mut hasher, Role::Assistant, reply);
         hasher.finish()
@@ -186,6 +205,19 @@ mod tests {
         let mut swapped = base.clone();
         swapped[0].role = Role::Assistant;
         assert_ne!(reference, key("S", "m", None, &swapped));
+    }
+
+    #[test]
+    fn a_pinned_session_keeps_its_key_across_turns() {
+        let one = vec![turn(Role::User, "hi")];
+        let two = vec![turn(Role::User, "something else entirely")];
+        let a = ConversationKey::new("S", "m", None, &one).unwrap().pin("sess-1", "S", "m", None);
+        let b = ConversationKey::new("S", "m", None, &two).unwrap().pin("sess-1", "S", "m", None);
+        assert_eq!(a.after_reply(&[]), b.lookup);
+        let other = ConversationKey::new("S", "m", None, &two).unwrap().pin("sess-2", "S", "m", None);
+        assert_ne!(a.lookup, other.lookup);
+        let other_model = ConversationKey::new("S", "m2", None, &two).unwrap().pin("sess-1", "S", "m2", None);
+        assert_ne!(a.lookup, other_model.lookup);
     }
 
     #[test]

@@ -201,3 +201,29 @@ fn affinity_can_be_turned_off() {
     assert!(last_text(&upstream).contains("<conversation_history>"));
     assert_eq!(daemon.health()["workers"]["bound"], 0);
 }
+
+#[test]
+fn a_pinned_session_goes_to_its_worker_whatever_the_history() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(2), &upstream);
+    let send = |messages: Value| {
+        let body = json!({"model": "claude-haiku-4-5", "max_tokens": 100, "system": "S", "messages": messages});
+        let res = client()
+            .post(daemon.url("/v1/messages"))
+            .header("x-claude-pool-session", "session-42")
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    };
+    send(json!([user("pinned first")]));
+    daemon.wait_health(Duration::from_secs(5), |h| h["workers"]["bound"] == 1);
+    // The client sends only its new message: the worker still holds the rest.
+    send(json!([user("pinned second")]));
+    assert_eq!(last_roles(&upstream), ["user", "assistant", "user"]);
+    let seen = last_text(&upstream);
+    assert!(
+        seen.contains("pinned first") && seen.contains("pinned second"),
+        "{seen}"
+    );
+}

@@ -28,6 +28,13 @@ pub async fn submit(
         .unwrap_or_default();
     let mut spec = spec;
     spec.agent = is_agent_job(req, state, &spec);
+    if let Some(session) = session_pin(req) {
+        let tools = spec.tools.as_ref().map(|t| t.server.clone());
+        spec.conversation = spec
+            .conversation
+            .take()
+            .map(|key| key.pin(&session, &spec.system, &spec.model, tools.as_deref()));
+    }
     let (job, events) = Job::new(id, spec);
     match state.dispatcher.send(Submit(job)).await {
         Ok(Ok(())) => Ok(events),
@@ -41,6 +48,19 @@ const DISCONNECT_CHECK: Duration = Duration::from_millis(200);
 
 /// Header with which a request opts out of agent mode (`off`).
 pub const AGENT_HEADER: &str = "x-claude-pool-agent";
+
+/// Header with which a client pins a conversation to a session id: its
+/// turns go to the worker holding the session, whatever history they carry.
+pub const SESSION_HEADER: &str = "x-claude-pool-session";
+
+fn session_pin(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+        .map(str::to_string)
+}
 
 /// Agent mode applies to requests without caller tools that did not opt out.
 fn is_agent_job(req: &HttpRequest, state: &AppState, spec: &JobSpec) -> bool {
