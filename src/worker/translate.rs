@@ -428,6 +428,48 @@ mod tests {
     }
 
     #[test]
+    fn caller_tool_calls_keep_their_ids_and_lose_the_mcp_prefix() {
+        let path = format!(
+            "{}/tests/fixtures/cli-transcripts/06-sdk-mcp-parallel-tool-calls.jsonl",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut t = TurnTranslator::with_tools(Some("mcp__caller_ab12__".into()), Usage::default());
+        let mut events = Vec::new();
+        for line in text.lines().filter_map(|l| l.strip_prefix("<< ")) {
+            let msg = parse_line(line.as_bytes()).unwrap().unwrap();
+            // The first tools/call ends the job; stop where it arrives.
+            if matches!(&msg, CliMessage::ControlRequest { request, .. }
+                if request["message"]["method"] == "tools/call")
+            {
+                break;
+            }
+            events.extend(t.on_message(&msg));
+        }
+        let tools: Vec<(String, String)> = events
+            .iter()
+            .filter_map(|e| match e {
+                JobEvent::BlockStart {
+                    block: BlockStart::ToolUse { id, name, .. },
+                    ..
+                } => Some((id.clone(), name.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            tools,
+            [
+                ("toolu_fake000007_0".to_string(), "get_weather".to_string()),
+                ("toolu_fake000007_1".to_string(), "get_weather".to_string())
+            ]
+        );
+        assert_eq!(t.tool_ids(), ["toolu_fake000007_0", "toolu_fake000007_1"]);
+        let paused = t.pause_for_tools();
+        assert_eq!(paused.stop_reason.as_deref(), Some("tool_use"));
+        assert_eq!(paused.usage.input_tokens, 17);
+    }
+
+    #[test]
     fn non_streamed_blocks_are_synthesised() {
         let line = r#"{"type":"assistant","message":{"id":"msg_b","model":"m","content":[{"type":"text","text":"whole"}],"usage":{"input_tokens":3,"output_tokens":1}}}"#;
         let mut t = TurnTranslator::new();
