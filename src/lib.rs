@@ -54,7 +54,7 @@ pub enum StartError {
 /// Refuses settings that would expose the pool without authentication.
 pub fn check_exposure(settings: &Settings, addr: std::net::SocketAddr) -> Result<(), StartError> {
     let public = !addr.ip().is_loopback();
-    if public && settings.server.api_keys.is_empty() && !settings.server.allow_unauthenticated {
+    if public && !settings.server.has_keys() && !settings.server.allow_unauthenticated {
         return Err(StartError::UnauthenticatedPublicListener(addr));
     }
     Ok(())
@@ -64,10 +64,11 @@ pub fn check_exposure(settings: &Settings, addr: std::net::SocketAddr) -> Result
 /// no new jobs, in-flight jobs get `shutdown_grace_secs` to finish, workers
 /// are stopped, and the function returns once they have exited.
 pub async fn run(
-    settings: Settings,
+    mut settings: Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
+    settings.read_api_keys_file()?;
     let addr = listener.local_addr().map_err(|source| StartError::Io {
         context: "listener address".into(),
         source,
@@ -102,10 +103,7 @@ pub async fn run(
         .with_agent(agent_spawn)
         .start();
 
-    let state = web::Data::new(http::AppState {
-        dispatcher: dispatcher.clone(),
-        settings: settings.clone(),
-    });
+    let state = web::Data::new(http::AppState::new(dispatcher.clone(), settings.clone()));
     let server = http::server(state, listener).map_err(|source| StartError::Io {
         context: format!("serving on {addr}"),
         source,

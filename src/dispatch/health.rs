@@ -28,6 +28,8 @@ pub struct Health {
     pub jobs: JobStats,
     /// Workers started to replace ones that exited (any reason).
     pub restarts: u64,
+    /// Of those, workers retired on purpose: job count or memory limit.
+    pub recycles: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -97,6 +97,8 @@ pub struct Dispatcher {
     draining: bool,
     stats: JobStats,
     restarts: u64,
+    /// Of the restarts, those replacing a worker retired on purpose.
+    recycles: u64,
     started_at: Instant,
     /// Unique to this daemon run; part of every worker's process tag.
     instance: String,
@@ -118,6 +120,7 @@ impl Dispatcher {
             draining: false,
             stats: JobStats::default(),
             restarts: 0,
+            recycles: 0,
             started_at: Instant::now(),
             instance: uuid::Uuid::new_v4().simple().to_string(),
         }
@@ -405,6 +408,7 @@ impl Dispatcher {
             },
             jobs: self.stats.clone(),
             restarts: self.restarts,
+            recycles: self.recycles,
         }
     }
 }
@@ -624,6 +628,9 @@ impl Handler<WorkerExited> for Dispatcher {
             return;
         }
         self.restarts += 1;
+        if msg.reason == ExitReason::Retired {
+            self.recycles += 1;
+        }
         if msg.reason.is_failure() {
             self.consecutive_failures += 1;
             self.failures.push_back(Instant::now());

@@ -8,10 +8,10 @@ use super::error::{ApiError, ErrorKind};
 use crate::api::Dialect;
 use crate::config::Settings;
 
-/// Ok when no keys are configured or the request carries one of them.
+/// Ok when no keys are configured or the request carries one of them
+/// (from `server.api_keys` or `server.api_keys_file`).
 pub fn authorize(req: &HttpRequest, settings: &Settings, dialect: Dialect) -> Result<(), ApiError> {
-    let keys = &settings.server.api_keys;
-    if keys.is_empty() {
+    if !settings.server.has_keys() {
         return Ok(());
     }
     let presented = req
@@ -33,9 +33,12 @@ pub fn authorize(req: &HttpRequest, settings: &Settings, dialect: Dialect) -> Re
         ));
     };
     // Fold over all keys so the time taken does not depend on which matched.
-    let matched = keys.iter().fold(subtle::Choice::from(0), |acc, key| {
-        acc | key.as_bytes().ct_eq(presented.as_bytes())
-    });
+    let matched = settings
+        .server
+        .keys()
+        .fold(subtle::Choice::from(0), |acc, key| {
+            acc | key.as_bytes().ct_eq(presented.as_bytes())
+        });
     if bool::from(matched) {
         Ok(())
     } else {

@@ -19,7 +19,7 @@ pub async fn count(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = &state.settings;
+    let settings = &state.settings();
     auth::authorize(&req, settings, DIALECT)?;
     let body = body::read(&req, payload, settings.server.max_body_bytes, DIALECT).await?;
     let request = MessagesRequest::parse(&body).map_err(|e| ApiError::invalid(e.0, DIALECT))?;

@@ -69,7 +69,7 @@ fn is_agent_job(req: &HttpRequest, state: &AppState, spec: &JobSpec) -> bool {
         .get(AGENT_HEADER)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| matches!(v.trim(), "off" | "false" | "0" | "no"));
-    state.settings.agent.enabled && spec.tools.is_none() && !opted_out
+    state.settings().agent.enabled && spec.tools.is_none() && !opted_out
 }
 
 /// Waits for the whole answer (non-streaming responses). Gives up, dropping

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
 use super::error::ApiError;
-use super::{auth, body, disconnect, jobs, sse, AppState};
+use super::{auth, body, disconnect, jobs, metrics, sse, AppState};
 use crate::api::anthropic::{self, MessageMeta, MessagesRequest, StreamEncoder};
 use crate::api::Dialect;
 use crate::job::JobEvent;
@@ -16,7 +16,7 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = &state.settings;
+    let settings = &state.settings();
     auth::authorize(&req, settings, DIALECT)?;
     let body = body::read(&req, payload, settings.server.max_body_bytes, DIALECT).await?;
     let request = MessagesRequest::parse(&body).map_err(|e| ApiError::invalid(e.0, DIALECT))?;
@@ -31,12 +31,20 @@ pub async fn create(
         Ok(sse::response(
             first,
             events,
-            AnthropicSse(StreamEncoder::new(meta)),
+            metrics::observe_stream(
+                &state,
+                &req,
+                DIALECT,
+                AnthropicSse(StreamEncoder::new(meta)),
+            ),
             keepalive,
             disconnect::socket_of(&req),
         ))
     } else {
         let answer = jobs::collect(&req, events, DIALECT).await?;
+        state
+            .metrics
+            .completed(&req, DIALECT, &answer.completion.usage);
         Ok(HttpResponse::Ok().json(anthropic::message_body(&meta, &answer)))
     }
 }

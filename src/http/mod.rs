@@ -2,12 +2,14 @@
 
 pub mod auth;
 pub mod body;
+pub mod cors;
 pub mod count_tokens;
 pub mod disconnect;
 pub mod error;
 pub mod health;
 pub mod jobs;
 pub mod messages;
+pub mod metrics;
 pub mod models;
 pub mod openai;
 pub mod sse;
@@ -19,7 +21,9 @@ use std::time::Instant;
 use actix::Addr;
 use actix_web::dev::{Server, Service};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpMessage, HttpRequest, HttpServer};
+use arc_swap::ArcSwap;
 
 use crate::api::Dialect;
 use crate::config::Settings;
@@ -29,7 +33,31 @@ use error::{ApiError, ErrorKind};
 /// Shared by all handlers.
 pub struct AppState {
     pub dispatcher: Addr<Dispatcher>,
-    pub settings: Arc<Settings>,
+    /// The settings in force, replaced whole by a reload (SIGHUP); read
+    /// through [`AppState::settings`].
+    settings: ArcSwap<Settings>,
+    /// This daemon's Prometheus metrics.
+    pub metrics: metrics::Metrics,
+}
+
+impl AppState {
+    pub fn new(dispatcher: Addr<Dispatcher>, settings: Arc<Settings>) -> Self {
+        Self {
+            dispatcher,
+            settings: ArcSwap::new(settings),
+            metrics: metrics::Metrics::new(),
+        }
+    }
+
+    /// The settings in force now. A request keeps the ones it started with.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.load_full()
+    }
+
+    /// Puts reloaded settings in force for requests from now on.
+    pub fn set_settings(&self, settings: Arc<Settings>) {
+        self.settings.store(settings);
+    }
 }
 
 /// The id of the request being served: the client's `x-request-id` if it
@@ -49,6 +77,7 @@ fn request_id_for(req: &actix_web::dev::ServiceRequest) -> String {
 /// Registers the API routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
+        .route("/metrics", web::get().to(metrics::scrape))
         .route("/v1/messages", web::post().to(messages::create))
         .route("/messages", web::post().to(messages::create))
         .route(
@@ -84,17 +113,21 @@ async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError
 
 /// Binds the app to `listener` and returns the (not yet awaited) server.
 pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Result<Server> {
-    let settings = state.settings.clone();
+    let settings = state.settings();
+    let cors_origins = settings.server.cors_allowed_origins.clone();
     let workers = match settings.server.http_workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
     let server = HttpServer::new(move || {
+        let observed = state.clone();
         App::new()
             .app_data(state.clone())
-            .wrap_fn(|req, srv| {
+            .wrap_fn(move |req, srv| {
                 let id = request_id_for(&req);
                 req.extensions_mut().insert(RequestId(id.clone()));
+                metrics::mark_start(&req);
+                let state = observed.clone();
                 let started = Instant::now();
                 let method = req.method().clone();
                 let path = req.path().to_string();
@@ -112,9 +145,15 @@ pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Res
                         res.status().as_u16(),
                         started.elapsed().as_millis()
                     );
-                    Ok(res)
+                    let done = state.metrics.on_response(&res);
+                    Ok(res.map_body(|_, body| metrics::Timed::new(body, done)))
                 }
             })
+            // Outermost, so that preflights are answered before anything else.
+            .wrap(Condition::new(
+                !cors_origins.is_empty(),
+                cors::middleware(&cors_origins),
+            ))
             .configure(routes)
             .default_service(web::to(not_found))
     })

@@ -12,7 +12,7 @@ use crate::api::Dialect;
 const DIALECT: Dialect = Dialect::Anthropic;
 
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    auth::authorize(&req, &state.settings, DIALECT)?;
+    auth::authorize(&req, &state.settings(), DIALECT)?;
     let query = web::Query::<ListQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::invalid(format!("invalid query string: {e}"), DIALECT))?;
     let page = models::list_page(&query).map_err(|e| ApiError::invalid(e.0, DIALECT))?;
@@ -24,7 +24,7 @@ pub async fn get(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::authorize(&req, &state.settings, DIALECT)?;
+    auth::authorize(&req, &state.settings(), DIALECT)?;
     match models::find_model(&id) {
         Some(model) => Ok(HttpResponse::Ok().json(model.to_json())),
         None => Err(ApiError::new(

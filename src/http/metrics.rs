@@ -1,0 +1,552 @@
+//! Prometheus metrics and `GET /metrics`.
+//!
+//! Everything is registered on a [`Registry`] of this daemon's own (several
+//! daemons run in one test process, so nothing global). Three sources:
+//! - the access middleware: requests by route, dialect and status, and
+//!   their latency, measured until the response body is done (a stream's
+//!   latency is its whole duration);
+//! - the handlers: time to first token, tokens of completed jobs, failures
+//!   of jobs (also those that arrive mid-stream);
+//! - the dispatcher's [`Health`] snapshot, read at scrape time: workers by
+//!   state, queue, job outcomes, restarts and recycles.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use super::error::{ApiError, ErrorKind};
+use super::{auth, sse, AppState};
+use crate::api::Dialect;
+use crate::config::Settings;
+use crate::dispatch::health::{Health, Status};
+use crate::dispatch::messages::GetHealth;
+use crate::job::{JobEvent, Usage};
+
+/// Latency buckets (seconds): from a fast local answer to a long generation.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+/// When the request reached the daemon (set by the access middleware).
+#[derive(Debug, Clone, Copy)]
+pub struct Started(pub Instant);
+
+/// The instant `req` arrived, or now if the middleware did not run.
+pub fn started(req: &HttpRequest) -> Instant {
+    req.extensions()
+        .get::<Started>()
+        .map_or_else(Instant::now, |s| s.0)
+}
+
+/// This daemon's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    first_token: HistogramVec,
+    tokens: IntCounterVec,
+    upstream_errors: IntCounterVec,
+    workers: IntGaugeVec,
+    status: IntGaugeVec,
+    queue_depth: IntGauge,
+    queue_capacity: IntGauge,
+    workers_rss: IntGauge,
+    jobs: IntCounterVec,
+    restarts: IntCounter,
+    recycles: IntCounter,
+    /// Serialises scrapes: counters copied from the dispatcher are advanced
+    /// by the difference to its figures, which must not be applied twice.
+    refresh: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("registered once");
+            metric
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+            let metric = HistogramVec::new(opts, labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("registered once");
+            metric
+        };
+        let gauge = |name: &str, help: &str| {
+            let metric = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("registered once");
+            metric
+        };
+        let gauges = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("registered once");
+            metric
+        };
+        let single = |name: &str, help: &str| {
+            let metric = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("registered once");
+            metric
+        };
+        Self {
+            requests: counter(
+                "claude_pool_http_requests_total",
+                "HTTP requests answered, by route pattern, API dialect and status.",
+                &["route", "dialect", "status"],
+            ),
+            latency: histogram(
+                "claude_pool_http_request_duration_seconds",
+                "Time from request to the end of the response body (whole stream for SSE).",
+                &["route", "dialect"],
+            ),
+            first_token: histogram(
+                "claude_pool_time_to_first_token_seconds",
+                "Time from request to the first content of a completed job: the first content event of a stream, the whole answer otherwise.",
+                &["dialect", "stream"],
+            ),
+            tokens: counter(
+                "claude_pool_tokens_total",
+                "Tokens of completed jobs as the upstream reported them: input, output, cache_read, cache_creation.",
+                &["direction"],
+            ),
+            upstream_errors: counter(
+                "claude_pool_upstream_errors_total",
+                "Requests that failed beyond the client's control (upstream API, worker or pool), by error kind.",
+                &["kind"],
+            ),
+            workers: gauges(
+                "claude_pool_workers",
+                "Workers by state (disjoint: busy excludes parked).",
+                &["state"],
+            ),
+            status: gauges(
+                "claude_pool_status",
+                "1 for the pool's current /health status, 0 for the others.",
+                &["status"],
+            ),
+            queue_depth: gauge(
+                "claude_pool_queue_depth",
+                "Jobs waiting for a worker.",
+            ),
+            queue_capacity: gauge(
+                "claude_pool_queue_capacity",
+                "Jobs allowed to wait (pool.max_queue).",
+            ),
+            workers_rss: gauge(
+                "claude_pool_workers_rss_bytes",
+                "Resident memory of all worker processes.",
+            ),
+            jobs: counter(
+                "claude_pool_jobs_total",
+                "Jobs by outcome: completed, failed, rejected (refused at admission or timed out in the queue).",
+                &["outcome"],
+            ),
+            restarts: single(
+                "claude_pool_worker_restarts_total",
+                "Workers started to replace ones that exited, for any reason.",
+            ),
+            recycles: single(
+                "claude_pool_worker_recycles_total",
+                "Workers retired on purpose (job count or memory limit) and replaced.",
+            ),
+            registry,
+            refresh: Mutex::new(()),
+        }
+    }
+
+    /// The registry, for tests and custom exporters.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Counts a response as its head goes out, and returns what to run when
+    /// its body is done (latency). Called by the access middleware.
+    pub(super) fn on_response<B>(&self, res: &ServiceResponse<B>) -> impl FnOnce() + 'static {
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        let dialect = dialect_label(&route);
+        let status = res.status().as_u16().to_string();
+        self.requests
+            .with_label_values(&[route.as_str(), dialect, status.as_str()])
+            .inc();
+        if let Some(error) = res
+            .response()
+            .error()
+            .and_then(|e| e.as_error::<ApiError>())
+        {
+            self.count_error(error.kind);
+        }
+        let latency = self.latency.with_label_values(&[route.as_str(), dialect]);
+        let started = started(res.request());
+        move || latency.observe(started.elapsed().as_secs_f64())
+    }
+
+    /// Records a completed non-streaming job: its whole latency as time to
+    /// first token, and its tokens.
+    pub fn completed(&self, req: &HttpRequest, dialect: Dialect, usage: &Usage) {
+        self.first_token
+            .with_label_values(&[dialect_name(dialect), "false"])
+            .observe(started(req).elapsed().as_secs_f64());
+        self.count_tokens(usage);
+    }
+
+    fn count_tokens(&self, usage: &Usage) {
+        for (direction, n) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+            ("cache_read", usage.cache_read_input_tokens),
+            ("cache_creation", usage.cache_creation_input_tokens),
+        ] {
+            self.tokens.with_label_values(&[direction]).inc_by(n);
+        }
+    }
+
+    fn count_error(&self, kind: ErrorKind) {
+        if let Some(kind) = upstream_kind(kind) {
+            self.upstream_errors.with_label_values(&[kind]).inc();
+        }
+    }
+
+    /// Copies the dispatcher's figures into the gauges and counters.
+    pub fn refresh(&self, health: &Health) {
+        let _guard = self
+            .refresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let w = &health.workers;
+        for (state, n) in [
+            ("ready", w.ready),
+            ("busy", w.busy.saturating_sub(w.parked)),
+            ("parked", w.parked),
+            ("bound", w.bound),
+            ("starting", w.starting),
+            ("stopping", w.stopping),
+        ] {
+            self.workers.with_label_values(&[state]).set(n as i64);
+        }
+        for status in [
+            Status::Ok,
+            Status::Starting,
+            Status::Degraded,
+            Status::ShuttingDown,
+        ] {
+            self.status
+                .with_label_values(&[status_name(status)])
+                .set(i64::from(status == health.status));
+        }
+        self.queue_depth.set(health.queue.depth as i64);
+        self.queue_capacity.set(health.queue.capacity as i64);
+        self.workers_rss
+            .set((w.rss_mb_total * 1024 * 1024).min(i64::MAX as u64) as i64);
+        let advance = |counter: &IntCounter, now: u64| {
+            counter.inc_by(now.saturating_sub(counter.get()));
+        };
+        for (outcome, n) in [
+            ("completed", health.jobs.completed),
+            ("failed", health.jobs.failed),
+            ("rejected", health.jobs.rejected),
+        ] {
+            advance(&self.jobs.with_label_values(&[outcome]), n);
+        }
+        advance(&self.restarts, health.restarts);
+        advance(&self.recycles, health.recycles);
+    }
+
+    /// Every metric in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            log::error!("metrics: cannot encode: {e}");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// `GET /metrics`: open when `server.metrics_public`, else to loopback
+/// peers, else with a key.
+pub async fn scrape(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let settings = state.settings();
+    if !open_to(&settings, req.peer_addr()) {
+        auth::authorize(&req, &settings, Dialect::Anthropic)?;
+    }
+    if let Ok(health) = state.dispatcher.send(GetHealth).await {
+        state.metrics.refresh(&health);
+    }
+    Ok(HttpResponse::Ok()
+        .content_type(prometheus::TEXT_FORMAT)
+        .body(state.metrics.encode()))
+}
+
+/// Whether `peer` may read `/metrics` without a key.
+fn open_to(settings: &Settings, peer: Option<SocketAddr>) -> bool {
+    settings.server.metrics_public || peer.is_some_and(|a| a.ip().is_loopback())
+}
+
+/// The dialect a route pattern serves, as a label.
+fn dialect_label(route: &str) -> &'static str {
+    if route.contains("chat/completions") {
+        "openai"
+    } else if route.contains("messages") {
+        "anthropic"
+    } else {
+        "none"
+    }
+}
+
+fn dialect_name(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Anthropic => "anthropic",
+        Dialect::OpenAi => "openai",
+    }
+}
+
+fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Ok => "ok",
+        Status::Starting => "starting",
+        Status::Degraded => "degraded",
+        Status::ShuttingDown => "shutting_down",
+    }
+}
+
+/// The label of an error the client could not have avoided; `None` for
+/// errors in the request itself.
+fn upstream_kind(kind: ErrorKind) -> Option<&'static str> {
+    Some(match kind {
+        ErrorKind::InvalidRequest
+        | ErrorKind::Authentication
+        | ErrorKind::NotFound
+        | ErrorKind::PayloadTooLarge
+        | ErrorKind::UnsupportedMediaType => return None,
+        ErrorKind::UpstreamInvalid => "upstream_invalid",
+        ErrorKind::UpstreamAuth => "upstream_auth",
+        ErrorKind::RateLimited => "rate_limited",
+        ErrorKind::Overloaded => "overloaded",
+        ErrorKind::Unavailable => "unavailable",
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::Api => "api",
+    })
+}
+
+/// Wraps a stream's encoder so that the stream's first content, its tokens
+/// and a failure mid-stream are recorded as they pass.
+pub fn observe_stream<E: sse::EventEncoder>(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    dialect: Dialect,
+    inner: E,
+) -> Observed<E> {
+    Observed {
+        inner,
+        state: state.clone(),
+        dialect,
+        started: started(req),
+        first_seen: false,
+    }
+}
+
+/// A stream's encoder that records what passes through it.
+pub struct Observed<E> {
+    inner: E,
+    state: web::Data<AppState>,
+    dialect: Dialect,
+    started: Instant,
+    first_seen: bool,
+}
+
+impl<E: sse::EventEncoder> sse::EventEncoder for Observed<E> {
+    fn encode(&mut self, event: JobEvent) -> Vec<Bytes> {
+        let metrics = &self.state.metrics;
+        match &event {
+            JobEvent::BlockStart { .. } | JobEvent::BlockDelta { .. } if !self.first_seen => {
+                self.first_seen = true;
+                metrics
+                    .first_token
+                    .with_label_values(&[dialect_name(self.dialect), "true"])
+                    .observe(self.started.elapsed().as_secs_f64());
+            }
+            JobEvent::Finished(completion) => metrics.count_tokens(&completion.usage),
+            JobEvent::Failed(error) => {
+                metrics.count_error(ApiError::from_job(error.clone(), self.dialect).kind)
+            }
+            _ => {}
+        }
+        self.inner.encode(event)
+    }
+
+    fn keepalive(&mut self) -> Vec<Bytes> {
+        self.inner.keepalive()
+    }
+
+    fn finish(&mut self) -> Vec<Bytes> {
+        self.inner.finish()
+    }
+}
+
+/// A response body that runs a callback once it is done: sent in full, or
+/// dropped because the client left.
+pub struct Timed<B> {
+    body: B,
+    done: Option<Box<dyn FnOnce()>>,
+}
+
+impl<B> Timed<B> {
+    pub fn new(body: B, done: impl FnOnce() + 'static) -> Self {
+        Self {
+            body,
+            done: Some(Box::new(done)),
+        }
+    }
+}
+
+impl<B: MessageBody + Unpin> MessageBody for Timed<B> {
+    type Error = B::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
+impl<B> Drop for Timed<B> {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            done();
+        }
+    }
+}
+
+/// Marks the request's arrival for latency and time to first token.
+pub(super) fn mark_start(req: &ServiceRequest) {
+    req.extensions_mut().insert(Started(Instant::now()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::health::{JobStats, QueueStats, WorkerCounts};
+
+    fn health(completed: u64, restarts: u64) -> Health {
+        Health {
+            status: Status::Ok,
+            reason: None,
+            version: "test",
+            uptime_secs: 1,
+            workers: WorkerCounts {
+                total: 3,
+                ready: 1,
+                busy: 2,
+                parked: 1,
+                ..WorkerCounts::default()
+            },
+            queue: QueueStats {
+                depth: 4,
+                capacity: 32,
+            },
+            jobs: JobStats {
+                completed,
+                failed: 1,
+                rejected: 0,
+            },
+            restarts,
+            recycles: 0,
+        }
+    }
+
+    #[test]
+    fn dispatcher_figures_become_gauges_and_counters() {
+        let m = Metrics::new();
+        m.refresh(&health(5, 2));
+        m.refresh(&health(7, 2));
+        let text = m.encode();
+        assert!(
+            text.contains("claude_pool_jobs_total{outcome=\"completed\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("claude_pool_worker_restarts_total 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("claude_pool_workers{state=\"busy\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("claude_pool_workers{state=\"parked\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("claude_pool_queue_depth 4"), "{text}");
+        assert!(
+            text.contains("claude_pool_status{status=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("claude_pool_status{status=\"degraded\"} 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn metrics_are_open_to_loopback_or_when_public() {
+        let mut settings = Settings::default();
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let remote: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        assert!(open_to(&settings, Some(local)));
+        assert!(!open_to(&settings, Some(remote)));
+        assert!(!open_to(&settings, None));
+        settings.server.metrics_public = true;
+        assert!(open_to(&settings, Some(remote)));
+    }
+
+    #[test]
+    fn client_errors_are_not_upstream_errors() {
+        assert_eq!(upstream_kind(ErrorKind::InvalidRequest), None);
+        assert_eq!(upstream_kind(ErrorKind::Authentication), None);
+        assert_eq!(
+            upstream_kind(ErrorKind::UpstreamAuth),
+            Some("upstream_auth")
+        );
+        assert_eq!(dialect_label("/v1/chat/completions"), "openai");
+        assert_eq!(dialect_label("/messages/count_tokens"), "anthropic");
+        assert_eq!(dialect_label("/health"), "none");
+    }
+}
