@@ -11,6 +11,7 @@
 //! - [`dispatch`]: the dispatcher actor — admission, queue, pool.
 //! - [`worker`]: worker actors, the CLI process and its line protocol.
 //! - [`notify`]: systemd readiness, stopping and watchdog notifications.
+//! - [`reload`]: what a configuration reload (SIGHUP) may change.
 
 pub mod affinity;
 pub mod api;
@@ -21,6 +22,7 @@ pub mod http;
 pub mod job;
 pub mod notify;
 pub mod prompt;
+pub mod reload;
 pub mod worker;
 
 use std::future::Future;
@@ -32,7 +34,7 @@ use actix::{Actor, Addr};
 use actix_web::web;
 
 use config::Settings;
-use dispatch::messages::{Drain, GetHealth, StopAll};
+use dispatch::messages::{Drain, GetHealth, Reconfigure, StopAll};
 use dispatch::Dispatcher;
 
 /// Why the daemon could not start.
@@ -64,9 +66,22 @@ pub fn check_exposure(settings: &Settings, addr: std::net::SocketAddr) -> Result
 /// no new jobs, in-flight jobs get `shutdown_grace_secs` to finish, workers
 /// are stopped, and the function returns once they have exited.
 pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let (_, no_reloads) = tokio::sync::watch::channel(Arc::new(settings.clone()));
+    run_with_reload(settings, listener, shutdown, no_reloads).await
+}
+
+/// [`run`], taking reloaded settings from `reload` while it runs: each new
+/// value is compared with the settings in force, its reloadable keys are
+/// applied (see [`reload`]), and the others are logged as needing a restart.
+pub async fn run_with_reload(
     mut settings: Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
+    reload: tokio::sync::watch::Receiver<Arc<Settings>>,
 ) -> Result<(), StartError> {
     settings.read_api_keys_file()?;
     let addr = listener.local_addr().map_err(|source| StartError::Io {
@@ -104,6 +119,7 @@ pub async fn run(
         .start();
 
     let state = web::Data::new(http::AppState::new(dispatcher.clone(), settings.clone()));
+    let reload_task = actix_rt::spawn(apply_reloads(reload, state.clone(), addr));
     let server = http::server(state, listener).map_err(|source| StartError::Io {
         context: format!("serving on {addr}"),
         source,
@@ -121,6 +137,7 @@ pub async fn run(
 
     shutdown.await;
     ready_task.abort();
+    reload_task.abort();
     notify::notify("STOPPING=1");
     log::info!("shutdown requested: draining");
     let _ = dispatcher.send(Drain).await;
@@ -143,6 +160,45 @@ pub async fn run(
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// Applies each reloaded configuration: reloadable keys go to the HTTP
+/// layer and the dispatcher (which passes them on to its workers and
+/// resizes the pool); changed restart-only keys are logged. A configuration
+/// that would expose the pool without keys is refused whole.
+async fn apply_reloads(
+    mut reload: tokio::sync::watch::Receiver<Arc<Settings>>,
+    state: web::Data<http::AppState>,
+    addr: std::net::SocketAddr,
+) {
+    while reload.changed().await.is_ok() {
+        let new = reload.borrow_and_update().clone();
+        let plan = match reload::prepare(&state.settings(), &new) {
+            Ok(plan) => plan,
+            Err(e) => {
+                log::error!("reload: not applied: {e}");
+                continue;
+            }
+        };
+        if let Err(e) = check_exposure(&plan.settings, addr) {
+            log::error!("reload: not applied, the running configuration stays: {e}");
+            continue;
+        }
+        for key in &plan.restart_needed {
+            log::warn!("reload: {key} changed; it applies only after a restart");
+        }
+        if let Some(level) = plan.settings.server.log_filter() {
+            log::set_max_level(level);
+        }
+        let settings = Arc::new(plan.settings);
+        state.set_settings(settings.clone());
+        state.dispatcher.do_send(Reconfigure(settings));
+        if plan.applied.is_empty() {
+            log::info!("reload: no reloadable setting changed");
+        } else {
+            log::info!("reload: applied {}", plan.applied.join(", "));
+        }
+    }
 }
 
 /// Polls the pool's health until `done` holds or `limit` passes.

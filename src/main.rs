@@ -1,7 +1,8 @@
 //! The `claude-pool` daemon: arguments, logging, settings, signals → `run`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -20,9 +21,12 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+    // RUST_LOG, if set, filters per module; server.log_level caps the whole
+    // (and, unlike RUST_LOG, changes on reload).
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("trace"))
         .format_timestamp_millis()
         .init();
+    log::set_max_level(log::LevelFilter::Info);
     let args = Args::parse();
     let settings = match Settings::load(args.config.as_deref()) {
         Ok(settings) => settings,
@@ -31,6 +35,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(level) = settings.server.log_filter() {
+        log::set_max_level(level);
+    }
     let addr = match settings.listen_addr() {
         Ok(addr) => addr,
         Err(e) => {
@@ -49,17 +56,22 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let shutdown = match shutdown_signal() {
+    let (reload_tx, reload_rx) = tokio::sync::watch::channel(Arc::new(settings.clone()));
+    let shutdown = match handle_signals(args.config.clone(), reload_tx) {
         Ok(rx) => rx,
         Err(e) => {
             eprintln!("claude-pool: cannot install signal handlers: {e}");
             return ExitCode::from(1);
         }
     };
-    let result =
-        actix_rt::System::new().block_on(claude_pool::run(settings, listener, async move {
+    let result = actix_rt::System::new().block_on(claude_pool::run_with_reload(
+        settings,
+        listener,
+        async move {
             let _ = shutdown.await;
-        }));
+        },
+        reload_rx,
+    ));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -69,9 +81,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on the first SIGTERM or SIGINT. Signals are taken on a thread
-/// of their own (signal-hook) and handed over through a channel.
-fn shutdown_signal() -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
+/// Takes signals on a thread of their own (signal-hook). The returned
+/// receiver resolves on the first SIGTERM or SIGINT. SIGHUP loads the
+/// configuration again (same file, same environment) and hands it to the
+/// daemon through `reload`; a configuration that does not load is logged
+/// and the running one kept.
+fn handle_signals(
+    config: Option<PathBuf>,
+    reload: tokio::sync::watch::Sender<Arc<Settings>>,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -80,7 +98,7 @@ fn shutdown_signal() -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
             let mut tx = Some(tx);
             for signal in signals.forever() {
                 match signal {
-                    SIGHUP => log::warn!("SIGHUP: configuration reload is not supported yet; restart to apply changes"),
+                    SIGHUP => reload_settings(config.as_deref(), &reload),
                     _ => {
                         log::info!("signal {signal} received");
                         if let Some(tx) = tx.take() {
@@ -91,4 +109,16 @@ fn shutdown_signal() -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
             }
         })?;
     Ok(rx)
+}
+
+/// SIGHUP: loads the settings as at startup and sends them to the daemon.
+fn reload_settings(config: Option<&Path>, reload: &tokio::sync::watch::Sender<Arc<Settings>>) {
+    let from = config.map_or_else(|| "the environment".into(), |p| p.display().to_string());
+    match Settings::load(config) {
+        Ok(settings) => {
+            log::info!("SIGHUP: configuration loaded from {from}");
+            reload.send_replace(Arc::new(settings));
+        }
+        Err(e) => log::error!("SIGHUP: configuration not reloaded, the running one stays: {e}"),
+    }
 }

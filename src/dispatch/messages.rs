@@ -98,3 +98,10 @@ pub struct WorkerExited {
     pub id: WorkerId,
     pub reason: ExitReason,
 }
+
+/// Reloaded settings (SIGHUP): new limits and timeouts, forwarded to every
+/// worker, and the pool grown or shrunk to `pool.size`. Jobs in flight run
+/// on; only idle workers are stopped to shrink the pool.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reconfigure(pub std::sync::Arc<crate::config::Settings>);

@@ -8,8 +8,9 @@
 
 pub mod health;
 pub mod messages;
+mod reconfigure;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,6 +100,8 @@ pub struct Dispatcher {
     restarts: u64,
     /// Of the restarts, those replacing a worker retired on purpose.
     recycles: u64,
+    /// Workers stopping for good because the pool shrank: not replaced.
+    shrinking: BTreeSet<WorkerId>,
     started_at: Instant,
     /// Unique to this daemon run; part of every worker's process tag.
     instance: String,
@@ -121,6 +124,7 @@ impl Dispatcher {
             stats: JobStats::default(),
             restarts: 0,
             recycles: 0,
+            shrinking: BTreeSet::new(),
             started_at: Instant::now(),
             instance: uuid::Uuid::new_v4().simple().to_string(),
         }
@@ -309,6 +313,7 @@ impl Dispatcher {
         }
         self.evict_bound();
         self.retire_mismatched();
+        self.trim_surplus();
     }
 
     /// Queued jobs left over need a blank worker: every ready worker holds a
@@ -624,6 +629,10 @@ impl Handler<WorkerExited> for Dispatcher {
             Some(slot) => slot.replace_with.unwrap_or(slot.kind),
             None => self.default_kind(),
         };
+        if self.shrinking.remove(&msg.id) {
+            log::info!("worker-{} gone: the pool shrank", msg.id);
+            return;
+        }
         if self.draining {
             return;
         }

@@ -25,3 +25,9 @@ pub struct StopWorker {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Unbind;
+
+/// Reloaded settings (SIGHUP): limits and timeouts read from now on. The
+/// process keeps the command line and environment it was started with.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reconfigure(pub std::sync::Arc<crate::config::Settings>);

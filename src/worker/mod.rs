@@ -978,3 +978,11 @@ impl Handler<StopWorker> for Worker {
         self.retire(ExitReason::Stopped, msg.grace);
     }
 }
+
+impl Handler<messages::Reconfigure> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, msg: messages::Reconfigure, _ctx: &mut Context<Self>) {
+        self.settings = msg.0;
+    }
+}
