@@ -140,6 +140,23 @@ fn daemon_notifies_ready_watchdog_and_stopping_then_exits_0() {
             format!("READY=1 before a worker was ready: {health}"),
         );
     }
+    // The workers do not inherit the daemon's notification socket or
+    // watchdog: only the daemon speaks for the service.
+    for item in health["workers"]["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let environ = std::fs::read(format!("/proc/{}/environ", item["pid"])).unwrap_or_default();
+        for var in ["NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID="] {
+            if environ
+                .split(|b| *b == 0)
+                .any(|kv| kv.starts_with(var.as_bytes()))
+            {
+                fail(&mut daemon, format!("worker {item} inherited {var}"));
+            }
+        }
+    }
     // WATCHDOG_USEC=200000 asks for a ping at least every 200 ms.
     let received = receive_until(&socket, "WATCHDOG=1", Duration::from_secs(2));
     if !received.iter().any(|m| m == "WATCHDOG=1") {

@@ -21,6 +21,8 @@ pub struct SpawnSpec {
     pub args: Vec<String>,
     /// Added to (or overriding) the daemon's own environment.
     pub env: Vec<(String, String)>,
+    /// Variables of the daemon's environment the process must not inherit.
+    pub env_remove: Vec<String>,
     pub cwd: PathBuf,
     /// Prefix of the stderr log lines, e.g. the worker's name.
     pub log_name: String,
@@ -61,6 +63,9 @@ pub fn spawn(spec: &SpawnSpec) -> std::io::Result<(CliProcess, CliOutput)> {
         // in that group and a terminal's ^C does not reach it directly.
         .process_group(0)
         .kill_on_drop(true);
+    for key in &spec.env_remove {
+        command.env_remove(key);
+    }
     let mut child = command.spawn()?;
     let pid = child.id().unwrap_or_default();
 

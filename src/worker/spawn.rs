@@ -34,6 +34,10 @@ fn base_args(default_model: &str) -> Vec<String> {
     .collect()
 }
 
+/// The daemon's own systemd variables, which workers must not inherit: a
+/// worker could otherwise notify (or feed the watchdog) for the daemon.
+const INHERITED_NOT: &[&str] = &["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
+
 /// The spawn recipe for workers under `settings`, run in `working_dir`.
 pub fn spawn_spec(settings: &Settings, working_dir: &Path) -> SpawnSpec {
     let claude = &settings.claude;
@@ -64,6 +68,7 @@ pub fn spawn_spec(settings: &Settings, working_dir: &Path) -> SpawnSpec {
         command: claude.command.clone(),
         args,
         env,
+        env_remove: INHERITED_NOT.iter().map(|s| s.to_string()).collect(),
         cwd: working_dir.to_path_buf(),
         log_name: String::new(),
         tag: String::new(),
@@ -164,6 +169,7 @@ mod tests {
         assert!(spec
             .env
             .contains(&("CLAUDE_CODE_MAX_RETRIES".into(), "1".into())));
+        assert!(spec.env_remove.iter().any(|k| k == "NOTIFY_SOCKET"));
     }
 
     #[test]
