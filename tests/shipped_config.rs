@@ -267,3 +267,55 @@ fn the_classifier_tells_keys_from_prose() {
     assert_eq!(classify("# Number of workers = a count"), Line::Comment);
     assert_eq!(classify("[claude.env]"), Line::Header("claude.env".into()));
 }
+
+/// The README's configuration reference lists exactly the settings of the
+/// shipped config, and its `reload` column agrees with what a reload applies.
+#[test]
+fn readme_reference_lists_every_setting_of_the_shipped_config() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .expect("README.md is readable");
+    let reference = readme
+        .split("### Configuration reference")
+        .nth(1)
+        .expect("README has a `### Configuration reference` section");
+    let reference = reference.split("\n## ").next().unwrap_or_default();
+    // `| `section.key` | default | reload | what |`
+    let mut table = Vec::new();
+    for row in reference.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let key = cells[1].trim_matches('`').to_string();
+        table.push((key, cells[3].to_string()));
+    }
+    let table_keys: Vec<&String> = table.iter().map(|(k, _)| k).collect();
+
+    // Keys of the shipped file: entries (set or commented out) of the
+    // top-level sections, and sub-tables such as [claude.env].
+    let text = shipped_text();
+    let mut shipped: Vec<String> = Vec::new();
+    for (section, line) in lines(&text) {
+        match line {
+            Line::Entry { key, .. } if !section.is_empty() && !section.contains('.') => {
+                shipped.push(format!("{section}.{key}"));
+            }
+            Line::Header(name) if name.contains('.') => shipped.push(name),
+            _ => {}
+        }
+    }
+    shipped.dedup();
+
+    let missing: Vec<&String> = shipped.iter().filter(|k| !table_keys.contains(k)).collect();
+    let extra: Vec<&&String> = table_keys.iter().filter(|k| !shipped.contains(k)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "README configuration reference vs config/claude-pool.toml:\n  not in README: {missing:?}\n  not in the shipped config: {extra:?}"
+    );
+    for (key, reload) in &table {
+        let expected = if claude_pool::reload::RELOADABLE.contains(&key.as_str()) {
+            "yes"
+        } else {
+            "restart"
+        };
+        assert_eq!(reload, expected, "{key}: README says `{reload}`");
+    }
+}
