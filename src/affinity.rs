@@ -73,7 +73,13 @@ impl ConversationKey {
     /// the worker holding it, whatever history the request carries. The
     /// system prompt, model and tools still have to match.
     pub fn pin(self, session: &str, system: &str, model: &str, tools: Option<&str>) -> Self {
-        let key = keys().hash_one(("pinned session", session, system, model, tools.unwrap_or("")));
+        let key = keys().hash_one((
+            "pinned session",
+            session,
+            system,
+            model,
+            tools.unwrap_or(""),
+        ));
         Self {
             lookup: key,
             pinned: Some(key),
@@ -211,12 +217,20 @@ mod tests {
     fn a_pinned_session_keeps_its_key_across_turns() {
         let one = vec![turn(Role::User, "hi")];
         let two = vec![turn(Role::User, "something else entirely")];
-        let a = ConversationKey::new("S", "m", None, &one).unwrap().pin("sess-1", "S", "m", None);
-        let b = ConversationKey::new("S", "m", None, &two).unwrap().pin("sess-1", "S", "m", None);
+        let a = ConversationKey::new("S", "m", None, &one)
+            .unwrap()
+            .pin("sess-1", "S", "m", None);
+        let b = ConversationKey::new("S", "m", None, &two)
+            .unwrap()
+            .pin("sess-1", "S", "m", None);
         assert_eq!(a.after_reply(&[]), b.lookup);
-        let other = ConversationKey::new("S", "m", None, &two).unwrap().pin("sess-2", "S", "m", None);
+        let other = ConversationKey::new("S", "m", None, &two)
+            .unwrap()
+            .pin("sess-2", "S", "m", None);
         assert_ne!(a.lookup, other.lookup);
-        let other_model = ConversationKey::new("S", "m2", None, &two).unwrap().pin("sess-1", "S", "m2", None);
+        let other_model = ConversationKey::new("S", "m2", None, &two)
+            .unwrap()
+            .pin("sess-1", "S", "m2", None);
         assert_ne!(a.lookup, other_model.lookup);
     }
 

@@ -39,11 +39,11 @@ use crate::dispatch::Dispatcher;
 use crate::error::JobError;
 use crate::job::{Job, JobEvent, ToolResult, ToolSet, Usage};
 use agent_view::AgentView;
-use stop::{StopWatch, Watched};
 use mcp::{McpRequest, ToolCall};
 use messages::{RunJob, StopWorker, Unbind};
 use process::{CliOutput, CliProcess, SpawnSpec};
 use protocol::{CliMessage, ControlResponse};
+use stop::{StopWatch, Watched};
 use translate::TurnTranslator;
 
 /// Identifies a worker within the pool.
