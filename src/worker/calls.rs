@@ -1,0 +1,164 @@
+//! What the CLI asks of the daemon mid-turn: MCP traffic of the caller's
+//! tool server, tool permission checks, and the caller's tool calls, which
+//! park the turn until the caller's next request brings the results.
+
+use super::*;
+
+/// A turn waiting for the caller's tool results.
+pub(super) struct Parked {
+    /// `tools/call` requests the CLI is blocked on, in arrival order.
+    pub(super) calls: Vec<ToolCall>,
+    pub(super) since: Instant,
+    /// Usage already reported for this CLI turn.
+    pub(super) reported: Usage,
+}
+
+impl Worker {
+    /// A control request from the CLI: the tool server's MCP traffic, tool
+    /// permission checks, and anything else (refused promptly rather than
+    /// left blocking a turn).
+    pub(super) fn on_control_request(&mut self, request_id: &str, request: &serde_json::Value) {
+        let subtype = request
+            .get("subtype")
+            .and_then(|s| s.as_str())
+            .unwrap_or("?");
+        let line = match subtype {
+            "mcp_message" => match mcp::classify(request_id, request, self.tools.as_ref()) {
+                McpRequest::Immediate(reply) => protocol::control_success(request_id, reply),
+                McpRequest::ToolCall(call) => return self.on_tool_call(call),
+            },
+            "can_use_tool" => match self.permission(request) {
+                Ok(()) => {
+                    let input = request.get("input").cloned().unwrap_or(json!({}));
+                    protocol::control_success(
+                        request_id,
+                        json!({"behavior": "allow", "updatedInput": input}),
+                    )
+                }
+                Err(why) => {
+                    log::warn!("{} denied a tool call: {why}", self.name());
+                    protocol::control_success(
+                        request_id,
+                        json!({"behavior": "deny", "message": why}),
+                    )
+                }
+            },
+            _ => {
+                log::debug!("{} refuses CLI control request {subtype}", self.name());
+                protocol::control_error(request_id, &format!("unsupported request {subtype}"))
+            }
+        };
+        self.send_line(line);
+    }
+
+    /// Whether a tool call the CLI asks about may run: the current job's
+    /// caller tools always; on an agent worker, the configured built-in
+    /// tools, as long as every path involved is inside its workspace.
+    pub(super) fn permission(&self, request: &serde_json::Value) -> Result<(), String> {
+        let tool = request
+            .get("tool_name")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default();
+        if self
+            .tools
+            .as_ref()
+            .is_some_and(|t| tool.starts_with(&t.api_prefix()))
+        {
+            return Ok(());
+        }
+        let agent = &self.settings.agent;
+        let allowed = self.kind == WorkerKind::Agent
+            && agent.tools.iter().any(|t| t == tool)
+            && !agent.disallowed_tools.iter().any(|t| t == tool);
+        if !allowed {
+            return Err(format!("the tool {tool} is not enabled on this server"));
+        }
+        let input = &request["input"];
+        let paths = ["file_path", "path", "notebook_path"]
+            .iter()
+            .filter_map(|key| input.get(*key).and_then(|v| v.as_str()))
+            .chain(request.get("blocked_path").and_then(|v| v.as_str()));
+        for path in paths {
+            if !agent_view::inside(&self.spec.cwd, path) {
+                return Err(format!("{path} is outside this agent's workspace"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The model called a caller's tool. A call the caller already answered
+    /// (parallel calls arrive one at a time) is answered at once; the first
+    /// call of a new round ends the job with `tool_use` and parks the turn.
+    pub(super) fn on_tool_call(&mut self, call: ToolCall) {
+        if self.tool_results.contains_key(&call.tool_use_id) {
+            return self.answer_call(&call);
+        }
+        match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Running(run) if run.interrupted_at.is_none() => {
+                let completion = run.translator.pause_for_tools();
+                let tool_use_ids = run.translator.tool_ids().to_vec();
+                let reported = run.translator.reported_usage();
+                if !run.answered {
+                    let _ = run.job.events.send(JobEvent::Finished(completion));
+                }
+                log::info!(
+                    "[{}] {} parked on {} tool call(s) after {} ms",
+                    run.job.id,
+                    self.name(),
+                    tool_use_ids.len(),
+                    run.started.elapsed().as_millis()
+                );
+                self.jobs_done += 1;
+                self.dispatcher.do_send(JobEnded {
+                    id: self.id,
+                    succeeded: true,
+                });
+                self.dispatcher.do_send(JobParked {
+                    id: self.id,
+                    tool_use_ids,
+                });
+                self.tool_results.clear();
+                self.phase = Phase::Parked(Parked {
+                    calls: vec![call],
+                    since: Instant::now(),
+                    reported,
+                });
+            }
+            Phase::Parked(mut parked) => {
+                parked.calls.push(call);
+                self.phase = Phase::Parked(parked);
+            }
+            other => {
+                // Interrupting, or no job: nobody will answer it.
+                self.phase = other;
+                let reply = mcp::call_unanswered(&call);
+                self.send_line(protocol::control_success(&call.request_id, reply));
+            }
+        }
+    }
+
+    /// Continues a parked turn with the caller's tool results.
+    pub(super) fn resume_job(&mut self, job: Job, parked: Parked) {
+        log::debug!("[{}] {} resumes a parked turn", job.id, self.name());
+        self.tool_results = job
+            .spec
+            .tool_results
+            .iter()
+            .map(|r| (r.tool_use_id.clone(), r.clone()))
+            .collect();
+        let run = self.new_run(job, parked.reported);
+        self.phase = Phase::Running(run);
+        for call in parked.calls {
+            self.answer_call(&call);
+        }
+    }
+
+    /// Answers a blocked `tools/call` from the caller's results.
+    pub(super) fn answer_call(&mut self, call: &ToolCall) {
+        let reply = match self.tool_results.get(&call.tool_use_id) {
+            Some(result) => mcp::call_reply(call, result),
+            None => mcp::call_unanswered(call),
+        };
+        self.send_line(protocol::control_success(&call.request_id, reply));
+    }
+}

@@ -1,0 +1,305 @@
+//! Running a job in the worker's CLI conversation: setting the conversation
+//! up for it (system prompt, model, thinking, tools), writing the prompt,
+//! forwarding the turn's events, and what happens to the conversation after
+//! the job (bound, cleared or retired).
+
+use super::*;
+
+/// A step of job setup, each a control request whose reply is awaited.
+#[derive(Debug)]
+pub(super) enum Setup {
+    /// Give the blank conversation the job's system prompt.
+    Initialize(String),
+    SetModel(String),
+    SetThinking(u32),
+    /// Register the job's tool server (or none), replacing the previous one.
+    SetTools(Option<ToolSet>),
+    /// `/clear`, awaited through its `result`: `set_model` records a
+    /// `/model` local command in the conversation, which the next prompt
+    /// would otherwise carry to the model.
+    Clear,
+}
+
+/// What `Preparing` awaits for [`Setup::Clear`] instead of a request id.
+pub(super) const AWAIT_CLEAR: &str = "/clear";
+
+impl Worker {
+    pub(super) fn start_job(&mut self, job: Job, continuing: bool) {
+        let mut steps = VecDeque::new();
+        match &self.system_prompt {
+            None => steps.push_back(Setup::Initialize(job.spec.system.clone())),
+            Some(current) if *current != job.spec.system => {
+                // The dispatcher never does this; refuse rather than leak.
+                log::error!(
+                    "[{}] {}: job with another system prompt refused",
+                    job.id,
+                    self.name()
+                );
+                job.fail(JobError::Unavailable(
+                    "worker holds another system prompt".into(),
+                ));
+                self.retire(ExitReason::Retired, RETIRE_GRACE);
+                return;
+            }
+            Some(_) => {}
+        }
+        if job.spec.model != self.model {
+            steps.push_back(Setup::SetModel(job.spec.model.clone()));
+        }
+        if self.thinking_budget != Some(job.spec.thinking_budget) {
+            steps.push_back(Setup::SetThinking(job.spec.thinking_budget));
+        }
+        let wanted = job.spec.tools.as_ref().map(|t| &t.server);
+        if self.tools.as_ref().map(|t| &t.server) != wanted {
+            steps.push_back(Setup::SetTools(job.spec.tools.clone()));
+        }
+        if job.spec.model != self.model {
+            steps.push_back(Setup::Clear);
+        }
+        log::debug!(
+            "[{}] {} starts job (model {})",
+            job.id,
+            self.name(),
+            job.spec.model
+        );
+        self.tool_results.clear();
+        let mut run = self.new_run(job, Usage::default());
+        run.continuing = continuing;
+        self.continue_setup(run, steps);
+    }
+
+    pub(super) fn new_run(&self, job: Job, reported: Usage) -> Run {
+        let now = Instant::now();
+        let job_is_agent = job.spec.agent;
+        let stop_watch = StopWatch::new(&job.spec.stop_sequences);
+        Run {
+            translator: TurnTranslator::with_tools(
+                job.spec.tools.as_ref().map(ToolSet::api_prefix),
+                reported,
+            ),
+            job,
+            started: now,
+            last_output: now,
+            interrupted_at: None,
+            answered: false,
+            continuing: false,
+            reply: Assembler::default(),
+            reply_content: None,
+            stop_watch,
+            agent_view: job_is_agent
+                .then(|| AgentView::new(self.settings.agent.show_tool_activity)),
+        }
+    }
+
+    /// Sends the next setup request, or the prompt once setup is done.
+    pub(super) fn continue_setup(&mut self, run: Run, mut rest: VecDeque<Setup>) {
+        match rest.pop_front() {
+            Some(Setup::Initialize(system)) => {
+                let awaiting = self.send_control(
+                    "init",
+                    json!({"subtype": "initialize", "systemPrompt": [system]}),
+                );
+                self.system_prompt = Some(system);
+                self.phase = Phase::Preparing {
+                    run,
+                    awaiting,
+                    rest,
+                };
+            }
+            Some(Setup::SetModel(model)) => {
+                let awaiting =
+                    self.send_control("model", json!({"subtype": "set_model", "model": model}));
+                self.model = model;
+                self.phase = Phase::Preparing {
+                    run,
+                    awaiting,
+                    rest,
+                };
+            }
+            Some(Setup::SetTools(tools)) => {
+                let servers = match &tools {
+                    Some(t) => json!({ t.server.clone(): {"type": "sdk", "name": t.server} }),
+                    None => json!({}),
+                };
+                let awaiting = self.send_control(
+                    "tools",
+                    json!({"subtype": "mcp_set_servers", "servers": servers}),
+                );
+                self.tools = tools;
+                self.phase = Phase::Preparing {
+                    run,
+                    awaiting,
+                    rest,
+                };
+            }
+            Some(Setup::Clear) => {
+                self.send_line(protocol::clear_command());
+                self.phase = Phase::Preparing {
+                    run,
+                    awaiting: AWAIT_CLEAR.to_string(),
+                    rest,
+                };
+            }
+            Some(Setup::SetThinking(budget)) => {
+                let awaiting = self.send_control(
+                    "thinking",
+                    json!({"subtype": "set_max_thinking_tokens", "max_thinking_tokens": budget}),
+                );
+                self.thinking_budget = Some(budget);
+                self.phase = Phase::Preparing {
+                    run,
+                    awaiting,
+                    rest,
+                };
+            }
+            None => {
+                let prompt = if run.continuing {
+                    &run.job.spec.continuation
+                } else {
+                    &run.job.spec.prompt
+                };
+                self.send_line(protocol::user_message(prompt));
+                self.phase = Phase::Running(run);
+            }
+        }
+    }
+
+    pub(super) fn on_turn_message(&mut self, message: CliMessage) {
+        let Phase::Running(run) = &mut self.phase else {
+            return;
+        };
+        run.last_output = Instant::now();
+        let mut outcome = None;
+        let mut events = run.translator.on_message(&message);
+        if let Some(view) = &mut run.agent_view {
+            events = events.into_iter().flat_map(|e| view.map(e)).collect();
+        }
+        let mut stopped = None;
+        if let (Some(watch), false) = (&mut run.stop_watch, run.answered) {
+            let mut out = Vec::new();
+            for event in events {
+                match watch.watch(event) {
+                    Watched::Continue(more) => out.extend(more),
+                    Watched::Stop {
+                        events,
+                        index,
+                        sequence,
+                    } => {
+                        out.extend(events);
+                        out.push(JobEvent::BlockStop { index });
+                        let mut completion = run.translator.pause_for_tools();
+                        completion.stop_reason = Some("stop_sequence".into());
+                        completion.stop_sequence = Some(sequence);
+                        stopped = Some(JobEvent::Finished(completion));
+                        break;
+                    }
+                }
+            }
+            events = out;
+        }
+        if let Some(finished) = stopped {
+            // The client's answer ends at the stop sequence; the rest of the
+            // turn is interrupted and the worker cleared afterwards.
+            for event in events.into_iter().chain(Some(finished)) {
+                let _ = run.job.events.send(event);
+            }
+            run.answered = true;
+            self.interrupt();
+            return;
+        }
+        for event in events {
+            let terminal = event.is_terminal();
+            if terminal {
+                let finished = matches!(event, JobEvent::Finished(_));
+                outcome = Some(finished && run.interrupted_at.is_none());
+            }
+            if !run.answered {
+                run.answered = terminal;
+                if let Some(Ok(answer)) = run.reply.push(event.clone()) {
+                    run.reply_content = Some(answer.content);
+                }
+                let _ = run.job.events.send(event);
+            }
+        }
+        if let Some(succeeded) = outcome {
+            self.finish_job(succeeded);
+        }
+    }
+
+    /// The turn is over: report, then clear the conversation or retire.
+    pub(super) fn finish_job(&mut self, succeeded: bool) {
+        let Some(run) = self.take_run() else { return };
+        self.jobs_done += 1;
+        log::info!(
+            "[{}] {} job {} in {} ms",
+            run.job.id,
+            self.name(),
+            if succeeded { "done" } else { "failed" },
+            run.started.elapsed().as_millis()
+        );
+        self.dispatcher.do_send(JobEnded {
+            id: self.id,
+            succeeded,
+        });
+        if self.kind == WorkerKind::Agent {
+            // Tools may have left processes behind (Bash children run in
+            // sessions of their own); none outlives its job.
+            let killed = process::kill_tagged(&self.spec.tag, Some(self.pid()));
+            if killed > 0 {
+                log::info!(
+                    "[{}] killed {killed} process(es) left by the job's tools",
+                    run.job.id
+                );
+            }
+        }
+        if let Some(reason) = self.recycle_reason() {
+            log::info!("{} recycled: {reason}", self.name());
+            self.retire(ExitReason::Retired, RETIRE_GRACE);
+            return;
+        }
+        let bind_key = match (&run.job.spec.conversation, &run.reply_content) {
+            (Some(conversation), Some(reply)) if succeeded && self.settings.pool.affinity => {
+                Some(conversation.after_reply(reply))
+            }
+            _ => None,
+        };
+        match bind_key {
+            Some(key) => {
+                self.phase = Phase::Bound;
+                self.dispatcher.do_send(WorkerBound { id: self.id, key });
+            }
+            None => self.clear(),
+        }
+    }
+
+    /// Starts a fresh conversation (the system prompt stays).
+    pub(super) fn clear(&mut self) {
+        self.send_line(protocol::clear_command());
+        self.phase = Phase::Clearing {
+            since: Instant::now(),
+        };
+    }
+
+    pub(super) fn recycle_reason(&self) -> Option<String> {
+        let pool = &self.settings.pool;
+        if pool.max_jobs_per_worker > 0 && self.jobs_done >= pool.max_jobs_per_worker {
+            return Some(format!("{} jobs done", self.jobs_done));
+        }
+        let rss = self.process.as_ref().and_then(CliProcess::rss_bytes)?;
+        if pool.max_worker_rss_mb > 0 && rss > pool.max_worker_rss_mb * 1024 * 1024 {
+            return Some(format!("RSS {} MiB over the limit", rss / (1024 * 1024)));
+        }
+        None
+    }
+
+    pub(super) fn interrupt(&mut self) {
+        let id = self.request_id("interrupt");
+        self.send_line(protocol::control_request(
+            &id,
+            json!({"subtype": "interrupt"}),
+        ));
+        if let Phase::Running(run) = &mut self.phase {
+            run.interrupted_at = Some(Instant::now());
+        }
+    }
+}
