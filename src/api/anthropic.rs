@@ -112,24 +112,12 @@ pub struct SystemBlock {
     pub text: String,
 }
 
-/// A request the daemon refuses, with the field at fault.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidRequest(pub String);
+pub use super::InvalidRequest;
 
 impl MessagesRequest {
     /// Parses and validates a request body.
     pub fn parse(body: &[u8]) -> Result<Self, InvalidRequest> {
-        let de = &mut serde_json::Deserializer::from_slice(body);
-        let request: Self = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path.is_empty() || path == "." || path == "?" {
-                InvalidRequest(format!("invalid request body: {inner}"))
-            } else {
-                InvalidRequest(format!("{path}: {inner}"))
-            }
-        })?;
+        let request: Self = super::parse_json(body)?;
         request.validate()?;
         Ok(request)
     }

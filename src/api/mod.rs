@@ -61,6 +61,30 @@ impl Conversation<'_> {
     }
 }
 
+/// A request the daemon refuses, with the field at fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidRequest(pub String);
+
+/// Parses a request body that must be exactly one JSON document of type
+/// `T`; errors name the field at fault (`messages[0].role: …`), and text
+/// after the document (`{…}}`, `{…} junk`) is refused.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, InvalidRequest> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." || path == "?" {
+            InvalidRequest(format!("invalid request body: {inner}"))
+        } else {
+            InvalidRequest(format!("{path}: {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| InvalidRequest(format!("invalid request body: {e}")))?;
+    Ok(value)
+}
+
 /// Logs, once per daemon run and field, that a request field was accepted
 /// but cannot be applied (the CLI has no per-turn control for it).
 pub fn note_ignored(field: &'static str) {
@@ -80,4 +104,25 @@ pub fn note_ignored(field: &'static str) {
 pub enum Dialect {
     Anthropic,
     OpenAi,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_one_document_is_a_body() {
+        let one = |b: &[u8]| parse_json::<serde_json::Value>(b);
+        assert!(one(br#"{"messages":[]}"#).is_ok());
+        assert!(one(b"{\"a\":1}\n \r\n").is_ok());
+        for bad in [
+            &b"{\"a\":1}}"[..],
+            b"{\"a\":1} junk",
+            b"{} {}",
+            b"{\"a\":1},",
+        ] {
+            let e = one(bad).unwrap_err();
+            assert!(e.0.contains("trailing"), "{}", e.0);
+        }
+    }
 }

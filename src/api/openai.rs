@@ -20,11 +20,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-pub use super::anthropic::InvalidRequest;
 use super::assemble::Assembled;
 use super::models::resolve_model;
 use super::tools;
 use super::Dialect;
+pub use super::InvalidRequest;
 use crate::http::error::ApiError;
 use crate::job::{BlockStart, Delta, JobEvent, JobSpec, Usage};
 use crate::prompt::{Role, Turn};
@@ -167,16 +167,7 @@ const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/we
 impl ChatRequest {
     /// Parses and validates a request body.
     pub fn parse(body: &[u8]) -> Result<Self, InvalidRequest> {
-        let de = &mut serde_json::Deserializer::from_slice(body);
-        let mut request: Self = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path.is_empty() || path == "." || path == "?" {
-                InvalidRequest(format!("invalid request body: {inner}"))
-            } else {
-                InvalidRequest(format!("{path}: {inner}"))
-            }
-        })?;
+        let mut request: Self = super::parse_json(body)?;
         request.validate()?;
         request.conversation = request.translate()?;
         Ok(request)

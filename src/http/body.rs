@@ -78,16 +78,6 @@ fn check_content_type(
     ))
 }
 
-/// 400 unless `body` is exactly one JSON document (trailing whitespace
-/// allowed). The dialects' typed parsers stop after the first value and
-/// would otherwise accept `{…}}` or `{…} junk`; run this after them, so
-/// their errors (which name the field at fault) come first.
-pub fn ensure_single_document(body: &[u8], dialect: Dialect) -> Result<(), ApiError> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(body)
-        .map(drop)
-        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), dialect))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,22 +118,5 @@ mod tests {
         }
         let bytes = header::HeaderValue::from_bytes(b"text/\xffplain").unwrap();
         assert!(check_content_type(Some(&bytes), Dialect::OpenAi).is_err());
-    }
-
-    #[test]
-    fn only_one_document_is_a_body() {
-        let one = |b: &[u8]| ensure_single_document(b, Dialect::OpenAi);
-        assert!(one(br#"{"messages":[]}"#).is_ok());
-        assert!(one(b"{\"a\":1}\n \r\n").is_ok());
-        for bad in [
-            &b"{\"a\":1}}"[..],
-            b"{\"a\":1} junk",
-            b"{} {}",
-            b"{\"a\":1},",
-        ] {
-            let e = one(bad).unwrap_err();
-            assert_eq!(e.status(), StatusCode::BAD_REQUEST);
-            assert!(e.message.contains("trailing"), "{}", e.message);
-        }
     }
 }

@@ -23,7 +23,6 @@ pub async fn count(
     auth::authorize(&req, settings, DIALECT)?;
     let body = body::read(&req, payload, settings.server.max_body_bytes, DIALECT).await?;
     let request = MessagesRequest::parse(&body).map_err(|e| ApiError::invalid(e.0, DIALECT))?;
-    body::ensure_single_document(&body, DIALECT)?;
     // Tool definitions are not part of the parsed request; a body that
     // parsed above is valid JSON, so this cannot fail in practice.
     let raw: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);

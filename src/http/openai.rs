@@ -20,7 +20,6 @@ pub async fn create(
     auth::authorize(&req, settings, DIALECT)?;
     let body = body::read(&req, payload, settings.server.max_body_bytes, DIALECT).await?;
     let request = ChatRequest::parse(&body).map_err(|e| ApiError::invalid(e.0, DIALECT))?;
-    body::ensure_single_document(&body, DIALECT)?;
     let default_model = &settings.claude.default_model;
     let meta = request.meta(default_model);
     let mut events = jobs::submit(&req, &state, request.to_spec(default_model), DIALECT).await?;
