@@ -218,6 +218,7 @@ impl Metrics {
             .with_label_values(&[dialect_name(dialect), "false"])
             .observe(started(req).elapsed().as_secs_f64());
         self.count_tokens(usage);
+        super::AccessNote::record(req, *usage);
     }
 
     fn count_tokens(&self, usage: &Usage) {
@@ -375,6 +376,7 @@ pub fn observe_stream<E: sse::EventEncoder>(
         dialect,
         started: started(req),
         first_seen: false,
+        note: req.extensions().get::<super::AccessNote>().cloned(),
     }
 }
 
@@ -385,6 +387,8 @@ pub struct Observed<E> {
     dialect: Dialect,
     started: Instant,
     first_seen: bool,
+    /// Where the stream's usage goes for the access log.
+    note: Option<super::AccessNote>,
 }
 
 impl<E: sse::EventEncoder> sse::EventEncoder for Observed<E> {
@@ -398,7 +402,12 @@ impl<E: sse::EventEncoder> sse::EventEncoder for Observed<E> {
                     .with_label_values(&[dialect_name(self.dialect), "true"])
                     .observe(self.started.elapsed().as_secs_f64());
             }
-            JobEvent::Finished(completion) => metrics.count_tokens(&completion.usage),
+            JobEvent::Finished(completion) => {
+                metrics.count_tokens(&completion.usage);
+                if let Some(note) = &self.note {
+                    note.0.set(Some(completion.usage));
+                }
+            }
             JobEvent::Failed(error) => {
                 metrics.count_error(ApiError::from_job(error.clone(), self.dialect).kind)
             }

@@ -60,6 +60,25 @@ impl AppState {
     }
 }
 
+/// What the access log line reports beyond the response itself: the job's
+/// token usage, once known. Shared between the handler (or its stream) and
+/// the access-log middleware of one request.
+#[derive(Debug, Clone, Default)]
+pub struct AccessNote(std::rc::Rc<std::cell::Cell<Option<crate::job::Usage>>>);
+
+impl AccessNote {
+    /// Notes the usage of the request's job.
+    pub fn record(req: &HttpRequest, usage: crate::job::Usage) {
+        if let Some(note) = req.extensions().get::<AccessNote>() {
+            note.0.set(Some(usage));
+        }
+    }
+
+    pub fn usage(&self) -> Option<crate::job::Usage> {
+        self.0.get()
+    }
+}
+
 /// The id of the request being served: the client's `x-request-id` if it
 /// sent a sensible one, else a fresh `req_…`.
 #[derive(Debug, Clone)]
@@ -126,6 +145,8 @@ pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Res
             .wrap_fn(move |req, srv| {
                 let id = request_id_for(&req);
                 req.extensions_mut().insert(RequestId(id.clone()));
+                let note = AccessNote::default();
+                req.extensions_mut().insert(note.clone());
                 metrics::mark_start(&req);
                 let state = observed.clone();
                 let started = Instant::now();
@@ -139,13 +160,24 @@ pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Res
                         headers.insert(HeaderName::from_static("request-id"), value.clone());
                         headers.insert(HeaderName::from_static("x-request-id"), value);
                     }
-                    log::info!(
-                        target: "claude_pool::access",
-                        "[{id}] {method} {path} {} {}ms",
-                        res.status().as_u16(),
-                        started.elapsed().as_millis()
-                    );
-                    let done = state.metrics.on_response(&res);
+                    let status = res.status().as_u16();
+                    let observed = state.metrics.on_response(&res);
+                    // One access line per request, once its body is done (a
+                    // stream's tokens are known only then).
+                    let done = move || {
+                        observed();
+                        let tokens = note
+                            .usage()
+                            .map(|u| {
+                                format!(" tokens in={} out={}", u.input_tokens, u.output_tokens)
+                            })
+                            .unwrap_or_default();
+                        log::info!(
+                            target: "claude_pool::access",
+                            "[{id}] {method} {path} {status} {}ms{tokens}",
+                            started.elapsed().as_millis()
+                        );
+                    };
                     Ok(res.map_body(|_, body| metrics::Timed::new(body, done)))
                 }
             })

@@ -231,11 +231,14 @@ impl Worker {
         let Some(run) = self.take_run() else { return };
         self.jobs_done += 1;
         log::info!(
-            "[{}] {} job {} in {} ms",
+            "[{}] {} job {} in {} ms (waited {} ms for a worker)",
             run.job.id,
             self.name(),
             if succeeded { "done" } else { "failed" },
-            run.started.elapsed().as_millis()
+            run.started.elapsed().as_millis(),
+            run.started
+                .saturating_duration_since(run.job.admitted_at)
+                .as_millis()
         );
         self.dispatcher.do_send(JobEnded {
             id: self.id,
