@@ -3,16 +3,49 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpMessage, HttpRequest};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::error::{ApiError, ErrorKind};
-use super::{disconnect, AppState, RequestId};
+use super::{disconnect, metrics, sse, AppState, RequestId};
 use crate::api::assemble::{Assembled, Assembler};
 use crate::api::Dialect;
 use crate::dispatch::messages::Submit;
 use crate::error::JobError;
 use crate::job::{Job, JobEvent, JobSpec};
+
+/// Runs a parsed request's job and answers it: an SSE stream encoded by
+/// `encoder`, or, without `stream`, one JSON body built by `body` from the
+/// whole answer. The part of every job-running route that is not dialect.
+pub async fn respond<E: sse::EventEncoder>(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    spec: JobSpec,
+    stream: bool,
+    dialect: Dialect,
+    encoder: impl FnOnce() -> E,
+    body: impl FnOnce(&Assembled) -> serde_json::Value,
+) -> Result<HttpResponse, ApiError> {
+    let mut events = submit(req, state, spec, dialect).await?;
+    if stream {
+        let keepalive = state.settings().server.keepalive();
+        let first = first_events(&mut events, keepalive, dialect).await?;
+        let encoder = metrics::observe_stream(state, req, dialect, encoder());
+        Ok(sse::response(
+            first,
+            events,
+            encoder,
+            keepalive,
+            disconnect::socket_of(req),
+        ))
+    } else {
+        let answer = collect(req, events, dialect).await?;
+        state
+            .metrics
+            .completed(req, dialect, &answer.completion.usage);
+        Ok(HttpResponse::Ok().json(body(&answer)))
+    }
+}
 
 /// Admits a job; on success returns the receiver of its events.
 pub async fn submit(

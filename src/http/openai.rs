@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
 use super::error::ApiError;
-use super::{auth, body, disconnect, jobs, metrics, sse, AppState};
+use super::{auth, body, jobs, sse, AppState};
 use crate::api::openai::{self, ChatRequest, ChunkEncoder};
 use crate::api::Dialect;
 use crate::job::JobEvent;
@@ -22,25 +22,18 @@ pub async fn create(
     let request = ChatRequest::parse(&body).map_err(|e| ApiError::invalid(e.0, DIALECT))?;
     let default_model = &settings.claude.default_model;
     let meta = request.meta(default_model);
-    let mut events = jobs::submit(&req, &state, request.to_spec(default_model), DIALECT).await?;
-
-    if request.is_stream() {
-        let keepalive = settings.server.keepalive();
-        let first = jobs::first_events(&mut events, keepalive, DIALECT).await?;
-        Ok(sse::response(
-            first,
-            events,
-            metrics::observe_stream(&state, &req, DIALECT, OpenAiSse(ChunkEncoder::new(meta))),
-            keepalive,
-            disconnect::socket_of(&req),
-        ))
-    } else {
-        let answer = jobs::collect(&req, events, DIALECT).await?;
-        state
-            .metrics
-            .completed(&req, DIALECT, &answer.completion.usage);
-        Ok(HttpResponse::Ok().json(openai::completion_body(&meta, &answer)))
-    }
+    let spec = request.to_spec(default_model);
+    let stream = request.is_stream();
+    jobs::respond(
+        &req,
+        &state,
+        spec,
+        stream,
+        DIALECT,
+        || OpenAiSse(ChunkEncoder::new(meta.clone())),
+        |answer| openai::completion_body(&meta, answer),
+    )
+    .await
 }
 
 /// OpenAI's SSE framing: `data:`-only frames, `[DONE]` at the end, and
