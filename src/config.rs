@@ -159,6 +159,8 @@ pub struct ClaudeSettings {
     pub config_dir: Option<PathBuf>,
     /// Model used when a request names none, or names a non-Claude model.
     pub default_model: String,
+    /// Model ids `GET /v1/models` lists (any Claude id can be requested).
+    pub models: Vec<String>,
     /// Upstream retries the CLI makes on its own (CLAUDE_CODE_MAX_RETRIES).
     pub max_retries: u32,
     /// Upstream request timeout of the CLI (API_TIMEOUT_MS).
@@ -175,6 +177,7 @@ impl Default for ClaudeSettings {
             working_dir: None,
             config_dir: None,
             default_model: "sonnet".into(),
+            models: crate::api::models::default_ids(),
             max_retries: 2,
             api_timeout_ms: 120_000,
             env: BTreeMap::new(),

@@ -35,6 +35,7 @@ pub const RELOADABLE: &[&str] = &[
     "pool.crash_loop_window_secs",
     "pool.affinity",
     "pool.affinity_idle_secs",
+    "claude.models",
     "tools.park_timeout_secs",
 ];
 

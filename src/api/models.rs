@@ -24,10 +24,10 @@ fn is_claude_model(name: &str) -> bool {
 }
 
 /// One model the daemon lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelInfo {
-    pub id: &'static str,
-    pub display_name: &'static str,
+    pub id: String,
+    pub display_name: String,
     /// Release date (year, month, day), UTC midnight; the source of both
     /// Anthropic's `created_at` and OpenAI's `created`.
     pub released: (i32, u32, u32),
@@ -37,56 +37,89 @@ pub struct ModelInfo {
 /// maps itself: `opus` → claude-opus-4-8, `sonnet` → claude-sonnet-5,
 /// `haiku` → claude-haiku-4-5 on CLI 2.1.197).
 ///
-/// A const list for now: the daemon has no setting for it yet. Any model id
-/// the CLI accepts can be requested whether listed here or not
-/// ([`resolve_model`]); the list only tells clients what to pick.
-pub const CATALOGUE: &[ModelInfo] = &[
+/// What the daemon knows about these ids; the ids listed come from
+/// `claude.models`, whose default is this list. Any model id the CLI accepts
+/// can be requested whether listed or not ([`resolve_model`]); the list only
+/// tells clients what to pick.
+pub const CATALOGUE: &[KnownModel] = &[
     // The release dates of the two newest models are approximate.
-    ModelInfo {
+    KnownModel {
         id: "claude-opus-4-8",
         display_name: "Claude Opus 4.8",
         released: (2026, 5, 28),
     },
-    ModelInfo {
+    KnownModel {
         id: "claude-sonnet-5",
         display_name: "Claude Sonnet 5",
         released: (2026, 5, 28),
     },
-    ModelInfo {
+    KnownModel {
         id: "claude-haiku-4-5",
         display_name: "Claude Haiku 4.5",
         released: (2025, 10, 15),
     },
-    ModelInfo {
+    KnownModel {
         id: "claude-sonnet-4-5",
         display_name: "Claude Sonnet 4.5",
         released: (2025, 9, 29),
     },
-    ModelInfo {
+    KnownModel {
         id: "claude-opus-4-1",
         display_name: "Claude Opus 4.1",
         released: (2025, 8, 5),
     },
-    ModelInfo {
+    KnownModel {
         id: "opus",
         display_name: "Opus (Claude Code alias, currently Claude Opus 4.8)",
         released: (2026, 5, 28),
     },
-    ModelInfo {
+    KnownModel {
         id: "sonnet",
         display_name: "Sonnet (Claude Code alias, currently Claude Sonnet 5)",
         released: (2026, 5, 28),
     },
-    ModelInfo {
+    KnownModel {
         id: "haiku",
         display_name: "Haiku (Claude Code alias, currently Claude Haiku 4.5)",
         released: (2025, 10, 15),
     },
 ];
 
-/// The catalogue entry for `id`, if listed.
-pub fn find_model(id: &str) -> Option<&'static ModelInfo> {
-    CATALOGUE.iter().find(|m| m.id == id)
+/// Built-in facts about a model id.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownModel {
+    pub id: &'static str,
+    pub display_name: &'static str,
+    pub released: (i32, u32, u32),
+}
+
+/// The ids listed by default (`claude.models`).
+pub fn default_ids() -> Vec<String> {
+    CATALOGUE.iter().map(|m| m.id.to_string()).collect()
+}
+
+/// The listed models, in the configured order. Ids the daemon has no facts
+/// about are listed under their own name, dated 2025-01-01.
+pub fn listed(ids: &[String]) -> Vec<ModelInfo> {
+    ids.iter()
+        .map(|id| match CATALOGUE.iter().find(|m| m.id == id) {
+            Some(known) => ModelInfo {
+                id: id.clone(),
+                display_name: known.display_name.to_string(),
+                released: known.released,
+            },
+            None => ModelInfo {
+                id: id.clone(),
+                display_name: id.clone(),
+                released: (2025, 1, 1),
+            },
+        })
+        .collect()
+}
+
+/// The listed entry for `id`, if listed.
+pub fn find_model(id: &str, ids: &[String]) -> Option<ModelInfo> {
+    listed(ids).into_iter().find(|m| m.id == id)
 }
 
 impl ModelInfo {
@@ -143,13 +176,14 @@ pub struct ListQuery {
 
 /// One page of the catalogue, shaped for both SDKs: `data`, `has_more`,
 /// `first_id`, `last_id` (Anthropic) and `object: "list"` (OpenAI).
-pub fn list_page(query: &ListQuery) -> Result<Value, InvalidRequest> {
+pub fn list_page(query: &ListQuery, ids: &[String]) -> Result<Value, InvalidRequest> {
+    let models = listed(ids);
     let limit = query.limit.unwrap_or(20);
     if !(1..=1000).contains(&limit) {
         return Err(InvalidRequest("limit: must be between 1 and 1000".into()));
     }
     let position = |field: &str, id: &str| {
-        CATALOGUE
+        models
             .iter()
             .position(|m| m.id == id)
             .ok_or_else(|| InvalidRequest(format!("{field}: unknown model id `{id}`")))
@@ -162,26 +196,26 @@ pub fn list_page(query: &ListQuery) -> Result<Value, InvalidRequest> {
         }
         (Some(after), None) => {
             let start = position("after_id", after)? + 1;
-            (start, (start + limit).min(CATALOGUE.len()))
+            (start, (start + limit).min(models.len()))
         }
         (None, Some(before)) => {
             let end = position("before_id", before)?;
             (end.saturating_sub(limit), end)
         }
-        (None, None) => (0, limit.min(CATALOGUE.len())),
+        (None, None) => (0, limit.min(models.len())),
     };
-    let page = &CATALOGUE[start..end];
+    let page = &models[start..end];
     let has_more = if query.before_id.is_some() {
         start > 0
     } else {
-        end < CATALOGUE.len()
+        end < models.len()
     };
     Ok(json!({
         "object": "list",
         "data": page.iter().map(ModelInfo::to_json).collect::<Vec<_>>(),
         "has_more": has_more,
-        "first_id": page.first().map(|m| m.id),
-        "last_id": page.last().map(|m| m.id),
+        "first_id": page.first().map(|m| m.id.clone()),
+        "last_id": page.last().map(|m| m.id.clone()),
     }))
 }
 
@@ -191,7 +225,7 @@ mod tests {
 
     #[test]
     fn list_satisfies_both_sdks() {
-        let list = list_page(&ListQuery::default()).unwrap();
+        let list = list_page(&ListQuery::default(), &default_ids()).unwrap();
         assert_eq!(list["object"], "list");
         assert_eq!(list["has_more"], false);
         let data = list["data"].as_array().unwrap();
@@ -223,11 +257,17 @@ mod tests {
 
     #[test]
     fn dates_agree() {
-        let m = find_model("claude-opus-4-1").unwrap();
+        let m = find_model("claude-opus-4-1", &default_ids()).unwrap();
         assert_eq!(m.created_at(), "2025-08-05T00:00:00Z");
         assert_eq!(m.created(), 1_754_352_000);
         assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert!(find_model("gpt-4o").is_none());
+        assert!(find_model("gpt-4o", &default_ids()).is_none());
+        let custom = vec!["claude-new-9".to_string()];
+        assert_eq!(
+            find_model("claude-new-9", &custom).unwrap().display_name,
+            "claude-new-9"
+        );
+        assert!(find_model("claude-opus-4-1", &custom).is_none());
     }
 
     #[test]
@@ -237,16 +277,18 @@ mod tests {
             after_id: after.map(String::from),
             before_id: before.map(String::from),
         };
-        let p = list_page(&q(Some(2), None, None)).unwrap();
+        let q_ids = |limit, after, before| (q(limit, after, before), default_ids());
+        let list_page = |(query, ids): (ListQuery, Vec<String>)| super::list_page(&query, &ids);
+        let p = list_page(q_ids(Some(2), None, None)).unwrap();
         assert_eq!(p["data"].as_array().unwrap().len(), 2);
         assert_eq!(p["has_more"], true);
-        let next = list_page(&q(Some(2), p["last_id"].as_str(), None)).unwrap();
+        let next = list_page(q_ids(Some(2), p["last_id"].as_str(), None)).unwrap();
         assert_eq!(next["first_id"], CATALOGUE[2].id);
-        let back = list_page(&q(Some(2), None, next["first_id"].as_str())).unwrap();
+        let back = list_page(q_ids(Some(2), None, next["first_id"].as_str())).unwrap();
         assert_eq!(back["data"], p["data"]);
         assert_eq!(back["has_more"], false);
-        assert!(list_page(&q(Some(0), None, None)).is_err());
-        assert!(list_page(&q(None, Some("nope"), None))
+        assert!(list_page(q_ids(Some(0), None, None)).is_err());
+        assert!(list_page(q_ids(None, Some("nope"), None))
             .unwrap_err()
             .0
             .starts_with("after_id"));

@@ -15,7 +15,8 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     auth::authorize(&req, &state.settings(), DIALECT)?;
     let query = web::Query::<ListQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::invalid(format!("invalid query string: {e}"), DIALECT))?;
-    let page = models::list_page(&query).map_err(|e| ApiError::invalid(e.0, DIALECT))?;
+    let page = models::list_page(&query, &state.settings().claude.models)
+        .map_err(|e| ApiError::invalid(e.0, DIALECT))?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -25,7 +26,7 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     auth::authorize(&req, &state.settings(), DIALECT)?;
-    match models::find_model(&id) {
+    match models::find_model(&id, &state.settings().claude.models) {
         Some(model) => Ok(HttpResponse::Ok().json(model.to_json())),
         None => Err(ApiError::new(
             ErrorKind::NotFound,
