@@ -298,3 +298,24 @@ fn descendants_of_workers_do_not_outlive_the_daemon() {
     daemon.stop().unwrap();
     assert_no_processes_with_env(&needle, Duration::from_secs(5));
 }
+
+#[test]
+fn an_upstream_that_never_answers_becomes_a_timeout_in_bounded_time() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::real(1).with_toml("claude.api_timeout_ms = 1500"),
+        &upstream,
+    );
+    let started = Instant::now();
+    let res = post(&daemon, &message_body("silence [[hang]]"));
+    assert_eq!(res.status(), 504);
+    let body: Value = res.json().unwrap();
+    assert_eq!(body["error"]["type"], "timeout_error", "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The worker recovers: the failed turn is cleared, the next one works.
+    assert_eq!(post(&daemon, &message_body("and now?")).status(), 200);
+}

@@ -109,18 +109,56 @@ pub fn settings_toml(cfg: &DaemonConfig, upstream: &FakeUpstream, dir: &TempDir)
         .collect();
     let [server_extra, pool_extra, claude_extra, tools_extra, agent_extra] =
         split_extra(&cfg.extra_toml);
+    let server = with_defaults(
+        &server_extra,
+        &[
+            ("shutdown_grace_secs", "10".into()),
+            ("http_workers", "2".into()),
+        ],
+    );
+    let pool = with_defaults(
+        &pool_extra,
+        &[
+            ("size", cfg.pool_size.to_string()),
+            ("boot_timeout_secs", "20".into()),
+        ],
+    );
+    let claude = with_defaults(
+        &claude_extra,
+        &[
+            ("command", toml_str(&cfg.command)),
+            (
+                "config_dir",
+                toml_str(&dir.path().join("claude-config").display().to_string()),
+            ),
+            (
+                "working_dir",
+                toml_str(&dir.path().join("work").display().to_string()),
+            ),
+            ("max_retries", "0".into()),
+            ("api_timeout_ms", "20000".into()),
+        ],
+    );
     format!(
-        "[server]\nshutdown_grace_secs = 10\nhttp_workers = 2\n{server_extra}\n\
-         [pool]\nsize = {}\nboot_timeout_secs = 20\n{pool_extra}\n\
-         [claude]\ncommand = {}\nconfig_dir = {}\nworking_dir = {}\nmax_retries = 0\napi_timeout_ms = 20000\n{claude_extra}\n\
-         [tools]\n{tools_extra}\n\
-         [agent]\n{agent_extra}\n\
-         [claude.env]\n{env_toml}",
-        cfg.pool_size,
-        toml_str(&cfg.command),
-        toml_str(&dir.path().join("claude-config").display().to_string()),
-        toml_str(&dir.path().join("work").display().to_string()),
+        "[server]\n{server}\n[pool]\n{pool}\n[claude]\n{claude}\n\
+         [tools]\n{tools_extra}\n[agent]\n{agent_extra}\n[claude.env]\n{env_toml}"
     )
+}
+
+/// The test's own lines of a section, plus each default it does not set.
+fn with_defaults(extra: &str, defaults: &[(&str, String)]) -> String {
+    let set = |key: &str| {
+        extra
+            .lines()
+            .any(|l| l.split('=').next().is_some_and(|k| k.trim() == key))
+    };
+    let mut out: String = defaults
+        .iter()
+        .filter(|(key, _)| !set(key))
+        .map(|(key, value)| format!("{key} = {value}\n"))
+        .collect();
+    out.push_str(extra);
+    out
 }
 
 /// Splits `extra_toml` lines of the form `server.key = v`, `pool.key = v`,
