@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use super::{Dispatcher, SlotState};
+
 /// Overall condition of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -76,5 +78,61 @@ impl Health {
     /// Whether `/health` answers 200.
     pub fn is_serving(&self) -> bool {
         matches!(self.status, Status::Ok | Status::Starting)
+    }
+}
+
+impl Dispatcher {
+    pub(super) fn health(&self) -> Health {
+        let mut workers = WorkerCounts::default();
+        for (id, slot) in &self.workers {
+            workers.total += 1;
+            match slot.state {
+                SlotState::Starting => workers.starting += 1,
+                SlotState::Ready => workers.ready += 1,
+                SlotState::Busy => workers.busy += 1,
+                SlotState::Parked => {
+                    workers.busy += 1;
+                    workers.parked += 1;
+                }
+                SlotState::Bound => workers.bound += 1,
+                SlotState::Unbinding => workers.busy += 1,
+                SlotState::Stopping => workers.stopping += 1,
+            }
+            let rss_mb = slot.rss_bytes.map(|b| b / (1024 * 1024));
+            workers.rss_mb_total += rss_mb.unwrap_or_default();
+            workers.items.push(WorkerInfo {
+                id: *id,
+                pid: slot.pid,
+                state: slot.state.as_str(),
+                jobs: slot.jobs,
+                rss_mb,
+            });
+        }
+        let (status, reason) = if self.draining {
+            (
+                Status::ShuttingDown,
+                Some("the server is shutting down".to_string()),
+            )
+        } else if workers.ready + workers.busy + workers.bound > 0 {
+            (Status::Ok, None)
+        } else if self.is_degraded() {
+            (Status::Degraded, self.last_failure.clone())
+        } else {
+            (Status::Starting, None)
+        };
+        Health {
+            status,
+            reason,
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_secs: self.started_at.elapsed().as_secs(),
+            workers,
+            queue: QueueStats {
+                depth: self.queue.len(),
+                capacity: self.settings.pool.max_queue,
+            },
+            jobs: self.stats.clone(),
+            restarts: self.restarts,
+            recycles: self.recycles,
+        }
     }
 }

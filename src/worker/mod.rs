@@ -3,16 +3,32 @@
 //!
 //! Life of a worker:
 //! ```text
-//! Booting --probe answered--> Idle --RunJob--> Preparing --setup answered--> Running
-//!    ^                         ^                                               |
-//!    |                         +---------- Clearing <-- result (any outcome) --+
-//! spawn                                        \-- or retire (job count / RSS)
+//!          spawn
+//!            |
+//!         Booting --probe answered--> Idle <-----------------------------+
+//!                                      | RunJob                          |
+//!                                      v                                 |
+//!            Bound --RunJob (same  Preparing  (initialize, set_model,    |
+//!              ^     conversation)    |        thinking, tool server)    |
+//!              |          |           v                                  |
+//!              |          +------> Running --tools/call--> Parked        |
+//!              |                      |    <--RunJob (results)--+        |
+//!              |   result, normal     |                                  |
+//!              +----------------------+ result, failed or interrupted    |
+//!                                     +--> Clearing (/clear) ------------+
+//!                      or retired at any point (job count, RSS, crash)
 //! ```
 //! Readiness is probed with `get_binary_version`, never `initialize`, so a
 //! ready worker is blank and takes the first job's system prompt through a
-//! late `initialize`. After every job, successful or not, the conversation is
-//! cleared with `/clear` before the next job, so no job ever runs in a
-//! conversation holding another job's messages.
+//! late `initialize`. After a job the conversation is either cleared with
+//! `/clear` or kept *bound* for exactly that conversation's next turn (see
+//! `affinity`), so no job ever runs in a conversation holding another
+//! conversation's messages.
+//!
+//! Files: `turn` runs a job, `calls` answers what the CLI asks mid-turn
+//! (MCP traffic, permissions, parking on tool calls), `timers` holds the
+//! periodic checks; the CLI process, its line protocol and the event
+//! translation live in `process`, `protocol` and `translate`.
 
 pub mod agent_view;
 pub mod mcp;

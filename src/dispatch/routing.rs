@@ -1,0 +1,165 @@
+//! Which worker gets which job: a turn parked on the job's tool results, a
+//! worker bound to the job's conversation, or a ready worker of the right
+//! kind (same system prompt first, then blank). Queued jobs wait; bound and
+//! mismatched idle workers make room for them; jobs whose client left or
+//! whose wait ran out leave the queue.
+
+use super::*;
+
+impl Dispatcher {
+    /// The bound worker holding this job's earlier turns.
+    pub(super) fn bound_for(&self, job: &Job) -> Option<WorkerId> {
+        let lookup = job.spec.conversation.as_ref()?.lookup;
+        self.workers
+            .iter()
+            .find(|(_, s)| {
+                s.state == SlotState::Bound
+                    && s.kind == WorkerKind::for_job(job.spec.agent)
+                    && s.bound.is_some_and(|(key, _)| key == lookup)
+            })
+            .map(|(id, _)| *id)
+    }
+
+    pub(super) fn unbind(&mut self, id: WorkerId) {
+        if let Some(slot) = self.workers.get_mut(&id) {
+            slot.state = SlotState::Unbinding;
+            slot.bound = None;
+            slot.addr.do_send(Unbind);
+        }
+    }
+
+    /// Queued jobs that no ready worker can take get bound workers instead,
+    /// least recently used first: a new conversation never waits to keep an
+    /// old one warm.
+    pub(super) fn evict_bound(&mut self) {
+        let coming = self.count(SlotState::Unbinding);
+        let wanted = self.queue.len().saturating_sub(coming);
+        let mut bound: Vec<(Instant, WorkerId)> = self
+            .workers
+            .iter()
+            .filter(|(_, s)| s.state == SlotState::Bound)
+            .filter_map(|(id, s)| s.bound.map(|(_, since)| (since, *id)))
+            .collect();
+        bound.sort();
+        for (_, id) in bound.into_iter().take(wanted) {
+            log::debug!("worker-{id} unbound for a waiting job");
+            self.unbind(id);
+        }
+    }
+
+    /// A ready worker for a job with this system prompt: one already set up
+    /// with the same prompt first (cheapest), else a blank one.
+    pub(super) fn pick(&self, system: &str, kind: WorkerKind) -> Option<WorkerId> {
+        let ready = || {
+            self.workers
+                .iter()
+                .filter(|(_, s)| s.state == SlotState::Ready && s.kind == kind)
+        };
+        ready()
+            .find(|(_, s)| s.system_prompt.as_deref() == Some(system))
+            .or_else(|| ready().find(|(_, s)| s.system_prompt.is_none()))
+            .map(|(id, _)| *id)
+    }
+
+    /// The parked worker waiting for exactly the results this job carries.
+    pub(super) fn parked_for(&self, job: &Job) -> Option<WorkerId> {
+        if job.spec.tool_results.is_empty() {
+            return None;
+        }
+        let mut ids: Vec<&str> = job
+            .spec
+            .tool_results
+            .iter()
+            .map(|r| r.tool_use_id.as_str())
+            .collect();
+        ids.sort_unstable();
+        self.workers
+            .iter()
+            .find(|(_, s)| {
+                s.state == SlotState::Parked
+                    && s.parked_on
+                        .iter()
+                        .map(String::as_str)
+                        .eq(ids.iter().copied())
+            })
+            .map(|(id, _)| *id)
+    }
+
+    /// Hands queued jobs to free workers, oldest first.
+    pub(super) fn dispatch(&mut self) {
+        let mut i = 0;
+        while i < self.queue.len() {
+            if self.queue[i].is_abandoned() {
+                let job = self.queue.remove(i).expect("index in range");
+                log::info!("[{}] client left while queued", job.id);
+                continue;
+            }
+            let job = &self.queue[i];
+            match self.pick(&job.spec.system, WorkerKind::for_job(job.spec.agent)) {
+                Some(id) => {
+                    let job = self.queue.remove(i).expect("index in range");
+                    let slot = self.workers.get_mut(&id).expect("picked worker exists");
+                    slot.state = SlotState::Busy;
+                    slot.system_prompt = Some(job.spec.system.clone());
+                    log::debug!(
+                        "[{}] assigned to worker-{id} after {:?}",
+                        job.id,
+                        job.admitted_at.elapsed()
+                    );
+                    slot.addr.do_send(RunJob(job));
+                }
+                None => i += 1,
+            }
+        }
+        self.evict_bound();
+        self.retire_mismatched();
+        self.trim_surplus();
+    }
+
+    /// Queued jobs left over need a blank worker: every ready worker holds a
+    /// different system prompt. Retire such workers (their replacements boot
+    /// blank) unless enough blank workers are already on the way.
+    pub(super) fn retire_mismatched(&mut self) {
+        let coming = self.count(SlotState::Starting)
+            + self.count(SlotState::Unbinding)
+            + self.pending_spawns;
+        // Kinds the waiting jobs need, oldest first, past those on the way.
+        let mut needed = self
+            .queue
+            .iter()
+            .skip(coming)
+            .map(|job| WorkerKind::for_job(job.spec.agent));
+        // Every ready worker is useless to the queue here: dispatch() would
+        // have given it a job otherwise.
+        for slot in self.workers.values_mut() {
+            if slot.state != SlotState::Ready {
+                continue;
+            }
+            let Some(kind) = needed.next() else { break };
+            slot.state = SlotState::Stopping;
+            slot.replace_with = Some(kind);
+            slot.addr.do_send(StopWorker { grace: STOP_GRACE });
+        }
+    }
+
+    pub(super) fn expire_queued(&mut self) {
+        let timeout = self.settings.pool.queue_timeout();
+        let before = self.queue.len();
+        self.queue.retain(|job| {
+            if job.is_abandoned() {
+                return false;
+            }
+            let waited = job.admitted_at.elapsed();
+            if waited > timeout {
+                log::warn!("[{}] gave up after {waited:?} in the queue", job.id);
+                job.fail(JobError::QueueTimeout {
+                    waited,
+                    retry_after: RETRY_AFTER,
+                });
+                return false;
+            }
+            true
+        });
+        self.stats.rejected += (before - self.queue.len()) as u64;
+    }
+}
