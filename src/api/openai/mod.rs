@@ -1,0 +1,658 @@
+//! OpenAI Chat Completions on the wire: the request body, its validation and
+//! translation into a [`JobSpec`], and the response body and stream chunks
+//! built from [`JobEvent`]s.
+//!
+//! The conversation maps onto Anthropic content: `system` and `developer`
+//! messages become the system prompt, image parts become image blocks,
+//! assistant `tool_calls` become `tool_use` blocks and `tool` messages
+//! `tool_result` blocks; [`prompt::render`] then writes it for the CLI.
+//!
+//! `reasoning_effort` sets the extended-thinking budget (off by default).
+//! Sampling and limit fields (`temperature`, `top_p`, `seed`, `stop`,
+//! `max_tokens`, `max_completion_tokens`, `user`) are accepted so that
+//! existing clients work, but not enforced: a pooled CLI worker takes no
+//! per-turn sampling settings. `tools` (functions) and `tool_choice` map to
+//! the same caller-tools mechanism as the Messages API (see `api::tools`).
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::assemble::Assembled;
+use super::models::resolve_model;
+use super::tools;
+use super::Dialect;
+pub use super::InvalidRequest;
+use crate::http::error::ApiError;
+use crate::job::{BlockStart, Delta, JobEvent, JobSpec, Usage};
+use crate::prompt::{Role, Turn};
+
+/// `POST /v1/chat/completions`. Unknown fields are accepted: SDKs add new ones.
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    #[serde(default)]
+    pub model: Option<String>,
+    pub messages: Vec<ChatMessage>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    #[serde(default)]
+    pub max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    #[serde(default)]
+    pub stop: Option<Stop>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub seed: Option<i64>,
+    /// Only one choice can be produced per request.
+    #[serde(default)]
+    pub n: Option<u32>,
+    #[serde(default)]
+    pub response_format: Option<ResponseFormat>,
+    #[serde(default)]
+    pub reasoning_effort: Option<String>,
+    #[serde(default)]
+    pub tools: Option<Vec<Value>>,
+    #[serde(default)]
+    pub tool_choice: Option<Value>,
+    /// The conversation translated at parse time, so that every content
+    /// error is reported before a job is submitted.
+    #[serde(skip)]
+    conversation: Conversation,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: JsonSchemaFormat },
+}
+
+#[derive(Debug, Deserialize)]
+pub struct JsonSchemaFormat {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub schema: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChatMessage {
+    pub role: ChatRole,
+    #[serde(default)]
+    pub content: Option<ChatContent>,
+    /// Calls an assistant made in an earlier turn.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// The legacy single-call form of `tool_calls`.
+    #[serde(default)]
+    pub function_call: Option<FunctionCall>,
+    /// Which call a `tool` message answers.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+    /// Ignored, except as the call id of a legacy `function` message.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatRole {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+    /// The legacy predecessor of `tool`.
+    Function,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ChatContent {
+    Text(String),
+    /// Content parts, checked one by one so that errors can name the part.
+    Parts(Vec<Value>),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub function: FunctionCall,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FunctionCall {
+    pub name: String,
+    /// The arguments as a JSON text, as OpenAI sends them.
+    #[serde(default)]
+    pub arguments: String,
+}
+
+/// The translated conversation: system prompt and turns.
+#[derive(Debug, Default)]
+struct Conversation {
+    system: Vec<String>,
+    turns: Vec<Turn>,
+}
+
+/// The image types the Messages API accepts.
+const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+impl ChatRequest {
+    /// Parses and validates a request body.
+    pub fn parse(body: &[u8]) -> Result<Self, InvalidRequest> {
+        let mut request: Self = super::parse_json(body)?;
+        request.validate()?;
+        request.conversation = request.translate()?;
+        Ok(request)
+    }
+
+    fn validate(&self) -> Result<(), InvalidRequest> {
+        if self.messages.is_empty() {
+            return Err(InvalidRequest(
+                "messages: at least one message is required".into(),
+            ));
+        }
+        match self.n {
+            Some(0) => return Err(InvalidRequest("n: must be at least 1".into())),
+            Some(n) if n > 1 => {
+                return Err(InvalidRequest(format!(
+                    "n: only n = 1 is supported (got {n}); send separate requests for more choices"
+                )))
+            }
+            _ => {}
+        }
+        if self.max_tokens == Some(0) {
+            return Err(InvalidRequest("max_tokens: must be at least 1".into()));
+        }
+        if let Some(effort) = self.reasoning_effort.as_deref() {
+            if thinking_budget(effort).is_none() {
+                return Err(InvalidRequest(format!(
+                    "reasoning_effort: unknown value `{effort}`; use none, minimal, low, medium, high or xhigh"
+                )));
+            }
+        }
+        if self.max_completion_tokens == Some(0) {
+            return Err(InvalidRequest(
+                "max_completion_tokens: must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Translates the messages, naming the field at fault on error.
+    fn translate(&self) -> Result<Conversation, InvalidRequest> {
+        let mut conversation = Conversation::default();
+        // Consecutive tool results belong to one user message.
+        let mut last_was_tool = false;
+        for (i, message) in self.messages.iter().enumerate() {
+            let at = |rest: &str| format!("messages[{i}].{rest}");
+            let is_tool = matches!(message.role, ChatRole::Tool | ChatRole::Function);
+            match message.role {
+                ChatRole::System | ChatRole::Developer => {
+                    let text = plain_text(message.content.as_ref(), &at("content"))?;
+                    if !text.is_empty() {
+                        conversation.system.push(text);
+                    }
+                }
+                ChatRole::User => {
+                    let blocks = user_blocks(message.content.as_ref(), &at("content"))?;
+                    if blocks.is_empty() {
+                        return Err(InvalidRequest(format!(
+                            "{}: a user message needs content",
+                            at("content")
+                        )));
+                    }
+                    conversation.turns.push(Turn {
+                        role: Role::User,
+                        blocks,
+                    });
+                }
+                ChatRole::Assistant => {
+                    let blocks = assistant_blocks(message, &at(""))?;
+                    // An empty assistant message says nothing worth replaying.
+                    if !blocks.is_empty() {
+                        conversation.turns.push(Turn {
+                            role: Role::Assistant,
+                            blocks,
+                        });
+                    }
+                }
+                ChatRole::Tool | ChatRole::Function => {
+                    let (id, field) = if message.role == ChatRole::Tool {
+                        (message.tool_call_id.as_deref(), "tool_call_id")
+                    } else {
+                        (message.name.as_deref(), "name")
+                    };
+                    let Some(id) = id.filter(|id| !id.is_empty()) else {
+                        return Err(InvalidRequest(format!(
+                            "{}: required for a `{}` message",
+                            at(field),
+                            if field == "name" { "function" } else { "tool" }
+                        )));
+                    };
+                    let content = plain_text(message.content.as_ref(), &at("content"))?;
+                    let block =
+                        json!({"type": "tool_result", "tool_use_id": id, "content": content});
+                    match conversation.turns.last_mut() {
+                        Some(turn) if last_was_tool => turn.blocks.push(block),
+                        _ => conversation.turns.push(Turn {
+                            role: Role::User,
+                            blocks: vec![block],
+                        }),
+                    }
+                }
+            }
+            if !matches!(message.role, ChatRole::System | ChatRole::Developer) {
+                last_was_tool = is_tool;
+            }
+        }
+        if !conversation.turns.iter().any(|t| t.role == Role::User) {
+            return Err(InvalidRequest(
+                "messages: the conversation must contain a user message".into(),
+            ));
+        }
+        Ok(conversation)
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    /// Whether a streamed answer ends with a usage chunk.
+    pub fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
+    }
+
+    /// The model name the response reports: the one the client asked for.
+    pub fn response_model(&self, default_model: &str) -> String {
+        self.model
+            .clone()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| default_model.to_string())
+    }
+
+    /// Response identity for this request.
+    pub fn meta(&self, default_model: &str) -> ChatMeta {
+        let mut meta = ChatMeta::new(self.response_model(default_model));
+        meta.include_usage = self.include_usage();
+        meta.json_mode = matches!(
+            self.response_format,
+            Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. })
+        );
+        meta
+    }
+
+    /// What a worker must run for this request.
+    pub fn to_spec(&self, default_model: &str) -> JobSpec {
+        let ignored = [
+            ("max_tokens", self.max_tokens.is_some()),
+            (
+                "max_completion_tokens",
+                self.max_completion_tokens.is_some(),
+            ),
+            ("temperature", self.temperature.is_some()),
+            ("top_p", self.top_p.is_some()),
+            ("seed", self.seed.is_some()),
+            ("user", self.user.is_some()),
+        ];
+        for (field, present) in ignored {
+            if present {
+                super::note_ignored(field);
+            }
+        }
+        let mut system = self.conversation.system.clone();
+        if let Some(instruction) = self.response_format.as_ref().and_then(json_instruction) {
+            system.push(instruction);
+        }
+        super::Conversation {
+            system: system.join("\n\n"),
+            model: resolve_model(self.model.as_deref(), default_model),
+            turns: &self.conversation.turns,
+            // Off unless asked for, as in the Messages API.
+            thinking_budget: self
+                .reasoning_effort
+                .as_deref()
+                .and_then(thinking_budget)
+                .unwrap_or(0),
+            tools: &self.tool_defs(),
+            tool_choice: self.tool_choice(),
+            stop_sequences: match &self.stop {
+                Some(Stop::One(one)) => vec![one.clone()],
+                Some(Stop::Many(many)) => many.clone(),
+                None => Vec::new(),
+            },
+        }
+        .into_spec()
+    }
+
+    /// `tools[].function` as tool definitions (other tool types are skipped).
+    fn tool_defs(&self) -> Vec<tools::ToolDef> {
+        self.tools
+            .iter()
+            .flatten()
+            .filter(|t| t["type"] == "function")
+            .filter_map(|t| {
+                let f = &t["function"];
+                Some(tools::ToolDef {
+                    name: f["name"].as_str()?.to_string(),
+                    description: f["description"].as_str().unwrap_or_default().to_string(),
+                    input_schema: f["parameters"].clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// `tool_choice`: `auto`, `none`, `required`, or a named function.
+    fn tool_choice(&self) -> tools::Choice {
+        match &self.tool_choice {
+            Some(Value::String(s)) if s == "none" => tools::Choice::None,
+            Some(Value::String(s)) if s == "required" => tools::Choice::Any,
+            Some(Value::Object(o)) => match o.get("function").and_then(|f| f["name"].as_str()) {
+                Some(name) => tools::Choice::Tool(name.to_string()),
+                None => tools::Choice::Auto,
+            },
+            _ => tools::Choice::Auto,
+        }
+    }
+}
+
+/// The extended-thinking budget for a `reasoning_effort`; `None` for a
+/// value OpenAI does not define. Without one, thinking is off, as for a
+/// non-reasoning Chat Completions model.
+fn thinking_budget(effort: &str) -> Option<u32> {
+    match effort {
+        "none" | "minimal" => Some(0),
+        "low" => Some(1_024),
+        "medium" => Some(8_192),
+        "high" => Some(24_576),
+        // The CLI's own default budget.
+        "xhigh" => Some(31_999),
+        _ => None,
+    }
+}
+
+/// The system-prompt instruction that stands in for OpenAI's JSON modes.
+/// Best effort: the model is asked, not constrained, to answer in JSON.
+fn json_instruction(format: &ResponseFormat) -> Option<String> {
+    const BASE: &str = "Respond with only a single valid JSON object: no text before or after \
+                        it, and no Markdown code fences.";
+    match format {
+        ResponseFormat::Text => None,
+        ResponseFormat::JsonObject => Some(BASE.to_string()),
+        ResponseFormat::JsonSchema { json_schema } => {
+            let mut out = BASE.to_string();
+            if let Some(schema) = &json_schema.schema {
+                out.push_str(" The object must conform to this JSON Schema");
+                if let Some(name) = json_schema.name.as_deref().filter(|n| !n.is_empty()) {
+                    out.push_str(&format!(" (named `{name}`)"));
+                }
+                out.push_str(&format!(":\n{schema}"));
+            }
+            if let Some(description) = json_schema.description.as_deref() {
+                out.push_str(&format!("\nWhat the object is for: {description}"));
+            }
+            Some(out)
+        }
+    }
+}
+
+/// The text of a message whose parts may only be text (system, developer,
+/// tool). Parts are joined without a separator, as OpenAI does.
+fn plain_text(content: Option<&ChatContent>, at: &str) -> Result<String, InvalidRequest> {
+    match content {
+        None => Ok(String::new()),
+        Some(ChatContent::Text(text)) => Ok(text.clone()),
+        Some(ChatContent::Parts(parts)) => {
+            let mut out = String::new();
+            for (j, part) in parts.iter().enumerate() {
+                match part_type(part, &format!("{at}[{j}]"))? {
+                    "text" => out.push_str(part_text(part, &format!("{at}[{j}]"))?),
+                    other => {
+                        return Err(InvalidRequest(format!(
+                            "{at}[{j}].type: `{other}` parts are not allowed here, only `text`"
+                        )))
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn part_type<'a>(part: &'a Value, at: &str) -> Result<&'a str, InvalidRequest> {
+    if !part.is_object() {
+        return Err(InvalidRequest(format!(
+            "{at}: a content part must be an object"
+        )));
+    }
+    part.get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| InvalidRequest(format!("{at}.type: a content part needs a string `type`")))
+}
+
+fn part_text<'a>(part: &'a Value, at: &str) -> Result<&'a str, InvalidRequest> {
+    part.get("text")
+        .and_then(Value::as_str)
+        .ok_or_else(|| InvalidRequest(format!("{at}.text: a text part needs a string `text`")))
+}
+
+fn text_block(text: &str) -> Value {
+    json!({"type": "text", "text": text})
+}
+
+/// A user message as Anthropic content blocks. Empty text is dropped.
+fn user_blocks(content: Option<&ChatContent>, at: &str) -> Result<Vec<Value>, InvalidRequest> {
+    let parts = match content {
+        None => return Ok(Vec::new()),
+        Some(ChatContent::Text(text)) if text.is_empty() => return Ok(Vec::new()),
+        Some(ChatContent::Text(text)) => return Ok(vec![text_block(text)]),
+        Some(ChatContent::Parts(parts)) => parts,
+    };
+    let mut blocks = Vec::new();
+    for (j, part) in parts.iter().enumerate() {
+        let at = format!("{at}[{j}]");
+        match part_type(part, &at)? {
+            "text" => {
+                let text = part_text(part, &at)?;
+                if !text.is_empty() {
+                    blocks.push(text_block(text));
+                }
+            }
+            "image_url" => {
+                // `{"url": …, "detail": …}`, or a bare URL from lenient clients.
+                let url = match part.get("image_url") {
+                    Some(Value::String(url)) => Some(url.as_str()),
+                    Some(Value::Object(obj)) => obj.get("url").and_then(Value::as_str),
+                    _ => None,
+                };
+                let Some(url) = url else {
+                    return Err(InvalidRequest(format!(
+                        "{at}.image_url: needs an object with a string `url`"
+                    )));
+                };
+                blocks.push(
+                    image_block(url)
+                        .map_err(|m| InvalidRequest(format!("{at}.image_url.url: {m}")))?,
+                );
+            }
+            "file" => blocks.push(file_block(part, &at)?),
+            "input_audio" => {
+                return Err(InvalidRequest(format!(
+                    "{at}.type: audio input is not supported"
+                )))
+            }
+            other => {
+                return Err(InvalidRequest(format!(
+                    "{at}.type: unsupported content part type `{other}`"
+                )))
+            }
+        }
+    }
+    Ok(blocks)
+}
+
+/// A `data:` URL split into media type and base64 payload.
+fn parse_data_url(url: &str) -> Result<(&str, &str), String> {
+    let rest = url.strip_prefix("data:").unwrap_or(url);
+    let Some((header, data)) = rest.split_once(',') else {
+        return Err("a data URL needs a `,` before its payload".into());
+    };
+    let Some(media_type) = header.strip_suffix(";base64") else {
+        return Err("only base64 data URLs are supported (`data:<type>;base64,…`)".into());
+    };
+    Ok((media_type.trim(), data))
+}
+
+/// An image part's URL as an Anthropic image block.
+fn image_block(url: &str) -> Result<Value, String> {
+    let url = url.trim();
+    if url.starts_with("data:") {
+        let (media_type, data) = parse_data_url(url)?;
+        let media_type = media_type.to_ascii_lowercase();
+        let media_type = if media_type == "image/jpg" {
+            "image/jpeg".to_string()
+        } else {
+            media_type
+        };
+        if !IMAGE_TYPES.contains(&media_type.as_str()) {
+            return Err(format!(
+                "unsupported image type `{media_type}`; use one of {}",
+                IMAGE_TYPES.join(", ")
+            ));
+        }
+        if data.is_empty() {
+            return Err("the data URL has no image data".into());
+        }
+        Ok(
+            json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}),
+        )
+    } else if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
+    } else {
+        Err("expected a `data:` URL or an http(s) URL".into())
+    }
+}
+
+/// A `file` part (inline PDF) as an Anthropic document block.
+fn file_block(part: &Value, at: &str) -> Result<Value, InvalidRequest> {
+    let file = part.get("file").and_then(Value::as_object);
+    let data = file
+        .and_then(|f| f.get("file_data"))
+        .and_then(Value::as_str);
+    let Some(data) = data else {
+        let why = if file.is_some_and(|f| f.contains_key("file_id")) {
+            "uploaded files (`file_id`) are not supported; send the file inline as `file_data`"
+        } else {
+            "needs an object with `file_data`"
+        };
+        return Err(InvalidRequest(format!("{at}.file: {why}")));
+    };
+    let at = format!("{at}.file.file_data");
+    let (media_type, payload) =
+        parse_data_url(data).map_err(|m| InvalidRequest(format!("{at}: {m}")))?;
+    if media_type != "application/pdf" {
+        return Err(InvalidRequest(format!(
+            "{at}: unsupported file type `{media_type}`; only application/pdf is supported"
+        )));
+    }
+    let mut block = json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": payload}});
+    if let Some(name) = file.and_then(|f| f.get("filename")).and_then(Value::as_str) {
+        block["title"] = Value::String(name.to_string());
+    }
+    Ok(block)
+}
+
+/// An earlier assistant message: its text, then its tool calls.
+fn assistant_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, InvalidRequest> {
+    let mut blocks = Vec::new();
+    match &message.content {
+        Some(ChatContent::Text(text)) if !text.is_empty() => blocks.push(text_block(text)),
+        None | Some(ChatContent::Text(_)) => {}
+        Some(ChatContent::Parts(parts)) => {
+            for (j, part) in parts.iter().enumerate() {
+                let at = format!("{at}content[{j}]");
+                let text = match part_type(part, &at)? {
+                    "text" => part_text(part, &at)?,
+                    "refusal" => part.get("refusal").and_then(Value::as_str).ok_or_else(|| {
+                        InvalidRequest(format!(
+                            "{at}.refusal: a refusal part needs a string `refusal`"
+                        ))
+                    })?,
+                    other => {
+                        return Err(InvalidRequest(format!(
+                            "{at}.type: `{other}` parts are not allowed in assistant messages"
+                        )))
+                    }
+                };
+                if !text.is_empty() {
+                    blocks.push(text_block(text));
+                }
+            }
+        }
+    }
+    let legacy = message
+        .function_call
+        .as_ref()
+        .map(|f| ("call_0", f))
+        .into_iter();
+    let calls = message
+        .tool_calls
+        .iter()
+        .flatten()
+        .map(|c| (c.id.as_str(), &c.function))
+        .chain(legacy);
+    for (id, function) in calls {
+        blocks.push(json!({
+            "type": "tool_use",
+            "id": id,
+            "name": function.name,
+            "input": parse_arguments(&function.arguments),
+        }));
+    }
+    Ok(blocks)
+}
+
+/// Tool-call arguments as JSON; text that is not JSON is kept as a string
+/// rather than refused, since it only ever reaches the prompt.
+fn parse_arguments(arguments: &str) -> Value {
+    if arguments.trim().is_empty() {
+        return json!({});
+    }
+    serde_json::from_str(arguments).unwrap_or_else(|_| Value::String(arguments.to_string()))
+}
+
+mod response;
+pub use response::*;
+
+#[cfg(test)]
+mod tests;

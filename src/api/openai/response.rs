@@ -1,0 +1,250 @@
+//! OpenAI Chat Completions responses: the `chat.completion` body and the
+//! `chat.completion.chunk` stream, built from [`JobEvent`]s.
+
+use super::*;
+
+/// Response identity shared by the body and the stream.
+#[derive(Debug, Clone)]
+pub struct ChatMeta {
+    /// `chatcmpl-…`
+    pub id: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// The model as the client named it.
+    pub model: String,
+    /// Whether the stream ends with a usage chunk.
+    pub include_usage: bool,
+    /// A JSON `response_format` was asked for.
+    pub json_mode: bool,
+}
+
+impl ChatMeta {
+    pub fn new(model: String) -> Self {
+        Self {
+            id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            model,
+            include_usage: false,
+            json_mode: false,
+        }
+    }
+}
+
+/// OpenAI's `finish_reason` for an Anthropic `stop_reason`.
+pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
+    match stop_reason {
+        Some("max_tokens" | "model_context_window_exceeded") => "length",
+        Some("tool_use") => "tool_calls",
+        Some("refusal") => "content_filter",
+        // end_turn, stop_sequence, pause_turn, none or anything new.
+        _ => "stop",
+    }
+}
+
+/// OpenAI usage: prompt tokens include the cached and cache-written ones.
+pub fn usage_json(usage: &Usage) -> Value {
+    let prompt =
+        usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens;
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": prompt + usage.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read_input_tokens},
+    })
+}
+
+/// The `tool_calls` of an answer's `tool_use` blocks.
+pub(super) fn tool_calls(content: &[Value]) -> Vec<Value> {
+    content
+        .iter()
+        .filter(|b| b["type"] == "tool_use")
+        .map(|b| {
+            let input = b.get("input").cloned().unwrap_or_else(|| json!({}));
+            json!({
+                "id": b["id"],
+                "type": "function",
+                "function": {"name": b["name"], "arguments": input.to_string()},
+            })
+        })
+        .collect()
+}
+
+/// In JSON mode, a reply the model wrapped in a Markdown code fence anyway
+/// is unwrapped (non-streaming responses only).
+pub(super) fn strip_code_fence(text: &str) -> &str {
+    let trimmed = text.trim();
+    let Some(inner) = trimmed
+        .strip_prefix("```")
+        .and_then(|rest| rest.strip_suffix("```"))
+    else {
+        return text;
+    };
+    // Drop the info string (`json`) on the opening line.
+    match inner.split_once('\n') {
+        Some((_, body)) => body.trim(),
+        None => text,
+    }
+}
+
+/// The non-streaming response body.
+pub fn completion_body(meta: &ChatMeta, answer: &Assembled) -> Value {
+    let text = answer.text();
+    let text = if meta.json_mode {
+        strip_code_fence(&text).to_string()
+    } else {
+        text
+    };
+    let calls = tool_calls(&answer.content);
+    let content = if text.is_empty() && !calls.is_empty() {
+        Value::Null
+    } else {
+        Value::String(text)
+    };
+    let mut message = json!({"role": "assistant", "content": content, "refusal": null});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    json!({
+        "id": meta.id,
+        "object": "chat.completion",
+        "created": meta.created,
+        "model": meta.model,
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": null,
+            "finish_reason": finish_reason(answer.completion.stop_reason.as_deref()),
+        }],
+        "usage": usage_json(&answer.completion.usage),
+        "system_fingerprint": null,
+    })
+}
+
+/// Encodes job events as `chat.completion.chunk` objects (the JSON of each
+/// `data:` frame). Framing, keep-alives and `[DONE]` are the HTTP layer's.
+#[derive(Debug)]
+pub struct ChunkEncoder {
+    meta: ChatMeta,
+    /// The opening chunk (`role: assistant`) has been produced.
+    started: bool,
+    /// The `tool_calls[].index` of each tool_use block, by block index.
+    tool_index: BTreeMap<usize, usize>,
+    /// Usage from `Started`, for a completion that carries none.
+    input_usage: Usage,
+}
+
+impl ChunkEncoder {
+    pub fn new(meta: ChatMeta) -> Self {
+        Self {
+            meta,
+            started: false,
+            tool_index: BTreeMap::new(),
+            input_usage: Usage::default(),
+        }
+    }
+
+    fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Value {
+        let mut chunk = json!({
+            "id": self.meta.id,
+            "object": "chat.completion.chunk",
+            "created": self.meta.created,
+            "model": self.meta.model,
+            "system_fingerprint": null,
+            "choices": [{
+                "index": 0,
+                "delta": delta,
+                "logprobs": null,
+                "finish_reason": finish_reason,
+            }],
+        });
+        if self.meta.include_usage {
+            // OpenAI sends `usage: null` on every chunk but the last.
+            chunk["usage"] = Value::Null;
+        }
+        chunk
+    }
+
+    fn content(&self, text: &str) -> Option<Value> {
+        (!text.is_empty()).then(|| self.chunk(json!({"content": text}), None))
+    }
+
+    /// The chunks for one job event.
+    pub fn encode(&mut self, event: JobEvent) -> Vec<Value> {
+        let mut out = Vec::new();
+        if !self.started && !matches!(event, JobEvent::Failed(_)) {
+            self.started = true;
+            out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
+        }
+        match event {
+            JobEvent::Started { usage, .. } => self.input_usage = usage,
+            JobEvent::BlockStart { index, block } => match block {
+                BlockStart::Text { text } => out.extend(self.content(&text)),
+                BlockStart::ToolUse { id, name, input } => {
+                    let n = self.tool_index.len();
+                    self.tool_index.insert(index, n);
+                    // Input normally streams as deltas; a start that already
+                    // carries it (non-empty) sends it as the first fragment.
+                    let arguments = match &input {
+                        Value::Object(map) if !map.is_empty() => input.to_string(),
+                        _ => String::new(),
+                    };
+                    out.push(self.chunk(
+                        json!({"tool_calls": [{
+                            "index": n,
+                            "id": id,
+                            "type": "function",
+                            "function": {"name": name, "arguments": arguments},
+                        }]}),
+                        None,
+                    ));
+                }
+                // Thinking is not part of the Chat Completions answer.
+                BlockStart::Thinking { .. } | BlockStart::RedactedThinking { .. } => {}
+            },
+            JobEvent::BlockDelta { index, delta } => match delta {
+                Delta::Text { text } => out.extend(self.content(&text)),
+                Delta::InputJson { partial_json } => {
+                    if let Some(&n) = self.tool_index.get(&index) {
+                        if !partial_json.is_empty() {
+                            out.push(self.chunk(
+                                json!({"tool_calls": [{
+                                    "index": n,
+                                    "function": {"arguments": partial_json},
+                                }]}),
+                                None,
+                            ));
+                        }
+                    }
+                }
+                Delta::Thinking { .. } | Delta::Signature { .. } => {}
+            },
+            JobEvent::BlockStop { .. } => {}
+            JobEvent::Finished(completion) => {
+                let reason = finish_reason(completion.stop_reason.as_deref());
+                out.push(self.chunk(json!({}), Some(reason)));
+                if self.meta.include_usage {
+                    let usage = if completion.usage == Usage::default() {
+                        self.input_usage
+                    } else {
+                        completion.usage
+                    };
+                    out.push(json!({
+                        "id": self.meta.id,
+                        "object": "chat.completion.chunk",
+                        "created": self.meta.created,
+                        "model": self.meta.model,
+                        "system_fingerprint": null,
+                        "choices": [],
+                        "usage": usage_json(&usage),
+                    }));
+                }
+            }
+            JobEvent::Failed(error) => {
+                out.push(ApiError::from_job(error, Dialect::OpenAi).openai_body());
+            }
+        }
+        out
+    }
+}
