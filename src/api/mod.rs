@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 pub mod assemble;
+pub mod count_tokens;
 pub mod models;
 pub mod openai;
 pub mod tools;
