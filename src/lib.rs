@@ -1,12 +1,13 @@
-//! claude-pool: the Anthropic Messages API (and, in time, OpenAI Chat
-//! Completions) served by a supervised pool of long-lived Claude Code CLI
-//! processes, so that no request pays the CLI's cold start.
+//! claude-pool: the Anthropic Messages API and OpenAI Chat Completions
+//! served by a supervised pool of long-lived Claude Code CLI processes, so
+//! that no request pays the CLI's cold start.
 //!
 //! # Layout
 //! - [`config`]: settings from TOML and `CLAUDE_POOL__…` environment.
 //! - [`http`]: actix-web routes, SSE bodies, and the one error mapping.
 //! - [`api`]: the dialects' wire types and their translation to jobs.
 //! - [`prompt`]: a client's conversation rendered for a fresh CLI turn.
+//! - [`affinity`]: recognising a request that continues a live conversation.
 //! - [`job`], [`error`]: the domain between HTTP and workers.
 //! - [`dispatch`]: the dispatcher actor — admission, queue, pool.
 //! - [`worker`]: worker actors, the CLI process and its line protocol.

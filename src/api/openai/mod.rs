@@ -5,7 +5,7 @@
 //! The conversation maps onto Anthropic content: `system` and `developer`
 //! messages become the system prompt, image parts become image blocks,
 //! assistant `tool_calls` become `tool_use` blocks and `tool` messages
-//! `tool_result` blocks; [`prompt::render`] then writes it for the CLI.
+//! `tool_result` blocks; [`crate::prompt::render`] then writes it for the CLI.
 //!
 //! `reasoning_effort` sets the extended-thinking budget (off by default).
 //! Sampling and limit fields (`temperature`, `top_p`, `seed`, `stop`,
