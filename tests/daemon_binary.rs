@@ -129,3 +129,40 @@ fn sigterm_lets_the_job_in_flight_finish_then_exits_cleanly() {
     );
     assert_no_processes_with_env(&needle, Duration::from_secs(5));
 }
+
+#[test]
+fn workers_do_not_outlive_a_killed_daemon() {
+    let upstream = FakeUpstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cfg = DaemonConfig::fake(2).with_toml(&format!("server.listen = \"127.0.0.1:{port}\""));
+    let path = write_config(&dir, &settings_toml(&cfg, &upstream, &dir));
+    let mut child = daemon_cmd().arg("--config").arg(&path).spawn().unwrap();
+    let needle = format!(
+        "CLAUDE_CONFIG_DIR={}",
+        dir.path().join("claude-config").display()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while processes_with_env(&needle).len() < 2 {
+        assert!(Instant::now() < deadline, "workers never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // One worker hangs mid-turn, deaf to its closed stdin.
+    let url = format!("http://127.0.0.1:{port}/v1/messages");
+    std::thread::spawn(move || {
+        let _ = client().post(url).json(&message_body("[[hang]]")).send();
+    });
+    let health = format!("http://127.0.0.1:{port}/health");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while blocking_get_json(&health)["workers"]["busy"] != 1 {
+        assert!(Instant::now() < deadline, "the job never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // No chance to clean up: the kernel must take the workers down with it.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_no_processes_with_env(&needle, Duration::from_secs(5));
+}

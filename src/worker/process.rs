@@ -66,6 +66,19 @@ pub fn spawn(spec: &SpawnSpec) -> std::io::Result<(CliProcess, CliOutput)> {
     for key in &spec.env_remove {
         command.env_remove(key);
     }
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes one async-signal-safe system call. If the daemon dies without
+    // stopping its workers (SIGKILL, a crash), the kernel kills them too
+    // instead of leaving them orphaned. (The parent "thread" is the actix
+    // system thread, which lives as long as the daemon.)
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let mut child = command.spawn()?;
     let pid = child.id().unwrap_or_default();
 
