@@ -148,3 +148,37 @@ fn without_agent_mode_nothing_touches_the_disk() {
     assert!(!file.exists());
     assert!(offered_tools(&upstream).is_empty(), "opted out: no tools");
 }
+
+#[test]
+fn caller_tool_requests_and_agent_jobs_share_one_pool() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let daemon = agent_daemon(&upstream, root.path());
+    // A request with caller tools needs a plain worker: the idle agent worker
+    // makes room for one.
+    let body = json!({
+        "model": "claude-haiku-4-5", "max_tokens": 50,
+        "tools": [{"name": "lookup", "input_schema": {"type": "object"}}],
+        "messages": [{"role": "user", "content": "plain please"}]
+    });
+    let res = client()
+        .post(daemon.url("/v1/messages"))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let tools = offered_tools(&upstream);
+    assert_eq!(tools.len(), 1, "only the caller's tool: {tools:?}");
+    assert!(tools[0].ends_with("__lookup"));
+    // And back: an agent job gets an agent worker again.
+    let reply = ask(&daemon, "agent again");
+    assert!(reply["content"][0]["text"].as_str().is_some());
+    let calls = upstream.message_calls();
+    let last_tools: Vec<&str> = calls.last().unwrap().body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(last_tools.contains(&"Bash"), "{last_tools:?}");
+}
