@@ -368,6 +368,8 @@ fn request_ids_are_echoed_or_generated() {
         .unwrap();
     assert_eq!(res.headers()["x-request-id"], "abc-123");
     assert_eq!(res.headers()["request-id"], "abc-123");
+    let head = client().head(daemon.url("/health")).send().unwrap();
+    assert_eq!(head.status(), 200, "HEAD /health for load balancers");
     let res = client().get(daemon.url("/health")).send().unwrap();
     assert!(res.headers()["request-id"]
         .to_str()

@@ -96,6 +96,8 @@ fn request_id_for(req: &actix_web::dev::ServiceRequest) -> String {
 /// Registers the API routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
+        // Load balancers often probe with HEAD; the status is the answer.
+        .route("/health", web::head().to(health::health))
         .route("/metrics", web::get().to(metrics::scrape))
         .route("/v1/messages", web::post().to(messages::create))
         .route("/messages", web::post().to(messages::create))
