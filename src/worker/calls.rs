@@ -94,7 +94,12 @@ impl Worker {
             return self.answer_call(&call);
         }
         match std::mem::replace(&mut self.phase, Phase::Idle) {
-            Phase::Running(run) if run.interrupted_at.is_none() => {
+            // Park only for a client still waiting for this answer; a
+            // departed or already answered one gets its turn interrupted by
+            // the timers instead of holding the worker until the park times out.
+            Phase::Running(run)
+                if run.interrupted_at.is_none() && !run.answered && !run.job.is_abandoned() =>
+            {
                 let completion = run.translator.pause_for_tools();
                 let tool_use_ids = run.translator.tool_ids().to_vec();
                 let reported = run.translator.reported_usage();
