@@ -447,3 +447,28 @@ fn stop_sequences_end_the_answer_where_they_appear() {
     assert_eq!(post(&daemon, &message_body("after")).status(), 200);
     assert_eq!(daemon.health()["restarts"], 0);
 }
+
+#[test]
+fn thinking_nobody_asked_for_is_not_returned() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    let reply: Value = post(&daemon, &message_body("think anyway [[think]]"))
+        .json()
+        .unwrap();
+    let content = reply["content"].as_array().unwrap();
+    assert_eq!(content.len(), 1, "{reply}");
+    assert_eq!(content[0]["type"], "text");
+
+    let mut body = message_body("think anyway [[think]]");
+    body["stream"] = json!(true);
+    let events = parse_sse(&post(&daemon, &body).text().unwrap());
+    assert!(!events
+        .iter()
+        .any(|(_, d)| d["delta"]["type"] == "thinking_delta"));
+    let starts: Vec<u64> = events
+        .iter()
+        .filter(|(n, _)| n == "content_block_start")
+        .map(|(_, d)| d["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(starts, [0], "the text block is block 0");
+}

@@ -37,6 +37,7 @@ pub mod process;
 pub mod protocol;
 pub mod spawn;
 pub mod stop;
+pub mod thinking;
 pub mod translate;
 
 mod calls;
@@ -116,6 +117,8 @@ struct Run {
     agent_view: Option<AgentView>,
     /// Watches the text for the job's stop sequences, if it has any.
     stop_watch: Option<StopWatch>,
+    /// Drops thinking the job did not ask for.
+    hide_thinking: Option<thinking::HideThinking>,
 }
 
 enum Phase {

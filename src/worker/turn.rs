@@ -72,6 +72,7 @@ impl Worker {
         let now = Instant::now();
         let job_is_agent = job.spec.agent;
         let stop_watch = StopWatch::new(&job.spec.stop_sequences);
+        let thinking_off = job.spec.thinking_budget == 0;
         Run {
             translator: TurnTranslator::with_tools(
                 job.spec.tools.as_ref().map(ToolSet::api_prefix),
@@ -86,6 +87,7 @@ impl Worker {
             reply: Assembler::default(),
             reply_content: None,
             stop_watch,
+            hide_thinking: (thinking_off && !job_is_agent).then(Default::default),
             agent_view: job_is_agent
                 .then(|| AgentView::new(self.settings.agent.show_tool_activity)),
         }
@@ -171,6 +173,9 @@ impl Worker {
         run.last_output = Instant::now();
         let mut outcome = None;
         let mut events = run.translator.on_message(&message);
+        if let Some(hide) = &mut run.hide_thinking {
+            events = events.into_iter().filter_map(|e| hide.map(e)).collect();
+        }
         if let Some(view) = &mut run.agent_view {
             events = events.into_iter().flat_map(|e| view.map(e)).collect();
         }

@@ -11,6 +11,7 @@
 //! | `[[status:N]]` | HTTP error N with an Anthropic error body |
 //! | `[[hang]]` | never sends response headers |
 //! | `[[max_tokens]]` | stop_reason `max_tokens` |
+//! | `[[think]]` | a thinking block first, even if thinking is off |
 //! | `[[tool:NAME]]` | a `tool_use` of the offered tool NAME (repeat for parallel calls) |
 //! | `[[call:NAME:JSON]]` | a `tool_use` of NAME with input JSON (e.g. the CLI's `Bash`) |
 //!
@@ -329,7 +330,7 @@ fn script_for(body: &Value, text: &str) -> Script {
         words,
         calls,
         delay,
-        thinking: body["thinking"]["type"] == "enabled",
+        thinking: body["thinking"]["type"] == "enabled" || marker(text, "think").is_some(),
         stop_reason,
     }
 }
