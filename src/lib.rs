@@ -173,32 +173,38 @@ async fn apply_reloads(
     addr: std::net::SocketAddr,
 ) {
     while reload.changed().await.is_ok() {
-        let new = reload.borrow_and_update().clone();
-        let plan = match reload::prepare(&state.settings(), &new) {
-            Ok(plan) => plan,
-            Err(e) => {
-                log::error!("reload: not applied: {e}");
-                continue;
-            }
-        };
-        if let Err(e) = check_exposure(&plan.settings, addr) {
-            log::error!("reload: not applied, the running configuration stays: {e}");
-            continue;
+        notify::reloading();
+        apply_reload(&reload.borrow_and_update().clone(), &state, addr);
+        notify::notify("READY=1");
+    }
+}
+
+/// Applies one reloaded configuration, or logs why it is refused.
+fn apply_reload(new: &Settings, state: &web::Data<http::AppState>, addr: std::net::SocketAddr) {
+    let plan = match reload::prepare(&state.settings(), new) {
+        Ok(plan) => plan,
+        Err(e) => {
+            log::error!("reload: not applied: {e}");
+            return;
         }
-        for key in &plan.restart_needed {
-            log::warn!("reload: {key} changed; it applies only after a restart");
-        }
-        if let Some(level) = plan.settings.server.log_filter() {
-            log::set_max_level(level);
-        }
-        let settings = Arc::new(plan.settings);
-        state.set_settings(settings.clone());
-        state.dispatcher.do_send(Reconfigure(settings));
-        if plan.applied.is_empty() {
-            log::info!("reload: no reloadable setting changed");
-        } else {
-            log::info!("reload: applied {}", plan.applied.join(", "));
-        }
+    };
+    if let Err(e) = check_exposure(&plan.settings, addr) {
+        log::error!("reload: not applied, the running configuration stays: {e}");
+        return;
+    }
+    for key in &plan.restart_needed {
+        log::warn!("reload: {key} changed; it applies only after a restart");
+    }
+    if let Some(level) = plan.settings.server.log_filter() {
+        log::set_max_level(level);
+    }
+    let settings = Arc::new(plan.settings);
+    state.set_settings(settings.clone());
+    state.dispatcher.do_send(Reconfigure(settings));
+    if plan.applied.is_empty() {
+        log::info!("reload: no reloadable setting changed");
+    } else {
+        log::info!("reload: applied {}", plan.applied.join(", "));
     }
 }
 

@@ -24,6 +24,19 @@ pub fn notify(state: &str) {
     }
 }
 
+/// Tells the service manager a reload has begun (`RELOADING=1` with the
+/// monotonic timestamp systemd asks for); follow with `READY=1` when done.
+pub fn reloading() {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let usec = now.tv_sec as i64 * 1_000_000 + now.tv_nsec as i64 / 1_000;
+    notify(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
+}
+
 /// Sends one datagram to `socket`: a path, or an abstract socket name
 /// written with a leading `@`.
 fn send(socket: &OsStr, state: &str) -> io::Result<()> {

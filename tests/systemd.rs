@@ -163,6 +163,22 @@ fn daemon_notifies_ready_watchdog_and_stopping_then_exits_0() {
         fail(&mut daemon, format!("no WATCHDOG=1; received {received:?}"));
     }
 
+    // A reload (SIGHUP) is announced with RELOADING=1 and ends with READY=1.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    let received = receive_until(&socket, "READY=1", Duration::from_secs(10));
+    let reloading = received
+        .iter()
+        .position(|m| m.lines().any(|l| l == "RELOADING=1") && m.contains("MONOTONIC_USEC="));
+    let ready = received
+        .iter()
+        .rposition(|m| m.lines().any(|l| l == "READY=1"));
+    if !matches!((reloading, ready), (Some(r), Some(d)) if r < d) {
+        fail(
+            &mut daemon,
+            format!("no RELOADING=1 then READY=1; received {received:?}"),
+        );
+    }
+
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let received = receive_until(&socket, "STOPPING=1", Duration::from_secs(10));
     if !received.iter().any(|m| m == "STOPPING=1") {
