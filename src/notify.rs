@@ -33,7 +33,7 @@ pub fn reloading() {
     };
     // SAFETY: clock_gettime writes into the timespec it is given.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    let usec = now.tv_sec as i64 * 1_000_000 + now.tv_nsec as i64 / 1_000;
+    let usec = i128::from(now.tv_sec) * 1_000_000 + i128::from(now.tv_nsec) / 1_000;
     notify(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
 }
 
