@@ -319,3 +319,37 @@ fn an_upstream_that_never_answers_becomes_a_timeout_in_bounded_time() {
     // The worker recovers: the failed turn is cleared, the next one works.
     assert_eq!(post(&daemon, &message_body("and now?")).status(), 200);
 }
+
+#[test]
+fn a_job_that_waits_too_long_in_the_queue_is_refused() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::fake(1).with_toml("pool.queue_timeout_secs = 1"),
+        &upstream,
+    );
+    let busy = {
+        let url = daemon.url("/v1/messages");
+        std::thread::spawn(move || {
+            client()
+                .post(url)
+                .json(&message_body("hold on [[slow:150]]"))
+                .send()
+                .unwrap()
+                .status()
+        })
+    };
+    daemon.wait_health(Duration::from_secs(5), |h| h["workers"]["busy"] == 1);
+    let started = Instant::now();
+    let res = post(&daemon, &message_body("waiting in line"));
+    let waited = started.elapsed();
+    assert_eq!(res.status().as_u16(), 529);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().unwrap();
+    assert_eq!(body["error"]["type"], "overloaded_error");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert_eq!(busy.join().unwrap(), 200, "the running job is unaffected");
+    assert_eq!(daemon.health()["jobs"]["rejected"], 1);
+}

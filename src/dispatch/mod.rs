@@ -182,9 +182,11 @@ impl Dispatcher {
 
     fn backoff(&self) -> Duration {
         let pool = &self.settings.pool;
-        let exponent = self.consecutive_failures.saturating_sub(1).min(16);
-        Duration::from_millis(pool.restart_backoff_ms.saturating_mul(1 << exponent))
-            .min(Duration::from_millis(pool.restart_backoff_max_ms))
+        backoff_delay(
+            pool.restart_backoff_ms,
+            pool.restart_backoff_max_ms,
+            self.consecutive_failures,
+        )
     }
 
     fn count(&self, state: SlotState) -> usize {
@@ -467,5 +469,27 @@ impl Handler<WorkerExited> for Dispatcher {
             self.spawn_worker(ctx, kind);
         }
         self.dispatch();
+    }
+}
+
+/// The delay before respawning after the `failures`-th consecutive failure:
+/// `base`, doubling per failure, capped at `max` (milliseconds).
+fn backoff_delay(base: u64, max: u64, failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(16);
+    Duration::from_millis(base.saturating_mul(1 << exponent).min(max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_delay;
+    use std::time::Duration;
+
+    #[test]
+    fn respawn_backoff_doubles_and_is_capped() {
+        let ms = |n| backoff_delay(500, 30_000, n).as_millis();
+        assert_eq!([ms(1), ms(2), ms(3), ms(4)], [500, 1000, 2000, 4000]);
+        assert_eq!(ms(7), 30_000);
+        assert_eq!(ms(u32::MAX), 30_000, "no overflow however long the streak");
+        assert_eq!(backoff_delay(0, 100, 5), Duration::ZERO);
     }
 }
