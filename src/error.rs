@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+/// What `Retry-After` says while no worker can run.
+const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(10);
+
 /// A job that did not produce a completion.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum JobError {
@@ -49,6 +52,9 @@ impl JobError {
         match self {
             JobError::QueueFull { retry_after, .. }
             | JobError::QueueTimeout { retry_after, .. } => Some(*retry_after),
+            // A degraded pool keeps retrying its workers with backoff; a
+            // client may come back later rather than at once.
+            JobError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
             _ => None,
         }
     }

@@ -197,6 +197,7 @@ fn a_cli_that_cannot_boot_degrades_the_pool_with_a_reason() {
     let started = Instant::now();
     let res = post(&daemon, &message_body("anyone?"));
     assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "refused at once, not queued"
