@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::{auth, body, AppState};
+use super::{body, AppState};
 use crate::api::anthropic::MessagesRequest;
 use crate::api::count_tokens::estimate;
 use crate::api::Dialect;
@@ -19,9 +19,7 @@ pub async fn count(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = &state.settings();
-    auth::authorize(&req, settings, DIALECT)?;
-    let body = body::read(&req, payload, settings.server.max_body_bytes, DIALECT).await?;
+    let body = body::authorized(&req, payload, &state, DIALECT).await?;
     let request = MessagesRequest::parse(&body).map_err(|e| ApiError::invalid(e.0, DIALECT))?;
     // Tool definitions are not part of the parsed request; a body that
     // parsed above is valid JSON, so this cannot fail in practice.

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
 use super::error::ApiError;
-use super::{auth, body, jobs, sse, AppState};
+use super::{body, jobs, sse, AppState};
 use crate::api::openai::{self, ChatRequest, ChunkEncoder};
 use crate::api::Dialect;
 use crate::job::JobEvent;
@@ -16,9 +16,8 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body::authorized(&req, payload, &state, DIALECT).await?;
     let settings = &state.settings();
-    auth::authorize(&req, settings, DIALECT)?;
-    let body = body::read(&req, payload, settings.server.max_body_bytes, DIALECT).await?;
     let request = ChatRequest::parse(&body).map_err(|e| ApiError::invalid(e.0, DIALECT))?;
     let default_model = &settings.claude.default_model;
     let meta = request.meta(default_model);
