@@ -12,16 +12,8 @@ use serde_json::{json, Value};
 /// adaptive thinking whatever the budget).
 const MODEL: &str = "claude-haiku-4-5";
 
-fn post(daemon: &Daemon, path: &str, body: &Value) -> reqwest::blocking::Response {
-    client()
-        .post(daemon.url(path))
-        .json(body)
-        .send()
-        .expect("request")
-}
-
 fn post_ok(daemon: &Daemon, path: &str, body: &Value) -> Value {
-    let res = post(daemon, path, body);
+    let res = daemon.post_to(path, body);
     let status = res.status();
     let body: Value = res.json().unwrap();
     assert_eq!(status, 200, "{body}");
@@ -256,11 +248,7 @@ fn thinking_budget_reaches_the_upstream_and_thinking_comes_back() {
     assert_eq!(content[1]["text"], "Hello! You said: think first");
 
     // Streaming: the thinking block arrives as its own deltas.
-    let res = post(
-        &daemon,
-        "/v1/messages",
-        &ask("think aloud", Some(enabled), true),
-    );
+    let res = daemon.post_to("/v1/messages", &ask("think aloud", Some(enabled), true));
     assert_eq!(res.status(), 200);
     let events = parse_sse(&res.text().unwrap());
     let sent = last_body(&upstream);

@@ -8,27 +8,16 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-fn post(daemon: &Daemon, body: &Value) -> reqwest::blocking::Response {
-    client()
-        .post(daemon.url("/v1/messages"))
-        .json(body)
-        .send()
-        .expect("request")
-}
-
 #[test]
 fn non_stream_round_trip_uses_system_prompt_and_real_usage() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
-    let res = post(
-        &daemon,
-        &json!({
-            "model": "claude-haiku-4-5",
-            "max_tokens": 100,
-            "system": "You are a terse test assistant SYS-MARK-1.",
-            "messages": [{"role": "user", "content": "ping round trip"}]
-        }),
-    );
+    let res = daemon.post(&json!({
+        "model": "claude-haiku-4-5",
+        "max_tokens": 100,
+        "system": "You are a terse test assistant SYS-MARK-1.",
+        "messages": [{"role": "user", "content": "ping round trip"}]
+    }));
     assert_eq!(res.status(), 200);
     assert!(res.headers().contains_key("request-id"));
     let body: Value = res.json().unwrap();
@@ -73,13 +62,10 @@ fn stream_is_forwarded_as_it_is_produced() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
     let started = Instant::now();
-    let mut res = post(
-        &daemon,
-        &json!({
-            "model": "claude-haiku-4-5", "max_tokens": 100, "stream": true,
-            "messages": [{"role": "user", "content": "stream please [[slow:60]]"}]
-        }),
-    );
+    let mut res = daemon.post(&json!({
+        "model": "claude-haiku-4-5", "max_tokens": 100, "stream": true,
+        "messages": [{"role": "user", "content": "stream please [[slow:60]]"}]
+    }));
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     let mut text = String::new();
@@ -123,19 +109,16 @@ fn stream_is_forwarded_as_it_is_produced() {
 fn every_earlier_turn_reaches_the_model() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
-    let res = post(
-        &daemon,
-        &json!({
-            "model": "claude-haiku-4-5", "max_tokens": 100,
-            "messages": [
-                {"role": "user", "content": "alpha-turn-1"},
-                {"role": "assistant", "content": "bravo-turn-2"},
-                {"role": "user", "content": [{"type": "text", "text": "charlie-turn-3"}]},
-                {"role": "assistant", "content": [{"type": "text", "text": "delta-turn-4"}]},
-                {"role": "user", "content": "echo-turn-5"}
-            ]
-        }),
-    );
+    let res = daemon.post(&json!({
+        "model": "claude-haiku-4-5", "max_tokens": 100,
+        "messages": [
+            {"role": "user", "content": "alpha-turn-1"},
+            {"role": "assistant", "content": "bravo-turn-2"},
+            {"role": "user", "content": [{"type": "text", "text": "charlie-turn-3"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "delta-turn-4"}]},
+            {"role": "user", "content": "echo-turn-5"}
+        ]
+    }));
     assert_eq!(res.status(), 200);
     let seen = upstream.message_calls()[0].all_text();
     let positions: Vec<usize> = [
@@ -177,12 +160,11 @@ fn no_job_ever_sees_another_jobs_messages() {
                "messages": [{"role": "user", "content": format!("again {marker}")}]}),
     ];
     for body in &with_marker {
-        let _ = post(&daemon, body);
+        let _ = daemon.post(body);
     }
     let before = upstream.message_calls().len();
     for system in ["S-one", "S-two", "S-one"] {
-        let res = post(
-            &daemon,
+        let res = daemon.post(
             &json!({"model": "claude-haiku-4-5", "max_tokens": 50, "system": system,
                     "messages": [{"role": "user", "content": "what did I tell you?"}]}),
         );
@@ -212,10 +194,7 @@ fn upstream_errors_keep_their_meaning() {
         (401, "api_error", 502),
         (500, "api_error", 500),
     ] {
-        let res = post(
-            &daemon,
-            &message_body(&format!("fail please [[status:{status}]]")),
-        );
+        let res = daemon.post(&message_body(&format!("fail please [[status:{status}]]")));
         assert_eq!(res.status().as_u16(), expect, "upstream {status}");
         let body: Value = res.json().unwrap();
         assert_eq!(body["type"], "error");
@@ -224,10 +203,10 @@ fn upstream_errors_keep_their_meaning() {
     // In a stream, an early upstream failure is still a real HTTP status.
     let mut body = message_body("[[status:429]]");
     body["stream"] = json!(true);
-    let res = post(&daemon, &body);
+    let res = daemon.post(&body);
     assert_eq!(res.status(), 429);
     // And the worker is fine afterwards.
-    let res = post(&daemon, &message_body("after errors"));
+    let res = daemon.post(&message_body("after errors"));
     assert_eq!(res.status(), 200);
 }
 
@@ -329,7 +308,7 @@ fn bad_requests_get_clear_4xx_and_the_daemon_keeps_serving() {
         assert_eq!(body["error"]["type"], kind, "case {i}: {body}");
         assert!(!body["error"]["message"].as_str().unwrap().is_empty());
     }
-    let res = post(&daemon, &message_body("still alive?"));
+    let res = daemon.post(&message_body("still alive?"));
     assert_eq!(res.status(), 200);
     assert_eq!(
         daemon.health()["restarts"],
@@ -346,7 +325,7 @@ fn bad_requests_get_clear_4xx_and_the_daemon_keeps_serving() {
 fn slash_commands_from_clients_are_plain_text() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
-    let res = post(&daemon, &message_body("/cost"));
+    let res = daemon.post(&message_body("/cost"));
     assert_eq!(res.status(), 200);
     let body: Value = res.json().unwrap();
     assert_eq!(body["content"][0]["text"], "Hello! You said: /cost");
@@ -402,7 +381,7 @@ fn shutdown_stops_every_cli_process() {
         2,
         "two workers should be running"
     );
-    assert_eq!(post(&daemon, &message_body("one job")).status(), 200);
+    assert_eq!(daemon.post(&message_body("one job")).status(), 200);
     daemon.stop().expect("clean stop");
     assert_no_processes_with_env(&needle, Duration::from_secs(5));
 }
@@ -413,7 +392,7 @@ fn stop_sequences_end_the_answer_where_they_appear() {
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
     let mut body = message_body("count [[slow:20]]");
     body["stop_sequences"] = json!(["word5", "never"]);
-    let res = post(&daemon, &body);
+    let res = daemon.post(&body);
     assert_eq!(res.status(), 200);
     let reply: Value = res.json().unwrap();
     assert_eq!(
@@ -424,7 +403,7 @@ fn stop_sequences_end_the_answer_where_they_appear() {
     assert_eq!(reply["stop_sequence"], "word5");
 
     body["stream"] = json!(true);
-    let text = post(&daemon, &body).text().unwrap();
+    let text = daemon.post(&body).text().unwrap();
     let events = parse_sse(&text);
     assert_eq!(sse_text(&events), "word0 word1 word2 word3 word4 ");
     let delta = &events.iter().find(|(n, _)| n == "message_delta").unwrap().1;
@@ -444,7 +423,7 @@ fn stop_sequences_end_the_answer_where_they_appear() {
     assert_eq!(reply["choices"][0]["finish_reason"], "stop");
 
     // The interrupted worker is cleared and serves the next request.
-    assert_eq!(post(&daemon, &message_body("after")).status(), 200);
+    assert_eq!(daemon.post(&message_body("after")).status(), 200);
     assert_eq!(daemon.health()["restarts"], 0);
 }
 
@@ -452,7 +431,8 @@ fn stop_sequences_end_the_answer_where_they_appear() {
 fn thinking_nobody_asked_for_is_not_returned() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
-    let reply: Value = post(&daemon, &message_body("think anyway [[think]]"))
+    let reply: Value = daemon
+        .post(&message_body("think anyway [[think]]"))
         .json()
         .unwrap();
     let content = reply["content"].as_array().unwrap();
@@ -461,7 +441,7 @@ fn thinking_nobody_asked_for_is_not_returned() {
 
     let mut body = message_body("think anyway [[think]]");
     body["stream"] = json!(true);
-    let events = parse_sse(&post(&daemon, &body).text().unwrap());
+    let events = parse_sse(&daemon.post(&body).text().unwrap());
     assert!(!events
         .iter()
         .any(|(_, d)| d["delta"]["type"] == "thinking_delta"));

@@ -6,14 +6,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-fn post(daemon: &Daemon, path: &str, body: &Value) -> reqwest::blocking::Response {
-    client()
-        .post(daemon.url(path))
-        .json(body)
-        .send()
-        .expect("request")
-}
-
 /// The `data:` payloads of an OpenAI stream, `[DONE]` as a JSON string.
 fn data_frames(text: &str) -> Vec<Value> {
     parse_sse(text).into_iter().map(|(_, data)| data).collect()
@@ -23,8 +15,7 @@ fn data_frames(text: &str) -> Vec<Value> {
 fn non_stream_round_trip() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
-    let res = post(
-        &daemon,
+    let res = daemon.post_to(
         "/v1/chat/completions",
         &json!({
             "model": "claude-haiku-4-5",
@@ -71,8 +62,7 @@ fn non_stream_round_trip() {
 fn stream_round_trip() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
-    let res = post(
-        &daemon,
+    let res = daemon.post_to(
         "/chat/completions",
         &json!({
             "model": "gpt-4o",
@@ -116,8 +106,7 @@ fn errors_models_and_token_counts() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
 
-    let res = post(
-        &daemon,
+    let res = daemon.post_to(
         "/v1/chat/completions",
         &json!({"n": 3, "messages": [{"role": "user", "content": "hi"}]}),
     );
@@ -127,8 +116,7 @@ fn errors_models_and_token_counts() {
     assert!(body["error"]["message"].as_str().unwrap().starts_with("n:"));
 
     // An upstream rejection early in a stream still gets a real status.
-    let res = post(
-        &daemon,
+    let res = daemon.post_to(
         "/v1/chat/completions",
         &json!({"stream": true, "messages": [{"role": "user", "content": "bad [[status:400]]"}]}),
     );
@@ -168,9 +156,7 @@ fn errors_models_and_token_counts() {
         "not_found_error"
     );
 
-    let res = post(
-        &daemon,
-        "/v1/messages/count_tokens",
+    let res = daemon.post_to("/v1/messages/count_tokens",
         &json!({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "Hello, world"}]}),
     );
     assert_eq!(res.status(), 200);

@@ -10,14 +10,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-fn post(daemon: &Daemon, body: &Value) -> reqwest::blocking::Response {
-    client()
-        .post(daemon.url("/v1/messages"))
-        .json(body)
-        .send()
-        .expect("request")
-}
-
 fn stream_body(text: &str) -> Value {
     let mut body = message_body(text);
     body["stream"] = json!(true);
@@ -41,7 +33,7 @@ fn a_crash_mid_job_fails_that_job_at_once_and_the_pool_refills() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::fake(1), &upstream);
     let started = Instant::now();
-    let res = post(&daemon, &message_body("die [[crash]]"));
+    let res = daemon.post(&message_body("die [[crash]]"));
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "no hang on a crash"
@@ -51,14 +43,15 @@ fn a_crash_mid_job_fails_that_job_at_once_and_the_pool_refills() {
     assert_eq!(body["error"]["type"], "api_error", "{body}");
 
     // Streaming: the stream has started, so the failure is an SSE error event.
-    let text = post(&daemon, &stream_body("die again [[crash]]"))
+    let text = daemon
+        .post(&stream_body("die again [[crash]]"))
         .text()
         .unwrap();
     let events = parse_sse(&text);
     assert_eq!(events.last().unwrap().0, "error", "{text}");
 
     daemon.wait_ready(Duration::from_secs(10));
-    let res = post(&daemon, &message_body("alive"));
+    let res = daemon.post(&message_body("alive"));
     assert_eq!(res.status(), 200);
     assert!(daemon.health()["restarts"].as_u64().unwrap() >= 2);
 }
@@ -71,7 +64,7 @@ fn a_hung_cli_is_timed_out_killed_and_replaced() {
         &upstream,
     );
     let started = Instant::now();
-    let res = post(&daemon, &message_body("freeze [[hang]]"));
+    let res = daemon.post(&message_body("freeze [[hang]]"));
     assert_eq!(res.status(), 504);
     let body: Value = res.json().unwrap();
     assert_eq!(body["error"]["type"], "timeout_error");
@@ -80,7 +73,7 @@ fn a_hung_cli_is_timed_out_killed_and_replaced() {
     daemon.wait_health(Duration::from_secs(15), |h| {
         h["restarts"].as_u64() >= Some(1) && h["workers"]["ready"] == 1
     });
-    assert_eq!(post(&daemon, &message_body("next")).status(), 200);
+    assert_eq!(daemon.post(&message_body("next")).status(), 200);
 }
 
 #[test]
@@ -91,11 +84,11 @@ fn a_job_over_the_request_timeout_is_interrupted_and_the_worker_kept() {
         &upstream,
     );
     let started = Instant::now();
-    let res = post(&daemon, &message_body("long [[slow:300]]"));
+    let res = daemon.post(&message_body("long [[slow:300]]"));
     assert_eq!(res.status(), 504);
     assert!(started.elapsed() < Duration::from_secs(4));
     daemon.wait_ready(Duration::from_secs(5));
-    assert_eq!(post(&daemon, &message_body("next")).status(), 200);
+    assert_eq!(daemon.post(&message_body("next")).status(), 200);
     assert_eq!(
         daemon.health()["restarts"],
         0,
@@ -107,7 +100,7 @@ fn a_job_over_the_request_timeout_is_interrupted_and_the_worker_kept() {
 fn garbage_on_stdout_is_skipped() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::fake(1), &upstream);
-    let res = post(&daemon, &message_body("noisy [[garbage]]"));
+    let res = daemon.post(&message_body("noisy [[garbage]]"));
     assert_eq!(res.status(), 200);
     let body: Value = res.json().unwrap();
     assert!(
@@ -131,11 +124,11 @@ fn every_job_is_followed_by_clear_and_only_valid_json_is_written() {
         &upstream,
     );
     for text in ["one", "two [[error:500]]", "three"] {
-        let _ = post(&daemon, &message_body(text));
+        let _ = daemon.post(&message_body(text));
     }
     daemon.wait_ready(Duration::from_secs(5));
     // Each job runs in a fresh conversation: the counter never passes 1.
-    let body: Value = post(&daemon, &message_body("four")).json().unwrap();
+    let body: Value = daemon.post(&message_body("four")).json().unwrap();
     assert!(
         body["content"][0]["text"]
             .as_str()
@@ -173,7 +166,7 @@ fn slow_boot_queues_jobs_until_ready() {
     let h = daemon.health();
     assert_eq!(h["status"], "starting", "{h}");
     let started = Instant::now();
-    let res = post(&daemon, &message_body("patient"));
+    let res = daemon.post(&message_body("patient"));
     assert_eq!(res.status(), 200);
     assert!(
         started.elapsed() >= Duration::from_millis(500),
@@ -195,7 +188,7 @@ fn a_cli_that_cannot_boot_degrades_the_pool_with_a_reason() {
     let res = client().get(daemon.url("/health")).send().unwrap();
     assert_eq!(res.status(), 503);
     let started = Instant::now();
-    let res = post(&daemon, &message_body("anyone?"));
+    let res = daemon.post(&message_body("anyone?"));
     assert_eq!(res.status(), 503);
     assert!(res.headers().contains_key("retry-after"));
     assert!(
@@ -214,7 +207,7 @@ fn workers_are_recycled_after_max_jobs_without_losing_a_job() {
         &upstream,
     );
     for i in 0..5 {
-        let res = post(&daemon, &message_body(&format!("job {i}")));
+        let res = daemon.post(&message_body(&format!("job {i}")));
         assert_eq!(res.status(), 200, "job {i}");
     }
     let h = daemon.wait_health(Duration::from_secs(10), |h| {
@@ -229,7 +222,7 @@ fn a_disconnected_stream_is_interrupted_and_the_worker_freed() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
     // 20 words, 300 ms apart: six seconds if nobody interrupts it.
-    let mut res = post(&daemon, &stream_body("long story [[slow:300]]"));
+    let mut res = daemon.post(&stream_body("long story [[slow:300]]"));
     let mut buf = [0u8; 1024];
     let mut seen = String::new();
     while !seen.contains("text_delta") {
@@ -239,7 +232,7 @@ fn a_disconnected_stream_is_interrupted_and_the_worker_freed() {
     }
     drop(res);
     let dropped = Instant::now();
-    let res = post(&daemon, &message_body("next please"));
+    let res = daemon.post(&message_body("next please"));
     assert_eq!(res.status(), 200);
     assert!(
         dropped.elapsed() < Duration::from_secs(2),
@@ -267,7 +260,7 @@ fn a_disconnected_non_stream_request_is_interrupted_too() {
         .send();
     assert!(err.is_err(), "the client should have timed out");
     let dropped = Instant::now();
-    assert_eq!(post(&daemon, &message_body("next")).status(), 200);
+    assert_eq!(daemon.post(&message_body("next")).status(), 200);
     assert!(
         dropped.elapsed() < Duration::from_secs(2),
         "took {:?}",
@@ -283,7 +276,8 @@ fn a_disconnected_non_stream_request_is_interrupted_too() {
 fn descendants_of_workers_do_not_outlive_the_daemon() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::fake(1), &upstream);
-    let body: Value = post(&daemon, &message_body("spawn something [[orphan]]"))
+    let body: Value = daemon
+        .post(&message_body("spawn something [[orphan]]"))
         .json()
         .unwrap();
     let text = body["content"][0]["text"].as_str().unwrap().to_string();
@@ -308,7 +302,7 @@ fn an_upstream_that_never_answers_becomes_a_timeout_in_bounded_time() {
         &upstream,
     );
     let started = Instant::now();
-    let res = post(&daemon, &message_body("silence [[hang]]"));
+    let res = daemon.post(&message_body("silence [[hang]]"));
     assert_eq!(res.status(), 504);
     let body: Value = res.json().unwrap();
     assert_eq!(body["error"]["type"], "timeout_error", "{body}");
@@ -318,7 +312,7 @@ fn an_upstream_that_never_answers_becomes_a_timeout_in_bounded_time() {
         started.elapsed()
     );
     // The worker recovers: the failed turn is cleared, the next one works.
-    assert_eq!(post(&daemon, &message_body("and now?")).status(), 200);
+    assert_eq!(daemon.post(&message_body("and now?")).status(), 200);
 }
 
 #[test]
@@ -341,7 +335,7 @@ fn a_job_that_waits_too_long_in_the_queue_is_refused() {
     };
     daemon.wait_health(Duration::from_secs(5), |h| h["workers"]["busy"] == 1);
     let started = Instant::now();
-    let res = post(&daemon, &message_body("waiting in line"));
+    let res = daemon.post(&message_body("waiting in line"));
     let waited = started.elapsed();
     assert_eq!(res.status().as_u16(), 529);
     assert!(res.headers().contains_key("retry-after"));

@@ -348,6 +348,22 @@ pub fn assert_no_processes_with_env(needle: &str, limit: Duration) {
     }
 }
 
+impl Daemon {
+    /// POSTs a JSON body to one of the daemon's routes.
+    pub fn post_to(&self, path: &str, body: &Value) -> reqwest::blocking::Response {
+        client()
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .expect("request")
+    }
+
+    /// POSTs a Messages API body to `/v1/messages`.
+    pub fn post(&self, body: &Value) -> reqwest::blocking::Response {
+        self.post_to("/v1/messages", body)
+    }
+}
+
 /// A minimal Messages API body.
 pub fn message_body(text: &str) -> Value {
     serde_json::json!({
