@@ -30,6 +30,9 @@ pub struct JobSpec {
     /// Digests that match this request to a worker holding its earlier turns;
     /// `None` when the request cannot continue a live conversation.
     pub conversation: Option<ConversationKey>,
+    /// The answer's output token limit (`max_tokens`); `None` for the CLI's
+    /// default for the model.
+    pub max_tokens: Option<u32>,
     /// Extended-thinking budget in tokens; 0 turns thinking off, which is
     /// the Messages API's default (the CLI's own default is on).
     pub thinking_budget: u32,

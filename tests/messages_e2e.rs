@@ -452,3 +452,31 @@ fn thinking_nobody_asked_for_is_not_returned() {
         .collect();
     assert_eq!(starts, [0], "the text block is block 0");
 }
+
+#[test]
+fn max_tokens_reaches_the_model_per_request() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    let sent_max = |upstream: &FakeUpstream| {
+        upstream.message_calls().last().unwrap().body["max_tokens"].clone()
+    };
+    let mut body = message_body("short please");
+    body["max_tokens"] = json!(7);
+    assert_eq!(daemon.post(&body).status(), 200);
+    assert_eq!(sent_max(&upstream), 7);
+    body["max_tokens"] = json!(300);
+    assert_eq!(daemon.post(&body).status(), 200);
+    assert_eq!(sent_max(&upstream), 300);
+    // Without a limit (allowed in Chat Completions), the CLI's default again.
+    let chat = json!({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}]});
+    assert_eq!(daemon.post_to("/v1/chat/completions", &chat).status(), 200);
+    let default = sent_max(&upstream).as_u64().unwrap();
+    assert!(
+        default > 300,
+        "the CLI's own default, not the last job's: {default}"
+    );
+    let mut chat = chat;
+    chat["max_completion_tokens"] = json!(42);
+    assert_eq!(daemon.post_to("/v1/chat/completions", &chat).status(), 200);
+    assert_eq!(sent_max(&upstream), 42);
+}

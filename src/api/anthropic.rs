@@ -202,7 +202,6 @@ impl MessagesRequest {
     /// What a worker must run for this request.
     pub fn to_spec(&self, default_model: &str) -> JobSpec {
         let ignored = [
-            ("max_tokens", self.max_tokens.is_some()),
             ("temperature", self.temperature.is_some()),
             ("top_p", self.top_p.is_some()),
             ("top_k", self.top_k.is_some()),
@@ -260,6 +259,7 @@ impl MessagesRequest {
                 Some(ThinkingParam::Adaptive) => ADAPTIVE_THINKING_BUDGET,
                 Some(ThinkingParam::Disabled) | None => 0,
             },
+            max_tokens: self.max_tokens,
             tools: &defs,
             tool_choice: choice,
             stop_sequences: match &self.stop_sequences {

@@ -19,6 +19,7 @@ pub struct Conversation<'a> {
     pub model: String,
     pub turns: &'a [Turn],
     pub thinking_budget: u32,
+    pub max_tokens: Option<u64>,
     pub tools: &'a [tools::ToolDef],
     pub tool_choice: tools::Choice,
     pub stop_sequences: Vec<String>,
@@ -56,6 +57,9 @@ impl Conversation<'_> {
             continuation,
             conversation,
             thinking_budget: self.thinking_budget,
+            max_tokens: self
+                .max_tokens
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             stop_sequences: self.stop_sequences,
             agent: false,
         }

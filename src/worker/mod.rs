@@ -163,6 +163,8 @@ pub struct Worker {
     model: String,
     /// The thinking budget last set; `None` while the CLI's default applies.
     thinking_budget: Option<u32>,
+    /// The output token limit last set; `None` while the CLI's default applies.
+    max_tokens: Option<u32>,
     /// The tool server registered with the CLI, if any.
     tools: Option<ToolSet>,
     /// Results of the caller's latest request, for the calls the CLI makes
@@ -193,6 +195,7 @@ impl Worker {
             system_prompt: None,
             model,
             thinking_budget: None,
+            max_tokens: None,
             tools: None,
             tool_results: HashMap::new(),
             jobs_done: 0,

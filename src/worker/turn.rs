@@ -12,6 +12,10 @@ pub(super) enum Setup {
     Initialize(String),
     SetModel(String),
     SetThinking(u32),
+    /// The output token limit (`None`: the CLI's default), through the
+    /// CLI's own `CLAUDE_CODE_MAX_OUTPUT_TOKENS` applied with
+    /// `apply_flag_settings`; verified to set each turn's `max_tokens`.
+    SetMaxTokens(Option<u32>),
     /// Register the job's tool server (or none), replacing the previous one.
     SetTools(Option<ToolSet>),
     /// `/clear`, awaited through its `result`: `set_model` records a
@@ -48,6 +52,9 @@ impl Worker {
         }
         if self.thinking_budget != Some(job.spec.thinking_budget) {
             steps.push_back(Setup::SetThinking(job.spec.thinking_budget));
+        }
+        if self.max_tokens != job.spec.max_tokens {
+            steps.push_back(Setup::SetMaxTokens(job.spec.max_tokens));
         }
         let wanted = job.spec.tools.as_ref().map(|t| &t.server);
         if self.tools.as_ref().map(|t| &t.server) != wanted {
@@ -139,6 +146,21 @@ impl Worker {
                 self.phase = Phase::Preparing {
                     run,
                     awaiting: AWAIT_CLEAR.to_string(),
+                    rest,
+                };
+            }
+            Some(Setup::SetMaxTokens(limit)) => {
+                // An empty value restores the CLI's default (verified).
+                let value = limit.map(|n| n.to_string()).unwrap_or_default();
+                let awaiting = self.send_control(
+                    "max-tokens",
+                    json!({"subtype": "apply_flag_settings",
+                           "settings": {"env": {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": value}}}),
+                );
+                self.max_tokens = limit;
+                self.phase = Phase::Preparing {
+                    run,
+                    awaiting,
                     rest,
                 };
             }

@@ -212,7 +212,7 @@ impl Fake {
                     "uuid": (uuid()), "timestamp": TIMESTAMP, "isReplay": true);
                 Value::Null
             }
-            "interrupt" | "set_max_thinking_tokens" => Value::Null,
+            "interrupt" | "set_max_thinking_tokens" | "apply_flag_settings" => Value::Null,
             "set_permission_mode" => json!({"mode": request["mode"]}),
             "mcp_set_servers" => json!({"added": [], "removed": [], "errors": {}}),
             "mcp_status" => json!({"mcpServers": []}),

@@ -315,7 +315,6 @@ impl ChatRequest {
     /// What a worker must run for this request.
     pub fn to_spec(&self, default_model: &str) -> JobSpec {
         let ignored = [
-            ("max_tokens", self.max_tokens.is_some()),
             (
                 "max_completion_tokens",
                 self.max_completion_tokens.is_some(),
@@ -344,6 +343,7 @@ impl ChatRequest {
                 .as_deref()
                 .and_then(thinking_budget)
                 .unwrap_or(0),
+            max_tokens: self.max_completion_tokens.or(self.max_tokens),
             tools: &self.tool_defs(),
             tool_choice: self.tool_choice(),
             stop_sequences: match &self.stop {
