@@ -98,7 +98,11 @@ impl Dispatcher {
                 SlotState::Unbinding => workers.busy += 1,
                 SlotState::Stopping => workers.stopping += 1,
             }
-            let rss_mb = slot.rss_bytes.map(|b| b / (1024 * 1024));
+            // Read when asked: /proc is cheap, and a cached figure goes stale.
+            let rss_mb = (slot.pid != 0)
+                .then(|| crate::worker::process::rss_bytes(slot.pid))
+                .flatten()
+                .map(|b| b / (1024 * 1024));
             workers.rss_mb_total += rss_mb.unwrap_or_default();
             workers.items.push(WorkerInfo {
                 id: *id,

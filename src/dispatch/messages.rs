@@ -69,7 +69,6 @@ pub struct WorkerBound {
 #[rtype(result = "()")]
 pub struct WorkerIdle {
     pub id: WorkerId,
-    pub rss_bytes: Option<u64>,
 }
 
 /// Why a worker's process is gone.

@@ -72,7 +72,6 @@ struct Slot {
     /// The system prompt the worker's conversation was set up with.
     system_prompt: Option<String>,
     jobs: u64,
-    rss_bytes: Option<u64>,
     /// While parked: the tool_use ids whose results resume the turn, sorted.
     parked_on: Vec<String>,
     /// While bound: the conversation key, and since when it has been idle.
@@ -173,7 +172,6 @@ impl Dispatcher {
                 pid: 0,
                 system_prompt: None,
                 jobs: 0,
-                rss_bytes: None,
                 parked_on: Vec::new(),
                 bound: None,
             },
@@ -220,7 +218,7 @@ impl Actor for Dispatcher {
         for _ in 0..self.settings.pool.size {
             self.spawn_worker(ctx, self.default_kind());
         }
-        ctx.run_interval(QUEUE_TICK, |act, ctx| {
+        ctx.run_interval(QUEUE_TICK, |act, _ctx| {
             act.expire_queued();
             let idle = act.settings.pool.affinity_idle();
             let expired: Vec<WorkerId> = act
@@ -236,13 +234,6 @@ impl Actor for Dispatcher {
                 log::debug!("worker-{id}: bound conversation expired");
                 act.unbind(id);
             }
-            // Refresh memory figures of idle workers for /health.
-            for slot in act.workers.values_mut() {
-                if slot.pid != 0 {
-                    slot.rss_bytes = crate::worker::process::rss_bytes(slot.pid);
-                }
-            }
-            let _ = ctx;
         });
     }
 }
@@ -400,7 +391,6 @@ impl Handler<WorkerIdle> for Dispatcher {
 
     fn handle(&mut self, msg: WorkerIdle, _ctx: &mut Context<Self>) {
         if let Some(slot) = self.workers.get_mut(&msg.id) {
-            slot.rss_bytes = msg.rss_bytes;
             if matches!(
                 slot.state,
                 SlotState::Busy | SlotState::Parked | SlotState::Unbinding

@@ -21,8 +21,8 @@ pub async fn count(
 ) -> Result<HttpResponse, ApiError> {
     let body = body::authorized(&req, payload, &state, DIALECT).await?;
     let request = MessagesRequest::parse(&body).map_err(|e| ApiError::invalid(e.0, DIALECT))?;
-    // Tool definitions are not part of the parsed request; a body that
-    // parsed above is valid JSON, so this cannot fail in practice.
+    // The estimate counts tool definitions as the client wrote them; a body
+    // that parsed above is valid JSON, so this cannot fail in practice.
     let raw: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     Ok(HttpResponse::Ok().json(json!({"input_tokens": estimate(&request, &raw)})))
 }

@@ -109,8 +109,9 @@ struct Run {
     /// The job continues a conversation this worker holds: only the final
     /// message is written.
     continuing: bool,
-    /// Collects the reply, whose content keys the conversation afterwards.
-    reply: Assembler,
+    /// Collects the reply, whose content keys the conversation afterwards;
+    /// only for a job whose worker may stay bound to it.
+    reply: Option<Assembler>,
     /// The reply's content once the turn finished normally.
     reply_content: Option<Vec<serde_json::Value>>,
     /// For agent jobs: the one-text-block view the client gets.
@@ -423,11 +424,7 @@ impl StreamHandler<Vec<u8>> for Worker {
             CliMessage::Result(_) if matches!(self.phase, Phase::Abandoning { .. }) => self.clear(),
             CliMessage::Result(_) if matches!(self.phase, Phase::Clearing { .. }) => {
                 self.phase = Phase::Idle;
-                let rss_bytes = self.process.as_ref().and_then(CliProcess::rss_bytes);
-                self.dispatcher.do_send(WorkerIdle {
-                    id: self.id,
-                    rss_bytes,
-                });
+                self.dispatcher.do_send(WorkerIdle { id: self.id });
             }
             other => self.on_turn_message(other),
         }

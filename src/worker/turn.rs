@@ -80,6 +80,7 @@ impl Worker {
         let job_is_agent = job.spec.agent;
         let stop_watch = StopWatch::new(&job.spec.stop_sequences);
         let thinking_off = job.spec.thinking_budget == 0;
+        let bindable = self.settings.pool.affinity && job.spec.conversation.is_some();
         Run {
             translator: TurnTranslator::with_tools(
                 job.spec.tools.as_ref().map(ToolSet::api_prefix),
@@ -91,7 +92,7 @@ impl Worker {
             interrupted_at: None,
             answered: false,
             continuing: false,
-            reply: Assembler::default(),
+            reply: bindable.then(Assembler::default),
             reply_content: None,
             stop_watch,
             hide_thinking: (thinking_off && !job_is_agent).then(Default::default),
@@ -242,7 +243,7 @@ impl Worker {
             }
             if !run.answered {
                 run.answered = terminal;
-                if let Some(Ok(answer)) = run.reply.push(event.clone()) {
+                if let Some(Ok(answer)) = run.reply.as_mut().and_then(|r| r.push(event.clone())) {
                     run.reply_content = Some(answer.content);
                 }
                 let _ = run.job.events.send(event);
