@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod batches;
+pub use batches::BatchSettings;
+
 /// Prefix of environment overrides: `CLAUDE_POOL__POOL__SIZE=4` sets `pool.size`.
 pub const ENV_PREFIX: &str = "CLAUDE_POOL";
 /// Separator between the prefix, sections and keys in environment overrides.
@@ -24,6 +27,7 @@ pub struct Settings {
     pub claude: ClaudeSettings,
     pub tools: ToolSettings,
     pub agent: AgentSettings,
+    pub batches: BatchSettings,
 }
 
 /// The HTTP front end.
@@ -65,6 +69,10 @@ pub struct ServerSettings {
     /// Most verbose level logged (`off`, `error`, `warn`, `info`, `debug`,
     /// `trace`); reloadable, unlike RUST_LOG, which can only narrow it.
     pub log_level: String,
+    /// The daemon's address as clients reach it (`https://pool.example.com`),
+    /// for absolute URLs in responses (a batch's `results_url`). Unset: built
+    /// from the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -84,6 +92,7 @@ impl Default for ServerSettings {
             metrics_public: false,
             cors_allowed_origins: Vec::new(),
             log_level: "info".into(),
+            public_url: None,
         }
     }
 }
@@ -362,6 +371,21 @@ impl Settings {
                 "server.log_level",
                 "expected off, error, warn, info, debug or trace",
             );
+        }
+        if let Some(url) = &self.server.public_url {
+            let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+            if !scheme_ok || url.contains(['?', '#', ' ']) {
+                return invalid(
+                    "server.public_url",
+                    "expected an http(s) URL like https://pool.example.com",
+                );
+            }
+        }
+        if self.batches.max_requests == 0 {
+            return invalid("batches.max_requests", "must be at least 1");
+        }
+        if self.batches.expiry_secs == 0 {
+            return invalid("batches.expiry_secs", "must be positive");
         }
         if let Some(origin) = self
             .server

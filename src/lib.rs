@@ -13,6 +13,7 @@
 //! - [`worker`]: worker actors, the CLI process and its line protocol.
 //! - [`notify`]: systemd readiness, stopping and watchdog notifications.
 //! - [`reload`]: what a configuration reload (SIGHUP) may change.
+//! - [`store`]: the durable SQLite store shared by features that keep state.
 
 pub mod affinity;
 pub mod api;
@@ -24,6 +25,7 @@ pub mod job;
 pub mod notify;
 pub mod prompt;
 pub mod reload;
+pub mod store;
 pub mod worker;
 
 use std::future::Future;
@@ -47,6 +49,8 @@ pub enum StartError {
     UnauthenticatedPublicListener(std::net::SocketAddr),
     #[error("claude.command `{0}` is not an executable file (nor found on PATH)")]
     CommandNotFound(String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -98,6 +102,12 @@ pub async fn run_with_reload(
             context: "creating the workers' directories".into(),
             source,
         })?;
+    let store_path = store::resolve_path(
+        settings.batches.store_path.as_deref(),
+        std::env::var("STATE_DIRECTORY").ok().as_deref(),
+    );
+    let store = store::Store::open(&store_path)?;
+    log::info!("store: {}", store_path.display());
     let settings = Arc::new(settings);
     let spawn = worker::spawn::spawn_spec(&settings, &working_dir);
     let agent_spawn = if settings.agent.enabled {
@@ -119,7 +129,11 @@ pub async fn run_with_reload(
         .with_agent(agent_spawn)
         .start();
 
-    let state = web::Data::new(http::AppState::new(dispatcher.clone(), settings.clone()));
+    let state = web::Data::new(http::AppState::new(
+        dispatcher.clone(),
+        settings.clone(),
+        store,
+    ));
     let reload_task = actix_rt::spawn(apply_reloads(reload, state.clone(), addr));
     let server = http::server(state, listener).map_err(|source| StartError::Io {
         context: format!("serving on {addr}"),

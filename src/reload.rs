@@ -22,6 +22,7 @@ pub const RELOADABLE: &[&str] = &[
     "server.health_requires_key",
     "server.metrics_public",
     "server.log_level",
+    "server.public_url",
     "pool.size",
     "pool.max_queue",
     "pool.queue_timeout_secs",
@@ -37,6 +38,7 @@ pub const RELOADABLE: &[&str] = &[
     "pool.affinity_idle_secs",
     "claude.models",
     "tools.park_timeout_secs",
+    "batches.max_requests",
 ];
 
 /// The outcome of comparing reloaded settings with those in force.

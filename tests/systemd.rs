@@ -20,6 +20,8 @@ fn start_daemon(config: &Path, socket: &Path, log: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_claude-pool"))
         .arg("--config")
         .arg(config)
+        // The store's default file goes to the working directory.
+        .current_dir(config.parent().expect("the config is in a directory"))
         .env("NOTIFY_SOCKET", socket)
         .env("WATCHDOG_USEC", "200000")
         .env_remove("WATCHDOG_PID")

@@ -28,6 +28,7 @@ use arc_swap::ArcSwap;
 use crate::api::Dialect;
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
+use crate::store::Store;
 use error::{ApiError, ErrorKind};
 
 /// Shared by all handlers.
@@ -38,14 +39,18 @@ pub struct AppState {
     settings: ArcSwap<Settings>,
     /// This daemon's Prometheus metrics.
     pub metrics: metrics::Metrics,
+    /// The durable store (`batches.store_path`), shared by every feature
+    /// that keeps state across restarts.
+    pub store: Store,
 }
 
 impl AppState {
-    pub fn new(dispatcher: Addr<Dispatcher>, settings: Arc<Settings>) -> Self {
+    pub fn new(dispatcher: Addr<Dispatcher>, settings: Arc<Settings>, store: Store) -> Self {
         Self {
             dispatcher,
             settings: ArcSwap::new(settings),
             metrics: metrics::Metrics::new(),
+            store,
         }
     }
 

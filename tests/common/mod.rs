@@ -107,7 +107,7 @@ pub fn settings_toml(cfg: &DaemonConfig, upstream: &FakeUpstream, dir: &TempDir)
         .iter()
         .map(|(k, v)| format!("{k} = {}\n", toml_str(v)))
         .collect();
-    let [server_extra, pool_extra, claude_extra, tools_extra, agent_extra] =
+    let [server_extra, pool_extra, claude_extra, tools_extra, agent_extra, batches_extra] =
         split_extra(&cfg.extra_toml);
     let server = with_defaults(
         &server_extra,
@@ -139,9 +139,18 @@ pub fn settings_toml(cfg: &DaemonConfig, upstream: &FakeUpstream, dir: &TempDir)
             ("api_timeout_ms", "20000".into()),
         ],
     );
+    // Each daemon its own store, never a file in the test's working directory.
+    let batches = with_defaults(
+        &batches_extra,
+        &[(
+            "store_path",
+            toml_str(&dir.path().join("batches.sqlite3").display().to_string()),
+        )],
+    );
     format!(
         "[server]\n{server}\n[pool]\n{pool}\n[claude]\n{claude}\n\
-         [tools]\n{tools_extra}\n[agent]\n{agent_extra}\n[claude.env]\n{env_toml}"
+         [tools]\n{tools_extra}\n[agent]\n{agent_extra}\n[batches]\n{batches}\n\
+         [claude.env]\n{env_toml}"
     )
 }
 
@@ -162,11 +171,13 @@ fn with_defaults(extra: &str, defaults: &[(&str, String)]) -> String {
 }
 
 /// Splits `extra_toml` lines of the form `server.key = v`, `pool.key = v`,
-/// `claude.key = v`, `tools.key = v`, `agent.key = v` into the generated
-/// sections, in that order.
-fn split_extra(extra: &str) -> [String; 5] {
-    const SECTIONS: [&str; 5] = ["server.", "pool.", "claude.", "tools.", "agent."];
-    let mut out: [String; 5] = Default::default();
+/// `claude.key = v`, `tools.key = v`, `agent.key = v`, `batches.key = v`
+/// into the generated sections, in that order.
+fn split_extra(extra: &str) -> [String; 6] {
+    const SECTIONS: [&str; 6] = [
+        "server.", "pool.", "claude.", "tools.", "agent.", "batches.",
+    ];
+    let mut out: [String; 6] = Default::default();
     for line in extra.lines().filter(|l| !l.trim().is_empty()) {
         let (i, rest) = SECTIONS
             .iter()
