@@ -4,8 +4,10 @@
 //!
 //! # Layout
 //! - [`config`]: settings from TOML and `CLAUDE_POOL__…` environment.
-//! - [`http`]: actix-web routes, SSE bodies, and the one error mapping.
-//! - [`api`]: the dialects' wire types and their translation to jobs.
+//! - [`http`]: actix-web routes (one job handler generic over the
+//!   dialect), SSE framing, and the HTTP status of every error.
+//! - [`api`]: the dialects, each an [`api::Codec`]: request body to job,
+//!   answer to response body or stream frames, and their error shapes.
 //! - [`prompt`]: a client's conversation rendered for a fresh CLI turn.
 //! - [`affinity`]: recognising a request that continues a live conversation.
 //! - [`job`], [`error`]: the domain between HTTP and workers.

@@ -6,8 +6,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::assemble::Assembled;
+use super::error::ApiError;
 use super::models::resolve_model;
-use super::tools;
+use super::{tools, Codec, Context, Dialect, EventEncoder, Frame, Parsed};
 use crate::job::{JobEvent, JobSpec, Usage};
 use crate::prompt::{Role, Turn};
 
@@ -200,7 +201,7 @@ impl MessagesRequest {
     }
 
     /// What a worker must run for this request.
-    pub fn to_spec(&self, default_model: &str) -> JobSpec {
+    pub fn to_spec(&self, ctx: &Context) -> JobSpec {
         let ignored = [
             ("temperature", self.temperature.is_some()),
             ("top_p", self.top_p.is_some()),
@@ -252,7 +253,7 @@ impl MessagesRequest {
             .collect();
         super::Conversation {
             system,
-            model: resolve_model(self.model.as_deref(), default_model),
+            model: resolve_model(self.model.as_deref(), &ctx.default_model),
             turns: &turns,
             thinking_budget: match self.thinking {
                 Some(ThinkingParam::Enabled { budget_tokens }) => budget_tokens.max(1),
@@ -271,7 +272,34 @@ impl MessagesRequest {
                 _ => Vec::new(),
             },
         }
-        .into_spec()
+        .into_spec(ctx)
+    }
+}
+
+/// The Messages API as a [`Codec`].
+pub struct Anthropic;
+
+impl Codec for Anthropic {
+    const DIALECT: Dialect = Dialect::Anthropic;
+    type Meta = MessageMeta;
+    type Stream = StreamEncoder;
+
+    fn parse(body: &[u8], ctx: &Context) -> Result<Parsed<MessageMeta>, ApiError> {
+        let request =
+            MessagesRequest::parse(body).map_err(|e| ApiError::invalid(e.0, Self::DIALECT))?;
+        Ok(Parsed {
+            spec: request.to_spec(ctx),
+            stream: request.is_stream(),
+            meta: MessageMeta::new(request.response_model(&ctx.default_model)),
+        })
+    }
+
+    fn body(meta: &MessageMeta, answer: &Assembled) -> Value {
+        message_body(meta, answer)
+    }
+
+    fn stream(meta: MessageMeta) -> StreamEncoder {
+        StreamEncoder::new(meta)
     }
 }
 
@@ -376,7 +404,7 @@ impl StreamEncoder {
     }
 
     /// The events for one job event.
-    pub fn encode(&mut self, event: JobEvent) -> Vec<SseEvent> {
+    pub fn events(&mut self, event: JobEvent) -> Vec<SseEvent> {
         let mut out = Vec::new();
         if !self.started && !matches!(event, JobEvent::Failed(_)) {
             let usage = match &event {
@@ -414,23 +442,36 @@ impl StreamEncoder {
                 out.push(("message_stop", json!({"type": "message_stop"})));
             }
             JobEvent::Failed(error) => {
-                let api = crate::http::error::ApiError::from_job(error, super::Dialect::Anthropic);
+                let api = ApiError::from_job(error, Dialect::Anthropic);
                 out.push(("error", api.anthropic_body()));
             }
         }
         out
     }
+}
 
-    /// A keep-alive. `message_start` goes first so that SDKs which insist on
-    /// it opening the stream are satisfied while the model is still silent.
-    pub fn keepalive(&mut self) -> Vec<SseEvent> {
+impl EventEncoder for StreamEncoder {
+    fn encode(&mut self, event: JobEvent) -> Vec<Frame> {
+        frames(self.events(event))
+    }
+
+    /// A ping. `message_start` goes first so that SDKs which insist on it
+    /// opening the stream are satisfied while the model is still silent.
+    fn keepalive(&mut self) -> Vec<Frame> {
         let mut out = Vec::new();
         if !self.started {
             out.push(self.message_start(Usage::default()));
         }
         out.push(("ping", json!({"type": "ping"})));
-        out
+        frames(out)
     }
+}
+
+fn frames(events: Vec<SseEvent>) -> Vec<Frame> {
+    events
+        .into_iter()
+        .map(|(name, data)| Frame::Event(name, data))
+        .collect()
 }
 
 #[cfg(test)]
@@ -444,7 +485,7 @@ mod tests {
                 "messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"text","text":"yo"}]},{"role":"user","content":"again"}]}"#,
         )
         .unwrap();
-        let spec = r.to_spec("sonnet");
+        let spec = r.to_spec(&Context::new("sonnet"));
         assert_eq!(spec.system, "S1\n\nS2");
         assert_eq!(spec.model, "claude-x");
         assert!(!spec.prompt.is_empty());
@@ -471,7 +512,7 @@ mod tests {
     #[test]
     fn stream_opens_with_message_start_and_ends_with_message_stop() {
         let mut enc = StreamEncoder::new(MessageMeta::new("claude-test".into()));
-        let first = enc.encode(JobEvent::Started {
+        let first = enc.events(JobEvent::Started {
             model: "m".into(),
             usage: Usage {
                 input_tokens: 3,
@@ -481,7 +522,7 @@ mod tests {
         assert_eq!(first[0].0, "message_start");
         assert_eq!(first[0].1["message"]["model"], "claude-test");
         assert_eq!(first[0].1["message"]["usage"]["input_tokens"], 3);
-        let last = enc.encode(JobEvent::Finished(crate::job::Completion {
+        let last = enc.events(JobEvent::Finished(crate::job::Completion {
             stop_reason: Some("end_turn".into()),
             stop_sequence: None,
             usage: Usage::default(),

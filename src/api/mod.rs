@@ -1,12 +1,17 @@
 //! The HTTP API dialects on the wire, and the conversions between them and
-//! the job domain. Pure code: no I/O, no actors.
+//! the job domain: each dialect is a [`Codec`]. Pure code: no I/O, no
+//! actors.
 
 pub mod anthropic;
 pub mod assemble;
 pub mod count_tokens;
+pub mod dialect;
+pub mod error;
 pub mod models;
 pub mod openai;
 pub mod tools;
+
+pub use dialect::{Codec, Context, EventEncoder, Frame, Parsed};
 
 use crate::affinity::ConversationKey;
 use crate::job::JobSpec;
@@ -28,8 +33,10 @@ pub struct Conversation<'a> {
 impl Conversation<'_> {
     /// The job for this conversation: the history rendered for a fresh
     /// worker, the final message alone for a worker that already holds the
-    /// rest, tool set and results, and the affinity digests.
-    pub fn into_spec(self) -> JobSpec {
+    /// rest, tool set and results, the affinity digests (pinned to the
+    /// client's session, if any), and whether it runs as an agent job. The
+    /// one place a [`JobSpec`] is made.
+    pub fn into_spec(self, ctx: &Context) -> JobSpec {
         let tool_set = tools::tool_set(self.tools, &self.tool_choice);
         let instruction = tool_set
             .as_ref()
@@ -38,12 +45,15 @@ impl Conversation<'_> {
         let mut continuation = prompt::render(&self.turns[self.turns.len().saturating_sub(1)..]);
         prompt.extend(instruction.clone());
         continuation.extend(instruction);
-        let conversation = ConversationKey::new(
-            &self.system,
-            &self.model,
-            tool_set.as_ref().map(|t| t.server.as_str()),
-            self.turns,
-        );
+        let tools = tool_set.as_ref().map(|t| t.server.as_str());
+        let conversation = ConversationKey::new(&self.system, &self.model, tools, self.turns);
+        let conversation = match &ctx.session {
+            Some(session) => {
+                conversation.map(|key| key.pin(session, &self.system, &self.model, tools))
+            }
+            None => conversation,
+        };
+        let agent = ctx.agent_allowed && tool_set.is_none();
         JobSpec {
             tool_results: if tool_set.is_some() {
                 tools::results_in_last_turn(self.turns)
@@ -61,7 +71,7 @@ impl Conversation<'_> {
                 .max_tokens
                 .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             stop_sequences: self.stop_sequences,
-            agent: false,
+            agent,
         }
     }
 }
@@ -114,6 +124,53 @@ pub enum Dialect {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn spec(ctx: &Context, tools: &[tools::ToolDef]) -> JobSpec {
+        let turns = [Turn {
+            role: prompt::Role::User,
+            blocks: vec![json!({"type": "text", "text": "hi"})],
+        }];
+        Conversation {
+            system: String::new(),
+            model: "m".into(),
+            turns: &turns,
+            thinking_budget: 0,
+            max_tokens: None,
+            tools,
+            tool_choice: tools::Choice::Auto,
+            stop_sequences: Vec::new(),
+        }
+        .into_spec(ctx)
+    }
+
+    #[test]
+    fn agent_jobs_and_session_pins_come_from_the_context() {
+        let plain = Context::new("sonnet");
+        let agent = Context {
+            agent_allowed: true,
+            ..plain.clone()
+        };
+        let tool = tools::ToolDef {
+            name: "f".into(),
+            description: String::new(),
+            input_schema: json!({"type": "object"}),
+        };
+        assert!(!spec(&plain, &[]).agent);
+        assert!(spec(&agent, &[]).agent);
+        assert!(
+            !spec(&agent, &[tool]).agent,
+            "caller tools never run as agent"
+        );
+        let key = |ctx: &Context| spec(ctx, &[]).conversation.unwrap();
+        let pinned = |session: &str| Context {
+            session: Some(session.into()),
+            ..plain.clone()
+        };
+        assert_ne!(key(&pinned("s1")).lookup, key(&plain).lookup);
+        assert_eq!(key(&pinned("s1")).lookup, key(&pinned("s1")).lookup);
+        assert_ne!(key(&pinned("s1")).lookup, key(&pinned("s2")).lookup);
+    }
 
     #[test]
     fn only_one_document_is_a_body() {

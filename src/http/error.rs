@@ -1,95 +1,14 @@
-//! The one place where failures become HTTP: status codes, `Retry-After`,
-//! and each dialect's JSON error shape.
-
-use std::time::Duration;
+//! The one place where failures become HTTP: status codes, `Retry-After`
+//! and `x-should-retry` around the dialect's error body (`api::error`).
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::{json, Value};
 
+pub use crate::api::error::{ApiError, ErrorKind};
 use crate::api::Dialect;
-use crate::error::JobError;
-
-/// What went wrong, in the vocabulary clients already know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    InvalidRequest,
-    Authentication,
-    NotFound,
-    PayloadTooLarge,
-    /// The body is declared as something other than JSON.
-    UnsupportedMediaType,
-    RateLimited,
-    /// The upstream or the pool is overloaded (529 in Anthropic's terms).
-    Overloaded,
-    /// The daemon cannot serve right now (no worker, shutting down).
-    Unavailable,
-    Timeout,
-    /// The upstream failed, or the worker did.
-    Api,
-    /// The upstream rejected the request the worker made on the client's behalf.
-    UpstreamInvalid,
-    /// The worker's credentials were rejected upstream.
-    UpstreamAuth,
-}
-
-/// An error response in the dialect of the route that produced it.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct ApiError {
-    pub kind: ErrorKind,
-    pub message: String,
-    pub dialect: Dialect,
-    pub retry_after: Option<Duration>,
-}
 
 impl ApiError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>, dialect: Dialect) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            dialect,
-            retry_after: None,
-        }
-    }
-
-    pub fn invalid(message: impl Into<String>, dialect: Dialect) -> Self {
-        Self::new(ErrorKind::InvalidRequest, message, dialect)
-    }
-
-    /// Maps a job failure to what the client sees.
-    pub fn from_job(error: JobError, dialect: Dialect) -> Self {
-        let retry_after = error.retry_after();
-        let message = error.to_string();
-        let kind = match &error {
-            JobError::QueueFull { .. } | JobError::QueueTimeout { .. } => ErrorKind::Overloaded,
-            JobError::ShuttingDown | JobError::Unavailable(_) => ErrorKind::Unavailable,
-            JobError::WorkerCrashed(_) | JobError::TurnFailed(_) => ErrorKind::Api,
-            JobError::Timeout(_) => ErrorKind::Timeout,
-            JobError::Upstream { status, .. } => match status {
-                Some(400 | 404 | 413 | 422) => ErrorKind::UpstreamInvalid,
-                Some(401 | 403) => ErrorKind::UpstreamAuth,
-                Some(429) => ErrorKind::RateLimited,
-                Some(529) => ErrorKind::Overloaded,
-                None => ErrorKind::Timeout,
-                Some(_) => ErrorKind::Api,
-            },
-        };
-        let message = match kind {
-            ErrorKind::UpstreamAuth => format!(
-                "the worker's Claude credentials were rejected upstream ({message}); \
-                 check the daemon's ANTHROPIC_API_KEY or `claude login`"
-            ),
-            _ => message,
-        };
-        Self {
-            kind,
-            message,
-            dialect,
-            retry_after,
-        }
-    }
-
+    /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self.kind {
             ErrorKind::InvalidRequest | ErrorKind::UpstreamInvalid => StatusCode::BAD_REQUEST,
@@ -105,54 +24,6 @@ impl ApiError {
             ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Api => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::UpstreamAuth => StatusCode::BAD_GATEWAY,
-        }
-    }
-
-    fn anthropic_type(&self) -> &'static str {
-        match self.kind {
-            ErrorKind::InvalidRequest
-            | ErrorKind::UpstreamInvalid
-            | ErrorKind::UnsupportedMediaType => "invalid_request_error",
-            ErrorKind::Authentication => "authentication_error",
-            ErrorKind::NotFound => "not_found_error",
-            ErrorKind::PayloadTooLarge => "request_too_large",
-            ErrorKind::RateLimited => "rate_limit_error",
-            ErrorKind::Overloaded | ErrorKind::Unavailable => "overloaded_error",
-            ErrorKind::Timeout => "timeout_error",
-            ErrorKind::Api | ErrorKind::UpstreamAuth => "api_error",
-        }
-    }
-
-    fn openai_type(&self) -> (&'static str, Option<&'static str>) {
-        match self.kind {
-            ErrorKind::InvalidRequest
-            | ErrorKind::UpstreamInvalid
-            | ErrorKind::PayloadTooLarge
-            | ErrorKind::UnsupportedMediaType => ("invalid_request_error", None),
-            ErrorKind::Authentication => ("invalid_request_error", Some("invalid_api_key")),
-            ErrorKind::NotFound => ("invalid_request_error", Some("not_found")),
-            ErrorKind::RateLimited => ("rate_limit_exceeded", Some("rate_limit_exceeded")),
-            ErrorKind::Overloaded | ErrorKind::Unavailable => ("server_error", Some("overloaded")),
-            ErrorKind::Timeout => ("server_error", Some("timeout")),
-            ErrorKind::Api | ErrorKind::UpstreamAuth => ("server_error", None),
-        }
-    }
-
-    /// `{"type":"error","error":{"type","message"}}`
-    pub fn anthropic_body(&self) -> Value {
-        json!({"type": "error", "error": {"type": self.anthropic_type(), "message": self.message}})
-    }
-
-    /// `{"error":{"message","type","param","code"}}`
-    pub fn openai_body(&self) -> Value {
-        let (kind, code) = self.openai_type();
-        json!({"error": {"message": self.message, "type": kind, "param": null, "code": code}})
-    }
-
-    pub fn body(&self) -> Value {
-        match self.dialect {
-            Dialect::Anthropic => self.anthropic_body(),
-            Dialect::OpenAi => self.openai_body(),
         }
     }
 }
@@ -189,6 +60,7 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::JobError;
 
     #[test]
     fn upstream_statuses_map_to_client_errors() {
@@ -212,15 +84,5 @@ mod tests {
         assert_eq!(e(Some(400)).status(), StatusCode::BAD_REQUEST);
         assert_eq!(e(Some(500)).anthropic_body()["error"]["type"], "api_error");
         assert_eq!(e(None).status(), StatusCode::GATEWAY_TIMEOUT);
-    }
-
-    #[test]
-    fn openai_shape_has_all_fields() {
-        let e = ApiError::invalid("bad", Dialect::OpenAi);
-        let body = e.body();
-        assert_eq!(body["error"]["message"], "bad");
-        assert_eq!(body["error"]["type"], "invalid_request_error");
-        assert!(body["error"].get("param").is_some());
-        assert!(body["error"].get("code").is_some());
     }
 }

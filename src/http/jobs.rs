@@ -1,5 +1,6 @@
-//! Submitting a job to the dispatcher and waiting for its outcome: the part
-//! every dialect's handler shares.
+//! The job-running routes, generic over the dialect: authorize and read the
+//! body, parse it into a job, submit it to the dispatcher, and answer with
+//! the dialect's JSON body or stream.
 
 use std::time::Duration;
 
@@ -7,43 +8,55 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::error::{ApiError, ErrorKind};
-use super::{disconnect, metrics, sse, AppState, RequestId};
+use super::{body, disconnect, metrics, sse, AppState, RequestId};
 use crate::api::assemble::{Assembled, Assembler};
-use crate::api::Dialect;
+use crate::api::{Codec, Context, Dialect};
 use crate::dispatch::messages::Submit;
 use crate::error::JobError;
 use crate::job::{Job, JobEvent, JobSpec};
 
-/// Runs a parsed request's job and answers it: an SSE stream encoded by
-/// `encoder`, or, without `stream`, one JSON body built by `body` from the
-/// whole answer. The part of every job-running route that is not dialect.
-pub async fn respond<E: sse::EventEncoder>(
-    req: &HttpRequest,
-    state: &web::Data<AppState>,
-    spec: JobSpec,
-    stream: bool,
-    dialect: Dialect,
-    encoder: impl FnOnce() -> E,
-    body: impl FnOnce(&Assembled) -> serde_json::Value,
+/// `POST` to a job-running route of dialect `C` (`/v1/messages`,
+/// `/v1/chat/completions`).
+pub async fn create<C: Codec>(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut events = submit(req, state, spec, dialect).await?;
-    if stream {
+    let body = body::authorized(&req, payload, &state, C::DIALECT).await?;
+    let parsed = C::parse(&body, &context(&req, &state))?;
+    let mut events = submit(&req, &state, parsed.spec, C::DIALECT).await?;
+    if parsed.stream {
         let keepalive = state.settings().server.keepalive();
-        let first = first_events(&mut events, keepalive, dialect).await?;
-        let encoder = metrics::observe_stream(state, req, dialect, encoder());
+        let first = first_events(&mut events, keepalive, C::DIALECT).await?;
+        let encoder = metrics::observe_stream(&state, &req, C::DIALECT, C::stream(parsed.meta));
         Ok(sse::response(
             first,
             events,
             encoder,
             keepalive,
-            disconnect::socket_of(req),
+            disconnect::socket_of(&req),
         ))
     } else {
-        let answer = collect(req, events, dialect).await?;
+        let answer = collect(&req, events, C::DIALECT).await?;
         state
             .metrics
-            .completed(req, dialect, &answer.completion.usage);
-        Ok(HttpResponse::Ok().json(body(&answer)))
+            .completed(&req, C::DIALECT, &answer.completion.usage);
+        Ok(HttpResponse::Ok().json(C::body(&parsed.meta, &answer)))
+    }
+}
+
+/// What the request's headers and the settings in force add to its body.
+fn context(req: &HttpRequest, state: &AppState) -> Context {
+    let opted_out = req
+        .headers()
+        .get(AGENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| matches!(v.trim(), "off" | "false" | "0" | "no"));
+    let settings = state.settings();
+    Context {
+        default_model: settings.claude.default_model.clone(),
+        agent_allowed: settings.agent.enabled && !opted_out,
+        session: session_pin(req),
     }
 }
 
@@ -59,15 +72,6 @@ pub async fn submit(
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
-    let mut spec = spec;
-    spec.agent = is_agent_job(req, state, &spec);
-    if let Some(session) = session_pin(req) {
-        let tools = spec.tools.as_ref().map(|t| t.server.clone());
-        spec.conversation = spec
-            .conversation
-            .take()
-            .map(|key| key.pin(&session, &spec.system, &spec.model, tools.as_deref()));
-    }
     let (job, events) = Job::new(id, spec);
     match state.dispatcher.send(Submit(job)).await {
         Ok(Ok(())) => Ok(events),
@@ -93,16 +97,6 @@ fn session_pin(req: &HttpRequest) -> Option<String> {
         .map(str::trim)
         .filter(|v| !v.is_empty() && v.len() <= 256)
         .map(str::to_string)
-}
-
-/// Agent mode applies to requests without caller tools that did not opt out.
-fn is_agent_job(req: &HttpRequest, state: &AppState, spec: &JobSpec) -> bool {
-    let opted_out = req
-        .headers()
-        .get(AGENT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| matches!(v.trim(), "off" | "false" | "0" | "no"));
-    state.settings().agent.enabled && spec.tools.is_none() && !opted_out
 }
 
 /// Waits for the whole answer (non-streaming responses). Gives up, dropping

@@ -26,8 +26,8 @@ use prometheus::{
 };
 
 use super::error::{ApiError, ErrorKind};
-use super::{auth, sse, AppState};
-use crate::api::Dialect;
+use super::{auth, AppState};
+use crate::api::{Dialect, EventEncoder, Frame};
 use crate::config::Settings;
 use crate::dispatch::health::{Health, Status};
 use crate::dispatch::messages::GetHealth;
@@ -364,7 +364,7 @@ fn upstream_kind(kind: ErrorKind) -> Option<&'static str> {
 
 /// Wraps a stream's encoder so that the stream's first content, its tokens
 /// and a failure mid-stream are recorded as they pass.
-pub fn observe_stream<E: sse::EventEncoder>(
+pub fn observe_stream<E: EventEncoder>(
     state: &web::Data<AppState>,
     req: &HttpRequest,
     dialect: Dialect,
@@ -391,8 +391,8 @@ pub struct Observed<E> {
     note: Option<super::AccessNote>,
 }
 
-impl<E: sse::EventEncoder> sse::EventEncoder for Observed<E> {
-    fn encode(&mut self, event: JobEvent) -> Vec<Bytes> {
+impl<E: EventEncoder> EventEncoder for Observed<E> {
+    fn encode(&mut self, event: JobEvent) -> Vec<Frame> {
         let metrics = &self.state.metrics;
         match &event {
             JobEvent::BlockStart { .. } | JobEvent::BlockDelta { .. } if !self.first_seen => {
@@ -416,11 +416,11 @@ impl<E: sse::EventEncoder> sse::EventEncoder for Observed<E> {
         self.inner.encode(event)
     }
 
-    fn keepalive(&mut self) -> Vec<Bytes> {
+    fn keepalive(&mut self) -> Vec<Frame> {
         self.inner.keepalive()
     }
 
-    fn finish(&mut self) -> Vec<Bytes> {
+    fn finish(&mut self) -> Vec<Frame> {
         self.inner.finish()
     }
 }

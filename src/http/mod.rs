@@ -8,10 +8,8 @@ pub mod disconnect;
 pub mod error;
 pub mod health;
 pub mod jobs;
-pub mod messages;
 pub mod metrics;
 pub mod models;
-pub mod openai;
 pub mod sse;
 
 use std::net::TcpListener;
@@ -25,6 +23,8 @@ use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpMessage, HttpRequest, HttpServer};
 use arc_swap::ArcSwap;
 
+use crate::api::anthropic::Anthropic;
+use crate::api::openai::ChatCompletions;
 use crate::api::Dialect;
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
@@ -104,8 +104,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         // Load balancers often probe with HEAD; the status is the answer.
         .route("/health", web::head().to(health::health))
         .route("/metrics", web::get().to(metrics::scrape))
-        .route("/v1/messages", web::post().to(messages::create))
-        .route("/messages", web::post().to(messages::create))
+        .route("/v1/messages", web::post().to(jobs::create::<Anthropic>))
+        .route("/messages", web::post().to(jobs::create::<Anthropic>))
         .route(
             "/v1/messages/count_tokens",
             web::post().to(count_tokens::count),
@@ -114,8 +114,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/messages/count_tokens",
             web::post().to(count_tokens::count),
         )
-        .route("/v1/chat/completions", web::post().to(openai::create))
-        .route("/chat/completions", web::post().to(openai::create))
+        .route(
+            "/v1/chat/completions",
+            web::post().to(jobs::create::<ChatCompletions>),
+        )
+        .route(
+            "/chat/completions",
+            web::post().to(jobs::create::<ChatCompletions>),
+        )
         .route("/v1/models", web::get().to(models::list))
         .route("/models", web::get().to(models::list))
         .route("/v1/models/{id}", web::get().to(models::get))

@@ -16,32 +16,21 @@ use futures_util::stream;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::disconnect::PeerSocket;
+use crate::api::{EventEncoder, Frame};
 use crate::error::JobError;
 use crate::job::JobEvent;
 
 /// How often a silent stream checks that its client is still there.
 const DISCONNECT_CHECK: Duration = Duration::from_millis(250);
 
-/// A dialect's encoding of job events into SSE frames.
-pub trait EventEncoder: 'static {
-    /// Frames for one event.
-    fn encode(&mut self, event: JobEvent) -> Vec<Bytes>;
-    /// Frames sent when nothing happened for a keep-alive interval.
-    fn keepalive(&mut self) -> Vec<Bytes>;
-    /// Frames after the terminal event (e.g. OpenAI's `[DONE]`).
-    fn finish(&mut self) -> Vec<Bytes> {
-        Vec::new()
-    }
-}
-
-/// One `event:`/`data:` frame.
-pub fn frame(event: &str, data: &serde_json::Value) -> Bytes {
-    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
-}
-
-/// One `data:`-only frame.
-pub fn data_frame(data: &str) -> Bytes {
-    Bytes::from(format!("data: {data}\n\n"))
+/// A frame as it goes on the wire.
+pub fn to_wire(frame: &Frame) -> Bytes {
+    Bytes::from(match frame {
+        Frame::Event(name, data) => format!("event: {name}\ndata: {data}\n\n"),
+        Frame::Data(data) => format!("data: {data}\n\n"),
+        Frame::Done => "data: [DONE]\n\n".to_string(),
+        Frame::Comment(text) => format!(": {text}\n\n"),
+    })
 }
 
 struct StreamState<E> {
@@ -57,11 +46,11 @@ impl<E: EventEncoder> StreamState<E> {
     fn push(&mut self, event: JobEvent) {
         let terminal = event.is_terminal();
         let frames = self.encoder.encode(event);
-        self.pending.extend(frames);
+        self.pending.extend(frames.iter().map(to_wire));
         if terminal {
             self.done = true;
             let frames = self.encoder.finish();
-            self.pending.extend(frames);
+            self.pending.extend(frames.iter().map(to_wire));
         }
     }
 }
@@ -111,7 +100,7 @@ pub fn response<E: EventEncoder>(
                     }
                     if tokio::time::Instant::now() >= keepalive_at {
                         let frames = st.encoder.keepalive();
-                        st.pending.extend(frames);
+                        st.pending.extend(frames.iter().map(to_wire));
                         silent_since = tokio::time::Instant::now();
                     }
                 }
@@ -123,4 +112,22 @@ pub fn response<E: EventEncoder>(
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
         .streaming(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn frames_on_the_wire() {
+        let text = |f: Frame| String::from_utf8(to_wire(&f).to_vec()).unwrap();
+        assert_eq!(
+            text(Frame::Event("ping", json!({"type": "ping"}))),
+            "event: ping\ndata: {\"type\":\"ping\"}\n\n"
+        );
+        assert_eq!(text(Frame::Data(json!({"a": 1}))), "data: {\"a\":1}\n\n");
+        assert_eq!(text(Frame::Done), "data: [DONE]\n\n");
+        assert_eq!(text(Frame::Comment("keep-alive")), ": keep-alive\n\n");
+    }
 }

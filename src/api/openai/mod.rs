@@ -21,11 +21,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::assemble::Assembled;
+use super::error::ApiError;
 use super::models::resolve_model;
-use super::tools;
-use super::Dialect;
 pub use super::InvalidRequest;
-use crate::http::error::ApiError;
+use super::{tools, Codec, Context, Dialect, EventEncoder, Frame, Parsed};
 use crate::job::{BlockStart, Delta, JobEvent, JobSpec, Usage};
 use crate::prompt::{Role, Turn};
 
@@ -313,7 +312,7 @@ impl ChatRequest {
     }
 
     /// What a worker must run for this request.
-    pub fn to_spec(&self, default_model: &str) -> JobSpec {
+    pub fn to_spec(&self, ctx: &Context) -> JobSpec {
         let ignored = [
             (
                 "max_completion_tokens",
@@ -335,7 +334,7 @@ impl ChatRequest {
         }
         super::Conversation {
             system: system.join("\n\n"),
-            model: resolve_model(self.model.as_deref(), default_model),
+            model: resolve_model(self.model.as_deref(), &ctx.default_model),
             turns: &self.conversation.turns,
             // Off unless asked for, as in the Messages API.
             thinking_budget: self
@@ -352,7 +351,7 @@ impl ChatRequest {
                 None => Vec::new(),
             },
         }
-        .into_spec()
+        .into_spec(ctx)
     }
 
     /// `tools[].function` as tool definitions (other tool types are skipped).
@@ -649,6 +648,49 @@ fn parse_arguments(arguments: &str) -> Value {
         return json!({});
     }
     serde_json::from_str(arguments).unwrap_or_else(|_| Value::String(arguments.to_string()))
+}
+
+/// Chat Completions as a [`Codec`].
+pub struct ChatCompletions;
+
+impl Codec for ChatCompletions {
+    const DIALECT: Dialect = Dialect::OpenAi;
+    type Meta = ChatMeta;
+    type Stream = ChunkEncoder;
+
+    fn parse(body: &[u8], ctx: &Context) -> Result<Parsed<ChatMeta>, ApiError> {
+        let request =
+            ChatRequest::parse(body).map_err(|e| ApiError::invalid(e.0, Self::DIALECT))?;
+        Ok(Parsed {
+            spec: request.to_spec(ctx),
+            stream: request.is_stream(),
+            meta: request.meta(&ctx.default_model),
+        })
+    }
+
+    fn body(meta: &ChatMeta, answer: &Assembled) -> Value {
+        completion_body(meta, answer)
+    }
+
+    fn stream(meta: ChatMeta) -> ChunkEncoder {
+        ChunkEncoder::new(meta)
+    }
+}
+
+/// OpenAI's SSE framing: `data:`-only frames, `[DONE]` at the end, and
+/// comment frames as keep-alives (the SDKs skip comments).
+impl EventEncoder for ChunkEncoder {
+    fn encode(&mut self, event: JobEvent) -> Vec<Frame> {
+        self.chunks(event).into_iter().map(Frame::Data).collect()
+    }
+
+    fn keepalive(&mut self) -> Vec<Frame> {
+        vec![Frame::Comment("keep-alive")]
+    }
+
+    fn finish(&mut self) -> Vec<Frame> {
+        vec![Frame::Done]
+    }
 }
 
 mod response;

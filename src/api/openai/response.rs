@@ -171,7 +171,7 @@ impl ChunkEncoder {
     }
 
     /// The chunks for one job event.
-    pub fn encode(&mut self, event: JobEvent) -> Vec<Value> {
+    pub fn chunks(&mut self, event: JobEvent) -> Vec<Value> {
         let mut out = Vec::new();
         if !self.started && !matches!(event, JobEvent::Failed(_)) {
             self.started = true;

@@ -26,7 +26,7 @@ fn finished(stop_reason: &str, usage: Usage) -> JobEvent {
 fn minimal_request_becomes_a_spec() {
     let r =
         parse(json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})).unwrap();
-    let spec = r.to_spec("sonnet");
+    let spec = r.to_spec(&Context::new("sonnet"));
     assert_eq!(spec.model, "sonnet");
     assert_eq!(spec.system, "");
     assert_eq!(spec.prompt, vec![json!({"type": "text", "text": "hi"})]);
@@ -46,7 +46,7 @@ fn system_and_developer_are_merged_into_the_system_prompt() {
         ]
     }))
     .unwrap();
-    let spec = r.to_spec("sonnet");
+    let spec = r.to_spec(&Context::new("sonnet"));
     assert_eq!(spec.system, "S1\n\nD1\n\nS2");
     assert_eq!(spec.model, "claude-haiku-4-5");
     assert!(!all_text(&spec).contains("S1"));
@@ -60,7 +60,7 @@ fn image_parts_become_image_blocks() {
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
     ]}]}))
     .unwrap();
-    let spec = r.to_spec("sonnet");
+    let spec = r.to_spec(&Context::new("sonnet"));
     assert_eq!(
         spec.prompt[1],
         json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}})
@@ -78,7 +78,7 @@ fn pdf_file_parts_become_documents() {
         {"type": "text", "text": "summarise"},
     ]}]}))
     .unwrap();
-    let spec = r.to_spec("sonnet");
+    let spec = r.to_spec(&Context::new("sonnet"));
     assert_eq!(spec.prompt[0]["type"], "document");
     assert_eq!(spec.prompt[0]["source"]["data"], "JVBERi0=");
     assert_eq!(spec.prompt[0]["title"], "a.pdf");
@@ -101,7 +101,7 @@ fn history_with_tool_calls_and_results_is_rendered() {
     assert_eq!(turns.len(), 4, "the two tool results share one turn");
     assert_eq!(turns[1].blocks[0]["input"], json!({"city": "Paris"}));
     assert_eq!(turns[2].blocks.len(), 2);
-    let text = all_text(&r.to_spec("sonnet"));
+    let text = all_text(&r.to_spec(&Context::new("sonnet")));
     assert!(
         text.contains(r#"<tool_use id="call_1" name="get_weather">{"city":"Paris"}</tool_use>"#),
         "{text}"
@@ -189,12 +189,12 @@ fn unknown_and_sampling_fields_are_accepted() {
     }))
     .unwrap();
     assert!(r.is_stream() && r.include_usage());
-    let spec = r.to_spec("sonnet");
+    let spec = r.to_spec(&Context::new("sonnet"));
     assert_eq!(spec.model, "opus");
     assert_eq!(spec.thinking_budget, 1_024);
     let r = parse(json!({"messages": [{"role": "user", "content": "hi"}]})).unwrap();
     assert_eq!(
-        r.to_spec("sonnet").thinking_budget,
+        r.to_spec(&Context::new("sonnet")).thinking_budget,
         0,
         "thinking is off unless asked"
     );
@@ -211,7 +211,7 @@ fn json_response_formats_add_a_system_instruction() {
         "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
     }))
     .unwrap();
-    let system = r.to_spec("sonnet").system;
+    let system = r.to_spec(&Context::new("sonnet")).system;
     assert!(
         system.starts_with("Be brief.\n\nRespond with only a single valid JSON object"),
         "{system}"
@@ -222,7 +222,7 @@ fn json_response_formats_add_a_system_instruction() {
     );
     assert!(r.meta("sonnet").json_mode);
     let r = parse(json!({"response_format": {"type": "text"}, "messages": [{"role": "user", "content": "hi"}]})).unwrap();
-    assert_eq!(r.to_spec("sonnet").system, "");
+    assert_eq!(r.to_spec(&Context::new("sonnet")).system, "");
 }
 
 fn text_answer(text: &str, stop_reason: &str) -> Assembled {
@@ -351,7 +351,7 @@ fn text_stream_chunks() {
         ),
     ];
     for e in events {
-        chunks.extend(enc.encode(e));
+        chunks.extend(enc.chunks(e));
     }
     let ids: Vec<_> = chunks.iter().map(|c| c["id"].clone()).collect();
     assert!(ids.iter().all(|id| *id == ids[0]));
@@ -422,7 +422,7 @@ fn tool_use_stream_chunks() {
         finished("tool_use", Usage::default()),
     ];
     for e in events {
-        chunks.extend(enc.encode(e));
+        chunks.extend(enc.chunks(e));
     }
     let deltas: Vec<_> = chunks
         .iter()
@@ -446,10 +446,22 @@ fn tool_use_stream_chunks() {
 #[test]
 fn a_failed_stream_sends_the_openai_error_body() {
     let mut enc = ChunkEncoder::new(ChatMeta::new("m".into()));
-    let out = enc.encode(JobEvent::Failed(crate::error::JobError::Timeout(
+    let out = enc.chunks(JobEvent::Failed(crate::error::JobError::Timeout(
         "too slow".into(),
     )));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["error"]["message"], "too slow");
     assert_eq!(out[0]["error"]["type"], "server_error");
+}
+
+#[test]
+fn frames_are_data_only_and_end_with_done() {
+    let mut enc = ChunkEncoder::new(ChatMeta::new("m".into()));
+    let frames = EventEncoder::encode(
+        &mut enc,
+        JobEvent::Failed(crate::error::JobError::ShuttingDown),
+    );
+    assert!(matches!(&frames[0], Frame::Data(v) if v.get("error").is_some()));
+    assert_eq!(enc.finish(), vec![Frame::Done]);
+    assert_eq!(enc.keepalive(), vec![Frame::Comment("keep-alive")]);
 }

@@ -1,0 +1,85 @@
+//! What makes a dialect: a [`Codec`] turns a request body into the job to
+//! run, and the job's outcome into the dialect's response body or stream
+//! frames. The job-running route handler (`http::jobs::create`) is generic
+//! over it, so a dialect is one module here and one route line.
+
+use serde_json::Value;
+
+use super::assemble::Assembled;
+use super::error::ApiError;
+use super::Dialect;
+use crate::job::{JobEvent, JobSpec};
+
+/// A dialect of the job-running routes.
+pub trait Codec: 'static {
+    /// Which API this is: decides the shape of its errors and its metrics
+    /// label.
+    const DIALECT: Dialect;
+    /// What the response needs from its request (id, model name, modes),
+    /// shared by the body and the stream.
+    type Meta: Clone + 'static;
+    /// The stream's encoder.
+    type Stream: EventEncoder;
+
+    /// Parses and validates a request body into the job to run.
+    fn parse(body: &[u8], ctx: &Context) -> Result<Parsed<Self::Meta>, ApiError>;
+    /// The non-streaming response body for a finished answer.
+    fn body(meta: &Self::Meta, answer: &Assembled) -> Value;
+    /// The encoder of a streamed response.
+    fn stream(meta: Self::Meta) -> Self::Stream;
+}
+
+/// A parsed request: the job, whether to stream, and the response's meta.
+#[derive(Debug)]
+pub struct Parsed<M> {
+    pub spec: JobSpec,
+    pub stream: bool,
+    pub meta: M,
+}
+
+/// What the route knows about a request besides its body.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// `claude.default_model`, for requests naming no Claude model.
+    pub default_model: String,
+    /// Agent mode is on and the request did not opt out: a job without
+    /// caller tools runs as an agent job.
+    pub agent_allowed: bool,
+    /// The client's explicit session pin (`x-claude-pool-session`).
+    pub session: Option<String>,
+}
+
+impl Context {
+    /// A context with nothing but the default model.
+    pub fn new(default_model: &str) -> Self {
+        Self {
+            default_model: default_model.to_string(),
+            ..Self::default()
+        }
+    }
+}
+
+/// One server-sent event, before framing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// `event: <name>` and `data: <json>`.
+    Event(&'static str, Value),
+    /// `data: <json>` alone.
+    Data(Value),
+    /// `data: [DONE]`.
+    Done,
+    /// `: <text>`, a comment clients skip (a keep-alive).
+    Comment(&'static str),
+}
+
+/// A dialect's encoding of job events into stream frames.
+pub trait EventEncoder: 'static {
+    /// Frames for one event.
+    fn encode(&mut self, event: JobEvent) -> Vec<Frame>;
+    /// Frames sent when nothing happened for a keep-alive interval.
+    fn keepalive(&mut self) -> Vec<Frame>;
+    /// Frames after the terminal event (e.g. OpenAI's `[DONE]`).
+    fn finish(&mut self) -> Vec<Frame> {
+        Vec::new()
+    }
+}
