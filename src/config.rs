@@ -63,6 +63,10 @@ pub struct ServerSettings {
     /// Whether `/metrics` is open to anyone; otherwise only loopback peers
     /// may read it without a key.
     pub metrics_public: bool,
+    /// Names besides loopback ones under which a keyless daemon serves
+    /// requests (their `Host`), e.g. that of a reverse proxy on this host;
+    /// `["*"]` = any. Ignored when keys are configured.
+    pub allowed_hosts: Vec<String>,
     /// Browser origins allowed to call the API (CORS): empty = no CORS
     /// headers at all, `["*"]` = any origin.
     pub cors_allowed_origins: Vec<String>,
@@ -90,6 +94,7 @@ impl Default for ServerSettings {
             file_keys: Vec::new(),
             health_requires_key: false,
             metrics_public: false,
+            allowed_hosts: Vec::new(),
             cors_allowed_origins: Vec::new(),
             log_level: "info".into(),
             public_url: None,
@@ -282,6 +287,7 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("server.api_keys")
                 .with_list_parse_key("server.cors_allowed_origins")
+                .with_list_parse_key("server.allowed_hosts")
                 .with_list_parse_key("claude.extra_args"),
         );
         let mut settings: Settings = builder.build()?.try_deserialize()?;
@@ -387,6 +393,14 @@ impl Settings {
         if self.batches.expiry_secs == 0 {
             return invalid("batches.expiry_secs", "must be positive");
         }
+        if let Some(host) = self.server.allowed_hosts.iter().find(|h| !is_host_name(h)) {
+            return Err(ConfigError::Invalid {
+                key: "server.allowed_hosts",
+                message: format!(
+                    "`{host}` is not a host name like pool.example.com, an address, nor \"*\""
+                ),
+            });
+        }
         if let Some(origin) = self
             .server
             .cors_allowed_origins
@@ -416,6 +430,12 @@ fn parse_key_file(text: &str) -> Vec<String> {
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .map(str::to_string)
         .collect()
+}
+
+/// `*`, or a name or address as it may appear in `Host` (a port allowed,
+/// then ignored): no scheme, path, spaces or wildcards.
+fn is_host_name(host: &str) -> bool {
+    host == "*" || (!host.trim().is_empty() && !host.contains(['/', '?', '#', ' ', '*', '@', ',']))
 }
 
 /// `*`, or `scheme://host[:port]` as browsers send it in `Origin`.
@@ -535,6 +555,11 @@ mod tests {
         for bad in ["", "app.example.com", "https://x.com/", "https://*.x.com"] {
             assert!(!is_cors_origin(bad), "{bad}");
         }
+        let err =
+            Settings::from_toml("[server]\nallowed_hosts = [\"https://x.com\"]\n").unwrap_err();
+        assert!(err.to_string().contains("server.allowed_hosts"), "{err}");
+        Settings::from_toml("[server]\nallowed_hosts = [\"pool.lan\", \"[fd00::1]:80\"]\n")
+            .unwrap();
         let err =
             Settings::from_toml("[server]\ncors_allowed_origins = [\"x.com\"]\n").unwrap_err();
         assert!(err.to_string().contains("cors_allowed_origins"), "{err}");

@@ -96,6 +96,15 @@ pub async fn run_with_reload(
         source,
     })?;
     check_exposure(&settings, addr)?;
+    if !addr.ip().is_loopback()
+        && !settings.server.has_keys()
+        && settings.server.allowed_hosts.is_empty()
+    {
+        log::warn!(
+            "serving {addr} without API keys: requests are answered only when addressed to \
+             localhost, 127.0.0.1 or [::1]; list the names clients use in server.allowed_hosts"
+        );
+    }
     if worker::spawn::find_executable(&settings.claude.command).is_none() {
         return Err(StartError::CommandNotFound(settings.claude.command.clone()));
     }

@@ -1,6 +1,7 @@
 //! What a configuration reload (SIGHUP) may change in a running daemon.
 //!
-//! Limits, timeouts, keys, the pool's size and the log level apply at once.
+//! Limits, timeouts, keys, allowed hosts, the pool's size and the log level
+//! apply at once.
 //! Everything else — the listener, the HTTP threads, the workers' command
 //! line and environment (`[claude]`, `[agent]`), CORS — is fixed when the
 //! daemon starts: a reload keeps the running value and names the key, which
@@ -21,6 +22,7 @@ pub const RELOADABLE: &[&str] = &[
     "server.keepalive_secs",
     "server.health_requires_key",
     "server.metrics_public",
+    "server.allowed_hosts",
     "server.log_level",
     "server.public_url",
     "pool.size",

@@ -1,7 +1,8 @@
 //! Bad request bodies against every body-taking route, with the fake CLI:
 //! truncated and malformed JSON, a wrong type in every field, bodies over
 //! `server.max_body_bytes` (declared and chunked), 10 000-level nesting,
-//! bytes that are not UTF-8, empty bodies and non-JSON content types.
+//! bytes that are not UTF-8, empty bodies and non-JSON or missing content
+//! types.
 //!
 //! Every answer must be the exact 4xx for its kind, with a JSON error body in
 //! the route's dialect; none may reach the pool, cost a worker, or stop the
@@ -555,15 +556,16 @@ fn all_cases() -> Vec<Case> {
                 )
             });
         }
-        cases.push(Case {
-            content_type: None,
-            ..Case::json(
-                route,
-                "over the limit, no content type",
-                vec![b' '; MAX_BODY + 1],
-                Expect::TooLarge,
-            )
-        });
+        // No content type: what a page's `fetch` with a Blob body sends.
+        for (name, body) in [
+            ("valid body, no content type", valid.clone()),
+            ("over the limit, no content type", vec![b' '; MAX_BODY + 1]),
+        ] {
+            cases.push(Case {
+                content_type: None,
+                ..Case::json(route, name, body, Expect::NotJson)
+            });
+        }
 
         // A valid body under a content type that is not JSON.
         for content_type in [

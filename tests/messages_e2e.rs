@@ -291,7 +291,12 @@ fn bad_requests_get_clear_4xx_and_the_daemon_keeps_serving() {
         ),
         (raw(b"\xff\xfe\x00garbage"), 400, "invalid_request_error"),
         (
-            client().post(&url).body(vec![b' '; 10_000]).send().unwrap(),
+            client()
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(vec![b' '; 10_000])
+                .send()
+                .unwrap(),
             413,
             "request_too_large",
         ),

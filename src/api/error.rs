@@ -14,6 +14,8 @@ use crate::error::JobError;
 pub enum ErrorKind {
     InvalidRequest,
     Authentication,
+    /// A keyless daemon was addressed by a name it does not serve (`Host`).
+    HostNotAllowed,
     NotFound,
     PayloadTooLarge,
     /// The body is declared as something other than JSON.
@@ -95,6 +97,7 @@ impl ApiError {
             | ErrorKind::UpstreamInvalid
             | ErrorKind::UnsupportedMediaType => "invalid_request_error",
             ErrorKind::Authentication => "authentication_error",
+            ErrorKind::HostNotAllowed => "permission_error",
             ErrorKind::NotFound => "not_found_error",
             ErrorKind::PayloadTooLarge => "request_too_large",
             ErrorKind::RateLimited => "rate_limit_error",
@@ -111,6 +114,7 @@ impl ApiError {
             | ErrorKind::PayloadTooLarge
             | ErrorKind::UnsupportedMediaType => ("invalid_request_error", None),
             ErrorKind::Authentication => ("invalid_request_error", Some("invalid_api_key")),
+            ErrorKind::HostNotAllowed => ("invalid_request_error", Some("host_not_allowed")),
             ErrorKind::NotFound => ("invalid_request_error", Some("not_found")),
             ErrorKind::RateLimited => ("rate_limit_exceeded", Some("rate_limit_exceeded")),
             ErrorKind::Overloaded | ErrorKind::Unavailable => ("server_error", Some("overloaded")),

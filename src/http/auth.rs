@@ -5,14 +5,16 @@ use actix_web::{http::header, HttpRequest};
 use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ErrorKind};
+use super::host;
 use crate::api::Dialect;
 use crate::config::Settings;
 
-/// Ok when no keys are configured or the request carries one of them
-/// (from `server.api_keys` or `server.api_keys_file`).
+/// Ok when the request carries one of the configured keys (from
+/// `server.api_keys` or `server.api_keys_file`), or, when none are
+/// configured, when it is addressed to this host (see [`host::check`]).
 pub fn authorize(req: &HttpRequest, settings: &Settings, dialect: Dialect) -> Result<(), ApiError> {
     if !settings.server.has_keys() {
-        return Ok(());
+        return host::check(req, settings, dialect);
     }
     let presented = req
         .headers()

@@ -23,10 +23,10 @@ pub async fn authorized(
 
 /// The whole body, or 413 in the route's dialect when it exceeds `limit`.
 ///
-/// A body declared as anything but JSON gets 415 before it is read. That
-/// closes the daemon to cross-site "simple" requests, which browsers send
-/// without a preflight only as `text/plain`, form or multipart bodies. A
-/// body with no content type is read as JSON, as scripts often omit it.
+/// A body not declared as JSON gets 415 before it is read. That closes the
+/// daemon to cross-site "simple" requests, which browsers send without a
+/// preflight only as `text/plain`, form or multipart bodies, or with no
+/// content type at all (`fetch` with a `Blob` body).
 pub async fn read(
     req: &HttpRequest,
     payload: web::Payload,
@@ -59,14 +59,18 @@ pub async fn read(
     }
 }
 
-/// Ok for no content type, `application/json` or `application/*+json`
-/// (any parameters, any case); 415 otherwise.
+/// Ok for `application/json` or `application/*+json` (any parameters, any
+/// case); 415 otherwise, a missing content type included.
 fn check_content_type(
     value: Option<&header::HeaderValue>,
     dialect: Dialect,
 ) -> Result<(), ApiError> {
     let Some(value) = value else {
-        return Ok(());
+        return Err(ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            "content-type must be application/json (none was sent)",
+            dialect,
+        ));
     };
     let essence = value
         .to_str()
@@ -106,7 +110,8 @@ mod tests {
 
     #[test]
     fn json_content_types_pass_and_others_get_415() {
-        assert!(check_content_type(None, Dialect::Anthropic).is_ok());
+        let missing = check_content_type(None, Dialect::Anthropic).unwrap_err();
+        assert_eq!(missing.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
         for ok in [
             "application/json",
             "application/json; charset=utf-8",

@@ -26,7 +26,7 @@ use prometheus::{
 };
 
 use super::error::{ApiError, ErrorKind};
-use super::{auth, AppState};
+use super::{auth, host, AppState};
 use crate::api::{Dialect, EventEncoder, Frame};
 use crate::config::Settings;
 use crate::dispatch::health::{Health, Status};
@@ -294,13 +294,13 @@ impl Metrics {
 }
 
 /// `GET /metrics`: open when `server.metrics_public`, else to loopback
-/// peers, else with a key.
+/// peers that address a local name (see [`host`]), else with a key.
 pub async fn scrape(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let settings = state.settings();
-    if !open_to(&settings, req.peer_addr()) {
+    if !open_to(&settings, req.peer_addr(), host::is_local(&req, &settings)) {
         auth::authorize(&req, &settings, Dialect::Anthropic)?;
     }
     if let Ok(health) = state.dispatcher.send(GetHealth).await {
@@ -311,9 +311,11 @@ pub async fn scrape(
         .body(state.metrics.encode()))
 }
 
-/// Whether `peer` may read `/metrics` without a key.
-fn open_to(settings: &Settings, peer: Option<SocketAddr>) -> bool {
-    settings.server.metrics_public || peer.is_some_and(|a| a.ip().is_loopback())
+/// Whether `peer` may read `/metrics` without a key. A loopback peer must
+/// also have addressed a local name: a web page reaching the daemon through
+/// DNS rebinding comes from loopback too, but under its own name.
+fn open_to(settings: &Settings, peer: Option<SocketAddr>, local_host: bool) -> bool {
+    settings.server.metrics_public || (local_host && peer.is_some_and(|a| a.ip().is_loopback()))
 }
 
 /// The dialect a route pattern serves, as a label.
@@ -349,6 +351,7 @@ fn upstream_kind(kind: ErrorKind) -> Option<&'static str> {
     Some(match kind {
         ErrorKind::InvalidRequest
         | ErrorKind::Authentication
+        | ErrorKind::HostNotAllowed
         | ErrorKind::NotFound
         | ErrorKind::PayloadTooLarge
         | ErrorKind::UnsupportedMediaType => return None,
@@ -539,11 +542,12 @@ mod tests {
         let mut settings = Settings::default();
         let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let remote: SocketAddr = "192.0.2.7:5000".parse().unwrap();
-        assert!(open_to(&settings, Some(local)));
-        assert!(!open_to(&settings, Some(remote)));
-        assert!(!open_to(&settings, None));
+        assert!(open_to(&settings, Some(local), true));
+        assert!(!open_to(&settings, Some(local), false));
+        assert!(!open_to(&settings, Some(remote), true));
+        assert!(!open_to(&settings, None, true));
         settings.server.metrics_public = true;
-        assert!(open_to(&settings, Some(remote)));
+        assert!(open_to(&settings, Some(remote), false));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod count_tokens;
 pub mod disconnect;
 pub mod error;
 pub mod health;
+pub mod host;
 pub mod jobs;
 pub mod metrics;
 pub mod models;
