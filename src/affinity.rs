@@ -47,11 +47,14 @@ pub struct ConversationKey {
 
 impl ConversationKey {
     /// Digests a conversation. `None` when it cannot be continued in a live
-    /// worker: it must end with a user message without tool results (a CLI
-    /// turn takes tool results only through a parked call).
+    /// worker: it must end with a user message. One that ends with tool
+    /// results is keyed too (tool calls and results are digested as sent),
+    /// so that the worker which continues the parked turn stays bound to the
+    /// conversation afterwards; such a request itself never goes to a bound
+    /// worker (a CLI turn takes tool results only through a parked call).
     pub fn new(system: &str, model: &str, tools: Option<&str>, turns: &[Turn]) -> Option<Self> {
         let (last, earlier) = turns.split_last()?;
-        if last.role != Role::User || last.blocks.iter().any(|b| b["type"] == "tool_result") {
+        if last.role != Role::User {
             return None;
         }
         let mut hasher = keys().build_hasher();
@@ -235,11 +238,42 @@ mod tests {
     }
 
     #[test]
-    fn tool_results_cannot_continue_a_bound_conversation() {
-        let turns = vec![Turn {
-            role: Role::User,
-            blocks: vec![json!({"type": "tool_result", "tool_use_id": "t", "content": "x"})],
-        }];
-        assert!(ConversationKey::new("", "m", None, &turns).is_none());
+    fn a_conversation_stays_keyed_across_a_tool_round() {
+        let call =
+            json!({"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls"}});
+        let with_results = vec![
+            turn(Role::User, "list files"),
+            Turn {
+                role: Role::Assistant,
+                blocks: vec![
+                    json!({"type": "text", "text": "Calling tools."}),
+                    call.clone(),
+                ],
+            },
+            Turn {
+                role: Role::User,
+                blocks: vec![
+                    json!({"type": "tool_result", "tool_use_id": "t1", "content": "a.txt"}),
+                ],
+            },
+        ];
+        let key = ConversationKey::new("", "m", Some("s"), &with_results).unwrap();
+        let bound = key.after_reply(&[json!({"type": "text", "text": "One file: a.txt"})]);
+        let mut next = with_results.clone();
+        next[2].blocks[0]["content"] = json!([{"type": "text", "text": "a.txt"}]);
+        next.push(turn(Role::Assistant, "One file: a.txt"));
+        next.push(turn(Role::User, "thanks"));
+        let lookup = ConversationKey::new("", "m", Some("s"), &next)
+            .unwrap()
+            .lookup;
+        assert_eq!(
+            lookup, bound,
+            "a result echoed as blocks or as a string is the same"
+        );
+        next[2].blocks[0]["content"] = json!("b.txt");
+        let other = ConversationKey::new("", "m", Some("s"), &next)
+            .unwrap()
+            .lookup;
+        assert_ne!(other, bound, "another tool result is another conversation");
     }
 }

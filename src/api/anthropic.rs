@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::assemble::Assembled;
 use super::error::ApiError;
 use super::models::resolve_model;
+use super::system;
 use super::{tools, Codec, Context, Dialect, EventEncoder, Frame, Parsed};
 use crate::job::{JobEvent, JobSpec, Usage};
 use crate::prompt::{Role, Turn};
@@ -90,6 +91,9 @@ pub struct InputMessage {
 pub enum InputRole {
     User,
     Assistant,
+    /// System context at this point of the conversation (Claude Code's
+    /// mid-conversation system messages); see [`super::system`].
+    System,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,12 +133,28 @@ impl MessagesRequest {
                 "messages: at least one message is required".into(),
             ));
         }
-        if matches!(self.messages[0].role, InputRole::Assistant) && self.messages.len() == 1 {
+        let mut spoken = self
+            .messages
+            .iter()
+            .filter(|m| !matches!(m.role, InputRole::System));
+        if matches!(
+            (spoken.next().map(|m| m.role), spoken.next()),
+            (None | Some(InputRole::Assistant), None)
+        ) {
             return Err(InvalidRequest(
                 "messages: the conversation must contain a user message".into(),
             ));
         }
         for (i, message) in self.messages.iter().enumerate() {
+            if let (InputRole::System, MessageContent::Blocks(blocks)) =
+                (message.role, &message.content)
+            {
+                if let Some(j) = blocks.iter().position(|b| b["type"] != "text") {
+                    return Err(InvalidRequest(format!(
+                        "messages[{i}].content[{j}].type: only text blocks are allowed in a system message"
+                    )));
+                }
+            }
             match &message.content {
                 MessageContent::Text(text) if text.is_empty() && i + 1 < self.messages.len() => {
                     return Err(InvalidRequest(format!(
@@ -215,27 +235,27 @@ impl MessagesRequest {
         }
         let system = match &self.system {
             None => String::new(),
-            Some(SystemPrompt::Text(text)) => text.clone(),
-            Some(SystemPrompt::Blocks(blocks)) => blocks
-                .iter()
-                .map(|b| b.text.as_str())
-                .collect::<Vec<_>>()
-                .join("\n\n"),
+            Some(SystemPrompt::Text(text)) => system::join_system([text.as_str()]),
+            Some(SystemPrompt::Blocks(blocks)) => {
+                system::join_system(blocks.iter().map(|b| b.text.as_str()))
+            }
         };
-        let turns: Vec<Turn> = self
-            .messages
-            .iter()
-            .map(|m| Turn {
-                role: match m.role {
-                    InputRole::User => Role::User,
-                    InputRole::Assistant => Role::Assistant,
-                },
-                blocks: match &m.content {
-                    MessageContent::Text(text) => vec![json!({"type": "text", "text": text})],
-                    MessageContent::Blocks(blocks) => blocks.clone(),
-                },
-            })
-            .collect();
+        let turns = system::fold_system_messages(self.messages.iter().map(|m| {
+            let blocks = match &m.content {
+                MessageContent::Text(text) => vec![json!({"type": "text", "text": text})],
+                MessageContent::Blocks(blocks) => blocks.clone(),
+            };
+            let role = match m.role {
+                InputRole::User => Role::User,
+                InputRole::Assistant => Role::Assistant,
+                InputRole::System => {
+                    let text: Vec<&str> =
+                        blocks.iter().filter_map(|b| b["text"].as_str()).collect();
+                    return system::Message::System(text.join("\n\n"));
+                }
+            };
+            system::Message::Turn(Turn { role, blocks })
+        }));
         let choice = match &self.tool_choice {
             None | Some(ToolChoiceParam::Auto {}) => tools::Choice::Auto,
             Some(ToolChoiceParam::Any {}) => tools::Choice::Any,
@@ -489,6 +509,39 @@ mod tests {
         assert_eq!(spec.system, "S1\n\nS2");
         assert_eq!(spec.model, "claude-x");
         assert!(!spec.prompt.is_empty());
+    }
+
+    #[test]
+    fn claude_codes_system_messages_and_billing_header() {
+        let r = MessagesRequest::parse(
+            br#"{"model":"claude-opus-4-8","max_tokens":5,
+                "system":[{"type":"text","text":"x-anthropic-billing-header: cc_version=2.1.197.d7d; cc_entrypoint=sdk-cli;"},
+                          {"type":"text","text":"You are Claude Code."}],
+                "messages":[{"role":"user","content":"hi"},{"role":"system","content":"agents: Explore"}]}"#,
+        )
+        .unwrap();
+        let spec = r.to_spec("sonnet");
+        assert_eq!(spec.system, "You are Claude Code.");
+        let texts: Vec<&str> = spec
+            .prompt
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "hi",
+                "<system-reminder>\nagents: Explore\n</system-reminder>\n"
+            ]
+        );
+        let e = MessagesRequest::parse(br#"{"messages":[{"role":"system","content":"x"}]}"#)
+            .unwrap_err();
+        assert!(e.0.contains("user message"), "{e}");
+        let e = MessagesRequest::parse(
+            br#"{"messages":[{"role":"user","content":"hi"},{"role":"system","content":[{"type":"image","source":{"type":"url"}}]}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.0.starts_with("messages[1].content[0].type"), "{e}");
     }
 
     #[test]

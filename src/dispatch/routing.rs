@@ -8,7 +8,12 @@ use super::*;
 
 impl Dispatcher {
     /// The bound worker holding this job's earlier turns.
+    /// Tool results are never written into a bound conversation: the CLI
+    /// takes them only through the parked calls that asked for them.
     pub(super) fn bound_for(&self, job: &Job) -> Option<WorkerId> {
+        if !job.spec.tool_results.is_empty() {
+            return None;
+        }
         let lookup = job.spec.conversation.as_ref()?.lookup;
         self.workers
             .iter()
