@@ -520,7 +520,7 @@ mod tests {
                 "messages":[{"role":"user","content":"hi"},{"role":"system","content":"agents: Explore"}]}"#,
         )
         .unwrap();
-        let spec = r.to_spec("sonnet");
+        let spec = r.to_spec(&Context::new("sonnet"));
         assert_eq!(spec.system, "You are Claude Code.");
         let texts: Vec<&str> = spec
             .prompt
