@@ -95,7 +95,7 @@ impl Dispatcher {
                     workers.parked += 1;
                 }
                 SlotState::Bound => workers.bound += 1,
-                SlotState::Unbinding => workers.busy += 1,
+                SlotState::Clearing => workers.busy += 1,
                 SlotState::Stopping => workers.stopping += 1,
             }
             // Read when asked: /proc is cheap, and a cached figure goes stale.

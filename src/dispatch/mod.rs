@@ -9,6 +9,7 @@
 pub mod health;
 pub mod messages;
 mod reconfigure;
+mod reports;
 mod routing;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -42,8 +43,9 @@ enum SlotState {
     Parked,
     /// Idle, holding a finished conversation its next turn may continue.
     Bound,
-    /// Clearing a bound conversation; ready again soon.
-    Unbinding,
+    /// Clearing its conversation (after a job, or unbinding); ready again
+    /// soon with the same system prompt.
+    Clearing,
     Stopping,
 }
 
@@ -55,7 +57,7 @@ impl SlotState {
             SlotState::Busy => "busy",
             SlotState::Parked => "parked",
             SlotState::Bound => "bound",
-            SlotState::Unbinding => "unbinding",
+            SlotState::Clearing => "clearing",
             SlotState::Stopping => "stopping",
         }
     }
@@ -78,6 +80,8 @@ struct Slot {
     bound: Option<(u64, Instant)>,
 }
 
+/// The pool: admits jobs, queues them, gives each to a worker, and keeps
+/// `pool.size` workers alive from the reports they send.
 pub struct Dispatcher {
     settings: Arc<Settings>,
     spawn: SpawnSpec,
@@ -161,7 +165,8 @@ impl Dispatcher {
         };
         spec.log_name = format!("worker-{id}");
         spec.tag = format!("{}-{id}", self.instance);
-        let addr = Worker::new(id, kind, self.settings.clone(), ctx.address(), spec).start();
+        let pool = ctx.address().recipient();
+        let addr = Worker::new(id, kind, self.settings.clone(), pool, spec).start();
         self.workers.insert(
             id,
             Slot {
@@ -254,28 +259,6 @@ impl Handler<Submit> for Dispatcher {
                 .unwrap_or_else(|| "workers keep failing".into());
             return Err(JobError::Unavailable(why));
         }
-        if let Some(id) = self.parked_for(&job) {
-            // The turn that made these tool calls continues where it stopped.
-            let slot = self.workers.get_mut(&id).expect("parked worker exists");
-            slot.state = SlotState::Busy;
-            slot.parked_on.clear();
-            log::debug!("[{}] resumes the turn parked on worker-{id}", job.id);
-            slot.addr.do_send(RunJob(job));
-            return Ok(());
-        }
-        if let Some(id) = self.bound_for(&job) {
-            // The worker already holds this conversation: it gets only the
-            // new message.
-            let slot = self.workers.get_mut(&id).expect("bound worker exists");
-            slot.state = SlotState::Busy;
-            slot.bound = None;
-            log::debug!(
-                "[{}] continues the conversation bound to worker-{id}",
-                job.id
-            );
-            slot.addr.do_send(RunJob(job));
-            return Ok(());
-        }
         self.queue.push_back(job);
         self.dispatch();
         if self.queue.len() > self.settings.pool.max_queue {
@@ -324,141 +307,6 @@ impl Handler<StopAll> for Dispatcher {
             slot.state = SlotState::Stopping;
             slot.addr.do_send(StopWorker { grace: STOP_GRACE });
         }
-    }
-}
-
-impl Handler<WorkerReady> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, msg: WorkerReady, _ctx: &mut Context<Self>) {
-        self.consecutive_failures = 0;
-        if let Some(slot) = self.workers.get_mut(&msg.id) {
-            if slot.state == SlotState::Starting {
-                slot.state = SlotState::Ready;
-                slot.pid = msg.pid;
-            }
-        }
-        self.dispatch();
-    }
-}
-
-impl Handler<JobEnded> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, msg: JobEnded, _ctx: &mut Context<Self>) {
-        if msg.succeeded {
-            self.stats.completed += 1;
-        } else {
-            self.stats.failed += 1;
-        }
-        if let Some(slot) = self.workers.get_mut(&msg.id) {
-            slot.jobs += 1;
-        }
-    }
-}
-
-impl Handler<JobParked> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, msg: JobParked, _ctx: &mut Context<Self>) {
-        if let Some(slot) = self.workers.get_mut(&msg.id) {
-            if slot.state == SlotState::Busy {
-                slot.state = SlotState::Parked;
-                let mut ids = msg.tool_use_ids;
-                ids.sort_unstable();
-                slot.parked_on = ids;
-            }
-        }
-    }
-}
-
-impl Handler<WorkerBound> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, msg: WorkerBound, _ctx: &mut Context<Self>) {
-        if let Some(slot) = self.workers.get_mut(&msg.id) {
-            if slot.state == SlotState::Busy {
-                slot.state = SlotState::Bound;
-                slot.bound = Some((msg.key, Instant::now()));
-            }
-        }
-        self.dispatch();
-    }
-}
-
-impl Handler<WorkerIdle> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, msg: WorkerIdle, _ctx: &mut Context<Self>) {
-        if let Some(slot) = self.workers.get_mut(&msg.id) {
-            if matches!(
-                slot.state,
-                SlotState::Busy | SlotState::Parked | SlotState::Unbinding
-            ) {
-                slot.state = SlotState::Ready;
-                slot.parked_on.clear();
-                slot.bound = None;
-            }
-        }
-        self.dispatch();
-    }
-}
-
-impl Handler<WorkerExited> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, msg: WorkerExited, ctx: &mut Context<Self>) {
-        let kind = match self.workers.remove(&msg.id) {
-            Some(slot) => slot.replace_with.unwrap_or(slot.kind),
-            None => self.default_kind(),
-        };
-        if self.shrinking.remove(&msg.id) {
-            log::info!("worker-{} gone: the pool shrank", msg.id);
-            return;
-        }
-        if self.draining {
-            return;
-        }
-        self.restarts += 1;
-        if msg.reason == ExitReason::Retired {
-            self.recycles += 1;
-        }
-        if msg.reason.is_failure() {
-            self.consecutive_failures += 1;
-            self.failures.push_back(Instant::now());
-            let window = self.settings.pool.crash_loop_window();
-            while self
-                .failures
-                .front()
-                .is_some_and(|at| at.elapsed() > window)
-            {
-                self.failures.pop_front();
-            }
-            self.last_failure = Some(match &msg.reason {
-                ExitReason::BootFailed(why) | ExitReason::Crashed(why) => why.clone(),
-                _ => unreachable!("is_failure"),
-            });
-            let delay = self.backoff();
-            log::warn!("worker-{} failed; respawning in {delay:?}", msg.id);
-            self.pending_spawns += 1;
-            ctx.run_later(delay, move |act, ctx| {
-                act.pending_spawns -= 1;
-                if !act.draining {
-                    act.spawn_worker(ctx, kind);
-                }
-            });
-            if self.is_degraded() {
-                for job in self.queue.drain(..) {
-                    job.fail(JobError::Unavailable(
-                        self.last_failure.clone().unwrap_or_default(),
-                    ));
-                    self.stats.rejected += 1;
-                }
-            }
-        } else {
-            self.spawn_worker(ctx, kind);
-        }
-        self.dispatch();
     }
 }
 

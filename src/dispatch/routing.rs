@@ -27,7 +27,7 @@ impl Dispatcher {
 
     pub(super) fn unbind(&mut self, id: WorkerId) {
         if let Some(slot) = self.workers.get_mut(&id) {
-            slot.state = SlotState::Unbinding;
+            slot.state = SlotState::Clearing;
             slot.bound = None;
             slot.addr.do_send(Unbind);
         }
@@ -37,7 +37,7 @@ impl Dispatcher {
     /// least recently used first: a new conversation never waits to keep an
     /// old one warm.
     pub(super) fn evict_bound(&mut self) {
-        let coming = self.count(SlotState::Unbinding);
+        let coming = self.count(SlotState::Clearing);
         let wanted = self.queue.len().saturating_sub(coming);
         let mut bound: Vec<(Instant, WorkerId)> = self
             .workers
@@ -90,7 +90,18 @@ impl Dispatcher {
             .map(|(id, _)| *id)
     }
 
-    /// Hands queued jobs to free workers, oldest first.
+    /// The worker to run `job` now: the turn parked on its tool results,
+    /// the worker bound to its conversation, or a ready worker.
+    fn worker_for(&self, job: &Job) -> Option<WorkerId> {
+        self.parked_for(job)
+            .or_else(|| self.bound_for(job))
+            .or_else(|| self.pick(&job.spec.system, WorkerKind::for_job(job.spec.agent)))
+    }
+
+    /// Hands queued jobs to free workers, oldest first. Runs after every
+    /// admission and every worker report, so a job that queued before the
+    /// turn it continues was reported parked (or its conversation bound)
+    /// still finds it.
     pub(super) fn dispatch(&mut self) {
         let mut i = 0;
         while i < self.queue.len() {
@@ -99,19 +110,10 @@ impl Dispatcher {
                 log::info!("[{}] client left while queued", job.id);
                 continue;
             }
-            let job = &self.queue[i];
-            match self.pick(&job.spec.system, WorkerKind::for_job(job.spec.agent)) {
+            match self.worker_for(&self.queue[i]) {
                 Some(id) => {
                     let job = self.queue.remove(i).expect("index in range");
-                    let slot = self.workers.get_mut(&id).expect("picked worker exists");
-                    slot.state = SlotState::Busy;
-                    slot.system_prompt = Some(job.spec.system.clone());
-                    log::debug!(
-                        "[{}] assigned to worker-{id} after {:?}",
-                        job.id,
-                        job.admitted_at.elapsed()
-                    );
-                    slot.addr.do_send(RunJob(job));
+                    self.assign(id, job);
                 }
                 None => i += 1,
             }
@@ -121,13 +123,35 @@ impl Dispatcher {
         self.trim_surplus();
     }
 
+    fn assign(&mut self, id: WorkerId, job: Job) {
+        let slot = self.workers.get_mut(&id).expect("chosen worker exists");
+        match slot.state {
+            SlotState::Parked => log::debug!("[{}] resumes the turn parked on worker-{id}", job.id),
+            SlotState::Bound => log::debug!(
+                "[{}] continues the conversation bound to worker-{id}",
+                job.id
+            ),
+            _ => {
+                slot.system_prompt = Some(job.spec.system.clone());
+                log::debug!(
+                    "[{}] assigned to worker-{id} after {:?}",
+                    job.id,
+                    job.admitted_at.elapsed()
+                );
+            }
+        }
+        slot.state = SlotState::Busy;
+        slot.parked_on.clear();
+        slot.bound = None;
+        slot.addr.do_send(RunJob(job));
+    }
+
     /// Queued jobs left over need a blank worker: every ready worker holds a
     /// different system prompt. Retire such workers (their replacements boot
     /// blank) unless enough blank workers are already on the way.
     pub(super) fn retire_mismatched(&mut self) {
-        let coming = self.count(SlotState::Starting)
-            + self.count(SlotState::Unbinding)
-            + self.pending_spawns;
+        let coming =
+            self.count(SlotState::Starting) + self.count(SlotState::Clearing) + self.pending_spawns;
         // Kinds the waiting jobs need, oldest first, past those on the way.
         let mut needed = self
             .queue

@@ -6,6 +6,8 @@ use super::*;
 
 /// A turn waiting for the caller's tool results.
 pub(super) struct Parked {
+    /// The ids of the turn's tool calls, whose results resume it.
+    pub(super) tool_use_ids: Vec<String>,
     /// `tools/call` requests the CLI is blocked on, in arrival order.
     pub(super) calls: Vec<ToolCall>,
     pub(super) since: Instant,
@@ -103,9 +105,6 @@ impl Worker {
                 let completion = run.translator.pause_for_tools();
                 let tool_use_ids = run.translator.tool_ids().to_vec();
                 let reported = run.translator.reported_usage();
-                if !run.answered {
-                    let _ = run.job.events.send(JobEvent::Finished(completion));
-                }
                 log::info!(
                     "[{}] {} parked on {} tool call(s) after {} ms",
                     run.job.id,
@@ -114,20 +113,17 @@ impl Worker {
                     run.started.elapsed().as_millis()
                 );
                 self.jobs_done += 1;
-                self.dispatcher.do_send(JobEnded {
-                    id: self.id,
-                    succeeded: true,
-                });
-                self.dispatcher.do_send(JobParked {
-                    id: self.id,
-                    tool_use_ids,
-                });
                 self.tool_results.clear();
                 self.phase = Phase::Parked(Parked {
+                    tool_use_ids: tool_use_ids.clone(),
                     calls: vec![call],
                     since: Instant::now(),
                     reported,
                 });
+                // The pool knows of the parked turn before the client sees
+                // the response end and sends the results.
+                self.report(WorkerState::Parked(tool_use_ids), Some(Outcome::Succeeded));
+                let _ = run.job.events.send(JobEvent::Finished(completion));
             }
             Phase::Parked(mut parked) => {
                 parked.calls.push(call);

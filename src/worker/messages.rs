@@ -13,7 +13,7 @@ use crate::job::Job;
 pub struct RunJob(pub Job);
 
 /// Stop the process (stdin EOF, then signals after `grace`) and the actor.
-/// The worker reports `WorkerExited` once the process is gone.
+/// The worker reports `Exited` once the process is gone.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StopWorker {
@@ -21,7 +21,7 @@ pub struct StopWorker {
 }
 
 /// Give up the conversation this worker is bound to: clear it, then report
-/// `WorkerIdle`. Ignored unless the worker is still bound.
+/// `Idle`. Ignored unless the worker is still bound.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Unbind;

@@ -35,6 +35,7 @@ pub mod mcp;
 pub mod messages;
 pub mod process;
 pub mod protocol;
+pub mod report;
 pub mod spawn;
 pub mod stop;
 pub mod thinking;
@@ -57,10 +58,6 @@ use serde_json::json;
 
 use crate::api::assemble::Assembler;
 use crate::config::Settings;
-use crate::dispatch::messages::{
-    ExitReason, JobEnded, JobParked, WorkerBound, WorkerExited, WorkerIdle, WorkerReady,
-};
-use crate::dispatch::Dispatcher;
 use crate::error::JobError;
 use crate::job::{Job, JobEvent, ToolResult, ToolSet, Usage};
 use agent_view::AgentView;
@@ -68,6 +65,7 @@ use mcp::{McpRequest, ToolCall};
 use messages::{RunJob, StopWorker, Unbind};
 use process::{CliOutput, CliProcess, SpawnSpec};
 use protocol::{CliMessage, ControlResponse};
+use report::{ExitReason, Outcome, WorkerReport, WorkerState};
 use stop::{StopWatch, Watched};
 use translate::TurnTranslator;
 
@@ -144,17 +142,19 @@ enum Phase {
     Clearing {
         since: Instant,
     },
-    /// Idle, holding the conversation of the last job (affinity).
-    Bound,
+    /// Idle, holding the conversation of the last job (affinity), keyed so.
+    Bound(u64),
     /// The process is being stopped; the reason is reported on exit.
     Stopping(ExitReason),
 }
 
+/// One worker: a `claude` process, the job it runs, and the state of the
+/// CLI conversation, reported to the pool through `pool`.
 pub struct Worker {
     id: WorkerId,
     kind: WorkerKind,
     settings: Arc<Settings>,
-    dispatcher: Addr<Dispatcher>,
+    pool: Recipient<WorkerReport>,
     spec: SpawnSpec,
     process: Option<CliProcess>,
     phase: Phase,
@@ -181,7 +181,7 @@ impl Worker {
         id: WorkerId,
         kind: WorkerKind,
         settings: Arc<Settings>,
-        dispatcher: Addr<Dispatcher>,
+        pool: Recipient<WorkerReport>,
         spec: SpawnSpec,
     ) -> Self {
         let model = settings.claude.default_model.clone();
@@ -189,7 +189,7 @@ impl Worker {
             id,
             kind,
             settings,
-            dispatcher,
+            pool,
             spec,
             process: None,
             phase: Phase::Idle,
@@ -220,6 +220,30 @@ impl Worker {
         }
     }
 
+    /// Tells the pool where the worker stands now, and how a job ended if
+    /// one just did. Sent before the job's final event (see `report`).
+    fn report(&self, state: WorkerState, job: Option<Outcome>) {
+        self.pool.do_send(WorkerReport {
+            id: self.id,
+            state,
+            job,
+        });
+    }
+
+    /// The state the current phase amounts to, as the pool sees it.
+    fn state(&self) -> WorkerState {
+        match &self.phase {
+            Phase::Booting { .. } | Phase::Preparing { .. } | Phase::Running(_) => {
+                WorkerState::Busy
+            }
+            Phase::Idle => WorkerState::Idle,
+            Phase::Parked(parked) => WorkerState::Parked(parked.tool_use_ids.clone()),
+            Phase::Abandoning { .. } | Phase::Clearing { .. } => WorkerState::Clearing,
+            Phase::Bound(key) => WorkerState::Bound(*key),
+            Phase::Stopping(_) => WorkerState::Stopping,
+        }
+    }
+
     fn send_control(&mut self, what: &str, request: serde_json::Value) -> String {
         let id = self.request_id(what);
         self.send_line(protocol::control_request(&id, request));
@@ -242,6 +266,7 @@ impl Worker {
         }
         if !matches!(self.phase, Phase::Stopping(_)) {
             self.phase = Phase::Stopping(reason);
+            self.report(WorkerState::Stopping, None);
         }
         if let Some(process) = &mut self.process {
             process.terminate(grace);
@@ -268,10 +293,7 @@ impl Worker {
                         self.pid(),
                         self.spawned_at.elapsed()
                     );
-                    self.dispatcher.do_send(WorkerReady {
-                        id: self.id,
-                        pid: self.pid(),
-                    });
+                    self.report(WorkerState::Ready { pid: self.pid() }, None);
                 } else {
                     let why = format!("readiness probe failed: {:?}", response.error);
                     self.phase = Phase::Booting { probe };
@@ -288,14 +310,12 @@ impl Worker {
                 } else {
                     let why = response.error.unwrap_or_default();
                     log::warn!("[{}] {} setup failed: {why}", run.job.id, self.name());
+                    self.jobs_done += 1;
+                    // Setup state is unknown now: a fresh process is safer.
+                    self.phase = Phase::Stopping(ExitReason::Retired);
+                    self.report(WorkerState::Stopping, Some(Outcome::Failed));
                     run.job
                         .fail(JobError::TurnFailed(format!("worker setup failed: {why}")));
-                    self.jobs_done += 1;
-                    self.dispatcher.do_send(JobEnded {
-                        id: self.id,
-                        succeeded: false,
-                    });
-                    // Setup state is unknown now: a fresh process is safer.
                     self.retire(ExitReason::Retired, RETIRE_GRACE);
                 }
             }
@@ -333,10 +353,7 @@ impl Worker {
         }
         self.process = None;
         self.phase = Phase::Stopping(reason.clone());
-        self.dispatcher.do_send(WorkerExited {
-            id: self.id,
-            reason,
-        });
+        self.report(WorkerState::Exited(reason), None);
         ctx.stop();
     }
 }
@@ -362,10 +379,7 @@ impl Actor for Worker {
             Err(e) => {
                 let why = format!("cannot run `{}`: {e}", self.spec.command);
                 log::error!("{} {why}", self.name());
-                self.dispatcher.do_send(WorkerExited {
-                    id: self.id,
-                    reason: ExitReason::BootFailed(why),
-                });
+                self.report(WorkerState::Exited(ExitReason::BootFailed(why)), None);
                 ctx.stop();
             }
         }
@@ -424,7 +438,7 @@ impl StreamHandler<Vec<u8>> for Worker {
             CliMessage::Result(_) if matches!(self.phase, Phase::Abandoning { .. }) => self.clear(),
             CliMessage::Result(_) if matches!(self.phase, Phase::Clearing { .. }) => {
                 self.phase = Phase::Idle;
-                self.dispatcher.do_send(WorkerIdle { id: self.id });
+                self.report(WorkerState::Idle, None);
             }
             other => self.on_turn_message(other),
         }
@@ -441,20 +455,17 @@ impl Handler<RunJob> for Worker {
     fn handle(&mut self, RunJob(job): RunJob, _ctx: &mut Context<Self>) {
         match std::mem::replace(&mut self.phase, Phase::Idle) {
             Phase::Idle => self.start_job(job, false),
-            Phase::Bound if job.spec.conversation.is_some() => self.start_job(job, true),
+            Phase::Bound(_) if job.spec.conversation.is_some() => self.start_job(job, true),
             Phase::Parked(parked) if !job.spec.tool_results.is_empty() => {
                 self.resume_job(job, parked)
             }
             other => {
                 self.phase = other;
                 log::warn!("[{}] {} is not idle; job refused", job.id, self.name());
+                self.report(self.state(), Some(Outcome::Failed));
                 job.fail(JobError::WorkerCrashed(
                     "the assigned worker is no longer available".into(),
                 ));
-                self.dispatcher.do_send(JobEnded {
-                    id: self.id,
-                    succeeded: false,
-                });
             }
         }
     }
@@ -464,7 +475,7 @@ impl Handler<Unbind> for Worker {
     type Result = ();
 
     fn handle(&mut self, _: Unbind, _ctx: &mut Context<Self>) {
-        if matches!(self.phase, Phase::Bound) {
+        if matches!(self.phase, Phase::Bound(_)) {
             self.clear();
         }
     }

@@ -65,6 +65,7 @@ impl Worker {
                     since: Instant::now(),
                 };
                 self.tool_results.clear();
+                self.report(WorkerState::Clearing, None);
                 self.send_control("interrupt", json!({"subtype": "interrupt"}));
             }
             Phase::Abandoning { since } if since.elapsed() > INTERRUPT_GRACE => {

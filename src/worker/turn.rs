@@ -235,6 +235,9 @@ impl Worker {
             self.interrupt();
             return;
         }
+        // The final event is held back until the pool has been told how the
+        // job ended (see `report`).
+        let mut last = None;
         for event in events {
             let terminal = event.is_terminal();
             if terminal {
@@ -246,16 +249,22 @@ impl Worker {
                 if let Some(Ok(answer)) = run.reply.as_mut().and_then(|r| r.push(event.clone())) {
                     run.reply_content = Some(answer.content);
                 }
-                let _ = run.job.events.send(event);
+                if terminal {
+                    last = Some(event);
+                } else {
+                    let _ = run.job.events.send(event);
+                }
             }
         }
         if let Some(succeeded) = outcome {
-            self.finish_job(succeeded);
+            self.finish_job(succeeded, last);
         }
     }
 
-    /// The turn is over: report, then clear the conversation or retire.
-    pub(super) fn finish_job(&mut self, succeeded: bool) {
+    /// The turn is over: the worker retires, stays bound to the
+    /// conversation, or clears it; the pool learns which before the client
+    /// gets `last`, the job's final event (if it does not have one yet).
+    pub(super) fn finish_job(&mut self, succeeded: bool, last: Option<JobEvent>) {
         let Some(run) = self.take_run() else { return };
         self.jobs_done += 1;
         log::info!(
@@ -268,10 +277,6 @@ impl Worker {
                 .saturating_duration_since(run.job.admitted_at)
                 .as_millis()
         );
-        self.dispatcher.do_send(JobEnded {
-            id: self.id,
-            succeeded,
-        });
         if self.kind == WorkerKind::Agent {
             // Tools may have left processes behind (Bash children run in
             // sessions of their own); none outlives its job.
@@ -283,23 +288,27 @@ impl Worker {
                 );
             }
         }
-        if let Some(reason) = self.recycle_reason() {
-            log::info!("{} recycled: {reason}", self.name());
-            self.retire(ExitReason::Retired, RETIRE_GRACE);
-            return;
-        }
+        let recycle = self.recycle_reason();
         let bind_key = match (&run.job.spec.conversation, &run.reply_content) {
             (Some(conversation), Some(reply)) if succeeded && self.settings.pool.affinity => {
                 Some(conversation.after_reply(reply))
             }
             _ => None,
         };
-        match bind_key {
-            Some(key) => {
-                self.phase = Phase::Bound;
-                self.dispatcher.do_send(WorkerBound { id: self.id, key });
+        match (&recycle, bind_key) {
+            (Some(reason), _) => {
+                log::info!("{} recycled: {reason}", self.name());
+                self.phase = Phase::Stopping(ExitReason::Retired);
             }
-            None => self.clear(),
+            (None, Some(key)) => self.phase = Phase::Bound(key),
+            (None, None) => self.clear(),
+        }
+        self.report(self.state(), Some(Outcome::of(succeeded)));
+        if let Some(event) = last {
+            let _ = run.job.events.send(event);
+        }
+        if recycle.is_some() {
+            self.retire(ExitReason::Retired, RETIRE_GRACE);
         }
     }
 

@@ -134,6 +134,16 @@ impl FakeUpstream {
         self.requests.lock().unwrap().clone()
     }
 
+    /// The latest `/v1/messages` call for which `pred` holds.
+    pub fn last_message_call(&self, pred: impl Fn(&Recorded) -> bool) -> Option<Recorded> {
+        let requests = self.requests.lock().unwrap();
+        requests
+            .iter()
+            .rev()
+            .find(|r| r.is_messages_call() && pred(r))
+            .cloned()
+    }
+
     /// The `/v1/messages` calls received so far.
     pub fn message_calls(&self) -> Vec<Recorded> {
         self.requests()

@@ -1,0 +1,129 @@
+//! What the dispatcher makes of its workers' reports: the slot's state
+//! follows the worker's, job outcomes are counted, and a worker whose
+//! process exited is replaced — at once when it was retired or stopped on
+//! purpose, after a capped, doubling backoff when it failed.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::{Dispatcher, SlotState};
+use crate::error::JobError;
+use crate::worker::report::{ExitReason, Outcome, WorkerReport, WorkerState};
+use crate::worker::WorkerId;
+
+impl Handler<WorkerReport> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, report: WorkerReport, ctx: &mut Context<Self>) {
+        let WorkerReport { id, state, job } = report;
+        if let Some(outcome) = job {
+            match outcome {
+                Outcome::Succeeded => self.stats.completed += 1,
+                Outcome::Failed => self.stats.failed += 1,
+            }
+            if let Some(slot) = self.workers.get_mut(&id) {
+                slot.jobs += 1;
+            }
+        }
+        match state {
+            WorkerState::Exited(reason) => self.on_exit(id, reason, ctx),
+            state => self.on_state(id, state),
+        }
+        // Whatever changed may let a queued job run: a worker came free, or
+        // the turn or conversation a queued job continues is now known.
+        self.dispatch();
+    }
+}
+
+impl Dispatcher {
+    /// Mirrors a live worker's state in its slot.
+    fn on_state(&mut self, id: WorkerId, state: WorkerState) {
+        let Some(slot) = self.workers.get_mut(&id) else {
+            return;
+        };
+        if slot.state == SlotState::Stopping {
+            // Stopped by the pool: only its exit matters now.
+            return;
+        }
+        slot.parked_on.clear();
+        slot.bound = None;
+        slot.state = match state {
+            WorkerState::Ready { pid } => {
+                self.consecutive_failures = 0;
+                slot.pid = pid;
+                SlotState::Ready
+            }
+            WorkerState::Idle => SlotState::Ready,
+            WorkerState::Busy => SlotState::Busy,
+            WorkerState::Bound(key) => {
+                slot.bound = Some((key, Instant::now()));
+                SlotState::Bound
+            }
+            WorkerState::Parked(mut ids) => {
+                ids.sort_unstable();
+                slot.parked_on = ids;
+                SlotState::Parked
+            }
+            WorkerState::Clearing => SlotState::Clearing,
+            WorkerState::Stopping => SlotState::Stopping,
+            WorkerState::Exited(_) => unreachable!("handled by on_exit"),
+        };
+    }
+
+    /// A worker's process is gone: replace it, unless the pool is shrinking
+    /// or shutting down.
+    fn on_exit(&mut self, id: WorkerId, reason: ExitReason, ctx: &mut Context<Self>) {
+        let kind = match self.workers.remove(&id) {
+            Some(slot) => slot.replace_with.unwrap_or(slot.kind),
+            None => self.default_kind(),
+        };
+        if self.shrinking.remove(&id) {
+            log::info!("worker-{id} gone: the pool shrank");
+            return;
+        }
+        if self.draining {
+            return;
+        }
+        self.restarts += 1;
+        if reason == ExitReason::Retired {
+            self.recycles += 1;
+        }
+        let why = match &reason {
+            ExitReason::BootFailed(why) | ExitReason::Crashed(why) => why.clone(),
+            ExitReason::Retired | ExitReason::Stopped => {
+                self.spawn_worker(ctx, kind);
+                return;
+            }
+        };
+        self.consecutive_failures += 1;
+        self.failures.push_back(Instant::now());
+        let window = self.settings.pool.crash_loop_window();
+        while self
+            .failures
+            .front()
+            .is_some_and(|at| at.elapsed() > window)
+        {
+            self.failures.pop_front();
+        }
+        self.last_failure = Some(why);
+        let delay = self.backoff();
+        log::warn!("worker-{id} failed; respawning in {delay:?}");
+        self.pending_spawns += 1;
+        ctx.run_later(delay, move |act, ctx| {
+            act.pending_spawns -= 1;
+            if !act.draining {
+                act.spawn_worker(ctx, kind);
+                act.dispatch();
+            }
+        });
+        if self.is_degraded() {
+            for job in self.queue.drain(..) {
+                job.fail(JobError::Unavailable(
+                    self.last_failure.clone().unwrap_or_default(),
+                ));
+                self.stats.rejected += 1;
+            }
+        }
+    }
+}
