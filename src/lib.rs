@@ -10,6 +10,7 @@
 //!   answer to response body or stream frames, and their error shapes.
 //! - [`prompt`]: a client's conversation rendered for a fresh CLI turn.
 //! - [`affinity`]: recognising a request that continues a live conversation.
+//! - [`batches`]: message batches, kept in the store and run on spare capacity.
 //! - [`job`], [`error`]: the domain between HTTP and workers.
 //! - [`dispatch`]: the dispatcher actor — admission, queue, pool.
 //! - [`worker`]: worker actors, the CLI process and its line protocol.
@@ -19,6 +20,7 @@
 
 pub mod affinity;
 pub mod api;
+pub mod batches;
 pub mod config;
 pub mod dispatch;
 pub mod error;
@@ -118,6 +120,7 @@ pub async fn run_with_reload(
         std::env::var("STATE_DIRECTORY").ok().as_deref(),
     );
     let store = store::Store::open(&store_path)?;
+    store.install::<batches::store::BatchSchema>()?;
     log::info!("store: {}", store_path.display());
     let settings = Arc::new(settings);
     let spawn = worker::spawn::spawn_spec(&settings, &working_dir);
@@ -136,14 +139,19 @@ pub async fn run_with_reload(
     } else {
         None
     };
+    let spare = Arc::new(tokio::sync::Notify::new());
     let dispatcher = Dispatcher::new(settings.clone(), spawn)
         .with_agent(agent_spawn)
+        .with_spare_signal(spare.clone())
         .start();
+    let batch_runner =
+        batches::Runner::new(store.clone(), dispatcher.clone(), settings.clone(), spare).start();
 
     let state = web::Data::new(http::AppState::new(
         dispatcher.clone(),
         settings.clone(),
         store,
+        batch_runner.clone(),
     ));
     let reload_task = actix_rt::spawn(apply_reloads(reload, state.clone(), addr));
     let server = http::server(state, listener).map_err(|source| StartError::Io {
@@ -166,6 +174,7 @@ pub async fn run_with_reload(
     reload_task.abort();
     notify::notify("STOPPING=1");
     log::info!("shutdown requested: draining");
+    batch_runner.stop();
     let _ = dispatcher.send(Drain).await;
     let stopped = handle.stop(true);
     // Parked turns are not waited for: their results could only come in a

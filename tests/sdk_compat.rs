@@ -5,28 +5,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The virtualenv's interpreter; a missing one fails the test, never skips it.
-fn python() -> PathBuf {
-    let python = root().join(".tools/pyenv/bin/python");
-    assert!(
-        python.exists(),
-        "no Python SDK virtualenv at {}: run scripts/install-python-sdks.sh \
-         (scripts/test.sh does); it needs python3 with the venv module \
-         (Debian/Ubuntu: apt-get install python3 python3-venv)",
-        python.display()
-    );
-    python
-}
 
 #[test]
 fn official_python_sdks_work_against_the_daemon() {
@@ -34,7 +16,7 @@ fn official_python_sdks_work_against_the_daemon() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
     let out = Command::new(&python)
-        .arg(root().join("tests/sdk_compat.py"))
+        .arg(repo_path("tests/sdk_compat.py"))
         .arg(&daemon.base)
         .env("PYTHONUNBUFFERED", "1")
         .env_remove("ANTHROPIC_API_KEY")

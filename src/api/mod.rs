@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod assemble;
+pub mod batches;
 pub mod count_tokens;
 pub mod dialect;
 pub mod error;

@@ -11,6 +11,7 @@ pub mod messages;
 mod reconfigure;
 mod reports;
 mod routing;
+pub mod spare;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -109,6 +110,8 @@ pub struct Dispatcher {
     started_at: Instant,
     /// Unique to this daemon run; part of every worker's process tag.
     instance: String,
+    /// Poked when a worker may be free for a background job (see `spare`).
+    spare_signal: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 impl Dispatcher {
@@ -131,6 +134,7 @@ impl Dispatcher {
             shrinking: BTreeSet::new(),
             started_at: Instant::now(),
             instance: uuid::Uuid::new_v4().simple().to_string(),
+            spare_signal: None,
         }
     }
 

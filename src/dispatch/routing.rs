@@ -121,6 +121,7 @@ impl Dispatcher {
         self.evict_bound();
         self.retire_mismatched();
         self.trim_surplus();
+        self.signal_spare();
     }
 
     fn assign(&mut self, id: WorkerId, job: Job) {

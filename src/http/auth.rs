@@ -16,18 +16,7 @@ pub fn authorize(req: &HttpRequest, settings: &Settings, dialect: Dialect) -> Re
     if !settings.server.has_keys() {
         return host::check(req, settings, dialect);
     }
-    let presented = req
-        .headers()
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            req.headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-        })
-        .map(str::trim);
-    let Some(presented) = presented else {
+    let Some(presented) = presented_key(req) else {
         return Err(ApiError::new(
             ErrorKind::Authentication,
             "missing API key: send it in x-api-key or Authorization: Bearer",
@@ -50,4 +39,18 @@ pub fn authorize(req: &HttpRequest, settings: &Settings, dialect: Dialect) -> Re
             dialect,
         ))
     }
+}
+
+/// The key the request carries, if any (checked or not).
+pub fn presented_key(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
+        .map(str::trim)
 }

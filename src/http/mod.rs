@@ -1,6 +1,7 @@
 //! The actix-web front end: routes, request ids, access log, and the server.
 
 pub mod auth;
+pub mod batches;
 pub mod body;
 pub mod cors;
 pub mod count_tokens;
@@ -43,15 +44,23 @@ pub struct AppState {
     /// The durable store (`batches.store_path`), shared by every feature
     /// that keeps state across restarts.
     pub store: Store,
+    /// Woken when a batch is created or canceled.
+    pub batch_runner: crate::batches::RunnerHandle,
 }
 
 impl AppState {
-    pub fn new(dispatcher: Addr<Dispatcher>, settings: Arc<Settings>, store: Store) -> Self {
+    pub fn new(
+        dispatcher: Addr<Dispatcher>,
+        settings: Arc<Settings>,
+        store: Store,
+        batch_runner: crate::batches::RunnerHandle,
+    ) -> Self {
         Self {
             dispatcher,
             settings: ArcSwap::new(settings),
             metrics: metrics::Metrics::new(),
             store,
+            batch_runner,
         }
     }
 
@@ -115,6 +124,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/messages/count_tokens",
             web::post().to(count_tokens::count),
         )
+        .configure(batch_routes)
         .route(
             "/v1/chat/completions",
             web::post().to(jobs::create::<ChatCompletions>),
@@ -127,6 +137,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/models", web::get().to(models::list))
         .route("/v1/models/{id}", web::get().to(models::get))
         .route("/models/{id}", web::get().to(models::get));
+}
+
+/// The Message Batches routes, with and without the `/v1` prefix.
+fn batch_routes(cfg: &mut web::ServiceConfig) {
+    for prefix in ["/v1/messages/batches", "/messages/batches"] {
+        cfg.route(prefix, web::post().to(batches::create))
+            .route(prefix, web::get().to(batches::list))
+            .route(&format!("{prefix}/{{id}}"), web::get().to(batches::get))
+            .route(
+                &format!("{prefix}/{{id}}"),
+                web::delete().to(batches::delete),
+            )
+            .route(
+                &format!("{prefix}/{{id}}/cancel"),
+                web::post().to(batches::cancel),
+            )
+            .route(
+                &format!("{prefix}/{{id}}/results"),
+                web::get().to(batches::results),
+            );
+    }
 }
 
 /// Unknown routes: 404 in the dialect the path suggests.

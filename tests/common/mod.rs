@@ -27,6 +27,25 @@ pub fn real_cli() -> String {
     path.display().to_string()
 }
 
+/// A path inside the repository.
+pub fn repo_path(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The Python of the SDK virtualenv (`scripts/install-python-sdks.sh`); a
+/// missing one fails the test, never skips it.
+pub fn python() -> PathBuf {
+    let python = repo_path(".tools/pyenv/bin/python");
+    assert!(
+        python.exists(),
+        "no Python SDK virtualenv at {}: run scripts/install-python-sdks.sh \
+         (scripts/test.sh does); it needs python3 with the venv module \
+         (Debian/Ubuntu: apt-get install python3 python3-venv)",
+        python.display()
+    );
+    python
+}
+
 /// The fault-injecting stand-in CLI.
 pub fn fake_cli() -> String {
     env!("CARGO_BIN_EXE_fake-claude").to_string()

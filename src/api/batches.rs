@@ -1,0 +1,304 @@
+//! The Message Batches API on the wire: the create request and its
+//! validation, the `message_batch` object, and the lines of a results file.
+
+use std::collections::HashMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::anthropic::MessagesRequest;
+use super::InvalidRequest;
+use crate::batches::store::{Batch, ResultRow};
+
+/// `POST /v1/messages/batches`.
+#[derive(Debug, Deserialize)]
+pub struct CreateBatch {
+    pub requests: Vec<BatchRequest>,
+}
+
+/// One request of a batch: the caller's id for it and Messages parameters.
+#[derive(Debug, Deserialize)]
+pub struct BatchRequest {
+    pub custom_id: String,
+    pub params: Value,
+}
+
+/// Longest `custom_id`.
+const MAX_CUSTOM_ID: usize = 64;
+
+/// Parses and validates a create body: at least one and at most
+/// `max_requests` requests, each `custom_id` well-formed and unique, each
+/// `params` a valid non-streaming Messages request. Returns the requests as
+/// (`custom_id`, params JSON text).
+pub fn parse_create(
+    body: &[u8],
+    max_requests: usize,
+) -> Result<Vec<(String, String)>, InvalidRequest> {
+    let create: CreateBatch = super::parse_json(body)?;
+    if create.requests.is_empty() {
+        return Err(InvalidRequest(
+            "requests: a batch needs at least one request".into(),
+        ));
+    }
+    if create.requests.len() > max_requests {
+        return Err(InvalidRequest(format!(
+            "requests: {} requests exceed the limit of {max_requests} per batch",
+            create.requests.len()
+        )));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(create.requests.len());
+    for (i, request) in create.requests.iter().enumerate() {
+        let id = &request.custom_id;
+        let at = |why: String| InvalidRequest(format!("requests[{i}]: {why}"));
+        if !is_custom_id(id) {
+            return Err(at(format!(
+                "custom_id {id:?} must be 1 to {MAX_CUSTOM_ID} letters, digits, `_` or `-`"
+            )));
+        }
+        if let Some(first) = seen.insert(id, i) {
+            return Err(at(format!(
+                "custom_id {id:?} is already used by requests[{first}]; custom_ids must be unique within a batch"
+            )));
+        }
+        let params = request.params.to_string();
+        if !request.params.is_object() {
+            return Err(at(format!("({id}) params: expected an object")));
+        }
+        if request.params.get("stream") == Some(&Value::Bool(true)) {
+            return Err(at(format!(
+                "({id}) params.stream: batch requests cannot stream"
+            )));
+        }
+        MessagesRequest::parse(params.as_bytes())
+            .map_err(|e| at(format!("({id}) params.{}", e.0)))?;
+        out.push((id.clone(), params));
+    }
+    Ok(out)
+}
+
+/// `^[a-zA-Z0-9_-]{1,64}$`
+fn is_custom_id(id: &str) -> bool {
+    (1..=MAX_CUSTOM_ID).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A stored time (Unix milliseconds) as RFC 3339.
+pub fn rfc3339(ms: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// `processing_status`.
+pub fn processing_status(batch: &Batch) -> &'static str {
+    match (batch.ended_at, batch.cancel_initiated_at) {
+        (Some(_), _) => "ended",
+        (None, Some(_)) => "canceling",
+        (None, None) => "in_progress",
+    }
+}
+
+/// The `message_batch` object. `base_url` is the daemon's address as the
+/// client reaches it (`results_url` is absolute: the SDKs fetch it as is).
+///
+/// As Anthropic documents, requests count as `processing` until the whole
+/// batch has ended; only then do they move to their outcomes.
+pub fn batch_object(batch: &Batch, base_url: &str) -> Value {
+    let ended = batch.ended_at.is_some();
+    let c = &batch.counts;
+    let counts = if ended {
+        json!({"processing": 0, "succeeded": c.succeeded, "errored": c.errored,
+               "canceled": c.canceled, "expired": c.expired})
+    } else {
+        json!({"processing": c.total, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0})
+    };
+    json!({
+        "id": batch.id,
+        "type": "message_batch",
+        "processing_status": processing_status(batch),
+        "request_counts": counts,
+        "created_at": rfc3339(batch.created_at),
+        "expires_at": rfc3339(batch.expires_at),
+        "ended_at": batch.ended_at.map(rfc3339),
+        "cancel_initiated_at": batch.cancel_initiated_at.map(rfc3339),
+        "archived_at": batch.archived_at.map(rfc3339),
+        "results_url": ended.then(|| results_url(base_url, &batch.id)),
+    })
+}
+
+/// Where a batch's results are served.
+pub fn results_url(base_url: &str, id: &str) -> String {
+    format!(
+        "{}/v1/messages/batches/{id}/results",
+        base_url.trim_end_matches('/')
+    )
+}
+
+/// `{"id", "type": "message_batch_deleted"}`
+pub fn deleted_object(id: &str) -> Value {
+    json!({"id": id, "type": "message_batch_deleted"})
+}
+
+/// The result object of a request that ran: `succeeded` with its message.
+pub fn succeeded(message: &Value) -> String {
+    json!({"type": "succeeded", "message": message}).to_string()
+}
+
+/// The result object of a request that failed, with the error body the
+/// Messages API would have answered.
+pub fn errored(error_body: &Value) -> String {
+    json!({"type": "errored", "error": error_body}).to_string()
+}
+
+/// One line of the results file: `{"custom_id", "result"}` and a newline.
+pub fn result_line(row: &ResultRow) -> String {
+    let result = match (&row.result, row.state.as_str()) {
+        (Some(stored), _) => stored.clone(),
+        (None, state) => json!({ "type": state }).to_string(),
+    };
+    let custom_id = Value::String(row.custom_id.clone());
+    format!("{{\"custom_id\":{custom_id},\"result\":{result}}}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batches::store::Counts;
+
+    fn body(requests: Value) -> Vec<u8> {
+        json!({ "requests": requests }).to_string().into_bytes()
+    }
+
+    fn params(text: &str) -> Value {
+        json!({"model": "claude-haiku-4-5", "max_tokens": 16,
+               "messages": [{"role": "user", "content": text}]})
+    }
+
+    #[test]
+    fn valid_batches_keep_their_params() {
+        let parsed = parse_create(
+            &body(json!([{"custom_id": "a-1_B", "params": params("hi")},
+                         {"custom_id": "x".repeat(64), "params": params("yo")}])),
+            10,
+        )
+        .unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].0, "a-1_B");
+        let back: Value = serde_json::from_str(&parsed[1].1).unwrap();
+        assert_eq!(back, params("yo"));
+    }
+
+    #[test]
+    fn invalid_batches_name_the_request_and_the_reason() {
+        let err = |requests: Value, max: usize| parse_create(&body(requests), max).unwrap_err().0;
+        assert!(err(json!([]), 10).contains("at least one"));
+        let two = json!([{"custom_id": "a", "params": params("x")},
+                         {"custom_id": "b", "params": params("y")}]);
+        assert!(err(two, 1).contains("limit of 1"));
+        for bad in ["", "has space", "ünï", &"x".repeat(65)] {
+            let e = err(json!([{"custom_id": bad, "params": params("x")}]), 10);
+            assert!(e.starts_with("requests[0]: custom_id"), "{bad}: {e}");
+        }
+        let e = err(
+            json!([{"custom_id": "a", "params": params("x")},
+                   {"custom_id": "a", "params": params("y")}]),
+            10,
+        );
+        assert!(
+            e.starts_with("requests[1]") && e.contains("requests[0]"),
+            "{e}"
+        );
+        let e = err(
+            json!([{"custom_id": "ok", "params": params("x")},
+                   {"custom_id": "bad", "params": {"model": "m", "messages": []}}]),
+            10,
+        );
+        assert!(e.starts_with("requests[1]: (bad) params.messages"), "{e}");
+        let mut streaming = params("x");
+        streaming["stream"] = json!(true);
+        let e = err(json!([{"custom_id": "s", "params": streaming}]), 10);
+        assert!(e.contains("cannot stream"), "{e}");
+        let e = err(json!([{"custom_id": "s", "params": "text"}]), 10);
+        assert!(e.contains("expected an object"), "{e}");
+        let e = parse_create(b"{\"requests\": 5}", 10).unwrap_err().0;
+        assert!(e.starts_with("requests"), "{e}");
+    }
+
+    fn batch(ended: Option<i64>, cancel: Option<i64>) -> Batch {
+        Batch {
+            seq: 1,
+            id: "msgbatch_x".into(),
+            created_at: 1_700_000_000_123,
+            expires_at: 1_700_086_400_123,
+            cancel_initiated_at: cancel,
+            ended_at: ended,
+            archived_at: None,
+            counts: Counts {
+                total: 4,
+                succeeded: 2,
+                errored: 1,
+                canceled: 1,
+                expired: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn the_batch_object_has_every_field() {
+        let running = batch_object(&batch(None, None), "http://h:1/");
+        assert_eq!(running["type"], "message_batch");
+        assert_eq!(running["processing_status"], "in_progress");
+        assert_eq!(running["created_at"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(running["expires_at"], "2023-11-15T22:13:20.123Z");
+        assert_eq!(running["request_counts"]["processing"], 4);
+        assert_eq!(running["request_counts"]["succeeded"], 0);
+        for null in [
+            "ended_at",
+            "cancel_initiated_at",
+            "archived_at",
+            "results_url",
+        ] {
+            assert!(running[null].is_null(), "{null}: {running}");
+        }
+        let canceling = batch_object(&batch(None, Some(1_700_000_001_000)), "http://h:1");
+        assert_eq!(canceling["processing_status"], "canceling");
+        assert_eq!(canceling["cancel_initiated_at"], "2023-11-14T22:13:21.000Z");
+        let ended = batch_object(&batch(Some(1_700_000_002_000), None), "http://h:1/");
+        assert_eq!(ended["processing_status"], "ended");
+        assert_eq!(
+            ended["request_counts"],
+            json!({"processing": 0, "succeeded": 2, "errored": 1, "canceled": 1, "expired": 0})
+        );
+        assert_eq!(
+            ended["results_url"],
+            "http://h:1/v1/messages/batches/msgbatch_x/results"
+        );
+    }
+
+    #[test]
+    fn result_lines_carry_the_custom_id_and_the_result() {
+        let row = |state: &str, result: Option<String>| ResultRow {
+            idx: 0,
+            custom_id: "q\"1".into(),
+            state: state.into(),
+            result,
+        };
+        let line = result_line(&row("succeeded", Some(succeeded(&json!({"id": "msg_1"})))));
+        assert!(line.ends_with('\n'));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["custom_id"], "q\"1");
+        assert_eq!(
+            v["result"],
+            json!({"type": "succeeded", "message": {"id": "msg_1"}})
+        );
+        let v: Value = serde_json::from_str(&result_line(&row("canceled", None))).unwrap();
+        assert_eq!(v["result"], json!({"type": "canceled"}));
+        let e = json!({"type": "error", "error": {"type": "api_error", "message": "m"}});
+        let v: Value =
+            serde_json::from_str(&result_line(&row("errored", Some(errored(&e))))).unwrap();
+        assert_eq!(v["result"]["error"], e);
+    }
+}

@@ -1,0 +1,61 @@
+//! Message batches: requests submitted together, kept in the durable store,
+//! and run by the [`runner`] as background jobs on the pool's spare
+//! capacity; their results wait in the store until collected.
+//!
+//! - [`store`]: the tables and every change a batch goes through.
+//! - [`runner`]: feeds queued requests to the dispatcher, records results,
+//!   expires and archives.
+
+pub mod runner;
+pub mod store;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+pub use runner::{Runner, RunnerHandle};
+
+/// Now, as the store keeps times: Unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A fresh batch id, `msgbatch_…`.
+pub fn new_id() -> String {
+    format!("msgbatch_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Whom a batch belongs to: a digest of the API key that created it (the
+/// key itself is never stored), or the empty string on a keyless daemon,
+/// which has one caller.
+pub fn owner_of(key: Option<&str>) -> String {
+    match key {
+        None => String::new(),
+        Some(key) => Sha256::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_are_digests_of_keys() {
+        assert_eq!(owner_of(None), "");
+        let a = owner_of(Some("key-a"));
+        assert_eq!(a.len(), 64);
+        assert_eq!(
+            a,
+            owner_of(Some("key-a")),
+            "stable across calls and restarts"
+        );
+        assert_ne!(a, owner_of(Some("key-b")));
+        assert!(!a.contains("key-a"));
+        assert!(new_id().starts_with("msgbatch_"));
+    }
+}

@@ -1,0 +1,302 @@
+//! The batch runner: a task that hands queued batch requests to the
+//! dispatcher as background jobs ([`RunIfIdle`]) whenever it signals a free
+//! worker, at most `batches.max_workers` at a time, and records each
+//! outcome in the store. It also expires requests past their batch's
+//! `expires_at` and archives results past `batches.retention_days`.
+//!
+//! Durability: a request is marked running only once a worker has it, and
+//! its result is recorded once. Requests left running by a crash are queued
+//! again at startup (at most once more, see [`store::recover`]); requests a
+//! shutdown interrupted go back to the queue uncounted.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use serde_json::json;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::Notify;
+
+use super::now_ms;
+use super::store::{self, Claim, Outcome};
+use crate::api::anthropic::{self, MessageMeta, MessagesRequest};
+use crate::api::assemble::Assembler;
+use crate::api::batches::{errored, succeeded};
+use crate::api::Dialect;
+use crate::config::Settings;
+use crate::dispatch::spare::RunIfIdle;
+use crate::dispatch::Dispatcher;
+use crate::error::JobError;
+use crate::http::error::ApiError;
+use crate::job::{Job, JobEvent, JobSpec};
+use crate::store::{Store, StoreError};
+
+/// How often the runner looks again without being woken: expiry, and jobs
+/// a missed signal left waiting.
+const TICK: Duration = Duration::from_secs(1);
+/// How often results past their retention are looked for.
+const ARCHIVE_EVERY: Duration = Duration::from_secs(600);
+
+/// What the rest of the daemon holds of the runner.
+#[derive(Clone)]
+pub struct RunnerHandle {
+    wake: Arc<Notify>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl RunnerHandle {
+    /// There may be work: a new batch, a cancel, a free worker.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Stops handing out requests (shutdown); jobs running finish, and those
+    /// the shutdown interrupts are queued again for the next start.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+}
+
+/// The runner's state, shared with the tasks collecting job outcomes.
+#[derive(Clone)]
+pub struct Runner {
+    store: Store,
+    dispatcher: Addr<Dispatcher>,
+    settings: Arc<Settings>,
+    /// Poked by the dispatcher (a worker may be free), by new batches and by
+    /// finished jobs.
+    wake: Arc<Notify>,
+    stopping: Arc<AtomicBool>,
+    /// Batch jobs running now.
+    running: Arc<AtomicUsize>,
+}
+
+impl Runner {
+    /// A runner woken by `wake`, the signal the dispatcher was given with
+    /// [`Dispatcher::with_spare_signal`].
+    pub fn new(
+        store: Store,
+        dispatcher: Addr<Dispatcher>,
+        settings: Arc<Settings>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            dispatcher,
+            settings,
+            wake,
+            stopping: Arc::default(),
+            running: Arc::default(),
+        }
+    }
+
+    /// Recovers what a previous run left behind, then runs on the current
+    /// actix system until stopped.
+    pub fn start(self) -> RunnerHandle {
+        let handle = RunnerHandle {
+            wake: self.wake.clone(),
+            stopping: self.stopping.clone(),
+        };
+        actix_rt::spawn(self.run());
+        handle
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    async fn run(self) {
+        let interrupted = errored(&json!({"type": "error", "error": {
+            "type": "api_error",
+            "message": "the daemon stopped twice while this request was running; it is not run a third time",
+        }}));
+        match self
+            .store
+            .call(move |c| store::recover(c, &interrupted, now_ms()))
+            .await
+        {
+            Ok((0, 0)) => {}
+            Ok((queued, failed)) => log::warn!(
+                "batches: {queued} interrupted requests queued again, {failed} errored after a second interruption"
+            ),
+            Err(e) => log::error!("batches: recovery failed: {e}"),
+        }
+        let mut archived_at: Option<tokio::time::Instant> = None;
+        while !self.is_stopping() {
+            if let Err(e) = self.expire().await {
+                log::error!("batches: expiring: {e}");
+            }
+            if archived_at.is_none_or(|at| at.elapsed() >= ARCHIVE_EVERY) {
+                archived_at = Some(tokio::time::Instant::now());
+                if let Err(e) = self.archive().await {
+                    log::error!("batches: archiving: {e}");
+                }
+            }
+            if let Err(e) = self.fill().await {
+                log::error!("batches: {e}");
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(TICK) => {}
+            }
+        }
+        log::info!("batches: runner stopped");
+    }
+
+    async fn expire(&self) -> Result<(), StoreError> {
+        let expired = self.store.call(|c| store::expire_due(c, now_ms())).await?;
+        if expired > 0 {
+            log::info!("batches: {expired} queued requests expired");
+        }
+        Ok(())
+    }
+
+    async fn archive(&self) -> Result<(), StoreError> {
+        let retention = self.settings.batches.retention().as_millis() as i64;
+        let archived = self
+            .store
+            .call(move |c| {
+                let now = now_ms();
+                store::archive_ended_before(c, now.saturating_sub(retention), now)
+            })
+            .await?;
+        if archived > 0 {
+            log::info!("batches: results of {archived} batches removed after retention");
+        }
+        Ok(())
+    }
+
+    /// Hands queued requests to free workers until the cap is reached, the
+    /// queue is empty, or the dispatcher has no worker to spare.
+    async fn fill(&self) -> Result<(), StoreError> {
+        let cap = self.settings.batches.worker_cap(self.settings.pool.size);
+        loop {
+            let room = cap.saturating_sub(self.running.load(Ordering::SeqCst));
+            if room == 0 || self.is_stopping() {
+                return Ok(());
+            }
+            let claims = self
+                .store
+                .call(move |c| store::next_queued(c, room))
+                .await?;
+            if claims.is_empty() {
+                return Ok(());
+            }
+            for claim in claims {
+                if !self.start_one(claim).await? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Offers one request to the dispatcher. False if it had no worker.
+    async fn start_one(&self, claim: Claim) -> Result<bool, StoreError> {
+        let (seq, idx) = (claim.batch_seq, claim.idx);
+        let (spec, meta) = match self.spec_for(&claim) {
+            Ok(parsed) => parsed,
+            Err(message) => {
+                // Validated when the batch was created; a daemon upgrade
+                // might still refuse it. It fails alone.
+                let body = json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}});
+                self.store
+                    .call(move |c| {
+                        store::mark_running(c, seq, idx)?;
+                        store::record(c, seq, idx, &Outcome::Errored(errored(&body)), now_ms())
+                    })
+                    .await?;
+                return Ok(true);
+            }
+        };
+        let id = format!("batch-{seq}/{}", claim.custom_id);
+        let (job, events) = Job::new(id.clone(), spec);
+        match self.dispatcher.send(RunIfIdle(job)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Ok(false),
+        }
+        if !self
+            .store
+            .call(move |c| store::mark_running(c, seq, idx))
+            .await?
+        {
+            // Canceled or expired while being handed out: dropping the
+            // events interrupts the job.
+            log::debug!("[{id}] no longer queued; interrupted");
+            return Ok(true);
+        }
+        self.running.fetch_add(1, Ordering::SeqCst);
+        actix_rt::spawn(self.clone().collect(id, seq, idx, meta, events));
+        Ok(true)
+    }
+
+    /// The job for a stored request: as `/v1/messages` would run it, except
+    /// that it never stays bound to a conversation (nothing continues it).
+    fn spec_for(&self, claim: &Claim) -> Result<(JobSpec, MessageMeta), String> {
+        let request = MessagesRequest::parse(claim.params.as_bytes()).map_err(|e| e.0)?;
+        let default_model = &self.settings.claude.default_model;
+        let meta = MessageMeta::new(request.response_model(default_model));
+        let mut spec = request.to_spec(default_model);
+        spec.conversation = None;
+        spec.agent = self.settings.agent.enabled && spec.tools.is_none();
+        Ok((spec, meta))
+    }
+
+    /// Waits for a job's outcome and records it.
+    async fn collect(
+        self,
+        id: String,
+        seq: i64,
+        idx: i64,
+        meta: MessageMeta,
+        mut events: UnboundedReceiver<JobEvent>,
+    ) {
+        let mut assembler = Assembler::default();
+        let outcome = loop {
+            match events.recv().await {
+                Some(event) => {
+                    if let Some(outcome) = assembler.push(event) {
+                        break Some(outcome);
+                    }
+                }
+                None => break None,
+            }
+        };
+        drop(events);
+        let outcome = match outcome {
+            Some(Ok(answer)) => Some(Outcome::Succeeded(succeeded(&anthropic::message_body(
+                &meta, &answer,
+            )))),
+            Some(Err(_)) | None if self.is_stopping() => None,
+            Some(Err(JobError::ShuttingDown)) => None,
+            Some(Err(error)) => Some(error_outcome(error)),
+            None => Some(error_outcome(JobError::WorkerCrashed(
+                "the worker stopped without finishing the request".into(),
+            ))),
+        };
+        let stored = match outcome {
+            Some(outcome) => {
+                self.store
+                    .call(move |c| store::record(c, seq, idx, &outcome, now_ms()))
+                    .await
+            }
+            None => {
+                log::info!("[{id}] interrupted by the shutdown; queued for the next start");
+                self.store.call(move |c| store::requeue(c, seq, idx)).await
+            }
+        };
+        if let Err(e) = stored {
+            log::error!("[{id}] result not stored: {e}");
+        }
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+}
+
+/// An `errored` result with the error body `/v1/messages` would answer.
+fn error_outcome(error: JobError) -> Outcome {
+    Outcome::Errored(errored(
+        &ApiError::from_job(error, Dialect::Anthropic).anthropic_body(),
+    ))
+}
