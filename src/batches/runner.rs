@@ -23,12 +23,12 @@ use super::store::{self, Claim, Outcome};
 use crate::api::anthropic::{self, MessageMeta, MessagesRequest};
 use crate::api::assemble::Assembler;
 use crate::api::batches::{errored, succeeded};
-use crate::api::Dialect;
+use crate::api::error::ApiError;
+use crate::api::{Context, Dialect};
 use crate::config::Settings;
 use crate::dispatch::spare::RunIfIdle;
 use crate::dispatch::Dispatcher;
 use crate::error::JobError;
-use crate::http::error::ApiError;
 use crate::job::{Job, JobEvent, JobSpec};
 use crate::store::{Store, StoreError};
 
@@ -235,11 +235,14 @@ impl Runner {
     /// that it never stays bound to a conversation (nothing continues it).
     fn spec_for(&self, claim: &Claim) -> Result<(JobSpec, MessageMeta), String> {
         let request = MessagesRequest::parse(claim.params.as_bytes()).map_err(|e| e.0)?;
-        let default_model = &self.settings.claude.default_model;
-        let meta = MessageMeta::new(request.response_model(default_model));
-        let mut spec = request.to_spec(default_model);
+        let ctx = Context {
+            default_model: self.settings.claude.default_model.clone(),
+            agent_allowed: self.settings.agent.enabled,
+            session: None,
+        };
+        let meta = MessageMeta::new(request.response_model(&ctx.default_model));
+        let mut spec = request.to_spec(&ctx);
         spec.conversation = None;
-        spec.agent = self.settings.agent.enabled && spec.tools.is_none();
         Ok((spec, meta))
     }
 
