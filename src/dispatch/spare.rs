@@ -50,7 +50,7 @@ impl Dispatcher {
             slot.addr.do_send(StopWorker { grace: STOP_GRACE });
             return;
         }
-        if self.count(SlotState::Unbinding) > 0 {
+        if self.count(SlotState::Clearing) > 0 {
             return;
         }
         let oldest = self
