@@ -160,9 +160,6 @@ struct Conversation {
     turns: Vec<Turn>,
 }
 
-/// The image types the Messages API accepts.
-const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
-
 impl ChatRequest {
     /// Parses and validates a request body.
     pub fn parse(body: &[u8]) -> Result<Self, InvalidRequest> {
@@ -385,46 +382,6 @@ impl ChatRequest {
     }
 }
 
-/// The extended-thinking budget for a `reasoning_effort`; `None` for a
-/// value OpenAI does not define. Without one, thinking is off, as for a
-/// non-reasoning Chat Completions model.
-fn thinking_budget(effort: &str) -> Option<u32> {
-    match effort {
-        "none" | "minimal" => Some(0),
-        "low" => Some(1_024),
-        "medium" => Some(8_192),
-        "high" => Some(24_576),
-        // The CLI's own default budget.
-        "xhigh" => Some(31_999),
-        _ => None,
-    }
-}
-
-/// The system-prompt instruction that stands in for OpenAI's JSON modes.
-/// Best effort: the model is asked, not constrained, to answer in JSON.
-fn json_instruction(format: &ResponseFormat) -> Option<String> {
-    const BASE: &str = "Respond with only a single valid JSON object: no text before or after \
-                        it, and no Markdown code fences.";
-    match format {
-        ResponseFormat::Text => None,
-        ResponseFormat::JsonObject => Some(BASE.to_string()),
-        ResponseFormat::JsonSchema { json_schema } => {
-            let mut out = BASE.to_string();
-            if let Some(schema) = &json_schema.schema {
-                out.push_str(" The object must conform to this JSON Schema");
-                if let Some(name) = json_schema.name.as_deref().filter(|n| !n.is_empty()) {
-                    out.push_str(&format!(" (named `{name}`)"));
-                }
-                out.push_str(&format!(":\n{schema}"));
-            }
-            if let Some(description) = json_schema.description.as_deref() {
-                out.push_str(&format!("\nWhat the object is for: {description}"));
-            }
-            Some(out)
-        }
-    }
-}
-
 /// The text of a message whose parts may only be text (system, developer,
 /// tool). Parts are joined without a separator, as OpenAI does.
 fn plain_text(content: Option<&ChatContent>, at: &str) -> Result<String, InvalidRequest> {
@@ -463,10 +420,6 @@ fn part_text<'a>(part: &'a Value, at: &str) -> Result<&'a str, InvalidRequest> {
     part.get("text")
         .and_then(Value::as_str)
         .ok_or_else(|| InvalidRequest(format!("{at}.text: a text part needs a string `text`")))
-}
-
-fn text_block(text: &str) -> Value {
-    json!({"type": "text", "text": text})
 }
 
 /// A user message as Anthropic content blocks. Empty text is dropped.
@@ -520,48 +473,6 @@ fn user_blocks(content: Option<&ChatContent>, at: &str) -> Result<Vec<Value>, In
     Ok(blocks)
 }
 
-/// A `data:` URL split into media type and base64 payload.
-fn parse_data_url(url: &str) -> Result<(&str, &str), String> {
-    let rest = url.strip_prefix("data:").unwrap_or(url);
-    let Some((header, data)) = rest.split_once(',') else {
-        return Err("a data URL needs a `,` before its payload".into());
-    };
-    let Some(media_type) = header.strip_suffix(";base64") else {
-        return Err("only base64 data URLs are supported (`data:<type>;base64,…`)".into());
-    };
-    Ok((media_type.trim(), data))
-}
-
-/// An image part's URL as an Anthropic image block.
-fn image_block(url: &str) -> Result<Value, String> {
-    let url = url.trim();
-    if url.starts_with("data:") {
-        let (media_type, data) = parse_data_url(url)?;
-        let media_type = media_type.to_ascii_lowercase();
-        let media_type = if media_type == "image/jpg" {
-            "image/jpeg".to_string()
-        } else {
-            media_type
-        };
-        if !IMAGE_TYPES.contains(&media_type.as_str()) {
-            return Err(format!(
-                "unsupported image type `{media_type}`; use one of {}",
-                IMAGE_TYPES.join(", ")
-            ));
-        }
-        if data.is_empty() {
-            return Err("the data URL has no image data".into());
-        }
-        Ok(
-            json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}),
-        )
-    } else if url.starts_with("https://") || url.starts_with("http://") {
-        Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
-    } else {
-        Err("expected a `data:` URL or an http(s) URL".into())
-    }
-}
-
 /// A `file` part (inline PDF) as an Anthropic document block.
 fn file_block(part: &Value, at: &str) -> Result<Value, InvalidRequest> {
     let file = part.get("file").and_then(Value::as_object);
@@ -576,19 +487,8 @@ fn file_block(part: &Value, at: &str) -> Result<Value, InvalidRequest> {
         };
         return Err(InvalidRequest(format!("{at}.file: {why}")));
     };
-    let at = format!("{at}.file.file_data");
-    let (media_type, payload) =
-        parse_data_url(data).map_err(|m| InvalidRequest(format!("{at}: {m}")))?;
-    if media_type != "application/pdf" {
-        return Err(InvalidRequest(format!(
-            "{at}: unsupported file type `{media_type}`; only application/pdf is supported"
-        )));
-    }
-    let mut block = json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": payload}});
-    if let Some(name) = file.and_then(|f| f.get("filename")).and_then(Value::as_str) {
-        block["title"] = Value::String(name.to_string());
-    }
-    Ok(block)
+    let filename = file.and_then(|f| f.get("filename")).and_then(Value::as_str);
+    pdf_block(data, filename, &format!("{at}.file.file_data"))
 }
 
 /// An earlier assistant message: its text, then its tool calls.
@@ -641,15 +541,6 @@ fn assistant_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, Inval
     Ok(blocks)
 }
 
-/// Tool-call arguments as JSON; text that is not JSON is kept as a string
-/// rather than refused, since it only ever reaches the prompt.
-fn parse_arguments(arguments: &str) -> Value {
-    if arguments.trim().is_empty() {
-        return json!({});
-    }
-    serde_json::from_str(arguments).unwrap_or_else(|_| Value::String(arguments.to_string()))
-}
-
 /// Chat Completions as a [`Codec`].
 pub struct ChatCompletions;
 
@@ -693,7 +584,9 @@ impl EventEncoder for ChunkEncoder {
     }
 }
 
+pub(crate) mod content;
 mod response;
+use content::*;
 pub use response::*;
 
 #[cfg(test)]
