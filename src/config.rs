@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod batches;
+mod responses;
 pub use batches::BatchSettings;
+pub use responses::ResponseSettings;
 
 /// Prefix of environment overrides: `CLAUDE_POOL__POOL__SIZE=4` sets `pool.size`.
 pub const ENV_PREFIX: &str = "CLAUDE_POOL";
@@ -28,6 +30,7 @@ pub struct Settings {
     pub tools: ToolSettings,
     pub agent: AgentSettings,
     pub batches: BatchSettings,
+    pub responses: ResponseSettings,
 }
 
 /// The HTTP front end.

@@ -147,12 +147,20 @@ pub async fn run_with_reload(
     let batch_runner =
         batches::Runner::new(store.clone(), dispatcher.clone(), settings.clone(), spare).start();
 
-    let state = web::Data::new(http::AppState::new(
-        dispatcher.clone(),
-        settings.clone(),
-        store,
-        batch_runner.clone(),
-    ));
+    let responses = api::responses::stored::SqliteResponses::new(
+        store.clone(),
+        settings.responses.max_stored,
+        settings.responses.ttl(),
+    )?;
+    let state = web::Data::new(
+        http::AppState::new(
+            dispatcher.clone(),
+            settings.clone(),
+            store,
+            batch_runner.clone(),
+        )
+        .with_responses(Arc::new(responses)),
+    );
     let reload_task = actix_rt::spawn(apply_reloads(reload, state.clone(), addr));
     let server = http::server(state, listener).map_err(|source| StartError::Io {
         context: format!("serving on {addr}"),

@@ -3,10 +3,13 @@
 //! frames. The job-running route handler (`http::jobs::create`) is generic
 //! over it, so a dialect is one module here and one route line.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::assemble::Assembled;
 use super::error::ApiError;
+use super::responses::stored::ResponseStore;
 use super::Dialect;
 use crate::job::{JobEvent, JobSpec};
 
@@ -47,6 +50,12 @@ pub struct Context {
     pub agent_allowed: bool,
     /// The client's explicit session pin (`x-claude-pool-session`).
     pub session: Option<String>,
+    /// Who is asking: a digest of the client's API key (empty without
+    /// one). Stored state is visible only to the same scope.
+    pub scope: String,
+    /// Stored responses (the Responses API's `store` and
+    /// `previous_response_id`).
+    pub responses: Option<Arc<dyn ResponseStore>>,
 }
 
 impl Context {

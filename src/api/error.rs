@@ -42,6 +42,8 @@ pub struct ApiError {
     pub message: String,
     pub dialect: Dialect,
     pub retry_after: Option<Duration>,
+    /// The request field at fault, for OpenAI's `param`.
+    pub param: Option<&'static str>,
 }
 
 impl ApiError {
@@ -51,7 +53,14 @@ impl ApiError {
             message: message.into(),
             dialect,
             retry_after: None,
+            param: None,
         }
+    }
+
+    /// Names the request field at fault.
+    pub fn with_param(mut self, param: &'static str) -> Self {
+        self.param = Some(param);
+        self
     }
 
     pub fn invalid(message: impl Into<String>, dialect: Dialect) -> Self {
@@ -88,6 +97,7 @@ impl ApiError {
             message,
             dialect,
             retry_after,
+            param: None,
         }
     }
 
@@ -131,13 +141,13 @@ impl ApiError {
     /// `{"error":{"message","type","param","code"}}`
     pub fn openai_body(&self) -> Value {
         let (kind, code) = self.openai_type();
-        json!({"error": {"message": self.message, "type": kind, "param": null, "code": code}})
+        json!({"error": {"message": self.message, "type": kind, "param": self.param, "code": code}})
     }
 
     pub fn body(&self) -> Value {
         match self.dialect {
             Dialect::Anthropic => self.anthropic_body(),
-            Dialect::OpenAi => self.openai_body(),
+            Dialect::OpenAi | Dialect::Responses => self.openai_body(),
         }
     }
 }

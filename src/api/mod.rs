@@ -11,6 +11,7 @@ pub mod error;
 pub mod models;
 pub mod openai;
 pub mod system;
+pub mod responses;
 pub mod tools;
 
 pub use dialect::{Codec, Context, EventEncoder, Frame, Parsed};
@@ -120,7 +121,10 @@ pub fn note_ignored(field: &'static str) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Anthropic,
+    /// OpenAI Chat Completions.
     OpenAi,
+    /// The OpenAI Responses API.
+    Responses,
 }
 
 #[cfg(test)]

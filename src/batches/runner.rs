@@ -238,7 +238,7 @@ impl Runner {
         let ctx = Context {
             default_model: self.settings.claude.default_model.clone(),
             agent_allowed: self.settings.agent.enabled,
-            session: None,
+            ..Context::default()
         };
         let meta = MessageMeta::new(request.response_model(&ctx.default_model));
         let mut spec = request.to_spec(&ctx);

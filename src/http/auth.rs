@@ -54,3 +54,10 @@ pub fn presented_key(req: &HttpRequest) -> Option<&str> {
         })
         .map(str::trim)
 }
+
+/// Who an authorized request acts for, for state kept between requests
+/// (stored responses): a digest of its key, as for batches (the key itself
+/// is never stored); empty when no keys are configured (one shared scope).
+pub fn scope(req: &HttpRequest, settings: &Settings) -> String {
+    crate::batches::owner_of(presented_key(req).filter(|_| settings.server.has_keys()))
+}

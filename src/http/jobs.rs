@@ -8,7 +8,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::error::{ApiError, ErrorKind};
-use super::{body, disconnect, metrics, sse, AppState, RequestId};
+use super::{auth, body, disconnect, metrics, sse, AppState, RequestId};
 use crate::api::assemble::{Assembled, Assembler};
 use crate::api::{Codec, Context, Dialect};
 use crate::dispatch::messages::Submit;
@@ -16,7 +16,7 @@ use crate::error::JobError;
 use crate::job::{Job, JobEvent, JobSpec};
 
 /// `POST` to a job-running route of dialect `C` (`/v1/messages`,
-/// `/v1/chat/completions`).
+/// `/v1/chat/completions`, `/v1/responses`).
 pub async fn create<C: Codec>(
     req: HttpRequest,
     payload: web::Payload,
@@ -46,7 +46,7 @@ pub async fn create<C: Codec>(
 }
 
 /// What the request's headers and the settings in force add to its body.
-fn context(req: &HttpRequest, state: &AppState) -> Context {
+pub fn context(req: &HttpRequest, state: &AppState) -> Context {
     let opted_out = req
         .headers()
         .get(AGENT_HEADER)
@@ -57,6 +57,8 @@ fn context(req: &HttpRequest, state: &AppState) -> Context {
         default_model: settings.claude.default_model.clone(),
         agent_allowed: settings.agent.enabled && !opted_out,
         session: session_pin(req),
+        scope: auth::scope(req, &settings),
+        responses: state.responses.clone(),
     }
 }
 

@@ -322,6 +322,8 @@ fn open_to(settings: &Settings, peer: Option<SocketAddr>, local_host: bool) -> b
 fn dialect_label(route: &str) -> &'static str {
     if route.contains("chat/completions") {
         "openai"
+    } else if route.contains("responses") {
+        "responses"
     } else if route.contains("messages") {
         "anthropic"
     } else {
@@ -333,6 +335,7 @@ fn dialect_name(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Anthropic => "anthropic",
         Dialect::OpenAi => "openai",
+        Dialect::Responses => "responses",
     }
 }
 

@@ -12,6 +12,7 @@ pub mod host;
 pub mod jobs;
 pub mod metrics;
 pub mod models;
+pub mod responses;
 pub mod sse;
 
 use std::net::TcpListener;
@@ -27,6 +28,8 @@ use arc_swap::ArcSwap;
 
 use crate::api::anthropic::Anthropic;
 use crate::api::openai::ChatCompletions;
+use crate::api::responses::stored::ResponseStore;
+use crate::api::responses::Responses;
 use crate::api::Dialect;
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
@@ -46,6 +49,8 @@ pub struct AppState {
     pub store: Store,
     /// Woken when a batch is created or canceled.
     pub batch_runner: crate::batches::RunnerHandle,
+    /// Stored responses of the Responses API (in `store`).
+    pub responses: Option<Arc<dyn ResponseStore>>,
 }
 
 impl AppState {
@@ -61,7 +66,14 @@ impl AppState {
             metrics: metrics::Metrics::new(),
             store,
             batch_runner,
+            responses: None,
         }
+    }
+
+    /// Serves stored responses from `responses`.
+    pub fn with_responses(mut self, responses: Arc<dyn ResponseStore>) -> Self {
+        self.responses = Some(responses);
+        self
     }
 
     /// The settings in force now. A request keeps the ones it started with.
@@ -133,6 +145,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/chat/completions",
             web::post().to(jobs::create::<ChatCompletions>),
         )
+        .route("/v1/responses", web::post().to(jobs::create::<Responses>))
+        .route("/responses", web::post().to(jobs::create::<Responses>))
+        .service(responses::scope("/v1/responses"))
+        .service(responses::scope("/responses"))
         .route("/v1/models", web::get().to(models::list))
         .route("/models", web::get().to(models::list))
         .route("/v1/models/{id}", web::get().to(models::get))
@@ -163,7 +179,9 @@ fn batch_routes(cfg: &mut web::ServiceConfig) {
 /// Unknown routes: 404 in the dialect the path suggests.
 async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     let path = req.path();
-    let dialect = if path.contains("chat/completions") || path.contains("/completions") {
+    let dialect = if path.contains("responses") {
+        Dialect::Responses
+    } else if path.contains("chat/completions") || path.contains("/completions") {
         Dialect::OpenAi
     } else {
         Dialect::Anthropic

@@ -73,7 +73,7 @@ pub(super) fn tool_calls(content: &[Value]) -> Vec<Value> {
 
 /// In JSON mode, a reply the model wrapped in a Markdown code fence anyway
 /// is unwrapped (non-streaming responses only).
-pub(super) fn strip_code_fence(text: &str) -> &str {
+pub(crate) fn strip_code_fence(text: &str) -> &str {
     let trimmed = text.trim();
     let Some(inner) = trimmed
         .strip_prefix("```")

@@ -1,0 +1,288 @@
+//! The OpenAI Responses API on the wire (`POST /v1/responses`): the
+//! request, its translation into a [`JobSpec`] (through the same
+//! conversation model as the other dialects, see [`items`] and [`tools`]),
+//! the response object and its event stream ([`output`]), and stored
+//! responses ([`stored`]).
+//!
+//! Applied: `input`, `instructions`, `tools`, `tool_choice`,
+//! `max_output_tokens`, `reasoning.effort` (thinking budget, as
+//! `reasoning_effort` in Chat Completions), `text.format` (JSON modes, best
+//! effort: the model is asked, not constrained), `stream`, `store`,
+//! `previous_response_id`, `metadata` (stored and echoed). Accepted, not
+//! applied: sampling fields, `parallel_tool_calls`, `include`,
+//! `prompt_cache_key`, `truncation`, `service_tier`, `user`.
+
+pub mod items;
+pub mod output;
+pub mod stored;
+pub mod tools;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::assemble::Assembled;
+use super::error::{ApiError, ErrorKind};
+use super::models::resolve_model;
+use super::openai::content::{json_instruction, thinking_budget};
+use super::openai::{JsonSchemaFormat, ResponseFormat};
+use super::{Codec, Context, Dialect, InvalidRequest, Parsed};
+use output::{ResponseMeta, ResponseStream};
+use stored::StoredResponse;
+
+const DIALECT: Dialect = Dialect::Responses;
+
+/// `POST /v1/responses`. Unknown fields are accepted: SDKs add new ones.
+#[derive(Debug, Deserialize)]
+pub struct ResponsesRequest {
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub input: Option<Input>,
+    #[serde(default)]
+    pub instructions: Option<String>,
+    #[serde(default)]
+    pub tools: Option<Vec<Value>>,
+    #[serde(default)]
+    pub tool_choice: Option<Value>,
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
+    #[serde(default)]
+    pub reasoning: Option<Reasoning>,
+    #[serde(default)]
+    pub text: Option<Value>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(default)]
+    pub store: Option<bool>,
+    #[serde(default)]
+    pub previous_response_id: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    #[serde(default)]
+    pub background: Option<bool>,
+    #[serde(default)]
+    pub conversation: Option<Value>,
+    #[serde(default)]
+    pub prompt: Option<Value>,
+    #[serde(default)]
+    pub temperature: Option<Value>,
+    #[serde(default)]
+    pub top_p: Option<Value>,
+    #[serde(default)]
+    pub include: Option<Value>,
+    #[serde(default)]
+    pub prompt_cache_key: Option<Value>,
+    #[serde(default)]
+    pub truncation: Option<Value>,
+    #[serde(default)]
+    pub service_tier: Option<Value>,
+    #[serde(default)]
+    pub user: Option<Value>,
+}
+
+/// `input`: one user message as a string, or items.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Input {
+    Text(String),
+    Items(Vec<Value>),
+}
+
+/// `reasoning`: `effort` sets the thinking budget; `summary` is accepted.
+#[derive(Debug, Default, Deserialize)]
+pub struct Reasoning {
+    #[serde(default)]
+    pub effort: Option<String>,
+    #[serde(default)]
+    pub summary: Option<Value>,
+}
+
+impl ResponsesRequest {
+    /// Parses and validates a request body.
+    pub fn parse(body: &[u8]) -> Result<Self, InvalidRequest> {
+        let request: Self = super::parse_json(body)?;
+        request.validate()?;
+        Ok(request)
+    }
+
+    fn validate(&self) -> Result<(), InvalidRequest> {
+        if self.background == Some(true) {
+            return Err(InvalidRequest(
+                "background: background responses are not supported".into(),
+            ));
+        }
+        for (field, present) in [
+            ("conversation", self.conversation.is_some()),
+            ("prompt", self.prompt.is_some()),
+        ] {
+            if present {
+                return Err(InvalidRequest(format!("{field}: not supported")));
+            }
+        }
+        if self.max_output_tokens == Some(0) {
+            return Err(InvalidRequest(
+                "max_output_tokens: must be at least 1".into(),
+            ));
+        }
+        if let Some(effort) = self.effort() {
+            if thinking_budget(effort).is_none() {
+                return Err(InvalidRequest(format!(
+                    "reasoning.effort: unknown value `{effort}`; use none, minimal, low, medium, high or xhigh"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn effort(&self) -> Option<&str> {
+        self.reasoning.as_ref().and_then(|r| r.effort.as_deref())
+    }
+
+    /// The request's own input items; a string input is one user message.
+    pub fn input_items(&self) -> Vec<Value> {
+        match &self.input {
+            None => Vec::new(),
+            Some(Input::Text(text)) => vec![json!({
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": text}],
+            })],
+            Some(Input::Items(items)) => items.clone(),
+        }
+    }
+
+    /// `text.format` in Chat Completions' terms.
+    fn format(&self) -> Option<ResponseFormat> {
+        let format = self.text.as_ref()?.get("format")?;
+        match format.get("type")?.as_str()? {
+            "json_object" => Some(ResponseFormat::JsonObject),
+            "json_schema" => Some(ResponseFormat::JsonSchema {
+                json_schema: JsonSchemaFormat {
+                    name: format["name"].as_str().map(str::to_string),
+                    description: format["description"].as_str().map(str::to_string),
+                    schema: format.get("schema").cloned(),
+                },
+            }),
+            _ => None,
+        }
+    }
+
+    fn note_ignored(&self) {
+        let ignored = [
+            ("temperature", self.temperature.is_some()),
+            ("top_p", self.top_p.is_some()),
+            (
+                "parallel_tool_calls",
+                self.parallel_tool_calls == Some(false),
+            ),
+            ("include", self.include.is_some()),
+            ("prompt_cache_key", self.prompt_cache_key.is_some()),
+            ("truncation", self.truncation.is_some()),
+            ("service_tier", self.service_tier.is_some()),
+            ("user", self.user.is_some()),
+        ];
+        for (field, present) in ignored {
+            if present {
+                super::note_ignored(field);
+            }
+        }
+    }
+}
+
+/// The Responses API as a [`Codec`].
+pub struct Responses;
+
+impl Codec for Responses {
+    const DIALECT: Dialect = DIALECT;
+    type Meta = ResponseMeta;
+    type Stream = ResponseStream;
+
+    fn parse(body: &[u8], ctx: &Context) -> Result<Parsed<ResponseMeta>, ApiError> {
+        let invalid = |e: InvalidRequest| ApiError::invalid(e.0, DIALECT);
+        let request = ResponsesRequest::parse(body).map_err(invalid)?;
+        request.note_ignored();
+        let previous = match &request.previous_response_id {
+            Some(id) => Some(previous(ctx, id)?),
+            None => None,
+        };
+        let own = output::with_ids(request.input_items());
+        let history = previous.map(|p| p.conversation()).unwrap_or_default();
+        let (defs, names) =
+            tools::tool_defs(request.tools.as_deref().unwrap_or_default()).map_err(invalid)?;
+        let skip = history.len();
+        let mut all = history.clone();
+        all.extend(own.iter().cloned());
+        let translated = items::translate(&all, &names, |i| match i.checked_sub(skip) {
+            Some(i) => format!("input[{i}]"),
+            None => format!("previous_response_id ({i})"),
+        })
+        .map_err(invalid)?;
+        if !translated
+            .turns
+            .iter()
+            .any(|t| t.role == crate::prompt::Role::User)
+        {
+            return Err(invalid(InvalidRequest(
+                "input: the conversation must contain a user message".into(),
+            )));
+        }
+        let mut system: Vec<String> = request.instructions.iter().cloned().collect();
+        system.extend(translated.system.iter().cloned());
+        let format = request.format();
+        system.extend(format.as_ref().and_then(json_instruction));
+        let spec = super::Conversation {
+            system: system.join("\n\n"),
+            model: resolve_model(request.model.as_deref(), &ctx.default_model),
+            turns: &translated.turns,
+            thinking_budget: request.effort().and_then(thinking_budget).unwrap_or(0),
+            max_tokens: request.max_output_tokens,
+            tool_choice: tools::choice(request.tool_choice.as_ref(), &names),
+            tools: &defs,
+            stop_sequences: Vec::new(),
+        }
+        .into_spec(ctx);
+        let keep = request.store.unwrap_or(true).then(|| output::Keep {
+            store: ctx.responses.clone(),
+            scope: ctx.scope.clone(),
+            input: own,
+            context: history,
+        });
+        let meta = ResponseMeta::new(&request, &ctx.default_model, names, format.is_some(), keep);
+        Ok(Parsed {
+            spec,
+            stream: request.stream.unwrap_or(false),
+            meta,
+        })
+    }
+
+    fn body(meta: &ResponseMeta, answer: &Assembled) -> Value {
+        output::body(meta, answer)
+    }
+
+    fn stream(meta: ResponseMeta) -> ResponseStream {
+        ResponseStream::new(meta)
+    }
+}
+
+/// The stored response a request continues.
+fn previous(ctx: &Context, id: &str) -> Result<StoredResponse, ApiError> {
+    let found = match &ctx.responses {
+        Some(store) => store.get(&ctx.scope, id).map_err(|e| {
+            ApiError::new(ErrorKind::Api, format!("stored responses: {e}"), DIALECT)
+        })?,
+        None => None,
+    };
+    found.ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::InvalidRequest,
+            format!("Previous response with id '{id}' not found."),
+            DIALECT,
+        )
+        .with_param("previous_response_id")
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,32 @@
+//! `[responses]`: stored responses of the OpenAI Responses API (`store`,
+//! `previous_response_id`, `GET /v1/responses/{id}`), kept in the store.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How many stored responses are kept, and for how long.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponseSettings {
+    /// Most stored responses kept; beyond it the oldest are dropped
+    /// (0 = store none).
+    pub max_stored: usize,
+    /// A stored response is dropped this long after it was created.
+    pub ttl_secs: u64,
+}
+
+impl Default for ResponseSettings {
+    fn default() -> Self {
+        Self {
+            max_stored: 1000,
+            ttl_secs: 24 * 60 * 60,
+        }
+    }
+}
+
+impl ResponseSettings {
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl_secs)
+    }
+}

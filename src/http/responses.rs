@@ -1,0 +1,162 @@
+//! Stored responses of the Responses API: `GET` and `DELETE
+//! /v1/responses/{id}`, and `GET /v1/responses/{id}/input_items`. Creating
+//! a response is the generic job route (`jobs::create::<Responses>`).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ErrorKind};
+use super::{auth, AppState};
+use crate::api::responses::stored::StoredResponse;
+use crate::api::Dialect;
+
+const DIALECT: Dialect = Dialect::Responses;
+
+/// The routes under `prefix` (`/v1/responses`).
+pub fn scope(prefix: &str) -> actix_web::Scope {
+    web::scope(prefix)
+        .route("/{id}", web::get().to(get))
+        .route("/{id}", web::delete().to(delete))
+        .route("/{id}/input_items", web::get().to(input_items))
+}
+
+/// The stored response `id` of the caller, or 404 as OpenAI says it.
+fn find(req: &HttpRequest, state: &AppState, id: &str) -> Result<StoredResponse, ApiError> {
+    let settings = state.settings();
+    auth::authorize(req, &settings, DIALECT)?;
+    let scope = auth::scope(req, &settings);
+    let found = match &state.responses {
+        Some(store) => store.get(&scope, id).map_err(|e| {
+            ApiError::new(ErrorKind::Api, format!("stored responses: {e}"), DIALECT)
+        })?,
+        None => None,
+    };
+    found.ok_or_else(|| not_found(id))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!("Response with id '{id}' not found."),
+        DIALECT,
+    )
+}
+
+async fn get(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let stored = find(&req, &state, &id)?;
+    Ok(HttpResponse::Ok().json(stored.response))
+}
+
+async fn delete(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let settings = state.settings();
+    auth::authorize(&req, &settings, DIALECT)?;
+    let scope = auth::scope(&req, &settings);
+    let deleted = match &state.responses {
+        Some(store) => store.delete(&scope, &id).map_err(|e| {
+            ApiError::new(ErrorKind::Api, format!("stored responses: {e}"), DIALECT)
+        })?,
+        None => false,
+    };
+    if !deleted {
+        return Err(not_found(&id));
+    }
+    Ok(HttpResponse::Ok().json(json!({"id": *id, "object": "response.deleted", "deleted": true})))
+}
+
+/// `input_items` paging: `limit` (1–100, default 20), `order` (`desc` by
+/// default, as OpenAI), `after` an item id.
+#[derive(Debug, Deserialize)]
+struct Page {
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    order: Option<String>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+async fn input_items(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let stored = find(&req, &state, &id)?;
+    let page = web::Query::<Page>::from_query(req.query_string())
+        .map_err(|e| ApiError::invalid(format!("invalid query string: {e}"), DIALECT))?;
+    Ok(HttpResponse::Ok().json(list_page(stored.input, &page)?))
+}
+
+fn list_page(mut items: Vec<Value>, page: &Page) -> Result<Value, ApiError> {
+    let limit = page.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit: must be between 1 and 100",
+            DIALECT,
+        ));
+    }
+    match page.order.as_deref() {
+        None | Some("desc") => items.reverse(),
+        Some("asc") => {}
+        Some(other) => {
+            return Err(ApiError::invalid(
+                format!("order: must be `asc` or `desc`, not `{other}`"),
+                DIALECT,
+            ))
+        }
+    }
+    let start = match &page.after {
+        Some(after) => items
+            .iter()
+            .position(|i| i["id"] == after.as_str())
+            .map_or(items.len(), |p| p + 1),
+        None => 0,
+    };
+    let rest = &items[start.min(items.len())..];
+    let data: Vec<Value> = rest.iter().take(limit).cloned().collect();
+    Ok(json!({
+        "object": "list",
+        "data": data,
+        "first_id": data.first().map(|i| i["id"].clone()),
+        "last_id": data.last().map(|i| i["id"].clone()),
+        "has_more": rest.len() > limit,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_items_page_newest_first_by_default() {
+        let items: Vec<Value> = (0..5).map(|i| json!({"id": format!("i{i}")})).collect();
+        let page = |limit, order: Option<&str>, after: Option<&str>| {
+            list_page(
+                items.clone(),
+                &Page {
+                    limit,
+                    order: order.map(str::to_string),
+                    after: after.map(str::to_string),
+                },
+            )
+            .unwrap()
+        };
+        let first = page(Some(2), None, None);
+        assert_eq!(first["data"], json!([{"id": "i4"}, {"id": "i3"}]));
+        assert_eq!(first["has_more"], true);
+        let next = page(Some(2), None, Some("i3"));
+        assert_eq!(next["first_id"], "i2");
+        let asc = page(None, Some("asc"), None);
+        assert_eq!(asc["data"].as_array().unwrap().len(), 5);
+        assert_eq!(asc["first_id"], "i0");
+        assert_eq!(asc["has_more"], false);
+    }
+}
