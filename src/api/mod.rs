@@ -10,8 +10,8 @@ pub mod dialect;
 pub mod error;
 pub mod models;
 pub mod openai;
-pub mod system;
 pub mod responses;
+pub mod system;
 pub mod tools;
 
 pub use dialect::{Codec, Context, EventEncoder, Frame, Parsed};
