@@ -128,6 +128,7 @@ fn an_interactive_request_does_not_wait_behind_a_large_batch() {
     // Cancel rather than wait 25 s; the running job may finish.
     let res = client()
         .post(daemon.url(&format!("/v1/messages/batches/{id}/cancel")))
+        .header("content-type", "application/json")
         .send()
         .unwrap();
     assert_eq!(res.status(), 200);
