@@ -41,6 +41,16 @@ pub enum JobError {
         status: Option<u16>,
         message: String,
     },
+    /// The worker has no usable Claude credentials: none at all (the CLI is
+    /// not logged in) or rejected upstream (401/403). The daemon's
+    /// configuration is at fault, not the client's request.
+    #[error(
+        "the workers' Claude credentials are missing or were rejected ({0}): log in as the \
+         daemon's account (`claude login`, with the same CLAUDE_CONFIG_DIR) or set \
+         ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN in its environment, then restart it; \
+         see the README, Credentials"
+    )]
+    Credentials(String),
     /// The turn ended with an error the CLI reported (not an API status).
     #[error("the model turn failed: {0}")]
     TurnFailed(String),

@@ -76,6 +76,7 @@ impl ApiError {
             JobError::ShuttingDown | JobError::Unavailable(_) => ErrorKind::Unavailable,
             JobError::WorkerCrashed(_) | JobError::TurnFailed(_) => ErrorKind::Api,
             JobError::Timeout(_) => ErrorKind::Timeout,
+            JobError::Credentials(_) => ErrorKind::UpstreamAuth,
             JobError::Upstream { status, .. } => match status {
                 Some(400 | 404 | 413 | 422) => ErrorKind::UpstreamInvalid,
                 Some(401 | 403) => ErrorKind::UpstreamAuth,
@@ -85,11 +86,11 @@ impl ApiError {
                 Some(_) => ErrorKind::Api,
             },
         };
-        let message = match kind {
-            ErrorKind::UpstreamAuth => format!(
-                "the worker's Claude credentials were rejected upstream ({message}); \
-                 check the daemon's ANTHROPIC_API_KEY or `claude login`"
-            ),
+        let message = match error {
+            JobError::Upstream {
+                status: Some(401 | 403),
+                message,
+            } => JobError::Credentials(message).to_string(),
             _ => message,
         };
         Self {

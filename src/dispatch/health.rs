@@ -12,7 +12,8 @@ pub enum Status {
     Ok,
     /// Workers are booting; jobs queue meanwhile.
     Starting,
-    /// No worker can run (the CLI keeps failing); see `reason`.
+    /// No worker can run (the CLI keeps failing), or the last job failed on
+    /// the workers' credentials; see `reason`.
     Degraded,
     /// Draining for shutdown; no new jobs.
     ShuttingDown,
@@ -117,6 +118,8 @@ impl Dispatcher {
                 Status::ShuttingDown,
                 Some("the server is shutting down".to_string()),
             )
+        } else if let Some(why) = &self.credentials_failure {
+            (Status::Degraded, Some(why.clone()))
         } else if workers.ready + workers.busy + workers.bound > 0 {
             (Status::Ok, None)
         } else if self.is_degraded() {

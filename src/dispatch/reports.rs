@@ -19,8 +19,18 @@ impl Handler<WorkerReport> for Dispatcher {
         let WorkerReport { id, state, job } = report;
         if let Some(outcome) = job {
             match outcome {
-                Outcome::Succeeded => self.stats.completed += 1,
+                Outcome::Succeeded => {
+                    self.stats.completed += 1;
+                    self.credentials_failure = None;
+                }
                 Outcome::Failed => self.stats.failed += 1,
+                Outcome::CredentialsFailed(reason) => {
+                    self.stats.failed += 1;
+                    if self.credentials_failure.is_none() {
+                        log::error!("{reason}");
+                    }
+                    self.credentials_failure = Some(reason);
+                }
             }
             if let Some(slot) = self.workers.get_mut(&id) {
                 slot.jobs += 1;

@@ -30,6 +30,10 @@ pub enum CliMessage {
     },
     Assistant {
         message: AssistantMessage,
+        /// Why the CLI made this message up instead of the model, e.g.
+        /// `authentication_failed` (no login, or a rejected key).
+        #[serde(default)]
+        error: Option<String>,
     },
     User {},
     Result(ResultMessage),

@@ -46,10 +46,13 @@ pub enum WorkerState {
 }
 
 /// How a job ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Succeeded,
     Failed,
+    /// Failed because the worker's Claude credentials are missing or were
+    /// rejected: the error, with what to do, for `/health`.
+    CredentialsFailed(String),
 }
 
 impl Outcome {

@@ -40,6 +40,8 @@ pub struct TurnTranslator {
     /// Usage already reported to earlier jobs of the same CLI turn (a turn
     /// resumed after tool calls); subtracted from the turn's final usage.
     already_reported: Usage,
+    /// The CLI said the upstream refused its credentials (or it has none).
+    auth_failed: bool,
 }
 
 impl TurnTranslator {
@@ -101,7 +103,10 @@ impl TurnTranslator {
     pub fn on_message(&mut self, message: &CliMessage) -> Vec<JobEvent> {
         match message {
             CliMessage::StreamEvent { event } => self.on_stream_event(event),
-            CliMessage::Assistant { message } => self.on_assistant(message),
+            CliMessage::Assistant { message, error } => {
+                self.auth_failed |= error.as_deref() == Some("authentication_failed");
+                self.on_assistant(message)
+            }
             CliMessage::Result(result) => vec![self.on_result(result)],
             _ => Vec::new(),
         }
@@ -206,7 +211,7 @@ impl TurnTranslator {
     }
 
     fn on_result(&mut self, result: &ResultMessage) -> JobEvent {
-        if let Some(error) = result_error(result) {
+        if let Some(error) = result_error(result, self.auth_failed) {
             return JobEvent::Failed(error);
         }
         JobEvent::Finished(Completion {
@@ -242,8 +247,10 @@ fn sub_usage(a: Usage, b: Usage) -> Usage {
     }
 }
 
-/// The error a `result` line reports, if it reports one.
-pub fn result_error(result: &ResultMessage) -> Option<JobError> {
+/// The error a `result` line reports, if it reports one. `auth_failed`:
+/// the turn's made-up assistant message said the credentials failed, which
+/// is the only sign of a CLI that is not logged in at all (no API status).
+pub fn result_error(result: &ResultMessage, auth_failed: bool) -> Option<JobError> {
     if !result.is_error && result.subtype == "success" {
         return None;
     }
@@ -260,6 +267,9 @@ pub fn result_error(result: &ResultMessage) -> Option<JobError> {
                 .map(str::to_string)
         })
         .unwrap_or_else(|| result.subtype.clone());
+    if auth_failed || matches!(result.api_error_status, Some(401 | 403)) {
+        return Some(JobError::Credentials(text));
+    }
     if result.api_error_status.is_some() || result.subtype == "success" {
         return Some(JobError::Upstream {
             status: result.api_error_status,
@@ -389,6 +399,20 @@ mod tests {
             JobEvent::Failed(JobError::Upstream { status, message }) => {
                 assert_eq!(*status, Some(400));
                 assert!(message.contains("400"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cli_without_credentials_fails_on_credentials() {
+        // No API status here: only the made-up assistant line's `error`
+        // tells a missing login from an upstream timeout.
+        let events = translate("07-not-logged-in.jsonl");
+        assert_eq!(events.len(), 1, "{events:?}");
+        match &events[0] {
+            JobEvent::Failed(JobError::Credentials(message)) => {
+                assert_eq!(message, "Not logged in · Please run /login");
             }
             other => panic!("{other:?}"),
         }

@@ -303,7 +303,13 @@ impl Worker {
             (None, Some(key)) => self.phase = Phase::Bound(key),
             (None, None) => self.clear(),
         }
-        self.report(self.state(), Some(Outcome::of(succeeded)));
+        let outcome = match &last {
+            Some(JobEvent::Failed(error @ JobError::Credentials(_))) => {
+                Outcome::CredentialsFailed(error.to_string())
+            }
+            _ => Outcome::of(succeeded),
+        };
+        self.report(self.state(), Some(outcome));
         if let Some(event) = last {
             let _ = run.job.events.send(event);
         }

@@ -121,6 +121,8 @@ pub fn settings_toml(cfg: &DaemonConfig, upstream: &FakeUpstream, dir: &TempDir)
             "1".to_string(),
         ),
     ];
+    // A test's own entry replaces the default of the same name.
+    env.retain(|(k, _)| !cfg.env.iter().any(|(own, _)| own == k));
     env.extend(cfg.env.iter().cloned());
     let env_toml: String = env
         .iter()

@@ -15,6 +15,9 @@
 //! | `[[tool:NAME]]` | a `tool_use` of the offered tool NAME (repeat for parallel calls) |
 //! | `[[call:NAME:JSON]]` | a `tool_use` of NAME with input JSON (e.g. the CLI's `Bash`) |
 //!
+//! A request whose `x-api-key` is [`REJECTED_KEY`] gets 401
+//! `authentication_error`, as the real API answers a revoked key.
+//!
 //! When the last user message carries `tool_result` blocks, the reply is
 //! `Tool results: <their texts joined by " | ">`, unless a result's text
 //! holds a `[[tool:NAME]]` marker, which asks for another round.
@@ -32,6 +35,9 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use bytes::Bytes;
 use futures_util::stream;
 use serde_json::{json, Value};
+
+/// The API key the fake refuses with 401.
+pub const REJECTED_KEY: &str = "sk-rejected";
 
 /// One request the fake received.
 #[derive(Debug, Clone)]
@@ -383,6 +389,14 @@ async fn messages(
 ) -> HttpResponse {
     let body = body.into_inner();
     record(&req, &body, &log);
+    if req
+        .headers()
+        .get("x-api-key")
+        .is_some_and(|k| k == REJECTED_KEY)
+    {
+        return HttpResponse::Unauthorized().json(json!({"type": "error",
+            "error": {"type": "authentication_error", "message": "invalid x-api-key"}}));
+    }
     let text = last_text(&body);
     if marker(&text, "hang").is_some() {
         tokio::time::sleep(Duration::from_secs(3600)).await;
