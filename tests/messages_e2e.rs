@@ -485,3 +485,43 @@ fn max_tokens_reaches_the_model_per_request() {
     assert_eq!(daemon.post_to("/v1/chat/completions", &chat).status(), 200);
     assert_eq!(sent_max(&upstream), 42);
 }
+
+#[test]
+fn a_reused_worker_sends_nothing_of_the_last_job_nor_of_clear() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::real(1).with_toml("pool.affinity = false"),
+        &upstream,
+    );
+    for (model, text) in [
+        ("claude-haiku-4-5", "job one SECRET-A"),
+        ("claude-haiku-4-5", "job two"),
+        ("claude-sonnet-4-5", "job three, another model"),
+    ] {
+        let mut body = message_body(text);
+        body["model"] = json!(model);
+        assert_eq!(daemon.post(&body).status(), 200);
+        daemon.wait_ready(Duration::from_secs(10));
+    }
+    let calls = upstream.message_calls();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(
+        daemon.health()["restarts"],
+        0,
+        "one worker served all three"
+    );
+    for call in &calls[1..] {
+        let messages = call.body["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 1, "a fresh conversation: {messages:?}");
+        let text = call.all_text();
+        for trace in [
+            "SECRET-A",
+            "local-command",
+            "<command-name>",
+            "/clear",
+            "/model",
+        ] {
+            assert!(!text.contains(trace), "`{trace}` reached the model: {text}");
+        }
+    }
+}

@@ -157,6 +157,58 @@ fn every_job_is_followed_by_clear_and_only_valid_json_is_written() {
 }
 
 #[test]
+fn clear_is_followed_by_a_conversation_boundary() {
+    let upstream = FakeUpstream::start();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let daemon = Daemon::start(
+        DaemonConfig::fake(1)
+            .with_env("FAKE_CLAUDE_LOG", log.path().to_str().unwrap())
+            .with_toml("pool.affinity = false"),
+        &upstream,
+    );
+    for text in ["one", "two"] {
+        assert_eq!(daemon.post(&message_body(text)).status(), 200);
+    }
+    daemon.wait_ready(Duration::from_secs(5));
+    let lines = stdin_log(log.path());
+    let clears: Vec<usize> = (lines.iter().enumerate())
+        .filter(|(_, l)| l["message"]["content"] == "/clear")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(clears.len(), 2, "{lines:?}");
+    for i in clears {
+        let next = &lines[i + 1];
+        assert_eq!(
+            (&next["type"], &next["subtype"]),
+            (&json!("system"), &json!("compact_boundary")),
+            "/clear must be followed by a boundary: {lines:?}"
+        );
+    }
+}
+
+#[test]
+fn a_clear_that_keeps_the_conversation_retires_the_worker() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::fake(1)
+            .with_env("FAKE_CLAUDE_IGNORE_CLEAR", "1")
+            .with_toml("pool.affinity = false"),
+        &upstream,
+    );
+    assert_eq!(daemon.post(&message_body("secret one")).status(), 200);
+    // The /clear result shows the same session: the worker is replaced.
+    daemon.wait_health(Duration::from_secs(30), |h| {
+        h["restarts"] == 1 && h["workers"]["ready"] == 1
+    });
+    let body: Value = daemon
+        .post(&message_body("two [[history]]"))
+        .json()
+        .unwrap();
+    let text = body["content"][0]["text"].as_str().unwrap();
+    assert_eq!(text, "two [[history]]", "a fresh conversation: {text}");
+}
+
+#[test]
 fn slow_boot_queues_jobs_until_ready() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start_unready(

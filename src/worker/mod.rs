@@ -15,15 +15,16 @@
 //!              |                      |    <--RunJob (results)--+        |
 //!              |   result, normal     |                                  |
 //!              +----------------------+ result, failed or interrupted    |
-//!                                     +--> Clearing (/clear) ------------+
+//!                                     +--> Clearing (/clear, boundary) --+
 //!                      or retired at any point (job count, RSS, crash)
 //! ```
 //! Readiness is probed with `get_binary_version`, never `initialize`, so a
 //! ready worker is blank and takes the first job's system prompt through a
 //! late `initialize`. After a job the conversation is either cleared with
-//! `/clear` or kept *bound* for exactly that conversation's next turn (see
-//! `affinity`), so no job ever runs in a conversation holding another
-//! conversation's messages.
+//! `/clear` (checked: the session id must change) and a compaction boundary
+//! (so the model reads nothing of `/clear` either), or kept *bound* for
+//! exactly that conversation's next turn (see `affinity`), so no job ever
+//! runs in a conversation holding another conversation's messages.
 //!
 //! Files: `turn` runs a job, `calls` answers what the CLI asks mid-turn
 //! (MCP traffic, permissions, parking on tool calls), `timers` holds the
@@ -47,7 +48,7 @@ mod turn;
 
 use calls::Parked;
 use timers::TICK;
-use turn::{Setup, AWAIT_CLEAR};
+use turn::Setup;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -139,8 +140,10 @@ enum Phase {
     Abandoning {
         since: Instant,
     },
+    /// `/clear` sent; `session` is the conversation's id before it.
     Clearing {
         since: Instant,
+        session: Option<String>,
     },
     /// Idle, holding the conversation of the last job (affinity), keyed so.
     Bound(u64),
@@ -160,6 +163,8 @@ pub struct Worker {
     phase: Phase,
     /// The system prompt fixed by `initialize`; `None` while blank.
     system_prompt: Option<String>,
+    /// The CLI conversation's session id, from the last `result`.
+    session_id: Option<String>,
     /// The model the CLI currently uses.
     model: String,
     /// The thinking budget last set; `None` while the CLI's default applies.
@@ -194,6 +199,7 @@ impl Worker {
             process: None,
             phase: Phase::Idle,
             system_prompt: None,
+            session_id: None,
             model,
             thinking_budget: None,
             max_tokens: None,
@@ -409,6 +415,11 @@ impl StreamHandler<Vec<u8>> for Worker {
             }
             Some(Ok(message)) => message,
         };
+        if let CliMessage::Result(result) = &message {
+            if result.session_id.is_some() {
+                self.session_id = result.session_id.clone();
+            }
+        }
         match message {
             CliMessage::ControlResponse { response } => self.on_control_response(response),
             CliMessage::ControlRequest {
@@ -428,17 +439,13 @@ impl StreamHandler<Vec<u8>> for Worker {
                     run.last_output = Instant::now();
                 }
             }
-            CliMessage::Result(_) if matches!(&self.phase, Phase::Preparing { awaiting, .. } if awaiting == AWAIT_CLEAR) => {
-                if let Phase::Preparing { run, rest, .. } =
-                    std::mem::replace(&mut self.phase, Phase::Idle)
-                {
-                    self.continue_setup(run, rest);
-                }
-            }
             CliMessage::Result(_) if matches!(self.phase, Phase::Abandoning { .. }) => self.clear(),
             CliMessage::Result(_) if matches!(self.phase, Phase::Clearing { .. }) => {
-                self.phase = Phase::Idle;
-                self.report(WorkerState::Idle, None);
+                if let Phase::Clearing { session, .. } =
+                    std::mem::replace(&mut self.phase, Phase::Idle)
+                {
+                    self.on_cleared(session);
+                }
             }
             other => self.on_turn_message(other),
         }

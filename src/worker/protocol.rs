@@ -162,6 +162,9 @@ pub struct ResultMessage {
     pub errors: Vec<Value>,
     #[serde(default)]
     pub terminal_reason: Option<String>,
+    /// The CLI conversation's id; `/clear` answers with a new one.
+    #[serde(default)]
+    pub session_id: Option<String>,
 }
 
 /// Parses one stdout line. `None` for lines that are not JSON objects (some
@@ -212,6 +215,23 @@ pub fn clear_command() -> String {
         "type": "user",
         "message": {"role": "user", "content": "/clear"},
         "parent_tool_use_id": null,
+        "session_id": ""
+    }))
+}
+
+/// A compaction boundary: the CLI sends the model nothing of the
+/// conversation before it. Verified on 2.1.197 (the fake upstream records
+/// what the model is sent): after `/clear` and this line, the next request
+/// carries the new prompt exactly as a fresh process sends it, with none of
+/// the `<local-command-caveat>`, `<command-name>/clear</command-name>` and
+/// `<local-command-stdout>` blocks that `/clear` alone leaves; after
+/// `set_model`, none of its `/model` record. The CLI answers nothing to it.
+pub fn conversation_boundary() -> String {
+    line(json!({
+        "type": "system",
+        "subtype": "compact_boundary",
+        "compact_metadata": {"trigger": "manual", "pre_tokens": 0},
+        "uuid": uuid::Uuid::new_v4().to_string(),
         "session_id": ""
     }))
 }

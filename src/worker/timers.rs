@@ -72,7 +72,7 @@ impl Worker {
                 let why = "the CLI did not answer an interrupt".to_string();
                 self.retire(ExitReason::Crashed(why), Duration::ZERO);
             }
-            Phase::Clearing { since } if since.elapsed() > CLEAR_TIMEOUT => {
+            Phase::Clearing { since, .. } if since.elapsed() > CLEAR_TIMEOUT => {
                 let why = "the CLI did not complete /clear".to_string();
                 self.retire(ExitReason::Crashed(why), Duration::ZERO);
             }

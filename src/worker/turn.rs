@@ -18,14 +18,11 @@ pub(super) enum Setup {
     SetMaxTokens(Option<u32>),
     /// Register the job's tool server (or none), replacing the previous one.
     SetTools(Option<ToolSet>),
-    /// `/clear`, awaited through its `result`: `set_model` records a
+    /// A conversation boundary (no reply awaited): `set_model` records a
     /// `/model` local command in the conversation, which the next prompt
     /// would otherwise carry to the model.
-    Clear,
+    Boundary,
 }
-
-/// What `Preparing` awaits for [`Setup::Clear`] instead of a request id.
-pub(super) const AWAIT_CLEAR: &str = "/clear";
 
 impl Worker {
     pub(super) fn start_job(&mut self, job: Job, continuing: bool) {
@@ -61,7 +58,7 @@ impl Worker {
             steps.push_back(Setup::SetTools(job.spec.tools.clone()));
         }
         if job.spec.model != self.model {
-            steps.push_back(Setup::Clear);
+            steps.push_back(Setup::Boundary);
         }
         log::debug!(
             "[{}] {} starts job (model {})",
@@ -142,13 +139,9 @@ impl Worker {
                     rest,
                 };
             }
-            Some(Setup::Clear) => {
-                self.send_line(protocol::clear_command());
-                self.phase = Phase::Preparing {
-                    run,
-                    awaiting: AWAIT_CLEAR.to_string(),
-                    rest,
-                };
+            Some(Setup::Boundary) => {
+                self.send_line(protocol::conversation_boundary());
+                self.continue_setup(run, rest);
             }
             Some(Setup::SetMaxTokens(limit)) => {
                 // An empty value restores the CLI's default (verified).
@@ -318,12 +311,31 @@ impl Worker {
         }
     }
 
-    /// Starts a fresh conversation (the system prompt stays).
+    /// Starts a fresh conversation (the system prompt stays): `/clear`,
+    /// whose result must show a new session, then a conversation boundary,
+    /// so that the model reads nothing of `/clear` either.
     pub(super) fn clear(&mut self) {
         self.send_line(protocol::clear_command());
         self.phase = Phase::Clearing {
             since: Instant::now(),
+            session: self.session_id.clone(),
         };
+    }
+
+    /// `/clear` answered. A conversation that kept its session id was not
+    /// emptied: the worker is retired rather than risk the next job reading
+    /// this one's messages.
+    pub(super) fn on_cleared(&mut self, session_before: Option<String>) {
+        if session_before.is_some() && session_before == self.session_id {
+            log::warn!(
+                "{}: /clear left the conversation in place (same session id); retiring the worker",
+                self.name()
+            );
+            return self.retire(ExitReason::Retired, RETIRE_GRACE);
+        }
+        self.send_line(protocol::conversation_boundary());
+        self.phase = Phase::Idle;
+        self.report(WorkerState::Idle, None);
     }
 
     pub(super) fn recycle_reason(&self) -> Option<String> {

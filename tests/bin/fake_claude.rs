@@ -11,6 +11,8 @@
 //!   gets `Unsupported control request subtype: X`.
 //! - A user message `/clear` (or whose last text block is `/clear`) starts a
 //!   new conversation: new session_id, turn counter and history reset.
+//! - A `system` line of subtype `compact_boundary` hides the conversation so
+//!   far from the model, as the real CLI does: history reset (no output).
 //! - Any other user message runs a turn replying
 //!   `fake reply #N: <last text block, trimmed, ≤200 chars>`, N counting turns
 //!   since the last `/clear`. Usage: input = words in the prompt + 10,
@@ -39,6 +41,9 @@
 //! - `FAKE_CLAUDE_FAIL_BOOT=1`: print an error to stderr and exit 1 at once.
 //! - `FAKE_CLAUDE_LOG=<path>`: append every stdin line received to that file.
 //! - `FAKE_CLAUDE_RSS_MB=N`: allocate and touch N MiB at start.
+//! - `FAKE_CLAUDE_IGNORE_CLEAR=1`: `/clear` is answered (init, synthetic
+//!   assistant, result) but changes nothing: same session_id and history, as
+//!   a CLI whose `/clear` stopped working would.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
@@ -175,6 +180,7 @@ impl Fake {
                     self.control(&message);
                 }
                 Some("user") => self.user(&message),
+                Some("system") if message["subtype"] == "compact_boundary" => self.history.clear(),
                 _ => {}
             }
         }
@@ -252,9 +258,11 @@ impl Fake {
     }
 
     fn clear(&mut self) {
-        self.session_id = uuid();
-        self.turns = 0;
-        self.history.clear();
+        if std::env::var("FAKE_CLAUDE_IGNORE_CLEAR").map_or(true, |v| v != "1") {
+            self.session_id = uuid();
+            self.turns = 0;
+            self.history.clear();
+        }
         self.init();
         emit!("type": "assistant",
             "message": {"id": (uuid()), "model": "<synthetic>", "role": "assistant",
