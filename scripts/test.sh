@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-claude-cli.sh
 ./scripts/install-python-sdks.sh
+./scripts/install-node-clients.sh
 cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-2}" "$@"

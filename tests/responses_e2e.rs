@@ -88,3 +88,122 @@ fn official_python_sdk_speaks_the_responses_api() {
     let health: Value = daemon.health();
     assert_eq!(health["status"], "ok", "{health}");
 }
+
+/// Codex CLI's configuration: the daemon as a `responses` provider, and
+/// everything that would reach the network elsewhere (analytics, feedback,
+/// plugins and apps, update checks) switched off.
+fn codex_config(base: &str) -> String {
+    format!(
+        r#"model = "claude-haiku-4-5"
+model_provider = "pool"
+check_for_update_on_startup = false
+
+[analytics]
+enabled = false
+
+[feedback]
+enabled = false
+
+[features]
+plugins = false
+remote_plugin = false
+apps = false
+plugin_sharing = false
+tool_suggest = false
+skill_mcp_dependency_install = false
+
+[model_providers.pool]
+name = "claude-pool"
+base_url = "{base}/v1"
+wire_api = "responses"
+env_key = "CLAUDE_POOL_TEST_KEY"
+"#
+    )
+}
+
+/// Every IPv4/IPv6 address a traced process tried to connect to.
+fn connect_targets(trace: &str) -> Vec<String> {
+    trace
+        .lines()
+        .filter(|l| l.contains("connect(") && !l.contains("AF_UNIX") && !l.contains("AF_NETLINK"))
+        .filter_map(|l| {
+            let start = l
+                .find("inet_addr(\"")
+                .map(|i| i + 11)
+                .or_else(|| l.find("inet_pton(AF_INET6, \"").map(|i| i + 21))?;
+            l[start..].split('"').next().map(str::to_string)
+        })
+        .collect()
+}
+
+#[test]
+fn codex_cli_runs_its_shell_tool_through_the_pool() {
+    let codex = root().join(".tools/node/node_modules/.bin/codex");
+    let strace = PathBuf::from("/usr/bin/strace");
+    assert!(
+        strace.exists(),
+        "strace is needed to check that Codex stays on loopback (.ci/run installs it)"
+    );
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("config.toml"), codex_config(&daemon.base)).unwrap();
+    let token = format!("proof-{}", std::process::id());
+    std::fs::write(work.path().join("proof.txt"), &token).unwrap();
+    let trace = home.path().join("connect.trace");
+    let prompt = r#"Show me proof.txt. [[call:exec_command:{"cmd":"cat proof.txt"}]]"#;
+    let stdout = run(
+        &strace,
+        &[
+            "-f",
+            "-e",
+            "trace=connect",
+            "-o",
+            trace.to_str().unwrap(),
+            codex.to_str().unwrap(),
+            "exec",
+            "--skip-git-repo-check",
+            // Codex's own sandbox needs helper binaries it will not create
+            // under a temporary CODEX_HOME; it is not what is tested here.
+            "--dangerously-bypass-approvals-and-sandbox",
+            "-C",
+            work.path().to_str().unwrap(),
+            prompt,
+        ],
+        &[
+            ("CODEX_HOME", home.path().to_str().unwrap()),
+            ("CLAUDE_POOL_TEST_KEY", "unused"),
+        ],
+    );
+    // The fake model called Codex's shell tool; Codex ran it and sent the
+    // output back as function_call_output, which the model echoes.
+    assert!(
+        stdout.contains("Tool results:") && stdout.contains(&token),
+        "Codex's final message lacks the command's output:\n{stdout}"
+    );
+    let calls = upstream.message_calls();
+    let offered: Vec<String> = calls[0].body["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        offered.iter().any(|n| n.ends_with("__exec_command")),
+        "Codex's shell tool was offered to the model: {offered:?}"
+    );
+    assert!(
+        calls.iter().any(resumed_with_results),
+        "the tool output resumed the parked turn"
+    );
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let elsewhere: Vec<String> = connect_targets(&trace)
+        .into_iter()
+        .filter(|a| a != "127.0.0.1" && a != "::1")
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "Codex connected beyond loopback: {elsewhere:?}"
+    );
+}
