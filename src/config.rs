@@ -247,6 +247,20 @@ pub struct AgentSettings {
     pub workspace_root: Option<PathBuf>,
     /// Show tool use to the client as lines of text in the reply.
     pub show_tool_activity: bool,
+    /// How agent workers are contained.
+    pub sandbox: AgentSandbox,
+}
+
+/// How agent workers are contained (`agent.sandbox`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentSandbox {
+    /// Each agent worker's CLI in a bubblewrap sandbox of its own.
+    #[default]
+    Bwrap,
+    /// No sandbox: the tools run as the daemon's user, with its view of the
+    /// host; only the file tools' path check applies.
+    None,
 }
 
 impl Default for AgentSettings {
@@ -261,6 +275,7 @@ impl Default for AgentSettings {
             max_turns: 50,
             workspace_root: None,
             show_tool_activity: false,
+            sandbox: AgentSandbox::Bwrap,
         }
     }
 }

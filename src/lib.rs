@@ -55,6 +55,8 @@ pub enum StartError {
     CommandNotFound(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Sandbox(#[from] worker::sandbox::SandboxError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -107,9 +109,9 @@ pub async fn run_with_reload(
              localhost, 127.0.0.1 or [::1]; list the names clients use in server.allowed_hosts"
         );
     }
-    if worker::spawn::find_executable(&settings.claude.command).is_none() {
+    let Some(cli) = worker::spawn::find_executable(&settings.claude.command) else {
         return Err(StartError::CommandNotFound(settings.claude.command.clone()));
-    }
+    };
     let working_dir =
         worker::spawn::prepare_working_dir(&settings).map_err(|source| StartError::Io {
             context: "creating the workers' directories".into(),
@@ -124,20 +126,9 @@ pub async fn run_with_reload(
     log::info!("store: {}", store_path.display());
     let settings = Arc::new(settings);
     let spawn = worker::spawn::spawn_spec(&settings, &working_dir);
-    let agent_spawn = if settings.agent.enabled {
-        let root =
-            worker::spawn::prepare_workspace_root(&settings).map_err(|source| StartError::Io {
-                context: "creating the agent workspace root".into(),
-                source,
-            })?;
-        log::warn!(
-            "agent mode is ON: requests without tools run Claude Code's tools ({}) on this host under {}",
-            settings.agent.tools.join(", "),
-            root.display()
-        );
-        Some(worker::spawn::agent_spawn_spec(&settings, &root))
-    } else {
-        None
+    let agent_spawn = match settings.agent.enabled {
+        true => Some(agent_recipe(&settings, &cli)?),
+        false => None,
     };
     let spare = Arc::new(tokio::sync::Notify::new());
     let dispatcher = Dispatcher::new(settings.clone(), spawn)
@@ -203,6 +194,47 @@ pub async fn run_with_reload(
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// Agent mode's recipe: the workspace root, and the sandbox checked to work
+/// here (or the warning that there is none).
+fn agent_recipe(
+    settings: &Settings,
+    cli: &std::path::Path,
+) -> Result<worker::spawn::AgentRecipe, StartError> {
+    use config::AgentSandbox;
+    let root =
+        worker::spawn::prepare_workspace_root(settings).map_err(|source| StartError::Io {
+            context: "creating the agent workspace root".into(),
+            source,
+        })?;
+    let tools = settings.agent.tools.join(", ");
+    let sandbox = match settings.agent.sandbox {
+        AgentSandbox::Bwrap => {
+            let sandbox = worker::sandbox::Sandbox::prepare(cli, &root.join(".sandbox-check"))?;
+            log::warn!(
+                "agent mode is ON: requests without tools run Claude Code's tools ({tools}), each worker in a bubblewrap sandbox with its workspace under {} (network shared)",
+                root.display()
+            );
+            Some(sandbox)
+        }
+        AgentSandbox::None => {
+            log::warn!(
+                "agent mode is ON WITHOUT A SANDBOX (agent.sandbox = \"none\"): Claude Code's tools ({tools}) run as this daemon's user with its view of the host and its credentials; workspaces under {}",
+                root.display()
+            );
+            None
+        }
+    };
+    Ok(worker::spawn::AgentRecipe {
+        spec: worker::spawn::agent_spawn_spec(settings, &root),
+        shared_config: sandbox
+            .is_none()
+            .then(|| worker::spawn::shared_config_dir(settings))
+            .flatten(),
+        root,
+        sandbox,
+    })
 }
 
 /// Applies each reloaded configuration: reloadable keys go to the HTTP

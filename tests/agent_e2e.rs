@@ -40,9 +40,9 @@ fn write_and_bash_run_in_the_workspace_and_report_back() {
     let upstream = FakeUpstream::start();
     let root = tempfile::tempdir().unwrap();
     let daemon = agent_daemon(&upstream, root.path());
-    let workspace = root.path().join("worker-1");
-    let file = workspace.join("hello.txt");
-    let call = json!({"file_path": file, "content": "hi from the agent"});
+    // The workspace is at /workspace inside the worker's sandbox.
+    let file = root.path().join("worker-1/hello.txt");
+    let call = json!({"file_path": "/workspace/hello.txt", "content": "hi from the agent"});
     let reply = ask(&daemon, &format!("write it [[call:Write:{call}]]"));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "hi from the agent");
     let content = reply["content"].as_array().unwrap();
@@ -85,8 +85,7 @@ fn a_long_bash_command_dies_with_its_disconnected_client() {
     let upstream = FakeUpstream::start();
     let root = tempfile::tempdir().unwrap();
     let daemon = agent_daemon(&upstream, root.path());
-    let needle = format!("CLAUDE_CONFIG_DIR={}", daemon.config_dir());
-    let call = json!({"command": "sleep 45; echo finished", "description": "wait"});
+    let call = json!({"command": "sleep 45.0625; echo finished", "description": "wait"});
     let mut body = message_body(&format!("wait [[call:Bash:{call}]]"));
     body["stream"] = json!(true);
     let res = client()
@@ -94,13 +93,7 @@ fn a_long_bash_command_dies_with_its_disconnected_client() {
         .json(&body)
         .send()
         .unwrap();
-    let sleeping = || {
-        processes_with_env(&needle).into_iter().any(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains("sleep"))
-                .unwrap_or(false)
-        })
-    };
+    let sleeping = || !processes_with_cmdline("sleep 45.0625").is_empty();
     let deadline = Instant::now() + Duration::from_secs(15);
     while !sleeping() {
         assert!(Instant::now() < deadline, "the Bash command never started");

@@ -24,6 +24,7 @@ use crate::error::JobError;
 use crate::job::Job;
 use crate::worker::messages::{RunJob, StopWorker, Unbind};
 use crate::worker::process::SpawnSpec;
+use crate::worker::spawn::AgentRecipe;
 use crate::worker::{Worker, WorkerId, WorkerKind};
 use health::JobStats;
 use messages::*;
@@ -87,7 +88,7 @@ pub struct Dispatcher {
     settings: Arc<Settings>,
     spawn: SpawnSpec,
     /// The recipe for agent workers, when agent mode is on.
-    agent_spawn: Option<SpawnSpec>,
+    agent_spawn: Option<AgentRecipe>,
     workers: BTreeMap<WorkerId, Slot>,
     /// Jobs waiting for a worker, oldest first; never longer than `max_queue`.
     queue: VecDeque<Job>,
@@ -144,10 +145,10 @@ impl Dispatcher {
         }
     }
 
-    /// Enables agent workers, spawned from `spec` (its `cwd` is the
-    /// workspace root; each agent worker gets a directory below it).
-    pub fn with_agent(mut self, spec: Option<SpawnSpec>) -> Self {
-        self.agent_spawn = spec;
+    /// Enables agent workers, spawned from `recipe` (each in a workspace of
+    /// its own below the recipe's root).
+    pub fn with_agent(mut self, recipe: Option<AgentRecipe>) -> Self {
+        self.agent_spawn = recipe;
         self
     }
 
@@ -164,12 +165,16 @@ impl Dispatcher {
         self.next_worker += 1;
         let mut spec = match (&self.agent_spawn, kind) {
             (Some(agent), WorkerKind::Agent) => {
-                let mut spec = agent.clone();
-                spec.cwd = spec.cwd.join(format!("worker-{id}"));
-                if let Err(e) = std::fs::create_dir_all(&spec.cwd) {
-                    log::error!("cannot create {}: {e}", spec.cwd.display());
-                }
-                spec
+                agent
+                    .for_worker(&format!("worker-{id}"))
+                    .unwrap_or_else(|e| {
+                        // Never the unconfined recipe: a command that cannot run,
+                        // so the worker fails to boot (logged, retried with backoff).
+                        SpawnSpec {
+                            command: format!("(cannot create worker-{id}'s directories: {e})"),
+                            ..SpawnSpec::default()
+                        }
+                    })
             }
             _ => self.spawn.clone(),
         };

@@ -1,6 +1,7 @@
 //! What the CLI asks of the daemon mid-turn: MCP traffic of the caller's
-//! tool server, tool permission checks, and the caller's tool calls, which
-//! park the turn until the caller's next request brings the results.
+//! tool server, tool permission checks (answered by `permission`), and the
+//! caller's tool calls, which park the turn until the caller's next request
+//! brings the results.
 
 use super::*;
 
@@ -51,41 +52,6 @@ impl Worker {
             }
         };
         self.send_line(line);
-    }
-
-    /// Whether a tool call the CLI asks about may run: the current job's
-    /// caller tools always; on an agent worker, the configured built-in
-    /// tools, as long as every path involved is inside its workspace.
-    pub(super) fn permission(&self, request: &serde_json::Value) -> Result<(), String> {
-        let tool = request
-            .get("tool_name")
-            .and_then(|s| s.as_str())
-            .unwrap_or_default();
-        if self
-            .tools
-            .as_ref()
-            .is_some_and(|t| tool.starts_with(&t.api_prefix()))
-        {
-            return Ok(());
-        }
-        let agent = &self.settings.agent;
-        let allowed = self.kind == WorkerKind::Agent
-            && agent.tools.iter().any(|t| t == tool)
-            && !agent.disallowed_tools.iter().any(|t| t == tool);
-        if !allowed {
-            return Err(format!("the tool {tool} is not enabled on this server"));
-        }
-        let input = &request["input"];
-        let paths = ["file_path", "path", "notebook_path"]
-            .iter()
-            .filter_map(|key| input.get(*key).and_then(|v| v.as_str()))
-            .chain(request.get("blocked_path").and_then(|v| v.as_str()));
-        for path in paths {
-            if !agent_view::inside(&self.spec.cwd, path) {
-                return Err(format!("{path} is outside this agent's workspace"));
-            }
-        }
-        Ok(())
     }
 
     /// The model called a caller's tool. A call the caller already answered

@@ -27,16 +27,19 @@
 //! runs in a conversation holding another conversation's messages.
 //!
 //! Files: `turn` runs a job, `calls` answers what the CLI asks mid-turn
-//! (MCP traffic, permissions, parking on tool calls), `timers` holds the
-//! periodic checks; the CLI process, its line protocol and the event
-//! translation live in `process`, `protocol` and `translate`.
+//! (MCP traffic, parking on tool calls), `permission` its tool permission
+//! checks, `timers` holds the periodic checks; the CLI process, its line
+//! protocol and the event translation live in `process`, `protocol` and
+//! `translate`; `spawn` and `sandbox` say how a worker's CLI is started.
 
 pub mod agent_view;
 pub mod mcp;
 pub mod messages;
+pub mod permission;
 pub mod process;
 pub mod protocol;
 pub mod report;
+pub mod sandbox;
 pub mod spawn;
 pub mod stop;
 pub mod thinking;

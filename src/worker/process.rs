@@ -2,6 +2,8 @@
 //! fed by a writer task, stdout read line by line, stderr drained into the
 //! log, and reaped by a task that also carries out termination.
 
+use std::cell::Cell;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -15,15 +17,28 @@ use tokio::sync::{mpsc, oneshot};
 const SIGTERM_GRACE: Duration = Duration::from_secs(2);
 
 /// What to run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SpawnSpec {
     pub command: String,
     pub args: Vec<String>,
     /// Added to (or overriding) the daemon's own environment.
     pub env: Vec<(String, String)>,
+    /// Start from an empty environment instead of the daemon's.
+    pub clear_env: bool,
     /// Variables of the daemon's environment the process must not inherit.
     pub env_remove: Vec<String>,
+    /// Values handed over through pipes, not the environment: (variable,
+    /// value); the process gets the value on a file descriptor (3, 4, …)
+    /// whose number the variable names.
+    pub secrets: Vec<(String, String)>,
     pub cwd: PathBuf,
+    /// An agent worker's workspace, for the file tools' path check.
+    pub workspace: Option<super::permission::Workspace>,
+    /// Directories removed once the process has exited (the worker's own
+    /// files, e.g. its private Claude config directory).
+    pub remove_on_exit: Vec<PathBuf>,
+    /// `command` is bubblewrap running the CLI in a PID namespace.
+    pub sandboxed: bool,
     /// Prefix of the stderr log lines, e.g. the worker's name.
     pub log_name: String,
     /// A value unique to this process, placed in its environment as
@@ -38,6 +53,9 @@ pub const TAG_VAR: &str = "CLAUDE_POOL_WORKER";
 /// Handle on a running CLI. Dropping it kills the process group.
 pub struct CliProcess {
     pid: u32,
+    /// In a sandbox: the CLI's own host pid, once found.
+    sandboxed_cli: Option<Cell<Option<u32>>>,
+    tag: String,
     stdin: Option<mpsc::UnboundedSender<String>>,
     terminate: Option<oneshot::Sender<Duration>>,
 }
@@ -51,6 +69,13 @@ pub struct CliOutput {
 /// Starts the CLI. Fails if the executable cannot be run at all.
 pub fn spawn(spec: &SpawnSpec) -> std::io::Result<(CliProcess, CliOutput)> {
     let mut command = Command::new(&spec.command);
+    if spec.clear_env {
+        command.env_clear();
+    }
+    let secrets = secret_pipes(&spec.secrets)?;
+    for (i, (variable, _)) in spec.secrets.iter().enumerate() {
+        command.env(variable, (SECRET_FD + i as i32).to_string());
+    }
     command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -66,20 +91,30 @@ pub fn spawn(spec: &SpawnSpec) -> std::io::Result<(CliProcess, CliOutput)> {
     for key in &spec.env_remove {
         command.env_remove(key);
     }
+    // The secrets' read ends are moved to descriptors 3, 4, … (dup2 clears
+    // close-on-exec on the copy; the originals, all above those, close).
+    let secret_fds: Vec<i32> = secrets.iter().map(AsRawFd::as_raw_fd).collect();
     // SAFETY: the closure runs in the forked child before exec and only
-    // makes one async-signal-safe system call. If the daemon dies without
-    // stopping its workers (SIGKILL, a crash), the kernel kills them too
-    // instead of leaving them orphaned. (The parent "thread" is the actix
-    // system thread, which lives as long as the daemon.)
+    // makes async-signal-safe system calls (prctl, dup2) on memory it owns.
+    // If the daemon dies without stopping its workers (SIGKILL, a crash),
+    // the kernel kills them too instead of leaving them orphaned. (The
+    // parent "thread" is the actix system thread, which lives as long as
+    // the daemon.)
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
                 return Err(std::io::Error::last_os_error());
+            }
+            for (i, fd) in secret_fds.iter().enumerate() {
+                if libc::dup2(*fd, SECRET_FD + i as i32) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
     }
     let mut child = command.spawn()?;
+    drop(secrets);
     let pid = child.id().unwrap_or_default();
 
     let stdin = child.stdin.take().expect("stdin is piped");
@@ -92,10 +127,19 @@ pub fn spawn(spec: &SpawnSpec) -> std::io::Result<(CliProcess, CliOutput)> {
 
     let (terminate_tx, terminate_rx) = oneshot::channel();
     let (exit_tx, exit_rx) = oneshot::channel();
-    tokio::spawn(reap(child, pid, spec.tag.clone(), terminate_rx, exit_tx));
+    tokio::spawn(reap(
+        child,
+        pid,
+        spec.tag.clone(),
+        spec.remove_on_exit.clone(),
+        terminate_rx,
+        exit_tx,
+    ));
 
     let process = CliProcess {
         pid,
+        sandboxed_cli: spec.sandboxed.then(|| Cell::new(None)),
+        tag: spec.tag.clone(),
         stdin: Some(stdin_tx),
         terminate: Some(terminate_tx),
     };
@@ -106,9 +150,58 @@ pub fn spawn(spec: &SpawnSpec) -> std::io::Result<(CliProcess, CliOutput)> {
     Ok((process, output))
 }
 
+/// The first descriptor number secrets are handed over on.
+const SECRET_FD: i32 = 3;
+
+/// One pipe per secret, the value written and the write end closed; the
+/// read ends are returned, numbered above every descriptor the child gets
+/// them on, and close-on-exec.
+fn secret_pipes(secrets: &[(String, String)]) -> std::io::Result<Vec<OwnedFd>> {
+    let mut read_ends = Vec::new();
+    for (_, value) in secrets {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills the two descriptors it creates, owned below.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: both descriptors were just created and are owned once.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // A credential is far below the pipe's 64 KiB buffer: no blocking.
+        std::io::Write::write_all(&mut std::fs::File::from(write), value.as_bytes())?;
+        let floor = SECRET_FD + secrets.len() as i32;
+        // SAFETY: F_DUPFD_CLOEXEC duplicates a valid descriptor.
+        let high = unsafe { libc::fcntl(read.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
+        if high == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `high` was just created and is owned once.
+        read_ends.push(unsafe { OwnedFd::from_raw_fd(high) });
+    }
+    Ok(read_ends)
+}
+
 impl CliProcess {
+    /// The CLI's pid (inside a sandbox, its host pid once it runs; until
+    /// then bubblewrap's).
     pub fn pid(&self) -> u32 {
-        self.pid
+        let Some(cli) = &self.sandboxed_cli else {
+            return self.pid;
+        };
+        if cli.get().is_none() {
+            cli.set(super::sandbox::cli_pid(self.pid));
+        }
+        cli.get().unwrap_or(self.pid)
+    }
+
+    /// SIGKILLs every process the CLI's tools started that is still alive
+    /// (the CLI itself stays); returns how many. In a sandbox that is every
+    /// other process of its PID namespace; otherwise every process carrying
+    /// the CLI's tag in its environment.
+    pub fn kill_leftovers(&self) -> usize {
+        match self.sandboxed_cli {
+            Some(_) => super::sandbox::kill_leftovers(self.pid),
+            None => kill_tagged(&self.tag, Some(self.pid)),
+        }
     }
 
     /// Queues one line for the CLI's stdin. False once stdin is closed.
@@ -130,7 +223,7 @@ impl CliProcess {
 
     /// Resident memory of the process, from /proc.
     pub fn rss_bytes(&self) -> Option<u64> {
-        rss_bytes(self.pid)
+        rss_bytes(self.pid())
     }
 }
 
@@ -185,6 +278,7 @@ async fn reap(
     mut child: Child,
     pid: u32,
     tag: String,
+    remove_on_exit: Vec<PathBuf>,
     terminate: oneshot::Receiver<Duration>,
     exit: oneshot::Sender<String>,
 ) {
@@ -213,6 +307,13 @@ async fn reap(
     let killed = kill_tagged(&tag, None);
     if killed > 0 {
         log::info!("killed {killed} leftover descendant process(es) of pid {pid}");
+    }
+    for dir in &remove_on_exit {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => log::debug!("removed {}", dir.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("cannot remove {}: {e}", dir.display()),
+        }
     }
     let description = match status {
         Ok(status) => status.to_string(),

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::permission::Workspace;
 use super::process::SpawnSpec;
+use super::sandbox::Sandbox;
 use crate::config::Settings;
 
 /// Command-line flags every worker gets, before `claude.extra_args`.
@@ -70,14 +72,13 @@ pub fn spawn_spec(settings: &Settings, working_dir: &Path) -> SpawnSpec {
         env,
         env_remove: INHERITED_NOT.iter().map(|s| s.to_string()).collect(),
         cwd: working_dir.to_path_buf(),
-        log_name: String::new(),
-        tag: String::new(),
+        ..SpawnSpec::default()
     }
 }
 
 /// The recipe for agent workers: the plain one with the configured built-in
-/// tools, permission mode and turn limit. Each agent worker's `cwd` is set
-/// to its own directory under the workspace root when it is spawned.
+/// tools, permission mode and turn limit. [`AgentRecipe`] gives each agent
+/// worker its own directories.
 pub fn agent_spawn_spec(settings: &Settings, workspace_root: &Path) -> SpawnSpec {
     let agent = &settings.agent;
     let mut spec = spawn_spec(settings, workspace_root);
@@ -101,6 +102,69 @@ pub fn agent_spawn_spec(settings: &Settings, workspace_root: &Path) -> SpawnSpec
         spec.env.push(("IS_SANDBOX".into(), "1".into()));
     }
     spec
+}
+
+/// How agent workers are started: the agent recipe, the workspace root,
+/// and the sandbox (absent with `agent.sandbox = "none"`).
+#[derive(Debug, Clone)]
+pub struct AgentRecipe {
+    pub spec: SpawnSpec,
+    pub root: PathBuf,
+    pub sandbox: Option<Sandbox>,
+    /// Unsandboxed: the Claude config directory the workers share, whose
+    /// `projects/<workspace>` folder (tool output files) goes with a worker.
+    pub shared_config: Option<PathBuf>,
+}
+
+impl AgentRecipe {
+    /// The spec of agent worker `name`: its workspace `root/name`; in the
+    /// sandbox also a private Claude config directory `root/name.claude`,
+    /// removed when the worker exits.
+    pub fn for_worker(&self, name: &str) -> std::io::Result<SpawnSpec> {
+        let workspace = self.root.join(name);
+        std::fs::create_dir_all(&workspace)?;
+        if let Some(sandbox) = &self.sandbox {
+            let config = self.root.join(format!("{name}.claude"));
+            std::fs::create_dir_all(&config)?;
+            return Ok(sandbox.wrap(&self.spec, &workspace, &config));
+        }
+        let mut spec = self.spec.clone();
+        spec.cwd = workspace.clone();
+        spec.workspace = Some(Workspace {
+            seen_as: workspace.clone(),
+            host: workspace.clone(),
+        });
+        if let Some(config) = &self.shared_config {
+            spec.remove_on_exit
+                .push(config.join("projects").join(project_slug(&workspace)));
+        }
+        Ok(spec)
+    }
+}
+
+/// The CLI's name for a working directory under `projects/`: every
+/// character but ASCII letters and digits becomes `-` (verified for paths
+/// up to 200 characters; longer ones get a hash suffix not reproduced here).
+fn project_slug(dir: &Path) -> String {
+    dir.display()
+        .to_string()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// The Claude config directory workers use when none is configured.
+pub fn shared_config_dir(settings: &Settings) -> Option<PathBuf> {
+    // The precedence of `spawn_spec`: `[claude.env]`, `claude.config_dir`,
+    // the daemon's environment, the CLI's default.
+    settings
+        .claude
+        .env
+        .get("CLAUDE_CONFIG_DIR")
+        .map(PathBuf::from)
+        .or_else(|| settings.claude.config_dir.clone())
+        .or_else(|| std::env::var_os("CLAUDE_CONFIG_DIR").map(PathBuf::from))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".claude")))
 }
 
 /// The agent workspace root: configured, or a fresh private directory.

@@ -273,7 +273,7 @@ impl Worker {
         if self.kind == WorkerKind::Agent {
             // Tools may have left processes behind (Bash children run in
             // sessions of their own); none outlives its job.
-            let killed = process::kill_tagged(&self.spec.tag, Some(self.pid()));
+            let killed = self.process.as_ref().map_or(0, CliProcess::kill_leftovers);
             if killed > 0 {
                 log::info!(
                     "[{}] killed {killed} process(es) left by the job's tools",

@@ -438,3 +438,26 @@ pub fn sse_text(events: &[(String, Value)]) -> String {
         .filter_map(|(_, d)| d["delta"]["text"].as_str())
         .collect()
 }
+
+/// Pids of live processes whose command line (arguments joined by spaces)
+/// contains `needle`: found even when they cleared their environment.
+pub fn processes_with_cmdline(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}

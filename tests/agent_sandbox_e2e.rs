@@ -1,0 +1,340 @@
+//! Agent mode contained, with the real CLI: what a job's tools try against
+//! the host (reading outside the workspace, another worker's files, the
+//! upstream credential; escaping through a symlink; leaving processes
+//! behind) fails, and what a job is for (Bash, Read, Write, Edit in the
+//! workspace, files kept between a worker's jobs) works. The fake upstream
+//! makes the model call the CLI's own tools with `[[call:NAME:JSON]]`.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn agent_daemon(upstream: &FakeUpstream, root: &Path, pool: usize, extra: &str) -> Daemon {
+    let toml = format!(
+        "agent.enabled = true\nagent.workspace_root = {}\n{extra}",
+        serde_json::to_string(&root.display().to_string()).unwrap()
+    );
+    Daemon::start(DaemonConfig::real(pool).with_toml(&toml), upstream)
+}
+
+/// The text of the reply to a prompt holding tool-call markers. The fake
+/// model answers a tool round with `Tool results: <texts>`.
+fn ask(daemon: &Daemon, text: &str) -> String {
+    let res = daemon.post(&message_body(text));
+    assert_eq!(res.status(), 200);
+    let reply: Value = res.json().unwrap();
+    reply["content"][0]["text"].as_str().unwrap().to_string()
+}
+
+fn call(tool: &str, input: Value) -> String {
+    format!("[[call:{tool}:{input}]]")
+}
+
+fn bash(command: &str) -> String {
+    call("Bash", json!({"command": command, "description": "run"}))
+}
+
+/// `path` as a shell word the CLI's own analysis of Bash commands does not
+/// recognise as a path (it asks the daemon about paths it recognises): the
+/// sandbox, not that analysis, must stop what follows.
+fn hidden(path: &str) -> String {
+    let (head, tail) = path.split_at(path.len() / 2);
+    format!("\"$(printf %s '{head}')$(printf %s '{tail}')\"")
+}
+
+/// A file outside every workspace, holding a unique secret.
+fn secret_file(dir: &Path, name: &str) -> (String, String) {
+    let secret = format!("SECRET-{name}-{}", std::process::id());
+    let path = dir.join(name);
+    std::fs::write(&path, &secret).unwrap();
+    (path.display().to_string(), secret)
+}
+
+#[test]
+fn bash_and_read_see_nothing_of_the_host_outside_the_workspace() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let (path, secret) = secret_file(outside.path(), "outside.txt");
+    let daemon = agent_daemon(&upstream, root.path(), 1, "");
+    let daemon_dir = daemon.dir.path().display().to_string();
+    let text = ask(
+        &daemon,
+        &format!(
+            "look {} {} {}",
+            bash(&format!(
+                "cat {}; ls -a {} /root /home; echo listed",
+                hidden(&path),
+                hidden(&daemon_dir)
+            )),
+            call("Read", json!({"file_path": path})),
+            call("Read", json!({"file_path": "/etc/shadow"})),
+        ),
+    );
+    assert!(text.contains("listed"), "the command ran: {text}");
+    assert!(!text.contains(&secret), "a file outside was read: {text}");
+    assert!(
+        !text.contains("claude-config"),
+        "the daemon's folder was listed: {text}"
+    );
+    assert!(
+        text.contains("outside this agent's workspace"),
+        "Read is refused by the daemon too: {text}"
+    );
+}
+
+#[test]
+fn another_workers_workspace_is_out_of_reach() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let daemon = agent_daemon(&upstream, root.path(), 2, "");
+    let mut secrets = Vec::new();
+    for id in 1..=2 {
+        let ws = root.path().join(format!("worker-{id}"));
+        assert!(ws.is_dir(), "worker-{id} has its workspace");
+        secrets.push(secret_file(&ws, &format!("mine-{id}.txt")));
+    }
+    let host_paths: Vec<&str> = secrets.iter().map(|(p, _)| p.as_str()).collect();
+    let hidden_paths: Vec<String> = host_paths.iter().map(|p| hidden(p)).collect();
+    let command = format!(
+        "cat {} {} {}; echo; echo own:; cat mine-*.txt",
+        hidden_paths.join(" "),
+        hidden("../worker-1/mine-1.txt"),
+        hidden("../worker-2/mine-2.txt"),
+    );
+    let reads: String = host_paths
+        .iter()
+        .map(|p| call("Read", json!({ "file_path": p })))
+        .collect();
+    let text = ask(&daemon, &format!("peek {} {reads}", bash(&command)));
+    let Some((before, own)) = text.split_once("own:") else {
+        panic!("the command did not run: {text}");
+    };
+    let seen: Vec<&String> = secrets
+        .iter()
+        .map(|(_, s)| s)
+        .filter(|s| before.contains(s.as_str()))
+        .collect();
+    assert!(seen.is_empty(), "workspaces read by other paths: {text}");
+    let own_seen = secrets
+        .iter()
+        .filter(|(_, s)| own.contains(s.as_str()))
+        .count();
+    assert_eq!(own_seen, 1, "exactly its own file, relatively: {text}");
+}
+
+fn symlink_then_read(sandbox: &str) {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let (path, secret) = secret_file(outside.path(), "linked.txt");
+    let daemon = agent_daemon(&upstream, root.path(), 1, sandbox);
+    let text = ask(
+        &daemon,
+        &format!(
+            "link {}",
+            bash(&format!("ln -s {} link.txt && echo linked", hidden(&path)))
+        ),
+    );
+    assert!(text.contains("linked"), "{text}");
+    let link = root.path().join("worker-1/link.txt");
+    assert!(link.symlink_metadata().is_ok(), "the link exists");
+    let text = ask(
+        &daemon,
+        &format!("read {}", call("Read", json!({"file_path": "link.txt"}))),
+    );
+    assert!(!text.contains(&secret), "read through a symlink: {text}");
+    assert!(text.contains("outside this agent's workspace"), "{text}");
+}
+
+#[test]
+fn a_symlink_made_with_bash_does_not_lead_read_out() {
+    symlink_then_read("");
+}
+
+#[test]
+fn without_the_sandbox_the_path_check_still_follows_symlinks() {
+    symlink_then_read("agent.sandbox = \"none\"");
+}
+
+#[test]
+fn bash_cannot_print_the_upstream_credential() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let daemon = agent_daemon(&upstream, root.path(), 1, "");
+    let command = "env; echo ENVIRON:; cat /proc/[0-9]*/environ | tr '\\0' '\\n'; \
+                   echo CMDLINE:; cat /proc/[0-9]*/cmdline | tr '\\0' ' '";
+    let text = ask(&daemon, &format!("leak {}", bash(command)));
+    assert!(
+        text.contains("ENVIRON:") && text.contains("HOME=/home/agent"),
+        "environments were listed: {text}"
+    );
+    assert!(
+        text.contains("--permission-mode"),
+        "command lines were listed: {text}"
+    );
+    assert!(!text.contains("sk-test"), "the credential leaked: {text}");
+    // The CLI had it all along: every upstream call carried it.
+    let calls = upstream.message_calls();
+    assert!(calls.len() >= 2);
+    assert!(calls
+        .iter()
+        .all(|c| c.api_key.as_deref() == Some("sk-test")));
+}
+
+#[test]
+fn detached_processes_die_with_the_job() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let daemon = agent_daemon(&upstream, root.path(), 1, "");
+    let command = "(setsid nohup sleep 871.5 >/dev/null 2>&1 &); \
+                   env -i setsid sleep 872.5 >/dev/null 2>&1 & \
+                   sleep 0.5; cat /proc/[0-9]*/cmdline | tr '\\0' ' ' | grep -o 'sleep 87[12].5' | sort -u";
+    let text = ask(&daemon, &format!("detach {}", bash(command)));
+    assert!(
+        text.contains("sleep 871.5") && text.contains("sleep 872.5"),
+        "both were running during the job: {text}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<u32> = ["sleep 871.5", "sleep 872.5"]
+            .iter()
+            .flat_map(|n| processes_with_cmdline(n))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "survived the job: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The worker itself survived the sweep and takes the next job.
+    let text = ask(&daemon, &format!("again {}", bash("echo still-here")));
+    assert!(text.contains("still-here"), "{text}");
+}
+
+#[test]
+fn writes_outside_the_workspace_are_denied() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let by_write = outside.path().join("by-write.txt");
+    let by_bash = outside.path().join("by-bash.txt");
+    let daemon = agent_daemon(&upstream, root.path(), 1, "");
+    let text = ask(
+        &daemon,
+        &format!(
+            "escape {} {}",
+            call("Write", json!({"file_path": by_write, "content": "x"})),
+            bash(&format!(
+                "echo x > {}; echo tried",
+                hidden(&by_bash.display().to_string())
+            )),
+        ),
+    );
+    assert!(text.contains("tried"), "{text}");
+    assert!(text.contains("outside this agent's workspace"), "{text}");
+    assert!(!by_write.exists() && !by_bash.exists(), "written outside");
+}
+
+#[test]
+fn the_tools_work_in_the_workspace_and_files_stay_with_the_worker() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let daemon = agent_daemon(&upstream, root.path(), 1, "");
+    let host = root.path().join("worker-1/notes.txt");
+    let write = call(
+        "Write",
+        json!({"file_path": "/workspace/notes.txt", "content": "alpha beta\n"}),
+    );
+    ask(&daemon, &format!("write {write}"));
+    assert_eq!(std::fs::read_to_string(&host).unwrap(), "alpha beta\n");
+    // Later jobs of the same worker find the file: Read it, Edit it (Edit
+    // needs a Read in the same conversation first), then Bash sees the edit.
+    let read = call("Read", json!({"file_path": "notes.txt"}));
+    let edit = call(
+        "Edit",
+        json!({"file_path": "/workspace/notes.txt", "old_string": "beta", "new_string": "gamma"}),
+    );
+    let text = ask(&daemon, &format!("read {read}"));
+    assert!(text.contains("alpha beta"), "{text}");
+    ask(&daemon, &format!("read {read} and edit {edit}"));
+    let text = ask(&daemon, &format!("show {}", bash("cat notes.txt; pwd")));
+    assert!(
+        text.contains("alpha gamma") && text.contains("/workspace"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(&host).unwrap(), "alpha gamma\n");
+}
+
+#[test]
+fn tool_output_files_stay_with_the_worker_and_go_with_it() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let daemon = agent_daemon(&upstream, root.path(), 1, "pool.max_jobs_per_worker = 2");
+    let private = root.path().join("worker-1.claude");
+    assert!(private.is_dir(), "worker-1 has a private config directory");
+    ask(&daemon, &format!("big {}", bash("seq 1 200000")));
+    let saved = files_under(&private, "tool-results");
+    assert!(
+        !saved.is_empty(),
+        "the large output was saved with the worker"
+    );
+    let shared = Path::new(&daemon.config_dir()).join("projects");
+    assert!(
+        files_under(&shared, "tool-results").is_empty(),
+        "nothing in the shared config directory"
+    );
+    // The second job retires worker-1; its files go with it.
+    ask(&daemon, "done");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while private.exists() {
+        assert!(Instant::now() < deadline, "worker-1's files stayed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Files below `dir` whose path contains `part`.
+fn files_under(dir: &Path, part: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.display().to_string().contains(part) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn without_bubblewrap_agent_mode_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let toml = format!(
+        "[claude]\ncommand = {:?}\n[agent]\nenabled = true\nworkspace_root = {:?}\n",
+        real_cli(),
+        dir.path().join("ws").display().to_string()
+    );
+    std::fs::write(&config, toml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_claude-pool"))
+        .arg("--config")
+        .arg(&config)
+        .env("PATH", dir.path())
+        .env_remove("CLAUDE_POOL_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("apt-get install bubblewrap") && stderr.contains("agent.sandbox"),
+        "{stderr}"
+    );
+}
