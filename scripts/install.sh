@@ -91,6 +91,7 @@ install_config() {
     sed -E \
       -e "/^\[claude\]\$/,/^\[/ s|^# config_dir = .*|config_dir = \"$STATE_DIR/claude\"|" \
       -e "/^\[claude\]\$/,/^\[/ s|^# working_dir = .*|working_dir = \"$STATE_DIR/work\"|" \
+      -e "/^\[agent\]\$/,/^\[/ s|^# workspace_root = .*|workspace_root = \"$STATE_DIR/workspaces\"|" \
       "$root/config/claude-pool.toml" >"$tmp"
     if ! grep -q "^config_dir = \"$STATE_DIR/claude\"" "$tmp" ||
       ! grep -q "^working_dir = \"$STATE_DIR/work\"" "$tmp"; then

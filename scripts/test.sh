@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what the tests drive (the pinned Claude
-# CLI from npm into .tools/), then `cargo test`. End-to-end tests start real
-# CLI processes (~200 MiB each), so test threads are limited.
+# CLI from npm into .tools/, bubblewrap for the agent sandbox), then
+# `cargo test`. End-to-end tests start real CLI processes (~200 MiB each), so
+# test threads are limited.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-claude-cli.sh
+./scripts/install-bubblewrap.sh
 ./scripts/install-python-sdks.sh
 ./scripts/install-node-clients.sh
 cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-2}" "$@"
