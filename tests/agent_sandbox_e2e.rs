@@ -169,7 +169,7 @@ fn bash_cannot_print_the_upstream_credential() {
     // Filtered, so that the output stays short enough to come back inline.
     let command = "env | grep -e KEY -e TOKEN -e HOME=; echo ENVIRON:; \
                    cat /proc/[0-9]*/environ | tr '\\0' '\\n' | grep -e KEY -e TOKEN -e HOME= | sort -u; \
-                   echo CMDLINE:; cat /proc/[0-9]*/cmdline | tr '\\0' ' ' | grep -o -e sk-test -e permission-mode | sort -u";
+                   echo CMDLINE:; cat /proc/[0-9]*/cmdline | tr '\\0' ' ' | grep -o -e 'sk-tes[t]' -e permission-mode | sort -u";
     let text = ask(&daemon, &format!("leak {}", bash(command)));
     assert!(
         text.contains("ENVIRON:") && text.contains("HOME=/home/agent"),
