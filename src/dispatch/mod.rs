@@ -10,6 +10,7 @@ pub mod health;
 pub mod messages;
 mod reconfigure;
 mod reports;
+mod room;
 mod routing;
 pub mod spare;
 
@@ -90,7 +91,8 @@ pub struct Dispatcher {
     /// The recipe for agent workers, when agent mode is on.
     agent_spawn: Option<AgentRecipe>,
     workers: BTreeMap<WorkerId, Slot>,
-    /// Jobs waiting for a worker, oldest first; never longer than `max_queue`.
+    /// Jobs waiting for a worker, oldest first; never longer than
+    /// `max_queue` plus the workers free or on their way (see `room`).
     queue: VecDeque<Job>,
     next_worker: WorkerId,
     /// Respawns waiting out a backoff delay.
@@ -207,10 +209,6 @@ impl Dispatcher {
         )
     }
 
-    fn count(&self, state: SlotState) -> usize {
-        self.workers.values().filter(|s| s.state == state).count()
-    }
-
     /// Crash loop: many recent failures and no worker able to serve.
     fn is_degraded(&self) -> bool {
         let pool = &self.settings.pool;
@@ -276,7 +274,9 @@ impl Handler<Submit> for Dispatcher {
         }
         self.queue.push_back(job);
         self.dispatch();
-        if self.queue.len() > self.settings.pool.max_queue {
+        // Jobs waiting for a worker that is only being cleared or replaced
+        // are not over the limit: that worker is capacity.
+        if self.queue.len() > self.settings.pool.max_queue + self.room() {
             // Dispatching only removes jobs, so the one over capacity is ours.
             self.queue.pop_back();
             self.stats.rejected += 1;

@@ -1,8 +1,8 @@
 //! Which worker gets which job: a turn parked on the job's tool results, a
 //! worker bound to the job's conversation, or a ready worker of the right
-//! kind (same system prompt first, then blank). Queued jobs wait; bound and
-//! mismatched idle workers make room for them; jobs whose client left or
-//! whose wait ran out leave the queue.
+//! kind (same system prompt first, then blank). Queued jobs wait (see
+//! `room` for the workers cleared or replaced for them); jobs whose client
+//! left or whose wait ran out leave the queue.
 
 use super::*;
 
@@ -30,25 +30,6 @@ impl Dispatcher {
             slot.state = SlotState::Clearing;
             slot.bound = None;
             slot.addr.do_send(Unbind);
-        }
-    }
-
-    /// Queued jobs that no ready worker can take get bound workers instead,
-    /// least recently used first: a new conversation never waits to keep an
-    /// old one warm.
-    pub(super) fn evict_bound(&mut self) {
-        let coming = self.count(SlotState::Clearing);
-        let wanted = self.queue.len().saturating_sub(coming);
-        let mut bound: Vec<(Instant, WorkerId)> = self
-            .workers
-            .iter()
-            .filter(|(_, s)| s.state == SlotState::Bound)
-            .filter_map(|(id, s)| s.bound.map(|(_, since)| (since, *id)))
-            .collect();
-        bound.sort();
-        for (_, id) in bound.into_iter().take(wanted) {
-            log::debug!("worker-{id} unbound for a waiting job");
-            self.unbind(id);
         }
     }
 
@@ -118,8 +99,7 @@ impl Dispatcher {
                 None => i += 1,
             }
         }
-        self.evict_bound();
-        self.retire_mismatched();
+        self.make_room();
         self.trim_surplus();
         self.signal_spare();
     }
@@ -145,31 +125,6 @@ impl Dispatcher {
         slot.parked_on.clear();
         slot.bound = None;
         slot.addr.do_send(RunJob(job));
-    }
-
-    /// Queued jobs left over need a blank worker: every ready worker holds a
-    /// different system prompt. Retire such workers (their replacements boot
-    /// blank) unless enough blank workers are already on the way.
-    pub(super) fn retire_mismatched(&mut self) {
-        let coming =
-            self.count(SlotState::Starting) + self.count(SlotState::Clearing) + self.pending_spawns;
-        // Kinds the waiting jobs need, oldest first, past those on the way.
-        let mut needed = self
-            .queue
-            .iter()
-            .skip(coming)
-            .map(|job| WorkerKind::for_job(job.spec.agent));
-        // Every ready worker is useless to the queue here: dispatch() would
-        // have given it a job otherwise.
-        for slot in self.workers.values_mut() {
-            if slot.state != SlotState::Ready {
-                continue;
-            }
-            let Some(kind) = needed.next() else { break };
-            slot.state = SlotState::Stopping;
-            slot.replace_with = Some(kind);
-            slot.addr.do_send(StopWorker { grace: STOP_GRACE });
-        }
     }
 
     pub(super) fn expire_queued(&mut self) {

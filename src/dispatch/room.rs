@@ -1,0 +1,154 @@
+//! Making room for waiting jobs: exactly as many workers are cleared or
+//! replaced as the queue needs, counting those already on their way.
+//!
+//! A waiting job is covered by a worker that will soon be free for it
+//! without a job ending first: one clearing its conversation under the
+//! job's system prompt, one booting blank, one being replaced by a blank
+//! one, a respawn waiting out its backoff, or (to be replaced once ready) one
+//! clearing under another prompt. Each covers one job. A job left uncovered
+//! gets, in this order: a bound worker of its system prompt unbound (a
+//! `/clear`), an idle worker holding another prompt replaced, or the least
+//! recently used bound worker replaced. Otherwise it waits for a busy one.
+
+use std::collections::BTreeSet;
+
+use super::{Dispatcher, SlotState, STOP_GRACE};
+use crate::worker::messages::StopWorker;
+use crate::worker::{WorkerId, WorkerKind};
+
+/// How a worker is freed for a waiting job.
+enum Free {
+    /// Clear its conversation; it keeps its system prompt.
+    Unbind,
+    /// Stop it; a blank worker of the job's kind replaces it.
+    Replace,
+}
+
+impl Dispatcher {
+    /// Workers that are free, or will be without a job ending first: ready,
+    /// bound, clearing, booting, or being replaced (not leaving for good),
+    /// plus respawns waiting out a backoff. Admission counts them as
+    /// capacity, so a job waiting for one of them is not over `max_queue`.
+    pub(super) fn room(&self) -> usize {
+        let coming = self
+            .workers
+            .iter()
+            .filter(|(id, slot)| match slot.state {
+                SlotState::Ready | SlotState::Bound | SlotState::Clearing | SlotState::Starting => {
+                    true
+                }
+                SlotState::Stopping => !self.shrinking.contains(id),
+                SlotState::Busy | SlotState::Parked => false,
+            })
+            .count();
+        coming + self.pending_spawns
+    }
+
+    /// Clears or replaces workers for the queued jobs that no worker on its
+    /// way covers (see the module docs).
+    pub(super) fn make_room(&mut self) {
+        if self.draining {
+            return;
+        }
+        let needs: Vec<(String, WorkerKind)> = self
+            .queue
+            .iter()
+            .map(|job| (job.spec.system.clone(), WorkerKind::for_job(job.spec.agent)))
+            .collect();
+        let mut claimed = BTreeSet::new();
+        let mut respawns = self.pending_spawns;
+        for (system, kind) in needs {
+            if let Some(id) = self.coming_for(&system, kind, &claimed) {
+                claimed.insert(id);
+                continue;
+            }
+            if respawns > 0 {
+                respawns -= 1;
+                continue;
+            }
+            let Some((id, how)) = self.to_free(&system, kind, &claimed) else {
+                continue;
+            };
+            claimed.insert(id);
+            match how {
+                Free::Unbind => {
+                    log::debug!("worker-{id} unbound for a waiting job");
+                    self.unbind(id);
+                }
+                Free::Replace => {
+                    log::debug!("worker-{id} replaced by a blank worker for a waiting job");
+                    self.replace(id, kind);
+                }
+            }
+        }
+    }
+
+    /// A worker on its way that will take a job with `system` on `kind`.
+    fn coming_for(
+        &self,
+        system: &str,
+        kind: WorkerKind,
+        claimed: &BTreeSet<WorkerId>,
+    ) -> Option<WorkerId> {
+        let unclaimed = || {
+            self.workers
+                .iter()
+                .filter(|(id, _)| !claimed.contains(id) && !self.shrinking.contains(id))
+        };
+        let fits = |slot: &super::Slot| match slot.state {
+            SlotState::Clearing => {
+                slot.kind == kind && slot.system_prompt.as_deref() == Some(system)
+            }
+            SlotState::Starting => slot.kind == kind,
+            SlotState::Stopping => slot.replace_with.unwrap_or(slot.kind) == kind,
+            _ => false,
+        };
+        unclaimed()
+            .find(|(_, slot)| fits(slot))
+            // Clearing under another prompt: replaced once it is ready.
+            .or_else(|| unclaimed().find(|(_, slot)| slot.state == SlotState::Clearing))
+            .map(|(id, _)| *id)
+    }
+
+    /// The idle worker to free for a job with `system` on `kind`.
+    fn to_free(
+        &self,
+        system: &str,
+        kind: WorkerKind,
+        claimed: &BTreeSet<WorkerId>,
+    ) -> Option<(WorkerId, Free)> {
+        let mut bound: Vec<_> = self
+            .workers
+            .iter()
+            .filter(|(id, s)| s.state == SlotState::Bound && !claimed.contains(id))
+            .filter_map(|(id, s)| s.bound.map(|(_, since)| (since, *id)))
+            .collect();
+        bound.sort();
+        let same_prompt = bound.iter().find(|(_, id)| {
+            let slot = &self.workers[id];
+            slot.kind == kind && slot.system_prompt.as_deref() == Some(system)
+        });
+        if let Some((_, id)) = same_prompt {
+            return Some((*id, Free::Unbind));
+        }
+        // Ready workers left after dispatching suit no waiting job.
+        let ready = self
+            .workers
+            .iter()
+            .find(|(id, s)| s.state == SlotState::Ready && !claimed.contains(id))
+            .map(|(id, _)| *id);
+        ready
+            .or_else(|| bound.first().map(|(_, id)| *id))
+            .map(|id| (id, Free::Replace))
+    }
+
+    /// Stops a worker, to be replaced at once by a blank one of `kind`.
+    pub(super) fn replace(&mut self, id: WorkerId, kind: WorkerKind) {
+        if let Some(slot) = self.workers.get_mut(&id) {
+            slot.state = SlotState::Stopping;
+            slot.replace_with = Some(kind);
+            slot.bound = None;
+            slot.addr.do_send(StopWorker { grace: STOP_GRACE });
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Admission counts workers that are only being cleared or replaced as
+//! capacity, and a waiting job frees exactly one worker, with the real CLI.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn body(system: &str, text: &str) -> Value {
+    json!({"model": "claude-haiku-4-5", "max_tokens": 64, "system": system,
+           "messages": [{"role": "user", "content": text}]})
+}
+
+/// Sends `n` requests at the same instant; returns their statuses and bodies.
+fn burst(daemon: &Daemon, n: usize, system: &str) -> Vec<(u16, String)> {
+    let barrier = Arc::new(Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let barrier = barrier.clone();
+            let url = daemon.url("/v1/messages");
+            let body = body(system, &format!("burst {i}"));
+            std::thread::spawn(move || {
+                let http = client();
+                barrier.wait();
+                let res = http.post(url).json(&body).send().unwrap();
+                (res.status().as_u16(), res.text().unwrap())
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+fn assert_all_served(results: &[(u16, String)]) {
+    let refused: Vec<_> = results.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(refused.is_empty(), "refused below capacity: {refused:?}");
+}
+
+const POOL_AND_QUEUE: &str = "pool.max_queue = 4";
+
+#[test]
+fn a_burst_as_large_as_pool_and_queue_is_served_while_bound_workers_unbind() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(2).with_toml(POOL_AND_QUEUE), &upstream);
+    // Two conversations, one with a system prompt: both workers bound.
+    assert_eq!(daemon.post(&body("", "first conversation")).status(), 200);
+    assert_eq!(daemon.post(&body("S", "second conversation")).status(), 200);
+    daemon.wait_health(Duration::from_secs(10), |h| h["workers"]["bound"] == 2);
+    // New conversations take the bound workers only once they are cleared
+    // (or, for the other prompt, replaced): they wait meanwhile.
+    assert_all_served(&burst(&daemon, 2 + 4, ""));
+}
+
+#[test]
+fn a_burst_as_large_as_pool_and_queue_is_served_while_mismatched_workers_are_replaced() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::real(2).with_toml(&format!("{POOL_AND_QUEUE}\npool.affinity = false")),
+        &upstream,
+    );
+    // Both workers set up with system prompt A, idle.
+    assert_all_served(&burst(&daemon, 2, "A"));
+    daemon.wait_health(Duration::from_secs(10), |h| h["workers"]["ready"] == 2);
+    // Every job with prompt B waits for a worker replaced by a blank one.
+    assert_all_served(&burst(&daemon, 2 + 4, "B"));
+    let h = daemon.health();
+    assert_eq!(h["jobs"]["rejected"], 0, "{h}");
+}
+
+#[test]
+fn one_job_for_a_new_prompt_frees_one_bound_worker_not_all() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(3), &upstream);
+    for i in 0..3 {
+        assert_eq!(
+            daemon
+                .post(&body("A", &format!("conversation {i}")))
+                .status(),
+            200
+        );
+        daemon.wait_health(Duration::from_secs(10), |h| h["workers"]["bound"] == i + 1);
+    }
+    assert_eq!(daemon.post(&body("B", "another prompt")).status(), 200);
+    // One worker was replaced (blank, then set up with B); the other two
+    // conversations are still held.
+    let h = daemon.wait_health(Duration::from_secs(30), |h| {
+        h["workers"]["busy"] == 0 && h["workers"]["starting"] == 0 && h["workers"]["stopping"] == 0
+    });
+    assert_eq!(
+        h["workers"]["bound"], 3,
+        "two A conversations and the B one: {h}"
+    );
+    assert_eq!(h["restarts"], 1, "{h}");
+}
