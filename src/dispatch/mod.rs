@@ -209,6 +209,10 @@ impl Dispatcher {
         )
     }
 
+    fn count(&self, state: SlotState) -> usize {
+        self.workers.values().filter(|s| s.state == state).count()
+    }
+
     /// Crash loop: many recent failures and no worker able to serve.
     fn is_degraded(&self) -> bool {
         let pool = &self.settings.pool;

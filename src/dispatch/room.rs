@@ -46,7 +46,7 @@ impl Dispatcher {
 
     /// Clears or replaces workers for the queued jobs that no worker on its
     /// way covers (see the module docs).
-    pub(super) fn make_room(&mut self) {
+    pub(super) fn cover_queue(&mut self) {
         if self.draining {
             return;
         }

@@ -99,7 +99,7 @@ impl Dispatcher {
                 None => i += 1,
             }
         }
-        self.make_room();
+        self.cover_queue();
         self.trim_surplus();
         self.signal_spare();
     }
