@@ -47,6 +47,9 @@ pub struct JobSpec {
     /// Results the final user message carries for earlier tool calls. A job
     /// with results is routed to the worker parked on exactly those calls.
     pub tool_results: Vec<ToolResult>,
+    /// A message batch's request: nobody continues its turn, so a turn
+    /// ending in tool calls is answered and interrupted, never parked.
+    pub background: bool,
 }
 
 /// A caller's tool definitions, as one SDK MCP server of the CLI.

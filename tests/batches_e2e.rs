@@ -304,3 +304,46 @@ fn a_batch_survives_sigkill_and_every_request_is_answered_once() {
         "the request running at the kill, and only it, runs again: {counts:?} ({before} calls before)"
     );
 }
+
+#[test]
+fn a_batch_request_ending_in_tool_calls_does_not_hold_its_worker() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    let mut with_tools = params("weather please [[tool:get_weather]]");
+    with_tools["tools"] = json!([{"name": "get_weather", "description": "Weather of a city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let res = client()
+        .post(daemon.url("/v1/messages/batches"))
+        .json(&json!({"requests": [
+            {"custom_id": "tool", "params": with_tools},
+            {"custom_id": "after", "params": params("next one")},
+        ]}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let batch: Value = res.json().unwrap();
+    // Well within tools.park_timeout_secs (300): the turn was not parked.
+    let ended = wait_ended(
+        &daemon.base,
+        batch["id"].as_str().unwrap(),
+        Duration::from_secs(60),
+    );
+    let results = results(&ended);
+    let tool = &results["tool"]["message"];
+    assert_eq!(tool["stop_reason"], "tool_use", "{tool}");
+    let call = tool["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "tool_use");
+    assert_eq!(
+        call.expect("a tool_use block")["name"],
+        "get_weather",
+        "{tool}"
+    );
+    assert_eq!(
+        results["after"]["message"]["content"][0]["text"],
+        "Hello! You said: next one"
+    );
+    daemon.wait_ready(Duration::from_secs(30));
+}

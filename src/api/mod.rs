@@ -75,6 +75,7 @@ impl Conversation<'_> {
                 .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             stop_sequences: self.stop_sequences,
             agent,
+            background: false,
         }
     }
 }

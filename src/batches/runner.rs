@@ -232,7 +232,8 @@ impl Runner {
     }
 
     /// The job for a stored request: as `/v1/messages` would run it, except
-    /// that it never stays bound to a conversation (nothing continues it).
+    /// that nothing continues it: it never stays bound to its conversation,
+    /// nor parks on tool calls.
     fn spec_for(&self, claim: &Claim) -> Result<(JobSpec, MessageMeta), String> {
         let request = MessagesRequest::parse(claim.params.as_bytes()).map_err(|e| e.0)?;
         let ctx = Context {
@@ -243,6 +244,7 @@ impl Runner {
         let meta = MessageMeta::new(request.response_model(&ctx.default_model));
         let mut spec = request.to_spec(&ctx);
         spec.conversation = None;
+        spec.background = true;
         Ok((spec, meta))
     }
 

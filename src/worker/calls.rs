@@ -80,6 +80,17 @@ impl Worker {
                 );
                 self.jobs_done += 1;
                 self.tool_results.clear();
+                if run.job.spec.background {
+                    // Nobody will send results: the answer ends with the
+                    // calls, and the turn is let go as a timed-out park is.
+                    self.phase = Phase::Abandoning {
+                        since: Instant::now(),
+                    };
+                    self.report(WorkerState::Clearing, Some(Outcome::Succeeded));
+                    self.send_control("interrupt", json!({"subtype": "interrupt"}));
+                    let _ = run.job.events.send(JobEvent::Finished(completion));
+                    return;
+                }
                 self.phase = Phase::Parked(Parked {
                     tool_use_ids: tool_use_ids.clone(),
                     calls: vec![call],
