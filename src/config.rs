@@ -80,6 +80,10 @@ pub struct ServerSettings {
     /// for absolute URLs in responses (a batch's `results_url`). Unset: built
     /// from the request's `Host`.
     pub public_url: Option<String>,
+    /// This node's name in every id it hands out and in the
+    /// `x-claude-pool-node` header (see [`crate::node`]); unset: derived
+    /// from the host name.
+    pub node_id: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -101,6 +105,7 @@ impl Default for ServerSettings {
             cors_allowed_origins: Vec::new(),
             log_level: "info".into(),
             public_url: None,
+            node_id: None,
         }
     }
 }
@@ -405,6 +410,14 @@ impl Settings {
                 );
             }
         }
+        if self
+            .server
+            .node_id
+            .as_deref()
+            .is_some_and(|id| !crate::node::is_valid(id))
+        {
+            return invalid("server.node_id", crate::node::RULE);
+        }
         if self.batches.max_requests == 0 {
             return invalid("batches.max_requests", "must be at least 1");
         }
@@ -473,6 +486,13 @@ fn is_cors_origin(origin: &str) -> bool {
 }
 
 impl ServerSettings {
+    /// This node's id: `node_id`, or one derived from the host name.
+    pub fn node_id(&self) -> &str {
+        self.node_id
+            .as_deref()
+            .unwrap_or_else(|| crate::node::from_host())
+    }
+
     /// Every accepted client key: `api_keys` and those of `api_keys_file`.
     pub fn keys(&self) -> impl Iterator<Item = &String> {
         self.api_keys.iter().chain(&self.file_keys)

@@ -17,6 +17,7 @@
 //! - [`notify`]: systemd readiness, stopping and watchdog notifications.
 //! - [`reload`]: what a configuration reload (SIGHUP) may change.
 //! - [`store`]: the durable SQLite store shared by features that keep state.
+//! - [`node`]: this node's id, carried by every id the daemon hands out.
 
 pub mod affinity;
 pub mod api;
@@ -26,6 +27,7 @@ pub mod dispatch;
 pub mod error;
 pub mod http;
 pub mod job;
+pub mod node;
 pub mod notify;
 pub mod prompt;
 pub mod reload;

@@ -11,7 +11,10 @@ use serde_json::{json, Value};
 #[test]
 fn non_stream_round_trip_uses_system_prompt_and_real_usage() {
     let upstream = FakeUpstream::start();
-    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    let daemon = Daemon::start(
+        DaemonConfig::real(1).with_toml("server.node_id = \"edge-7\""),
+        &upstream,
+    );
     let res = daemon.post(&json!({
         "model": "claude-haiku-4-5",
         "max_tokens": 100,
@@ -20,8 +23,10 @@ fn non_stream_round_trip_uses_system_prompt_and_real_usage() {
     }));
     assert_eq!(res.status(), 200);
     assert!(res.headers().contains_key("request-id"));
+    assert_eq!(res.headers()["x-claude-pool-node"], "edge-7");
     let body: Value = res.json().unwrap();
-    assert!(body["id"].as_str().unwrap().starts_with("msg_"), "{body}");
+    let id = body["id"].as_str().unwrap();
+    assert!(id.starts_with("msg_edge-7_") && id.len() > 20, "{body}");
     assert_eq!(body["type"], "message");
     assert_eq!(body["role"], "assistant");
     assert_eq!(body["model"], "claude-haiku-4-5");

@@ -69,7 +69,12 @@ fn a_tool_call_parks_the_turn_and_the_result_resumes_it() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
     let request = ask(&["get_weather"], "weather in Lima? [[tool:get_weather]]");
-    let reply = post(&daemon, "/v1/messages", &request);
+    let response = daemon.post_to("/v1/messages", &request);
+    let node = response.headers()["x-claude-pool-node"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let reply: Value = response.json().unwrap();
     assert_eq!(reply["stop_reason"], "tool_use", "{reply}");
     let tool_use = reply["content"]
         .as_array()
@@ -81,7 +86,9 @@ fn a_tool_call_parks_the_turn_and_the_result_resumes_it() {
         tool_use["name"], "get_weather",
         "the caller's own tool name"
     );
-    assert!(tool_use["id"].as_str().unwrap().starts_with("toolu_fake_"));
+    // The upstream's id, tagged with the node that parked the turn.
+    let id = tool_use["id"].as_str().unwrap();
+    assert!(id.starts_with(&format!("toolu_{node}_fake_")), "{id}");
     assert_eq!(tool_use["input"], json!({"query": "get_weather-input"}));
     // The model saw a real tool, and the CLI's built-ins were not offered.
     let offered = upstream.message_calls()[0].body["tools"].clone();
@@ -102,7 +109,11 @@ fn a_tool_call_parks_the_turn_and_the_result_resumes_it() {
     // tool_result block, not as re-sent history.
     let last = last_user_message(&upstream);
     assert_eq!(last["content"][0]["type"], "tool_result", "{last}");
-    assert_eq!(last["content"][0]["tool_use_id"], tool_use["id"]);
+    assert_eq!(
+        last["content"][0]["tool_use_id"].as_str().unwrap(),
+        id.replacen(&format!("_{node}_"), "_", 1),
+        "the CLI gets its own id back"
+    );
     assert!(!upstream
         .message_calls()
         .last()

@@ -310,7 +310,10 @@ impl Codec for Anthropic {
         Ok(Parsed {
             spec: request.to_spec(ctx),
             stream: request.is_stream(),
-            meta: MessageMeta::new(request.response_model(&ctx.default_model)),
+            meta: MessageMeta {
+                id: ctx.new_id("msg_"),
+                ..MessageMeta::new(request.response_model(&ctx.default_model))
+            },
         })
     }
 

@@ -56,15 +56,25 @@ pub struct Context {
     /// Stored responses (the Responses API's `store` and
     /// `previous_response_id`).
     pub responses: Option<Arc<dyn ResponseStore>>,
+    /// This node's id (`server.node_id`), in the ids the response hands out
+    /// and read back from the tool_use ids the request carries.
+    pub node: String,
 }
 
 impl Context {
-    /// A context with nothing but the default model.
+    /// A context with nothing but the default model (on the node named
+    /// after the host).
     pub fn new(default_model: &str) -> Self {
         Self {
             default_model: default_model.to_string(),
+            node: crate::node::from_host().to_string(),
             ..Self::default()
         }
+    }
+
+    /// A new id of this node for the response: `<prefix><node>_<random>`.
+    pub fn new_id(&self, prefix: &str) -> String {
+        crate::node::new_id(prefix, &self.node)
     }
 }
 

@@ -59,7 +59,7 @@ impl Conversation<'_> {
         let agent = ctx.agent_allowed && tool_set.is_none();
         JobSpec {
             tool_results: if tool_set.is_some() {
-                tools::results_in_last_turn(self.turns)
+                tools::results_in_last_turn(self.turns, &ctx.node)
             } else {
                 Vec::new()
             },

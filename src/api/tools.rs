@@ -10,6 +10,7 @@
 use serde_json::{json, Value};
 
 use crate::job::{ToolResult, ToolSet};
+use crate::node;
 use crate::prompt::{Role, Turn};
 use crate::worker::mcp;
 
@@ -62,8 +63,9 @@ pub fn choice_instruction(choice: &Choice) -> Option<Value> {
 
 /// The caller's tool results in the conversation's final user message, with
 /// any text of that message added to the last result (a tool call's answer
-/// is the only way text reaches a turn blocked on tools).
-pub fn results_in_last_turn(turns: &[Turn]) -> Vec<ToolResult> {
+/// is the only way text reaches a turn blocked on tools). Ids this node
+/// handed out are mapped back to the CLI's own (see [`crate::node`]).
+pub fn results_in_last_turn(turns: &[Turn], node: &str) -> Vec<ToolResult> {
     let Some(last) = turns.last().filter(|t| t.role == Role::User) else {
         return Vec::new();
     };
@@ -72,7 +74,7 @@ pub fn results_in_last_turn(turns: &[Turn]) -> Vec<ToolResult> {
         .iter()
         .filter(|b| b["type"] == "tool_result")
         .map(|b| ToolResult {
-            tool_use_id: b["tool_use_id"].as_str().unwrap_or_default().to_string(),
+            tool_use_id: node::cli_tool_use_id(node, b["tool_use_id"].as_str().unwrap_or_default()),
             content: mcp::result_content(b.get("content")),
             is_error: b["is_error"].as_bool().unwrap_or(false),
         })
@@ -116,19 +118,21 @@ mod tests {
             },
             Turn {
                 role: Role::Assistant,
-                blocks: vec![json!({"type": "tool_use", "id": "t1", "name": "f", "input": {}})],
+                blocks: vec![
+                    json!({"type": "tool_use", "id": "toolu_n1_t1", "name": "f", "input": {}}),
+                ],
             },
             Turn {
                 role: Role::User,
                 blocks: vec![
-                    json!({"type": "tool_result", "tool_use_id": "t1", "content": "18C", "is_error": true}),
+                    json!({"type": "tool_result", "tool_use_id": "toolu_n1_t1", "content": "18C", "is_error": true}),
                     json!({"type": "text", "text": "thanks"}),
                 ],
             },
         ];
-        let results = results_in_last_turn(&turns);
+        let results = results_in_last_turn(&turns, "n1");
         assert_eq!(results.len(), 1);
-        assert_eq!(results[0].tool_use_id, "t1");
+        assert_eq!(results[0].tool_use_id, "toolu_t1", "the CLI's own id");
         assert!(results[0].is_error);
         assert_eq!(results[0].content[0]["text"], "18C");
         assert_eq!(results[0].content[1]["text"], "thanks");

@@ -59,6 +59,7 @@ pub fn context(req: &HttpRequest, state: &AppState) -> Context {
         session: session_pin(req),
         scope: auth::scope(req, &settings),
         responses: state.responses.clone(),
+        node: settings.server.node_id().to_string(),
     }
 }
 

@@ -201,8 +201,12 @@ pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Res
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
+    // Every response names the node that answered (for the load balancer's
+    // logs and the clients' bug reports); node ids are header-safe.
+    let node = HeaderValue::from_str(settings.server.node_id()).ok();
     let server = HttpServer::new(move || {
         let observed = state.clone();
+        let node = node.clone();
         App::new()
             .app_data(state.clone())
             .wrap_fn(move |req, srv| {
@@ -216,8 +220,13 @@ pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Res
                 let method = req.method().clone();
                 let path = req.path().to_string();
                 let fut = srv.call(req);
+                let node = node.clone();
                 async move {
                     let mut res = fut.await?;
+                    if let Some(node) = node {
+                        let name = HeaderName::from_static(crate::node::HEADER);
+                        res.headers_mut().insert(name, node);
+                    }
                     if let Ok(value) = HeaderValue::from_str(&id) {
                         let headers = res.headers_mut();
                         headers.insert(HeaderName::from_static("request-id"), value.clone());

@@ -33,7 +33,10 @@ pub struct TurnTranslator {
     stop_sequence: Option<String>,
     /// `mcp__<server>__`: stripped from tool names so the client sees its own.
     tool_prefix: Option<String>,
-    /// Ids of the tool_use blocks of the current upstream call.
+    /// This node's id, put into tool_use ids as the client sees them
+    /// (`toolu_<node>_…`); `None` keeps the CLI's ids.
+    node: Option<String>,
+    /// The CLI's ids of the tool_use blocks of the current upstream call.
     tool_ids: Vec<String>,
     /// Usage of the upstream calls seen by this translator, from the stream.
     streamed_usage: Usage,
@@ -50,16 +53,18 @@ impl TurnTranslator {
     }
 
     /// A translator for a job whose tools live on an MCP server with
-    /// `tool_prefix`, continuing a turn that already reported `reported`.
-    pub fn with_tools(tool_prefix: Option<String>, reported: Usage) -> Self {
+    /// `tool_prefix`, on node `node`, continuing a turn that already
+    /// reported `reported`.
+    pub fn with_tools(tool_prefix: Option<String>, node: &str, reported: Usage) -> Self {
         Self {
             tool_prefix,
+            node: Some(node.to_string()),
             already_reported: reported,
             ..Self::default()
         }
     }
 
-    /// Ids of the tool_use blocks of the latest upstream call.
+    /// The CLI's ids of the tool_use blocks of the latest upstream call.
     pub fn tool_ids(&self) -> &[String] {
         &self.tool_ids
     }
@@ -79,17 +84,23 @@ impl TurnTranslator {
         add_usage(self.already_reported, self.streamed_usage)
     }
 
+    /// A tool_use block as the client sees it: its own tool name, and an id
+    /// naming this node.
     fn rename_tool(&self, block: BlockStart) -> BlockStart {
-        match (block, &self.tool_prefix) {
-            (BlockStart::ToolUse { id, name, input }, Some(prefix)) => BlockStart::ToolUse {
-                id,
-                name: name
-                    .strip_prefix(prefix.as_str())
-                    .unwrap_or(&name)
-                    .to_string(),
-                input,
+        let BlockStart::ToolUse { id, name, input } = block else {
+            return block;
+        };
+        let name = match &self.tool_prefix {
+            Some(prefix) => name.strip_prefix(prefix.as_str()).unwrap_or(&name),
+            None => &name,
+        };
+        BlockStart::ToolUse {
+            id: match &self.node {
+                Some(node) => crate::node::client_tool_use_id(node, &id),
+                None => id,
             },
-            (block, _) => block,
+            name: name.to_string(),
+            input,
         }
     }
 
@@ -452,13 +463,14 @@ mod tests {
     }
 
     #[test]
-    fn caller_tool_calls_keep_their_ids_and_lose_the_mcp_prefix() {
+    fn caller_tool_calls_name_the_node_in_their_ids_and_lose_the_mcp_prefix() {
         let path = format!(
             "{}/tests/fixtures/cli-transcripts/06-sdk-mcp-parallel-tool-calls.jsonl",
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(path).unwrap();
-        let mut t = TurnTranslator::with_tools(Some("mcp__caller_ab12__".into()), Usage::default());
+        let mut t =
+            TurnTranslator::with_tools(Some("mcp__caller_ab12__".into()), "n1", Usage::default());
         let mut events = Vec::new();
         for line in text.lines().filter_map(|l| l.strip_prefix("<< ")) {
             let msg = parse_line(line.as_bytes()).unwrap().unwrap();
@@ -483,10 +495,17 @@ mod tests {
         assert_eq!(
             tools,
             [
-                ("toolu_fake000007_0".to_string(), "get_weather".to_string()),
-                ("toolu_fake000007_1".to_string(), "get_weather".to_string())
+                (
+                    "toolu_n1_fake000007_0".to_string(),
+                    "get_weather".to_string()
+                ),
+                (
+                    "toolu_n1_fake000007_1".to_string(),
+                    "get_weather".to_string()
+                )
             ]
         );
+        // The parked turn is matched by the CLI's own ids.
         assert_eq!(t.tool_ids(), ["toolu_fake000007_0", "toolu_fake000007_1"]);
         let paused = t.pause_for_tools();
         assert_eq!(paused.stop_reason.as_deref(), Some("tool_use"));

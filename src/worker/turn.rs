@@ -81,6 +81,7 @@ impl Worker {
         Run {
             translator: TurnTranslator::with_tools(
                 job.spec.tools.as_ref().map(ToolSet::api_prefix),
+                self.settings.server.node_id(),
                 reported,
             ),
             job,

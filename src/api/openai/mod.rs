@@ -555,7 +555,10 @@ impl Codec for ChatCompletions {
         Ok(Parsed {
             spec: request.to_spec(ctx),
             stream: request.is_stream(),
-            meta: request.meta(&ctx.default_model),
+            meta: ChatMeta {
+                id: ctx.new_id("chatcmpl-"),
+                ..request.meta(&ctx.default_model)
+            },
         })
     }
 
