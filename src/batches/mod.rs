@@ -22,9 +22,10 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A fresh batch id, `msgbatch_…`.
-pub fn new_id() -> String {
-    format!("msgbatch_{}", uuid::Uuid::new_v4().simple())
+/// A fresh batch id of node `node`, `msgbatch_<node>_…`: a load balancer
+/// sends its later requests to the node whose store holds it.
+pub fn new_id(node: &str) -> String {
+    crate::node::new_id("msgbatch_", node)
 }
 
 /// Whom a batch belongs to: a digest of the API key that created it (the
@@ -56,6 +57,6 @@ mod tests {
         );
         assert_ne!(a, owner_of(Some("key-b")));
         assert!(!a.contains("key-a"));
-        assert!(new_id().starts_with("msgbatch_"));
+        assert!(new_id("n1").starts_with("msgbatch_n1_"));
     }
 }

@@ -85,7 +85,7 @@ pub async fn create(
         .map_err(|e| ApiError::invalid(e.0, DIALECT))?;
     let now = now_ms();
     let expires_at = now.saturating_add(settings.batches.expiry().as_millis() as i64);
-    let id = new_id();
+    let id = new_id(settings.server.node_id());
     let batch = state
         .store
         .call(move |c| store::create(c, &owner, &id, now, expires_at, &requests))

@@ -249,7 +249,9 @@ impl Codec for Responses {
             input: own,
             context: history,
         });
-        let meta = ResponseMeta::new(&request, &ctx.default_model, names, format.is_some(), keep);
+        let mut meta =
+            ResponseMeta::new(&request, &ctx.default_model, names, format.is_some(), keep);
+        meta.id = ctx.new_id("resp_");
         Ok(Parsed {
             spec,
             stream: request.stream.unwrap_or(false),
