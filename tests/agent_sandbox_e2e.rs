@@ -299,6 +299,34 @@ fn tool_output_files_stay_with_the_worker_and_go_with_it() {
     }
 }
 
+#[test]
+fn without_the_sandbox_tool_output_files_go_with_the_worker_too() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let extra = "pool.max_jobs_per_worker = 2\nagent.sandbox = \"none\"";
+    let daemon = agent_daemon(&upstream, root.path(), 1, extra);
+    ask(&daemon, &format!("big {}", bash("seq 1 200000")));
+    let projects = Path::new(&daemon.config_dir()).join("projects");
+    let saved = files_under(&projects, "tool-results");
+    assert!(!saved.is_empty(), "the CLI saved the large output");
+    let slug: String = root
+        .path()
+        .join("worker-1")
+        .display()
+        .to_string()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let folder = projects.join(slug);
+    assert!(saved.iter().all(|f| f.starts_with(&folder)), "{saved:?}");
+    ask(&daemon, "done");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while folder.exists() {
+        assert!(Instant::now() < deadline, "worker-1's tool output stayed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Files below `dir` whose path contains `part`.
 fn files_under(dir: &Path, part: &str) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
