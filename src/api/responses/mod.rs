@@ -15,6 +15,7 @@
 pub mod items;
 pub mod output;
 pub mod stored;
+pub mod stream;
 pub mod tools;
 
 use serde::Deserialize;
@@ -26,8 +27,9 @@ use super::models::resolve_model;
 use super::openai::content::{json_instruction, thinking_budget};
 use super::openai::{JsonSchemaFormat, ResponseFormat};
 use super::{Codec, Context, Dialect, InvalidRequest, Parsed};
-use output::{ResponseMeta, ResponseStream};
+use output::ResponseMeta;
 use stored::StoredResponse;
+use stream::ResponseStream;
 
 const DIALECT: Dialect = Dialect::Responses;
 

@@ -1,9 +1,8 @@
-//! The response object and its event stream, built from job events: text
-//! blocks become `message` items, thinking (when asked for) `reasoning`
-//! items with a summary, and tool calls `function_call` (or
-//! `custom_tool_call`) items under the caller's own names.
+//! The response object, built from job events: text blocks become
+//! `message` items, thinking (when asked for) `reasoning` items with a
+//! summary, and tool calls `function_call` (or `custom_tool_call`) items
+//! under the caller's own names. The stream is in `stream`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,12 +10,10 @@ use serde_json::{json, Map, Value};
 
 use super::stored::{ResponseStore, StoredResponse};
 use super::tools::{CallerTool, ToolNames};
-use super::{ResponsesRequest, DIALECT};
+use super::ResponsesRequest;
 use crate::api::assemble::Assembled;
-use crate::api::error::{ApiError, ErrorKind};
 use crate::api::openai::strip_code_fence;
-use crate::api::{EventEncoder, Frame};
-use crate::job::{BlockStart, Completion, Delta, JobEvent, Usage};
+use crate::job::{Completion, Usage};
 
 /// What a finished response is stored with (`store` was not false).
 #[derive(Debug, Clone)]
@@ -37,7 +34,7 @@ pub struct ResponseMeta {
     pub created_at: u64,
     /// The fields of the response object that come from the request.
     echo: Map<String, Value>,
-    names: ToolNames,
+    pub(super) names: ToolNames,
     /// A JSON `text.format` was asked for.
     json_mode: bool,
     keep: Option<Keep>,
@@ -49,7 +46,7 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn new_id(prefix: &str) -> String {
+pub(super) fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
@@ -104,7 +101,7 @@ impl ResponseMeta {
     }
 
     /// The response object.
-    fn response(&self, status: &str, output: Vec<Value>, end: End) -> Value {
+    pub(super) fn response(&self, status: &str, output: Vec<Value>, end: End) -> Value {
         let mut body = Map::new();
         body.insert("id".into(), json!(self.id));
         body.insert("object".into(), json!("response"));
@@ -130,7 +127,7 @@ impl ResponseMeta {
     }
 
     /// Stores a finished response when the request asked for it.
-    fn keep(&self, response: &Value) {
+    pub(super) fn keep(&self, response: &Value) {
         let Some(keep) = &self.keep else { return };
         let Some(store) = &keep.store else { return };
         let stored = StoredResponse {
@@ -148,14 +145,14 @@ impl ResponseMeta {
 
 /// How a response ended, beyond its status.
 #[derive(Default)]
-struct End {
-    usage: Option<Usage>,
-    error: Option<Value>,
-    incomplete: Option<&'static str>,
+pub(super) struct End {
+    pub usage: Option<Usage>,
+    pub error: Option<Value>,
+    pub incomplete: Option<&'static str>,
 }
 
 /// Status and `incomplete_details.reason` for how a turn completed.
-fn outcome(completion: &Completion) -> (&'static str, Option<&'static str>) {
+pub(super) fn outcome(completion: &Completion) -> (&'static str, Option<&'static str>) {
     match completion.stop_reason.as_deref() {
         Some("max_tokens" | "model_context_window_exceeded") => {
             ("incomplete", Some("max_output_tokens"))
@@ -203,16 +200,16 @@ pub fn with_ids(items: Vec<Value>) -> Vec<Value> {
         .collect()
 }
 
-fn text_part(text: &str) -> Value {
+pub(super) fn text_part(text: &str) -> Value {
     json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
 }
 
-fn message_item(id: &str, text: Option<&str>, status: &str) -> Value {
+pub(super) fn message_item(id: &str, text: Option<&str>, status: &str) -> Value {
     let content: Vec<Value> = text.map(text_part).into_iter().collect();
     json!({"id": id, "type": "message", "role": "assistant", "status": status, "content": content})
 }
 
-fn reasoning_item(id: &str, summary: Option<&str>) -> Value {
+pub(super) fn reasoning_item(id: &str, summary: Option<&str>) -> Value {
     let summary: Vec<Value> = summary
         .map(|text| json!({"type": "summary_text", "text": text}))
         .into_iter()
@@ -221,7 +218,13 @@ fn reasoning_item(id: &str, summary: Option<&str>) -> Value {
 }
 
 /// A tool call item; `input` is the JSON text of the arguments.
-fn call_item(tool: &CallerTool, id: &str, call_id: &str, input: &str, status: &str) -> Value {
+pub(super) fn call_item(
+    tool: &CallerTool,
+    id: &str,
+    call_id: &str,
+    input: &str,
+    status: &str,
+) -> Value {
     let mut item = if tool.custom {
         let text = serde_json::from_str::<Value>(input)
             .ok()
@@ -242,7 +245,7 @@ fn call_item(tool: &CallerTool, id: &str, call_id: &str, input: &str, status: &s
     item
 }
 
-fn call_id_of(prefix: &str, call_id: &str) -> String {
+pub(super) fn call_id_of(prefix: &str, call_id: &str) -> String {
     format!("{prefix}_{}", call_id.trim_start_matches("toolu_"))
 }
 
@@ -292,310 +295,4 @@ pub fn body(meta: &ResponseMeta, answer: &Assembled) -> Value {
     let response = meta.response(status, output, end);
     meta.keep(&response);
     response
-}
-
-/// An output item being streamed.
-#[derive(Debug)]
-struct Open {
-    output_index: usize,
-    item_id: String,
-    kind: OpenKind,
-    /// The text, summary or argument JSON so far.
-    text: String,
-}
-
-#[derive(Debug)]
-enum OpenKind {
-    Message,
-    Reasoning,
-    Call { call_id: String, tool: CallerTool },
-}
-
-/// Encodes job events as the Responses API's stream: `event:` + `data:`
-/// frames, each with its `sequence_number`; no `[DONE]`.
-#[derive(Debug)]
-pub struct ResponseStream {
-    meta: ResponseMeta,
-    sequence: u64,
-    started: bool,
-    /// Items being streamed, by content block index.
-    open: BTreeMap<usize, Open>,
-    /// Finished items by output index.
-    output: BTreeMap<usize, Value>,
-    next_output: usize,
-    /// Usage from `Started`, for a completion that carries none.
-    input_usage: Usage,
-}
-
-impl ResponseStream {
-    pub fn new(meta: ResponseMeta) -> Self {
-        Self {
-            meta,
-            sequence: 0,
-            started: false,
-            open: BTreeMap::new(),
-            output: BTreeMap::new(),
-            next_output: 0,
-            input_usage: Usage::default(),
-        }
-    }
-
-    fn event(&mut self, out: &mut Vec<Frame>, name: &'static str, mut data: Value) {
-        data["type"] = json!(name);
-        data["sequence_number"] = json!(self.sequence);
-        self.sequence += 1;
-        out.push(Frame::Event(name, data));
-    }
-
-    fn start(&mut self, out: &mut Vec<Frame>) {
-        self.started = true;
-        let response = self
-            .meta
-            .response("in_progress", Vec::new(), End::default());
-        self.event(out, "response.created", json!({"response": response}));
-        let response = self
-            .meta
-            .response("in_progress", Vec::new(), End::default());
-        self.event(out, "response.in_progress", json!({"response": response}));
-    }
-
-    fn open(&mut self, out: &mut Vec<Frame>, index: usize, block: BlockStart) {
-        let output_index = self.next_output;
-        let (kind, item_id, item, first) = match block {
-            BlockStart::Text { text } => {
-                let id = new_id("msg");
-                let item = message_item(&id, None, "in_progress");
-                (OpenKind::Message, id, item, text)
-            }
-            BlockStart::Thinking { thinking, .. } => {
-                let id = new_id("rs");
-                let item = reasoning_item(&id, None);
-                (OpenKind::Reasoning, id, item, thinking)
-            }
-            BlockStart::ToolUse {
-                id: call_id,
-                name,
-                input,
-            } => {
-                let tool = self.meta.names.caller(&name);
-                let id = call_id_of(if tool.custom { "ctc" } else { "fc" }, &call_id);
-                let item = call_item(&tool, &id, &call_id, "", "in_progress");
-                let first = match &input {
-                    Value::Object(map) if !map.is_empty() => input.to_string(),
-                    _ => String::new(),
-                };
-                (OpenKind::Call { call_id, tool }, id, item, first)
-            }
-            BlockStart::RedactedThinking { .. } => return,
-        };
-        self.next_output += 1;
-        let at = json!({"output_index": output_index, "item_id": item_id});
-        self.event(
-            out,
-            "response.output_item.added",
-            json!({"output_index": output_index, "item": item}),
-        );
-        match &kind {
-            OpenKind::Message => {
-                let mut data = at.clone();
-                data["content_index"] = json!(0);
-                data["part"] = text_part("");
-                self.event(out, "response.content_part.added", data);
-            }
-            OpenKind::Reasoning => {
-                let mut data = at.clone();
-                data["summary_index"] = json!(0);
-                data["part"] = json!({"type": "summary_text", "text": ""});
-                self.event(out, "response.reasoning_summary_part.added", data);
-            }
-            OpenKind::Call { .. } => {}
-        }
-        self.open.insert(
-            index,
-            Open {
-                output_index,
-                item_id,
-                kind,
-                text: String::new(),
-            },
-        );
-        if !first.is_empty() {
-            self.delta(out, index, first);
-        }
-    }
-
-    fn delta(&mut self, out: &mut Vec<Frame>, index: usize, more: String) {
-        let Some(open) = self.open.get_mut(&index) else {
-            return;
-        };
-        open.text.push_str(&more);
-        let mut data =
-            json!({"output_index": open.output_index, "item_id": open.item_id, "delta": more});
-        let name = match &open.kind {
-            OpenKind::Message => {
-                data["content_index"] = json!(0);
-                data["logprobs"] = json!([]);
-                "response.output_text.delta"
-            }
-            OpenKind::Reasoning => {
-                data["summary_index"] = json!(0);
-                "response.reasoning_summary_text.delta"
-            }
-            // A custom tool's input is known whole only at the end.
-            OpenKind::Call { tool, .. } if tool.custom => return,
-            OpenKind::Call { .. } => "response.function_call_arguments.delta",
-        };
-        self.event(out, name, data);
-    }
-
-    fn close(&mut self, out: &mut Vec<Frame>, index: usize) {
-        let Some(open) = self.open.remove(&index) else {
-            return;
-        };
-        let at = json!({"output_index": open.output_index, "item_id": open.item_id});
-        let with = |extra: Value| {
-            let mut data = at.clone();
-            if let (Some(d), Some(e)) = (data.as_object_mut(), extra.as_object()) {
-                d.extend(e.clone());
-            }
-            data
-        };
-        let item = match &open.kind {
-            OpenKind::Message => {
-                let text = &open.text;
-                self.event(
-                    out,
-                    "response.output_text.done",
-                    with(json!({"content_index": 0, "text": text, "logprobs": []})),
-                );
-                self.event(
-                    out,
-                    "response.content_part.done",
-                    with(json!({"content_index": 0, "part": text_part(text)})),
-                );
-                message_item(&open.item_id, Some(text), "completed")
-            }
-            OpenKind::Reasoning => {
-                let text = &open.text;
-                self.event(
-                    out,
-                    "response.reasoning_summary_text.done",
-                    with(json!({"summary_index": 0, "text": text})),
-                );
-                let part = json!({"type": "summary_text", "text": text});
-                self.event(
-                    out,
-                    "response.reasoning_summary_part.done",
-                    with(json!({"summary_index": 0, "part": part})),
-                );
-                reasoning_item(&open.item_id, Some(text))
-            }
-            OpenKind::Call { call_id, tool } => {
-                let item = call_item(tool, &open.item_id, call_id, &open.text, "completed");
-                if tool.custom {
-                    let input = item["input"].clone();
-                    self.event(
-                        out,
-                        "response.custom_tool_call_input.delta",
-                        with(json!({"delta": input})),
-                    );
-                    self.event(
-                        out,
-                        "response.custom_tool_call_input.done",
-                        with(json!({"input": input})),
-                    );
-                } else {
-                    let arguments = item["arguments"].clone();
-                    self.event(
-                        out,
-                        "response.function_call_arguments.done",
-                        with(json!({"arguments": arguments})),
-                    );
-                }
-                item
-            }
-        };
-        self.event(
-            out,
-            "response.output_item.done",
-            json!({"output_index": open.output_index, "item": item}),
-        );
-        self.output.insert(open.output_index, item);
-    }
-
-    fn finish(&mut self, out: &mut Vec<Frame>, completion: Completion) {
-        for index in self.open.keys().copied().collect::<Vec<_>>() {
-            self.close(out, index);
-        }
-        let (status, incomplete) = outcome(&completion);
-        let usage = if completion.usage == Usage::default() {
-            self.input_usage
-        } else {
-            completion.usage
-        };
-        let output = std::mem::take(&mut self.output).into_values().collect();
-        let end = End {
-            usage: Some(usage),
-            incomplete,
-            ..End::default()
-        };
-        let response = self.meta.response(status, output, end);
-        self.meta.keep(&response);
-        let name = if status == "completed" {
-            "response.completed"
-        } else {
-            "response.incomplete"
-        };
-        self.event(out, name, json!({"response": response}));
-    }
-
-    fn fail(&mut self, out: &mut Vec<Frame>, error: ApiError) {
-        let code = match error.kind {
-            ErrorKind::RateLimited => "rate_limit_exceeded",
-            ErrorKind::InvalidRequest | ErrorKind::UpstreamInvalid => "invalid_prompt",
-            _ => "server_error",
-        };
-        let output = std::mem::take(&mut self.output).into_values().collect();
-        let end = End {
-            error: Some(json!({"code": code, "message": error.message})),
-            ..End::default()
-        };
-        let response = self.meta.response("failed", output, end);
-        self.event(out, "response.failed", json!({"response": response}));
-    }
-}
-
-impl EventEncoder for ResponseStream {
-    fn encode(&mut self, event: JobEvent) -> Vec<Frame> {
-        let mut out = Vec::new();
-        if !self.started {
-            self.start(&mut out);
-        }
-        match event {
-            JobEvent::Started { usage, .. } => self.input_usage = usage,
-            JobEvent::BlockStart { index, block } => self.open(&mut out, index, block),
-            JobEvent::BlockDelta { index, delta } => match delta {
-                Delta::Text { text } => self.delta(&mut out, index, text),
-                Delta::Thinking { thinking } => self.delta(&mut out, index, thinking),
-                Delta::InputJson { partial_json } => self.delta(&mut out, index, partial_json),
-                Delta::Signature { .. } => {}
-            },
-            JobEvent::BlockStop { index } => self.close(&mut out, index),
-            JobEvent::Finished(completion) => self.finish(&mut out, completion),
-            JobEvent::Failed(error) => self.fail(&mut out, ApiError::from_job(error, DIALECT)),
-        }
-        out
-    }
-
-    /// `response.created` opens the stream even while the model is silent;
-    /// later keep-alives are SSE comments, which clients skip.
-    fn keepalive(&mut self) -> Vec<Frame> {
-        let mut out = Vec::new();
-        if self.started {
-            out.push(Frame::Comment("keep-alive"));
-        } else {
-            self.start(&mut out);
-        }
-        out
-    }
 }
