@@ -85,8 +85,43 @@ fn official_python_sdk_speaks_the_responses_api() {
         resumed >= 2,
         "both tool rounds resumed their parked turns ({resumed} did)"
     );
+    // previous_response_id continued on the worker holding the
+    // conversation: its upstream call carries the earlier turns as messages,
+    // not a rendered history.
+    let calls = upstream.message_calls();
+    let again = calls
+        .iter()
+        .find(|c| c.all_text().contains("and again"))
+        .expect("the continued turn reached the upstream");
+    let messages = again.body["messages"].as_array().unwrap();
+    assert!(
+        messages.len() >= 3 && !again.all_text().contains("conversation_history"),
+        "previous_response_id was served as a rendered history: {}",
+        again.body["messages"]
+    );
     let health: Value = daemon.health();
     assert_eq!(health["status"], "ok", "{health}");
+}
+
+#[test]
+fn typescript_sdk_and_vercel_ai_sdk_speak_the_responses_api() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    let node = PathBuf::from(std::env::var_os("NODE").unwrap_or_else(|| "/usr/bin/node".into()));
+    let modules = root().join(".tools/node/node_modules");
+    run(
+        &node,
+        &[
+            root().join("tests/responses_node.mjs").to_str().unwrap(),
+            &daemon.base,
+            modules.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        upstream.message_calls().iter().any(resumed_with_results),
+        "a tool round resumed its parked turn"
+    );
 }
 
 /// Codex CLI's configuration: the daemon as a `responses` provider, and

@@ -209,7 +209,7 @@ impl Codec for Responses {
             Some(id) => Some(previous(ctx, id)?),
             None => None,
         };
-        let own = output::with_ids(request.input_items());
+        let own = output::with_ids(resolve_references(ctx, request.input_items())?);
         let history = previous.map(|p| p.conversation()).unwrap_or_default();
         let (defs, names) =
             tools::tool_defs(request.tools.as_deref().unwrap_or_default()).map_err(invalid)?;
@@ -268,6 +268,34 @@ impl Codec for Responses {
     fn stream(meta: ResponseMeta) -> ResponseStream {
         ResponseStream::new(meta)
     }
+}
+
+/// Input items with each `item_reference` replaced by the stored item it
+/// names (the Vercel AI SDK sends earlier answers that way).
+fn resolve_references(ctx: &Context, items: Vec<Value>) -> Result<Vec<Value>, ApiError> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            if item["type"] != "item_reference" {
+                return Ok(item);
+            }
+            let id = item["id"].as_str().unwrap_or_default();
+            let found = match &ctx.responses {
+                Some(store) => store.item(&ctx.scope, id).map_err(|e| {
+                    ApiError::new(ErrorKind::Api, format!("stored responses: {e}"), DIALECT)
+                })?,
+                None => None,
+            };
+            found.ok_or_else(|| {
+                ApiError::invalid(
+                    format!("input[{i}]: Item with id '{id}' not found."),
+                    DIALECT,
+                )
+                .with_param("input")
+            })
+        })
+        .collect()
 }
 
 /// The stored response a request continues.

@@ -53,6 +53,9 @@ pub trait ResponseStore: Send + Sync + Debug {
     fn get(&self, scope: &str, id: &str) -> Result<Option<StoredResponse>, StoreError>;
     /// Removes the response `id` of `scope`; whether there was one.
     fn delete(&self, scope: &str, id: &str) -> Result<bool, StoreError>;
+    /// An input or output item of a stored response of `scope`, by its id
+    /// (for `item_reference` inputs).
+    fn item(&self, scope: &str, id: &str) -> Result<Option<Value>, StoreError>;
 }
 
 /// The `responses` table of the store.
@@ -60,7 +63,8 @@ struct ResponsesSchema;
 
 impl Schema for ResponsesSchema {
     const NAME: &'static str = "responses";
-    const MIGRATIONS: &'static [&'static str] = &["CREATE TABLE responses (
+    const MIGRATIONS: &'static [&'static str] = &[
+        "CREATE TABLE responses (
             id TEXT PRIMARY KEY,
             scope TEXT NOT NULL,
             created_at INTEGER NOT NULL,
@@ -68,7 +72,17 @@ impl Schema for ResponsesSchema {
             input TEXT NOT NULL,
             context TEXT NOT NULL
         );
-        CREATE INDEX responses_by_age ON responses (created_at);"];
+        CREATE INDEX responses_by_age ON responses (created_at);",
+        // Items by id, for `item_reference`; dropped with their response.
+        "CREATE TABLE response_items (
+            id TEXT NOT NULL,
+            response_id TEXT NOT NULL REFERENCES responses (id) ON DELETE CASCADE,
+            scope TEXT NOT NULL,
+            item TEXT NOT NULL,
+            PRIMARY KEY (id, response_id)
+        );
+        CREATE INDEX response_items_by_response ON response_items (response_id);",
+    ];
 }
 
 /// Stored responses in the SQLite [`Store`].
@@ -126,6 +140,16 @@ impl ResponseStore for SqliteResponses {
                     to_text(&r.context)
                 ],
             )?;
+            let output = r.response["output"].as_array().into_iter().flatten();
+            for item in r.input.iter().chain(output) {
+                if let Some(item_id) = item["id"].as_str() {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO response_items (id, response_id, scope, item)
+                         VALUES (?1, ?2, ?3, ?4)",
+                        rusqlite::params![item_id, r.id, r.scope, item.to_string()],
+                    )?;
+                }
+            }
             tx.execute("DELETE FROM responses WHERE created_at <= ?1", [expired])?;
             tx.execute(
                 "DELETE FROM responses WHERE rowid IN (
@@ -159,6 +183,21 @@ impl ResponseStore for SqliteResponses {
             )
             .optional()
         })
+    }
+
+    fn item(&self, scope: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        let expired = self.expired_at_or_before();
+        let text: Option<String> = self.store.with(|conn| {
+            conn.query_row(
+                "SELECT i.item FROM response_items i JOIN responses r ON r.id = i.response_id
+                 WHERE i.id = ?1 AND i.scope = ?2 AND r.created_at > ?3
+                 ORDER BY r.created_at DESC LIMIT 1",
+                rusqlite::params![id, scope, expired],
+                |row| row.get(0),
+            )
+            .optional()
+        })?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     fn delete(&self, scope: &str, id: &str) -> Result<bool, StoreError> {
@@ -209,8 +248,16 @@ mod tests {
         store.put(&stored("c", "k1", vec![])).unwrap();
         assert_eq!(store.get("k1", "a").unwrap(), None, "the oldest is dropped");
         assert!(store.get("k1", "b").unwrap().is_some());
+        assert_eq!(store.item("k1", "out-b").unwrap().unwrap()["id"], "out-b");
+        assert_eq!(store.item("k1", "in-b").unwrap().unwrap()["id"], "in-b");
+        assert_eq!(store.item("k2", "out-b").unwrap(), None);
         assert!(store.delete("k1", "c").unwrap());
         assert_eq!(store.get("k1", "c").unwrap(), None);
+        assert_eq!(
+            store.item("k1", "out-c").unwrap(),
+            None,
+            "gone with its response"
+        );
     }
 
     #[test]

@@ -353,3 +353,61 @@ fn the_body_has_the_same_items() {
     assert_eq!(body["store"], false);
     assert_eq!(body["tools"][0]["name"], "f");
 }
+
+#[test]
+fn item_references_and_previous_responses_come_from_the_store() {
+    use stored::{ResponseStore, SqliteResponses};
+    let store = SqliteResponses::new(
+        crate::store::Store::in_memory().unwrap(),
+        10,
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    store
+        .put(&StoredResponse {
+            id: "resp_1".into(),
+            scope: "me".into(),
+            response: json!({"output": [{"id": "msg_a", "type": "message", "role": "assistant",
+                "content": [{"type": "output_text", "text": "Earlier answer."}]}]}),
+            input: vec![json!({"id": "msg_q", "type": "message", "role": "user", "content": "First question"})],
+            context: vec![],
+        })
+        .unwrap();
+    let ctx = |scope: &str| Context {
+        scope: scope.into(),
+        responses: Some(std::sync::Arc::new(store.clone())),
+        ..Context::new("sonnet")
+    };
+    let parse_in =
+        |scope: &str, body: Value| Responses::parse(body.to_string().as_bytes(), &ctx(scope));
+    let referenced = parse_in(
+        "me",
+        json!({"input": [
+            {"role": "user", "content": "Q"},
+            {"type": "item_reference", "id": "msg_a"},
+            {"role": "user", "content": "next"},
+        ]}),
+    )
+    .unwrap();
+    assert!(text_of(&referenced.spec.prompt).contains("Earlier answer."));
+    let continued = parse_in(
+        "me",
+        json!({"input": "next", "previous_response_id": "resp_1"}),
+    )
+    .unwrap();
+    let text = text_of(&continued.spec.prompt);
+    assert!(
+        text.contains("First question") && text.contains("Earlier answer."),
+        "{text}"
+    );
+    assert!(parse_in(
+        "other",
+        json!({"input": [{"type": "item_reference", "id": "msg_a"}]})
+    )
+    .is_err());
+    assert!(parse_in(
+        "other",
+        json!({"input": "x", "previous_response_id": "resp_1"})
+    )
+    .is_err());
+}
