@@ -43,6 +43,13 @@ pub struct MessagesRequest {
     pub stop_sequences: Option<Value>,
     #[serde(default)]
     pub metadata: Option<Value>,
+    /// Structured outputs: `output_config.format` (or the beta's earlier
+    /// `output_format`) `{"type":"json_schema","schema":…}`, honoured as an
+    /// instruction; other `output_config` parts (`effort`) do not apply.
+    #[serde(default)]
+    pub output_config: Option<Value>,
+    #[serde(default)]
+    pub output_format: Option<Value>,
 }
 
 /// A caller-defined tool. Server tools (`type` other than `custom`) are not
@@ -220,6 +227,16 @@ impl MessagesRequest {
             .unwrap_or_else(|| default_model.to_string())
     }
 
+    /// The instruction standing in for a JSON schema output format, as for
+    /// OpenAI's `response_format` (see [`super::json_instruction`]).
+    fn output_instruction(&self) -> Option<String> {
+        let format = (self.output_config.as_ref())
+            .and_then(|c| c.get("format"))
+            .or(self.output_format.as_ref())
+            .filter(|f| f["type"] == "json_schema")?;
+        Some(super::json_instruction(format.get("schema"), None, None))
+    }
+
     /// What a worker must run for this request.
     pub fn to_spec(&self, ctx: &Context) -> JobSpec {
         let ignored = [
@@ -233,13 +250,19 @@ impl MessagesRequest {
                 super::note_ignored(field);
             }
         }
-        let system = match &self.system {
+        let mut system = match &self.system {
             None => String::new(),
             Some(SystemPrompt::Text(text)) => system::join_system([text.as_str()]),
             Some(SystemPrompt::Blocks(blocks)) => {
                 system::join_system(blocks.iter().map(|b| b.text.as_str()))
             }
         };
+        if let Some(instruction) = self.output_instruction() {
+            if !system.is_empty() {
+                system.push_str("\n\n");
+            }
+            system.push_str(&instruction);
+        }
         let turns = system::fold_system_messages(self.messages.iter().map(|m| {
             let blocks = match &m.content {
                 MessageContent::Text(text) => vec![json!({"type": "text", "text": text})],
@@ -545,6 +568,37 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.starts_with("messages[1].content[0].type"), "{e}");
+    }
+
+    #[test]
+    fn structured_outputs_are_instructed_and_other_output_config_is_ignored() {
+        let r = MessagesRequest::parse(
+            br#"{"max_tokens":5,"system":"S","output_config":{"effort":"high","format":{"type":"json_schema","schema":{"type":"object","properties":{"n":{"type":"integer"}}}}},
+                "context_management":{"edits":[]},"metadata":{"user_id":"u"},"messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .unwrap();
+        let system = r.to_spec(&Context::new("sonnet")).system;
+        assert!(
+            system.starts_with("S\n\nRespond with only a single valid JSON object"),
+            "{system}"
+        );
+        assert!(
+            system.contains(r#"{"properties":{"n":{"type":"integer"}},"type":"object"}"#),
+            "{system}"
+        );
+        let r = MessagesRequest::parse(
+            br#"{"output_format":{"type":"json_schema","schema":{"type":"object"}},"messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .unwrap();
+        assert!(r
+            .to_spec(&Context::new("sonnet"))
+            .system
+            .contains("JSON Schema"));
+        let r = MessagesRequest::parse(
+            br#"{"output_config":{"effort":"low"},"messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.to_spec(&Context::new("sonnet")).system, "");
     }
 
     #[test]

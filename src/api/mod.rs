@@ -80,6 +80,33 @@ impl Conversation<'_> {
     }
 }
 
+/// The system-prompt instruction that stands in for a JSON output format
+/// (OpenAI's `response_format`, Anthropic's structured outputs). Best
+/// effort: the model is asked, not constrained, to answer in JSON; a pooled
+/// CLI worker cannot take a schema per job (`--json-schema` is fixed per
+/// process).
+pub fn json_instruction(
+    schema: Option<&serde_json::Value>,
+    name: Option<&str>,
+    description: Option<&str>,
+) -> String {
+    let mut out = String::from(
+        "Respond with only a single valid JSON object: no text before or after it, \
+         and no Markdown code fences.",
+    );
+    if let Some(schema) = schema {
+        out.push_str(" The object must conform to this JSON Schema");
+        if let Some(name) = name.filter(|n| !n.is_empty()) {
+            out.push_str(&format!(" (named `{name}`)"));
+        }
+        out.push_str(&format!(":\n{schema}"));
+    }
+    if let Some(description) = description {
+        out.push_str(&format!("\nWhat the object is for: {description}"));
+    }
+    out
+}
+
 /// A request the daemon refuses, with the field at fault.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]

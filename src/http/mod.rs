@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod models;
 pub mod responses;
+pub mod root;
 pub mod sse;
 
 use std::net::TcpListener;
@@ -122,7 +123,9 @@ fn request_id_for(req: &actix_web::dev::ServiceRequest) -> String {
 
 /// Registers the API routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health::health))
+    cfg.route("/", web::get().to(root::root))
+        .route("/", web::head().to(root::root))
+        .route("/health", web::get().to(health::health))
         // Load balancers often probe with HEAD; the status is the answer.
         .route("/health", web::head().to(health::health))
         .route("/metrics", web::get().to(metrics::scrape))

@@ -28,25 +28,14 @@ pub(crate) fn thinking_budget(effort: &str) -> Option<u32> {
 /// The system-prompt instruction that stands in for OpenAI's JSON modes.
 /// Best effort: the model is asked, not constrained, to answer in JSON.
 pub(crate) fn json_instruction(format: &ResponseFormat) -> Option<String> {
-    const BASE: &str = "Respond with only a single valid JSON object: no text before or after \
-                        it, and no Markdown code fences.";
     match format {
         ResponseFormat::Text => None,
-        ResponseFormat::JsonObject => Some(BASE.to_string()),
-        ResponseFormat::JsonSchema { json_schema } => {
-            let mut out = BASE.to_string();
-            if let Some(schema) = &json_schema.schema {
-                out.push_str(" The object must conform to this JSON Schema");
-                if let Some(name) = json_schema.name.as_deref().filter(|n| !n.is_empty()) {
-                    out.push_str(&format!(" (named `{name}`)"));
-                }
-                out.push_str(&format!(":\n{schema}"));
-            }
-            if let Some(description) = json_schema.description.as_deref() {
-                out.push_str(&format!("\nWhat the object is for: {description}"));
-            }
-            Some(out)
-        }
+        ResponseFormat::JsonObject => Some(crate::api::json_instruction(None, None, None)),
+        ResponseFormat::JsonSchema { json_schema } => Some(crate::api::json_instruction(
+            json_schema.schema.as_ref(),
+            json_schema.name.as_deref(),
+            json_schema.description.as_deref(),
+        )),
     }
 }
 
