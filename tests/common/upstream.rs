@@ -2,7 +2,8 @@
 //!
 //! It serves `POST /v1/messages` (SSE when `stream` is set, JSON otherwise)
 //! and `POST /v1/messages/count_tokens`, records every request, and is
-//! scripted by markers in the text of the request's final text block:
+//! scripted by markers in the text of the request's final text block (system
+//! reminders aside):
 //!
 //! | marker | effect |
 //! |---|---|
@@ -169,7 +170,8 @@ impl Drop for FakeUpstream {
     }
 }
 
-/// The text of the final text block of the last user message.
+/// The text of the final text block of the last user message, system
+/// reminders (the CLI's context notes, a client's system messages) aside.
 fn last_text(body: &Value) -> String {
     let Some(messages) = body["messages"].as_array() else {
         return String::new();
@@ -182,10 +184,11 @@ fn last_text(body: &Value) -> String {
         Value::Array(blocks) => blocks
             .iter()
             .rev()
-            .find_map(|b| {
-                (b["type"] == "text").then(|| b["text"].as_str().unwrap_or_default().to_string())
-            })
-            .unwrap_or_default(),
+            .filter(|b| b["type"] == "text")
+            .map(|b| b["text"].as_str().unwrap_or_default())
+            .find(|text| !text.trim_start().starts_with("<system-reminder>"))
+            .unwrap_or_default()
+            .to_string(),
         _ => String::new(),
     };
     // Only the latest message of a rendered history carries instructions.
@@ -413,6 +416,12 @@ async fn messages(
             .json(json!({"type": "error", "error": {"type": kind, "message": format!("fake {status} error")}}));
     }
     let script = script_for(&body, &text);
+    // Unique, as the real API's: the CLI merges consecutive assistant
+    // messages that share an id into one.
+    let message_id = format!(
+        "msg_fake_{}",
+        NEXT_TOOL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let model = body["model"].as_str().unwrap_or("claude-fake").to_string();
     let input_tokens = estimate_tokens(&body);
     let output_tokens = script.words.len() as u64;
@@ -428,7 +437,7 @@ async fn messages(
             content.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
         }
         return HttpResponse::Ok().json(json!({
-            "id": "msg_fake_upstream", "type": "message", "role": "assistant", "model": model,
+            "id": message_id, "type": "message", "role": "assistant", "model": model,
             "content": content, "stop_reason": script.stop_reason, "stop_sequence": null,
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
@@ -437,7 +446,7 @@ async fn messages(
     let mut events: Vec<(Duration, Value)> = vec![(
         Duration::ZERO,
         json!({"type": "message_start", "message": {
-            "id": "msg_fake_upstream", "type": "message", "role": "assistant", "content": [], "model": model,
+            "id": message_id, "type": "message", "role": "assistant", "content": [], "model": model,
             "stop_reason": null, "stop_sequence": null,
             "usage": {"input_tokens": input_tokens, "output_tokens": 1,
                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
