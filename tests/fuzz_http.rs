@@ -105,7 +105,8 @@ impl Route {
                         json!(42),
                         json!(null),
                         json!("robot"),
-                        json!("system"),
+                        // `system` is a valid role: mid-conversation system context.
+                        json!("developer"),
                         json!("User"),
                     ],
                 ),
