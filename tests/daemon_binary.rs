@@ -1,9 +1,9 @@
 //! The `claude-pool` executable itself: configuration errors, refusal to
-//! expose itself, and SIGTERM with a job in flight.
+//! expose itself, SIGTERM with a job in flight, workers dying with it, and
+//! workers' stderr in its log.
 
 mod common;
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -72,32 +72,29 @@ fn a_missing_cli_is_named_at_startup() {
     assert!(err.contains("/nonexistent/claude-xyz"), "{err}");
 }
 
+/// The executable with `cfg` (on port 0), its directory and its config.
+fn start_binary(cfg: DaemonConfig, upstream: &FakeUpstream) -> (DaemonProcess, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cfg.with_toml("server.listen = \"127.0.0.1:0\"");
+    let path = write_config(&dir, &settings_toml(&cfg, upstream, &dir));
+    let daemon = DaemonProcess::start(&path, dir.path().join("daemon.log"));
+    (daemon, dir)
+}
+
+fn config_dir_needle(dir: &tempfile::TempDir) -> String {
+    format!(
+        "CLAUDE_CONFIG_DIR={}",
+        dir.path().join("claude-config").display()
+    )
+}
+
 #[test]
 fn sigterm_lets_the_job_in_flight_finish_then_exits_cleanly() {
     let upstream = FakeUpstream::start();
-    let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let cfg = DaemonConfig::real(1).with_toml(&format!("server.listen = \"127.0.0.1:{port}\""));
-    let path = write_config(&dir, &settings_toml(&cfg, &upstream, &dir));
-    let mut child = daemon_cmd().arg("--config").arg(&path).spawn().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = reqwest::blocking::get(format!("{base}/health"))
-            .ok()
-            .and_then(|r| r.json::<Value>().ok())
-            .is_some_and(|h| h["workers"]["ready"] == 1);
-        if ready {
-            break;
-        }
-        assert!(Instant::now() < deadline, "daemon never became ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (mut daemon, dir) = start_binary(DaemonConfig::real(1), &upstream);
+    daemon.wait_health("a ready worker", |h| h["workers"]["ready"] == 1);
     let job = std::thread::spawn({
-        let url = format!("{base}/v1/messages");
+        let url = daemon.url("/v1/messages");
         move || {
             let res = client()
                 .post(url)
@@ -107,62 +104,71 @@ fn sigterm_lets_the_job_in_flight_finish_then_exits_cleanly() {
             (res.status().as_u16(), res.json::<Value>().unwrap())
         }
     });
-    std::thread::sleep(Duration::from_millis(600));
-    // SAFETY: signalling the child this test spawned.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    // The job is in flight once the upstream has its request (its 20 words
+    // then take 2 s).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while upstream.message_calls().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the job never reached the upstream"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    daemon.signal(libc::SIGTERM);
     let (status, body) = job.join().unwrap();
     assert_eq!(status, 200, "{body}");
     let text = body["content"][0]["text"].as_str().unwrap();
     assert!(text.ends_with("word19 "), "the job must complete: {text}");
-    let exit = child.wait().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(exit.success(), "exit {exit:?}: {stderr}");
-    let needle = format!(
-        "CLAUDE_CONFIG_DIR={}",
-        dir.path().join("claude-config").display()
+    let exit = daemon.child.wait().unwrap();
+    assert!(exit.success(), "exit {exit:?}: {}", daemon.log_text());
+    assert!(
+        daemon.log_text().contains("shutdown requested"),
+        "{}",
+        daemon.log_text()
     );
-    assert_no_processes_with_env(&needle, Duration::from_secs(5));
+    assert_no_processes_with_env(&config_dir_needle(&dir), Duration::from_secs(5));
 }
 
 #[test]
 fn workers_do_not_outlive_a_killed_daemon() {
     let upstream = FakeUpstream::start();
-    let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let cfg = DaemonConfig::fake(2).with_toml(&format!("server.listen = \"127.0.0.1:{port}\""));
-    let path = write_config(&dir, &settings_toml(&cfg, &upstream, &dir));
-    let mut child = daemon_cmd().arg("--config").arg(&path).spawn().unwrap();
-    let needle = format!(
-        "CLAUDE_CONFIG_DIR={}",
-        dir.path().join("claude-config").display()
-    );
+    let (mut daemon, dir) = start_binary(DaemonConfig::fake(2), &upstream);
+    let needle = config_dir_needle(&dir);
     let deadline = Instant::now() + Duration::from_secs(20);
     while processes_with_env(&needle).len() < 2 {
         assert!(Instant::now() < deadline, "workers never started");
         std::thread::sleep(Duration::from_millis(50));
     }
     // One worker hangs mid-turn, deaf to its closed stdin.
-    let url = format!("http://127.0.0.1:{port}/v1/messages");
+    let url = daemon.url("/v1/messages");
     std::thread::spawn(move || {
         let _ = client().post(url).json(&message_body("[[hang]]")).send();
     });
-    let health = format!("http://127.0.0.1:{port}/health");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while blocking_get_json(&health)["workers"]["busy"] != 1 {
-        assert!(Instant::now() < deadline, "the job never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    daemon.wait_health("the job started", |h| h["workers"]["busy"] == 1);
     // No chance to clean up: the kernel must take the workers down with it.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
     assert_no_processes_with_env(&needle, Duration::from_secs(5));
+}
+
+#[test]
+fn worker_stderr_is_logged_past_bytes_that_are_not_utf8() {
+    let upstream = FakeUpstream::start();
+    let (mut daemon, _dir) = start_binary(DaemonConfig::fake(1), &upstream);
+    daemon.wait_health("a ready worker", |h| h["workers"]["ready"] == 1);
+    let res = client()
+        .post(daemon.url("/v1/messages"))
+        .json(&message_body("noisy stderr [[stderr-bytes]]"))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let bad = daemon.wait_log("not UTF-8", Duration::from_secs(10));
+    assert!(
+        bad.contains("worker-1 stderr: fake-claude: \u{fffd}\u{fffd}"),
+        "{bad}"
+    );
+    daemon.wait_log(
+        "worker-1 stderr: fake-claude: stderr after the bad bytes",
+        Duration::from_secs(10),
+    );
 }

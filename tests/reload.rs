@@ -4,48 +4,33 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
 
-struct Running {
-    child: Child,
-    base: String,
-    log: PathBuf,
+/// The executable under test, with the helpers of this file.
+struct Running(DaemonProcess);
+
+impl std::ops::Deref for Running {
+    type Target = DaemonProcess;
+
+    fn deref(&self) -> &DaemonProcess {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut DaemonProcess {
+        &mut self.0
+    }
 }
 
 impl Running {
     fn hup(&self) {
-        // SAFETY: signalling the child this test spawned.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGHUP) };
-    }
-
-    fn health(&self) -> Option<Value> {
-        reqwest::blocking::get(format!("{}/health", self.base))
-            .ok()?
-            .json()
-            .ok()
-    }
-
-    /// Waits until `/health` satisfies `pred`.
-    fn wait_health(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let health = self.health();
-            if let Some(h) = health.as_ref().filter(|h| pred(h)) {
-                return h.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: never reached; last /health {health:?}\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.signal(libc::SIGHUP);
     }
 
     fn status_with_key(&self, key: &str) -> u16 {
@@ -86,17 +71,13 @@ impl Running {
             (res.status().as_u16(), res.json().unwrap_or(Value::Null))
         })
     }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Whether a worker has a job (not merely clearing after one).
+fn running_a_job(health: &Value) -> bool {
+    health["workers"]["items"]
+        .as_array()
+        .is_some_and(|items| items.iter().any(|w| w["state"] == "busy"))
 }
 
 fn assert_completed(job: JoinHandle<(u16, Value)>) {
@@ -120,41 +101,22 @@ fn write(path: &Path, text: &str) {
 fn sighup_applies_keys_and_pool_size_without_dropping_jobs() {
     let upstream = FakeUpstream::start();
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     let config = |size: usize, key: &str, extra: &str| {
         let cfg = DaemonConfig::fake(size)
-            .with_toml(&format!("server.listen = \"127.0.0.1:{port}\""))
+            .with_toml("server.listen = \"127.0.0.1:0\"")
             .with_toml(&format!("server.api_keys = [\"{key}\"]"))
             .with_toml(extra);
         settings_toml(&cfg, &upstream, &dir)
     };
     let path = dir.path().join("config.toml");
     write(&path, &config(1, "k1", ""));
-    let log = dir.path().join("daemon.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_claude-pool"))
-        .arg("--config")
-        .arg(&path)
-        .env_remove("CLAUDE_POOL_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let daemon = Running {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-    };
+    let mut daemon = Running(DaemonProcess::start(&path, dir.path().join("daemon.log")));
     daemon.wait_health("one ready worker", |h| h["workers"]["ready"] == 1);
     assert_eq!(daemon.status_with_key("k1"), 200);
 
     // Grow to 2 and change the key while a job runs.
     let job = daemon.slow_job("k1");
-    std::thread::sleep(Duration::from_millis(500));
+    daemon.wait_health("the job running", running_a_job);
     write(&path, &config(2, "k2", "claude.default_model = \"haiku\""));
     daemon.hup();
     daemon.wait_health("two workers", |h| {
@@ -166,7 +128,7 @@ fn sighup_applies_keys_and_pool_size_without_dropping_jobs() {
 
     // Shrink to 1 while a job runs: the busy worker is kept, the idle one goes.
     let job = daemon.slow_job("k2");
-    daemon.wait_health("the job running", |h| h["workers"]["busy"] == 1);
+    daemon.wait_health("the job running", running_a_job);
     write(&path, &config(1, "k2", "claude.default_model = \"haiku\""));
     daemon.hup();
     let h = daemon.wait_health("one worker left", |h| h["workers"]["total"] == 1);
@@ -179,7 +141,7 @@ fn sighup_applies_keys_and_pool_size_without_dropping_jobs() {
     // A broken file is refused; the running configuration stays.
     write(&path, "[pool]\nsize = 0\n");
     daemon.hup();
-    std::thread::sleep(Duration::from_millis(500));
+    daemon.wait_log("configuration not reloaded", Duration::from_secs(10));
     assert_eq!(daemon.status_with_key("k2"), 200);
     assert_eq!(daemon.health().unwrap()["workers"]["total"], 1);
 

@@ -114,6 +114,26 @@ fn garbage_on_stdout_is_skipped() {
 }
 
 #[test]
+fn a_stdout_line_over_the_cap_fails_the_job_and_replaces_the_worker() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::fake(1), &upstream);
+    let pid = daemon.health()["workers"]["items"][0]["pid"].clone();
+    // 65 MiB on one line: over the daemon's 64 MiB cap.
+    let res = daemon.post(&message_body("flood [[flood:65]]"));
+    assert_eq!(res.status(), 500);
+    let body: Value = res.json().unwrap();
+    assert_eq!(body["error"]["type"], "api_error", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("stdout line over 64 MiB"), "{message}");
+    let health = daemon.wait_health(Duration::from_secs(30), |h| {
+        h["workers"]["ready"] == 1 && h["restarts"] == 1
+    });
+    assert_ne!(health["workers"]["items"][0]["pid"], pid, "{health}");
+    let res = daemon.post(&message_body("after the flood"));
+    assert_eq!(res.status(), 200);
+}
+
+#[test]
 fn every_job_is_followed_by_clear_and_only_valid_json_is_written() {
     let upstream = FakeUpstream::start();
     let log = tempfile::NamedTempFile::new().unwrap();

@@ -33,6 +33,7 @@
 //! `translate`; `spawn` and `sandbox` say how a worker's CLI is started.
 
 pub mod agent_view;
+pub mod lines;
 pub mod mcp;
 pub mod messages;
 pub mod permission;

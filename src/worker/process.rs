@@ -1,6 +1,7 @@
 //! One `claude` child process: spawned in a process group of its own, stdin
-//! fed by a writer task, stdout read line by line, stderr drained into the
-//! log, and reaped by a task that also carries out termination.
+//! fed by a writer task, stdout read line by line and stderr drained into
+//! the log (see [`lines`](super::lines)), and reaped by a task that also
+//! carries out termination.
 
 use std::cell::Cell;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -8,8 +9,10 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use futures_util::stream::{self, BoxStream, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use futures_util::stream::{BoxStream, StreamExt};
+use tokio::io::AsyncWriteExt;
+
+use super::lines::{drain_stderr, read_lines, MAX_LINE_BYTES};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
@@ -126,15 +129,15 @@ pub fn spawn(spec: &SpawnSpec) -> std::io::Result<(CliProcess, CliOutput)> {
     tokio::spawn(drain_stderr(stderr, spec.log_name.clone()));
 
     let (terminate_tx, terminate_rx) = oneshot::channel();
+    let (overflow_tx, overflow_rx) = oneshot::channel();
     let (exit_tx, exit_rx) = oneshot::channel();
-    tokio::spawn(reap(
-        child,
-        pid,
-        spec.tag.clone(),
-        spec.remove_on_exit.clone(),
-        terminate_rx,
-        exit_tx,
-    ));
+    let stop = Stop {
+        terminate: terminate_rx,
+        overflow: overflow_rx,
+    };
+    let tag = spec.tag.clone();
+    let remove = spec.remove_on_exit.clone();
+    tokio::spawn(reap(child, pid, tag, remove, stop, exit_tx));
 
     let process = CliProcess {
         pid,
@@ -144,7 +147,7 @@ pub fn spawn(spec: &SpawnSpec) -> std::io::Result<(CliProcess, CliOutput)> {
         terminate: Some(terminate_tx),
     };
     let output = CliOutput {
-        lines: read_lines(stdout).boxed(),
+        lines: read_lines(stdout, MAX_LINE_BYTES, overflow_tx).boxed(),
         exit: exit_rx,
     };
     Ok((process, output))
@@ -253,25 +256,12 @@ async fn write_stdin(
     // The sender side was dropped: closing stdin tells the CLI to finish.
 }
 
-async fn drain_stderr(stderr: impl AsyncRead + Unpin, name: String) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        log::warn!("{name} stderr: {line}");
-    }
-}
-
-/// Stdout as lines of raw bytes: no length cap (a `result` line carries the
-/// whole answer) and no UTF-8 requirement at this level.
-fn read_lines(
-    stdout: impl AsyncRead + Unpin + Send + 'static,
-) -> impl stream::Stream<Item = Vec<u8>> {
-    stream::unfold(BufReader::new(stdout), |mut reader| async move {
-        let mut buf = Vec::new();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some((buf, reader)),
-        }
-    })
+/// What may end a process before it exits by itself.
+struct Stop {
+    /// [`CliProcess::terminate`]: the grace before signals.
+    terminate: oneshot::Receiver<Duration>,
+    /// The stdout reader gave up on the process (why).
+    overflow: oneshot::Receiver<String>,
 }
 
 async fn reap(
@@ -279,11 +269,28 @@ async fn reap(
     pid: u32,
     tag: String,
     remove_on_exit: Vec<PathBuf>,
-    terminate: oneshot::Receiver<Duration>,
+    stop: Stop,
     exit: oneshot::Sender<String>,
 ) {
+    let Stop {
+        terminate,
+        overflow,
+    } = stop;
+    // The reader drops its sender at an ordinary EOF: not a reason to stop.
+    let overflow = async {
+        match overflow.await {
+            Ok(why) => why,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let mut why = None;
     let status = tokio::select! {
         status = child.wait() => status,
+        reason = overflow => {
+            signal_group(pid, libc::SIGKILL);
+            why = Some(reason);
+            child.wait().await
+        }
         grace = terminate => {
             let grace = grace.unwrap_or(Duration::ZERO);
             match tokio::time::timeout(grace, child.wait()).await {
@@ -315,10 +322,13 @@ async fn reap(
             Err(e) => log::warn!("cannot remove {}: {e}", dir.display()),
         }
     }
-    let description = match status {
+    let mut description = match status {
         Ok(status) => status.to_string(),
         Err(e) => format!("wait failed: {e}"),
     };
+    if let Some(why) = why {
+        description = format!("{why}, {description}");
+    }
     let _ = exit.send(description);
 }
 

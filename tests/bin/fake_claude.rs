@@ -32,6 +32,9 @@
 //!   an `interrupt` stops it within one delay.
 //! - `[[garbage]]`: first a non-JSON line, a JSON line of unknown type and a
 //!   ~2 MB JSON line of unknown type, then the normal turn.
+//! - `[[flood:MIB]]`: first a JSON line of unknown type MIB MiB long.
+//! - `[[stderr-bytes]]`: first a stderr line that is not UTF-8, then
+//!   `fake-claude: stderr after the bad bytes` on stderr.
 //! - `[[orphan]]`: spawns `sleep 300` in its own session and appends
 //!   `orphan-pid=NNN` to the reply.
 //! - `[[exit]]`: exit 0 right after the turn's `result` line.
@@ -289,6 +292,16 @@ impl Fake {
     fn turn(&mut self, all: &str, last: &str) {
         self.turns += 1;
         self.history.push(last.to_string());
+        if let Some(mib) = marker_arg(all, "flood") {
+            let padding = "x".repeat(usize::try_from(mib << 20).unwrap_or(usize::MAX));
+            emit!("type": "flood_event", "padding": padding);
+        }
+        if all.contains("[[stderr-bytes]]") {
+            let mut stderr = std::io::stderr().lock();
+            let _ = stderr.write_all(b"fake-claude: \xff\xfe not UTF-8\n");
+            let _ = stderr.write_all(b"fake-claude: stderr after the bad bytes\n");
+            let _ = stderr.flush();
+        }
         if all.contains("[[garbage]]") {
             print_line("[SandboxDebug] noise");
             print_line(r#"{"type":"brand_new_event","x":1}"#);

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod upstream;
 
 use std::net::TcpListener;
@@ -13,6 +14,8 @@ use claude_pool::config::Settings;
 use serde_json::Value;
 use tempfile::TempDir;
 
+#[allow(unused_imports)] // Used by the tests that run the executable.
+pub use binary::DaemonProcess;
 pub use upstream::FakeUpstream;
 
 /// The pinned real CLI installed by `scripts/install-claude-cli.sh`.
