@@ -276,6 +276,7 @@ fn apply_reload(new: &Settings, state: &web::Data<http::AppState>, addr: std::ne
     }
     let settings = Arc::new(plan.settings);
     state.set_settings(settings.clone());
+    state.batch_runner.reconfigure(settings.clone());
     state.dispatcher.do_send(Reconfigure(settings));
     if plan.applied.is_empty() {
         log::info!("reload: no reloadable setting changed");

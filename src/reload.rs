@@ -41,6 +41,8 @@ pub const RELOADABLE: &[&str] = &[
     "claude.models",
     "tools.park_timeout_secs",
     "batches.max_requests",
+    "batches.max_workers",
+    "batches.retention_days",
 ];
 
 /// The outcome of comparing reloaded settings with those in force.

@@ -347,3 +347,53 @@ fn a_batch_request_ending_in_tool_calls_does_not_hold_its_worker() {
     );
     daemon.wait_ready(Duration::from_secs(30));
 }
+
+#[test]
+fn the_store_defaults_to_systemds_state_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, cwd) = (dir.path().join("state"), dir.path().join("cwd"));
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::create_dir_all(&cwd).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // No batches.store_path: the unit's StateDirectory= decides.
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[pool]\nsize = 1\n[claude]\n\
+             command = {:?}\nworking_dir = {:?}\nconfig_dir = {:?}\n",
+            fake_cli(),
+            dir.path().join("work"),
+            dir.path().join("claude"),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_claude-pool"));
+    cmd.arg("--config")
+        .arg(&config)
+        .current_dir(&cwd)
+        .env("STATE_DIRECTORY", &state)
+        .env_remove("CLAUDE_POOL_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut daemon = cmd.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_listening(&base);
+    let batch = create(&base, None, &numbered("d", 1, "hi"));
+    assert_eq!(batch["type"], "message_batch");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(
+        state.join("batches.sqlite3").exists(),
+        "the store is in $STATE_DIRECTORY"
+    );
+    assert_eq!(
+        std::fs::read_dir(&cwd).unwrap().count(),
+        0,
+        "nothing in the working directory"
+    );
+}

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
+use arc_swap::ArcSwap;
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::Notify;
@@ -43,9 +44,16 @@ const ARCHIVE_EVERY: Duration = Duration::from_secs(600);
 pub struct RunnerHandle {
     wake: Arc<Notify>,
     stopping: Arc<AtomicBool>,
+    settings: Arc<ArcSwap<Settings>>,
 }
 
 impl RunnerHandle {
+    /// Reloaded settings: the worker cap and the retention apply at once.
+    pub fn reconfigure(&self, settings: Arc<Settings>) {
+        self.settings.store(settings);
+        self.wake.notify_one();
+    }
+
     /// There may be work: a new batch, a cancel, a free worker.
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -64,7 +72,8 @@ impl RunnerHandle {
 pub struct Runner {
     store: Store,
     dispatcher: Addr<Dispatcher>,
-    settings: Arc<Settings>,
+    /// The settings in force; replaced by reloads.
+    settings: Arc<ArcSwap<Settings>>,
     /// Poked by the dispatcher (a worker may be free), by new batches and by
     /// finished jobs.
     wake: Arc<Notify>,
@@ -85,7 +94,7 @@ impl Runner {
         Self {
             store,
             dispatcher,
-            settings,
+            settings: Arc::new(ArcSwap::new(settings)),
             wake,
             stopping: Arc::default(),
             running: Arc::default(),
@@ -98,6 +107,7 @@ impl Runner {
         let handle = RunnerHandle {
             wake: self.wake.clone(),
             stopping: self.stopping.clone(),
+            settings: self.settings.clone(),
         };
         actix_rt::spawn(self.run());
         handle
@@ -154,7 +164,7 @@ impl Runner {
     }
 
     async fn archive(&self) -> Result<(), StoreError> {
-        let retention = self.settings.batches.retention().as_millis() as i64;
+        let retention = self.settings.load().batches.retention().as_millis() as i64;
         let archived = self
             .store
             .call(move |c| {
@@ -171,8 +181,9 @@ impl Runner {
     /// Hands queued requests to free workers until the cap is reached, the
     /// queue is empty, or the dispatcher has no worker to spare.
     async fn fill(&self) -> Result<(), StoreError> {
-        let cap = self.settings.batches.worker_cap(self.settings.pool.size);
         loop {
+            let settings = self.settings.load();
+            let cap = settings.batches.worker_cap(settings.pool.size);
             let room = cap.saturating_sub(self.running.load(Ordering::SeqCst));
             if room == 0 || self.is_stopping() {
                 return Ok(());
@@ -236,9 +247,10 @@ impl Runner {
     /// nor parks on tool calls.
     fn spec_for(&self, claim: &Claim) -> Result<(JobSpec, MessageMeta), String> {
         let request = MessagesRequest::parse(claim.params.as_bytes()).map_err(|e| e.0)?;
+        let settings = self.settings.load();
         let ctx = Context {
-            default_model: self.settings.claude.default_model.clone(),
-            agent_allowed: self.settings.agent.enabled,
+            default_model: settings.claude.default_model.clone(),
+            agent_allowed: settings.agent.enabled,
             ..Context::default()
         };
         let meta = MessageMeta::new(request.response_model(&ctx.default_model));
