@@ -124,6 +124,16 @@ impl Sandbox {
         probed.map(|()| sandbox)
     }
 
+    /// A sandbox that was never checked, for unit tests of the recipes.
+    #[cfg(test)]
+    pub fn for_tests() -> Self {
+        Self {
+            bwrap: "/usr/bin/bwrap".into(),
+            cli: "/opt/claude/bin/claude".into(),
+            cli_install: "/opt/claude".into(),
+        }
+    }
+
     /// Runs the CLI's `--version` in a sandbox like a worker's.
     fn probe(&self, scratch: &Path) -> Result<(), SandboxError> {
         let mut args = self.mounts(scratch, scratch);
@@ -361,11 +371,7 @@ mod tests {
 
     #[test]
     fn credentials_leave_the_environment_for_descriptors() {
-        let sandbox = Sandbox {
-            bwrap: "/usr/bin/bwrap".into(),
-            cli: "/opt/claude/bin/claude".into(),
-            cli_install: "/opt/claude".into(),
-        };
+        let sandbox = Sandbox::for_tests();
         let spec = SpawnSpec {
             env: vec![
                 ("ANTHROPIC_API_KEY".into(), "sk-secret".into()),

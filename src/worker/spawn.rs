@@ -125,7 +125,12 @@ impl AgentRecipe {
         std::fs::create_dir_all(&workspace)?;
         if let Some(sandbox) = &self.sandbox {
             let config = self.root.join(format!("{name}.claude"));
-            std::fs::create_dir_all(&config)?;
+            // Fresh: one left by a daemon that died without removing it
+            // (worker numbers start again at 1) must not reach a new worker.
+            match std::fs::remove_dir_all(&config) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => std::fs::create_dir(&config)?,
+            }
             return Ok(sandbox.wrap(&self.spec, &workspace, &config));
         }
         let mut spec = self.spec.clone();
@@ -234,6 +239,25 @@ mod tests {
             .env
             .contains(&("CLAUDE_CODE_MAX_RETRIES".into(), "1".into())));
         assert!(spec.env_remove.iter().any(|k| k == "NOTIFY_SOCKET"));
+    }
+
+    #[test]
+    fn a_sandboxed_worker_starts_with_an_empty_private_config_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let stale = root.path().join("worker-1.claude/projects/x");
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::write(stale.join("tool-output.txt"), "old").unwrap();
+        let recipe = AgentRecipe {
+            spec: SpawnSpec::default(),
+            root: root.path().to_path_buf(),
+            sandbox: Some(Sandbox::for_tests()),
+            shared_config: None,
+        };
+        let spec = recipe.for_worker("worker-1").unwrap();
+        let config = root.path().join("worker-1.claude");
+        assert!(config.is_dir() && std::fs::read_dir(&config).unwrap().next().is_none());
+        assert_eq!(spec.remove_on_exit, vec![config]);
+        assert!(root.path().join("worker-1").is_dir());
     }
 
     #[test]
