@@ -193,17 +193,20 @@ fn detached_processes_die_with_the_job() {
     let upstream = FakeUpstream::start();
     let root = tempfile::tempdir().unwrap();
     let daemon = agent_daemon(&upstream, root.path(), 1, "");
+    // The third hides in PID and user namespaces of its own.
     let command = "(setsid nohup sleep 871.5 >/dev/null 2>&1 &); \
                    env -i setsid sleep 872.5 >/dev/null 2>&1 & \
-                   sleep 0.5; cat /proc/[0-9]*/cmdline | tr '\\0' ' ' | grep -o 'sleep 87[12].5' | sort -u";
+                   (unshare -U -p -f setsid sleep 873.5 >/dev/null 2>&1 &); \
+                   sleep 0.5; cat /proc/[0-9]*/cmdline | tr '\\0' ' ' | grep -o 'sleep 87[123].5' | sort -u";
     let text = ask(&daemon, &format!("detach {}", bash(command)));
+    let sleepers = ["sleep 871.5", "sleep 872.5", "sleep 873.5"];
     assert!(
-        text.contains("sleep 871.5") && text.contains("sleep 872.5"),
-        "both were running during the job: {text}"
+        sleepers.iter().all(|s| text.contains(s)),
+        "all were running during the job: {text}"
     );
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let left: Vec<u32> = ["sleep 871.5", "sleep 872.5"]
+        let left: Vec<u32> = sleepers
             .iter()
             .flat_map(|n| processes_with_cmdline(n))
             .collect();

@@ -295,32 +295,53 @@ fn install_dir(cli: &Path) -> PathBuf {
         .to_path_buf()
 }
 
-/// Processes of the PID namespace whose init is the sandbox's (host pid,
-/// pid inside), found from the host; empty for an unsandboxed process.
-pub fn members(bwrap_pid: u32) -> Vec<(u32, u32)> {
+/// The host pids of every process below the sandbox's init (bubblewrap's
+/// pid 1 inside), by parent links: processes the CLI started, their
+/// orphans (which the init adopts) and processes in PID namespaces a tool
+/// nested inside. Empty for an unsandboxed process.
+fn descendants_of_init(bwrap_pid: u32) -> Vec<u32> {
     let Some(init) = first_child(bwrap_pid) else {
-        return Vec::new();
-    };
-    let Ok(namespace) = std::fs::read_link(format!("/proc/{init}/ns/pid")) else {
         return Vec::new();
     };
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    entries
+    let parents: Vec<(u32, u32)> = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok() == Some(namespace.clone())
-        })
-        .filter_map(|pid| Some((pid, inner_pid(pid)?)))
-        .collect()
+        .filter_map(|pid| Some((pid, parent(pid)?)))
+        .collect();
+    let mut found = vec![init];
+    let mut next = 0;
+    while next < found.len() {
+        let of = found[next];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == of)
+                .map(|(pid, _)| *pid),
+        );
+        next += 1;
+    }
+    found.remove(0);
+    found
 }
 
 /// The first child of `pid` (bwrap's init inside the namespace).
 fn first_child(pid: u32) -> Option<u32> {
     let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
     children.split_whitespace().next()?.parse().ok()
+}
+
+/// A process's parent pid (from `/proc/PID/stat`, after the command name).
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// A process's pid in its own (innermost) PID namespace.
@@ -332,25 +353,26 @@ fn inner_pid(pid: u32) -> Option<u32> {
 
 /// Pid 1 inside is bwrap's init; the first process it starts, pid 2, is
 /// the CLI.
-pub const CLI_INNER_PID: u32 = 2;
+const CLI_INNER_PID: u32 = 2;
 
 /// The CLI's host pid in the sandbox started as `bwrap_pid`.
 pub fn cli_pid(bwrap_pid: u32) -> Option<u32> {
-    members(bwrap_pid)
+    let init = first_child(bwrap_pid)?;
+    descendants_of_init(bwrap_pid)
         .into_iter()
-        .find(|(_, inner)| *inner == CLI_INNER_PID)
-        .map(|(pid, _)| pid)
+        .find(|pid| parent(*pid) == Some(init) && inner_pid(*pid) == Some(CLI_INNER_PID))
 }
 
 /// SIGKILLs every process of the sandbox but its init and the CLI: what
-/// the job's tools left, whatever they did to their session, process group
-/// or environment. Returns how many.
+/// the job's tools left, whatever they did to their session, process group,
+/// environment or PID namespace. Returns how many.
 pub fn kill_leftovers(bwrap_pid: u32) -> usize {
-    members(bwrap_pid)
+    let cli = cli_pid(bwrap_pid);
+    descendants_of_init(bwrap_pid)
         .into_iter()
-        .filter(|(_, inner)| *inner > CLI_INNER_PID)
+        .filter(|pid| Some(*pid) != cli)
         // SAFETY: kill only sends a signal to a process just found.
-        .filter(|(pid, _)| unsafe { libc::kill(*pid as i32, libc::SIGKILL) } == 0)
+        .filter(|pid| unsafe { libc::kill(*pid as i32, libc::SIGKILL) } == 0)
         .count()
 }
 
