@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what the tests drive (the pinned Claude
-# CLI from npm into .tools/, bubblewrap for the agent sandbox), then
+# CLI from npm into .tools/, bubblewrap for the agent sandbox, HAProxy for
+# tests/cluster.rs), then
 # `cargo test`. End-to-end tests start real CLI processes (~200 MiB each), so
 # test threads are limited.
 set -euo pipefail
@@ -8,5 +9,6 @@ cd "$(dirname "$0")/.."
 ./scripts/install-claude-cli.sh
 ./scripts/install-bubblewrap.sh
 ./scripts/install-python-sdks.sh
+./scripts/install-haproxy.sh
 ./scripts/install-node-clients.sh
 cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-2}" "$@"

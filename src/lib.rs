@@ -177,13 +177,17 @@ pub async fn run_with_reload(
     log::info!("shutdown requested: draining");
     batch_runner.stop();
     let _ = dispatcher.send(Drain).await;
-    let stopped = handle.stop(true);
-    // Parked turns are not waited for: their results could only come in a
-    // new request, and admission has stopped.
+    // The listener stays open while in-flight jobs finish: /health answers
+    // 503 and new jobs are refused with 503, so a load balancer takes this
+    // node out and retries the refused requests on another one, rather than
+    // meeting a port that closed under it. Parked turns are not waited for:
+    // their results could only come in a new request, and admission has
+    // stopped.
     wait_for(&dispatcher, settings.server.shutdown_grace(), |h| {
         h.workers.busy == h.workers.parked
     })
     .await;
+    let stopped = handle.stop(true);
     let _ = dispatcher.send(StopAll).await;
     wait_for(&dispatcher, Duration::from_secs(10), |h| {
         h.workers.total == 0
