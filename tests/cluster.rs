@@ -90,13 +90,19 @@ impl Node {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Waits until the node has a worker up (idle or already busy).
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let ready = reqwest::blocking::get(self.url("/health"))
                 .ok()
                 .and_then(|r| r.json::<Value>().ok())
-                .is_some_and(|h| h["workers"]["ready"].as_u64() >= Some(1));
+                .is_some_and(|h| {
+                    // Under load its one worker may already be busy.
+                    let serving = h["workers"]["ready"].as_u64().unwrap_or(0)
+                        + h["workers"]["busy"].as_u64().unwrap_or(0);
+                    h["status"] == "ok" && serving >= 1
+                });
             if ready {
                 return;
             }
