@@ -43,6 +43,8 @@ pub struct ConversationKey {
     after_request: <RandomState as BuildHasher>::Hasher,
     /// A client-pinned session's key, the same before and after every turn.
     pinned: Option<u64>,
+    /// The caller's scope mixed into every key (see [`Self::within`]).
+    scope: Option<u64>,
 }
 
 impl ConversationKey {
@@ -68,16 +70,31 @@ impl ConversationKey {
             lookup,
             after_request: hasher,
             pinned: None,
+            scope: None,
         })
+    }
+
+    /// Confines the conversation to one caller (`scope`: a digest of its API
+    /// key, the same for every request of a daemon without keys): only that
+    /// caller's requests continue it, whatever they send.
+    pub fn within(self, scope: &str) -> Self {
+        let scope = digest_str(scope);
+        Self {
+            lookup: keys().hash_one((scope, self.lookup)),
+            scope: Some(scope),
+            ..self
+        }
     }
 
     /// Turns a content key into an explicit session pin (the client's
     /// `x-claude-pool-session` header): every turn of the session goes to
     /// the worker holding it, whatever history the request carries. The
-    /// system prompt, model and tools still have to match.
+    /// system prompt, model and tools still have to match, and the caller's
+    /// scope: a session id is per API key.
     pub fn pin(self, session: &str, system: &str, model: &str, tools: Option<&str>) -> Self {
         let key = keys().hash_one((
             "pinned session",
+            self.scope,
             session,
             system,
             model,
@@ -98,7 +115,10 @@ impl ConversationKey {
         }
         let mut hasher = self.after_request.clone();
         feed(&mut hasher, Role::Assistant, reply);
-        hasher.finish()
+        match self.scope {
+            Some(scope) => keys().hash_one((scope, hasher.finish())),
+            None => hasher.finish(),
+        }
     }
 }
 
@@ -214,6 +234,28 @@ mod tests {
         let mut swapped = base.clone();
         swapped[0].role = Role::Assistant;
         assert_ne!(reference, key("S", "m", None, &swapped));
+    }
+
+    #[test]
+    fn keys_are_confined_to_their_scope() {
+        let first = vec![turn(Role::User, "hi")];
+        let second = vec![
+            turn(Role::User, "hi"),
+            turn(Role::Assistant, "Hello"),
+            turn(Role::User, "again"),
+        ];
+        let reply = [json!({"type": "text", "text": "Hello"})];
+        let key = |scope: &str, turns: &[Turn]| {
+            ConversationKey::new("S", "m", None, turns)
+                .unwrap()
+                .within(scope)
+        };
+        let bound = key("a", &first).after_reply(&reply);
+        assert_eq!(key("a", &second).lookup, bound, "same scope continues");
+        assert_ne!(key("b", &second).lookup, bound, "another scope does not");
+        let pinned = |scope: &str| key(scope, &first).pin("s1", "S", "m", None).lookup;
+        assert_eq!(pinned("a"), pinned("a"));
+        assert_ne!(pinned("a"), pinned("b"), "session ids are per scope");
     }
 
     #[test]

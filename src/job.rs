@@ -50,6 +50,9 @@ pub struct JobSpec {
     /// A message batch's request: nobody continues its turn, so a turn
     /// ending in tool calls is answered and interrupted, never parked.
     pub background: bool,
+    /// Who sent the job (a digest of the client's API key; empty without
+    /// keys). A job continues only a turn or conversation of its own scope.
+    pub scope: String,
 }
 
 /// A caller's tool definitions, as one SDK MCP server of the CLI.

@@ -49,7 +49,8 @@ impl Conversation<'_> {
         prompt.extend(instruction.clone());
         continuation.extend(instruction);
         let tools = tool_set.as_ref().map(|t| t.server.as_str());
-        let conversation = ConversationKey::new(&self.system, &self.model, tools, self.turns);
+        let conversation = ConversationKey::new(&self.system, &self.model, tools, self.turns)
+            .map(|key| key.within(&ctx.scope));
         let conversation = match &ctx.session {
             Some(session) => {
                 conversation.map(|key| key.pin(session, &self.system, &self.model, tools))
@@ -76,6 +77,7 @@ impl Conversation<'_> {
             stop_sequences: self.stop_sequences,
             agent,
             background: false,
+            scope: ctx.scope.clone(),
         }
     }
 }

@@ -77,6 +77,9 @@ struct Slot {
     /// The system prompt the worker's conversation was set up with.
     system_prompt: Option<String>,
     jobs: u64,
+    /// The scope (caller) of the job it last started: a parked turn or
+    /// bound conversation is continued only from the same scope.
+    scope: String,
     /// While parked: the tool_use ids whose results resume the turn, sorted.
     parked_on: Vec<String>,
     /// While bound: the conversation key, and since when it has been idle.
@@ -194,6 +197,7 @@ impl Dispatcher {
                 pid: 0,
                 system_prompt: None,
                 jobs: 0,
+                scope: String::new(),
                 parked_on: Vec::new(),
                 bound: None,
             },

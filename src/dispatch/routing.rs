@@ -19,6 +19,7 @@ impl Dispatcher {
             .iter()
             .find(|(_, s)| {
                 s.state == SlotState::Bound
+                    && s.scope == job.spec.scope
                     && s.kind == WorkerKind::for_job(job.spec.agent)
                     && s.bound.is_some_and(|(key, _)| key == lookup)
             })
@@ -63,6 +64,7 @@ impl Dispatcher {
             .iter()
             .find(|(_, s)| {
                 s.state == SlotState::Parked
+                    && s.scope == job.spec.scope
                     && s.parked_on
                         .iter()
                         .map(String::as_str)
@@ -104,7 +106,8 @@ impl Dispatcher {
         self.signal_spare();
     }
 
-    fn assign(&mut self, id: WorkerId, job: Job) {
+    /// Gives `job` to worker `id`, which the caller found free for it.
+    pub(super) fn assign(&mut self, id: WorkerId, job: Job) {
         let slot = self.workers.get_mut(&id).expect("chosen worker exists");
         match slot.state {
             SlotState::Parked => log::debug!("[{}] resumes the turn parked on worker-{id}", job.id),
@@ -114,6 +117,7 @@ impl Dispatcher {
             ),
             _ => {
                 slot.system_prompt = Some(job.spec.system.clone());
+                slot.scope = job.spec.scope.clone();
                 log::debug!(
                     "[{}] assigned to worker-{id} after {:?}",
                     job.id,

@@ -77,11 +77,8 @@ impl Handler<RunIfIdle> for Dispatcher {
             self.make_room(kind);
             return Err(job);
         };
-        let slot = self.workers.get_mut(&id).expect("picked worker exists");
-        slot.state = SlotState::Busy;
-        slot.system_prompt = Some(job.spec.system.clone());
         log::debug!("[{}] background job on worker-{id}", job.id);
-        slot.addr.do_send(RunJob(job));
+        self.assign(id, job);
         Ok(())
     }
 }
