@@ -1,5 +1,5 @@
-//! claude-pool: the Anthropic Messages API and OpenAI Chat Completions
-//! served by a supervised pool of long-lived Claude Code CLI processes, so
+//! claude-pool: the Anthropic Messages API, OpenAI Chat Completions and the
+//! OpenAI Responses API served by a supervised pool of long-lived Claude Code CLI processes, so
 //! that no request pays the CLI's cold start.
 //!
 //! # Layout

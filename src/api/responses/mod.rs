@@ -1,5 +1,5 @@
 //! The OpenAI Responses API on the wire (`POST /v1/responses`): the
-//! request, its translation into a [`JobSpec`] (through the same
+//! request, its translation into a [`JobSpec`](crate::job::JobSpec) (through the same
 //! conversation model as the other dialects, see [`items`] and [`tools`]),
 //! the response object and its event stream ([`output`]), and stored
 //! responses ([`stored`]).
