@@ -111,12 +111,17 @@ fn warm(upstream: &FakeUpstream, dir: &std::path::Path) -> Vec<Duration> {
     times
 }
 
-fn through_daemon(upstream: &FakeUpstream) -> Vec<Duration> {
+/// Requests to `path` of a daemon with one worker, bodies made by `body`.
+fn through_daemon(
+    upstream: &FakeUpstream,
+    path: &str,
+    body: impl Fn(&str) -> serde_json::Value,
+) -> Vec<Duration> {
     let daemon = Daemon::start(DaemonConfig::real(1), upstream);
     let http = client();
-    let url = daemon.url("/v1/messages");
+    let url = daemon.url(path);
     let request = |text: &str| {
-        let res = http.post(&url).json(&message_body(text)).send().unwrap();
+        let res = http.post(&url).json(&body(text)).send().unwrap();
         assert_eq!(res.status(), 200);
         let _ = res.bytes().unwrap();
     };
@@ -156,7 +161,7 @@ fn main() {
     let rows = [
         (
             "daemon (pool 1, HTTP)",
-            stats(through_daemon(&upstream)),
+            stats(through_daemon(&upstream, "/v1/messages", message_body)),
             WARM_RUNS,
         ),
         (
@@ -168,6 +173,16 @@ fn main() {
             "cold `claude -p`",
             stats(cold(&upstream, dir.path())),
             COLD_RUNS,
+        ),
+        (
+            "daemon, /v1/responses",
+            // Stored (the default): the SQLite write is part of the time.
+            stats(through_daemon(
+                &upstream,
+                "/v1/responses",
+                |text| serde_json::json!({"model": "claude-haiku-4-5", "input": text}),
+            )),
+            WARM_RUNS,
         ),
     ];
     println!(
