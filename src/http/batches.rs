@@ -49,6 +49,19 @@ fn store_failed(e: StoreError) -> ApiError {
     ApiError::new(ErrorKind::Api, "the batch store failed", DIALECT)
 }
 
+/// Runs `f` on the store; a store failure is a 500.
+async fn stored<R: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+) -> Result<R, ApiError> {
+    state.store.call(f).await.map_err(store_failed)
+}
+
+/// 200 with the `message_batch` object.
+fn batch_response(req: &HttpRequest, state: &AppState, batch: &Batch) -> HttpResponse {
+    HttpResponse::Ok().json(batch_object(batch, &base_url(req, state)))
+}
+
 fn not_found(id: &str) -> ApiError {
     ApiError::new(
         ErrorKind::NotFound,
@@ -60,11 +73,8 @@ fn not_found(id: &str) -> ApiError {
 /// The caller's batch `id`, or 404.
 async fn find(state: &AppState, owner: String, id: &str) -> Result<Batch, ApiError> {
     let key = id.to_string();
-    state
-        .store
-        .call(move |c| store::get(c, &owner, &key))
-        .await
-        .map_err(store_failed)?
+    stored(state, move |c| store::get(c, &owner, &key))
+        .await?
         .ok_or_else(|| not_found(id))
 }
 
@@ -86,18 +96,17 @@ pub async fn create(
     let now = now_ms();
     let expires_at = now.saturating_add(settings.batches.expiry().as_millis() as i64);
     let id = new_id(settings.server.node_id());
-    let batch = state
-        .store
-        .call(move |c| store::create(c, &owner, &id, now, expires_at, &requests))
-        .await
-        .map_err(store_failed)?;
+    let batch = stored(&state, move |c| {
+        store::create(c, &owner, &id, now, expires_at, &requests)
+    })
+    .await?;
     log::info!(
         "batches: {} created with {} requests",
         batch.id,
         batch.counts.total
     );
     state.batch_runner.wake();
-    Ok(HttpResponse::Ok().json(batch_object(&batch, &base_url(&req, &state))))
+    Ok(batch_response(&req, &state, &batch))
 }
 
 /// `GET /v1/messages/batches/{id}`
@@ -108,7 +117,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let owner = authorized_owner(&req, &state)?;
     let batch = find(&state, owner, &id).await?;
-    Ok(HttpResponse::Ok().json(batch_object(&batch, &base_url(&req, &state))))
+    Ok(batch_response(&req, &state, &batch))
 }
 
 /// The query of a list request. Unknown parameters (`beta=true`) are ignored.
@@ -141,18 +150,15 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     }
     let cursor_id = query.before_id.clone().or(query.after_id.clone());
     let before = query.before_id.is_some();
-    let page = state
-        .store
-        .call(move |c| {
-            let cursor = match (&cursor_id, before) {
-                (None, _) => Cursor::Start,
-                (Some(id), true) => Cursor::Before(id),
-                (Some(id), false) => Cursor::After(id),
-            };
-            store::list(c, &owner, cursor, limit)
-        })
-        .await
-        .map_err(store_failed)?;
+    let page = stored(&state, move |c| {
+        let cursor = match (&cursor_id, before) {
+            (None, _) => Cursor::Start,
+            (Some(id), true) => Cursor::Before(id),
+            (Some(id), false) => Cursor::After(id),
+        };
+        store::list(c, &owner, cursor, limit)
+    })
+    .await?;
     let Some((batches, has_more)) = page else {
         let id = query.before_id.or(query.after_id).unwrap_or_default();
         return Err(not_found(&id));
@@ -177,14 +183,11 @@ pub async fn cancel(
     body::authorized(&req, payload, &state, DIALECT).await?;
     let owner = owner(&req, &state);
     let key = id.clone();
-    let batch = state
-        .store
-        .call(move |c| store::cancel(c, &owner, &key, now_ms()))
-        .await
-        .map_err(store_failed)?
+    let batch = stored(&state, move |c| store::cancel(c, &owner, &key, now_ms()))
+        .await?
         .ok_or_else(|| not_found(&id))?;
     state.batch_runner.wake();
-    Ok(HttpResponse::Ok().json(batch_object(&batch, &base_url(&req, &state))))
+    Ok(batch_response(&req, &state, &batch))
 }
 
 /// `DELETE /v1/messages/batches/{id}`: only an ended batch.
@@ -195,11 +198,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let owner = authorized_owner(&req, &state)?;
     let key = id.clone();
-    let deleted = state
-        .store
-        .call(move |c| store::delete(c, &owner, &key))
-        .await
-        .map_err(store_failed)?;
+    let deleted = stored(&state, move |c| store::delete(c, &owner, &key)).await?;
     match deleted {
         Deleted::Done => Ok(HttpResponse::Ok().json(deleted_object(&id))),
         Deleted::NotFound => Err(not_found(&id)),
