@@ -217,7 +217,7 @@ fn agent_recipe(
     let tools = settings.agent.tools.join(", ");
     let sandbox = match settings.agent.sandbox {
         AgentSandbox::Bwrap => {
-            let sandbox = worker::sandbox::Sandbox::prepare(cli, &root.join(".sandbox-check"))?;
+            let sandbox = worker::sandbox::Sandbox::prepare(cli, &root)?;
             log::warn!(
                 "agent mode is ON: requests without tools run Claude Code's tools ({tools}), each worker in a bubblewrap sandbox with its workspace under {} (network shared)",
                 root.display()

@@ -188,6 +188,49 @@ fn bash_cannot_print_the_upstream_credential() {
         .all(|c| c.api_key.as_deref() == Some("sk-test")));
 }
 
+/// Scans the readable memory of every process it can see for the test's
+/// upstream key (built at run time, so that the script holds no copy).
+const MEMORY_SCAN: &str = r#"import os
+needle = b"sk-tes" + b"t"
+found, scanned = [], 0
+for pid in [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]:
+    try:
+        maps = open("/proc/%s/maps" % pid).read().splitlines()
+        mem = open("/proc/%s/mem" % pid, "rb", 0)
+    except OSError:
+        continue
+    scanned += 1
+    for line in maps:
+        lo, hi = [int(x, 16) for x in line.split()[0].split("-")]
+        if "r" not in line.split()[1] or hi - lo > 1 << 28:
+            continue
+        try:
+            mem.seek(lo)
+            if needle in mem.read(hi - lo):
+                found.append(pid)
+        except (OSError, ValueError, OverflowError):
+            pass
+print("scanned", scanned, "found", sorted(set(found)))
+"#;
+
+#[test]
+fn bash_cannot_read_the_credential_from_the_clis_memory() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let daemon = agent_daemon(&upstream, root.path(), 1, "");
+    std::fs::write(root.path().join("worker-1/scan.py"), MEMORY_SCAN).unwrap();
+    let text = ask(&daemon, &format!("scan {}", bash("python3 scan.py")));
+    assert!(text.contains("scanned"), "the scan ran: {text}");
+    assert!(
+        text.contains("found []"),
+        "the key was found in memory: {text}"
+    );
+    assert!(upstream
+        .message_calls()
+        .iter()
+        .all(|c| c.api_key.as_deref() == Some("sk-test")));
+}
+
 #[test]
 fn detached_processes_die_with_the_job() {
     let upstream = FakeUpstream::start();

@@ -21,6 +21,22 @@ pub const WORKSPACE: &str = "/workspace";
 const HOME: &str = "/home/agent";
 /// Its Claude config directory, bound from a private host directory.
 const CONFIG_DIR: &str = "/home/agent/.claude";
+/// Where [`BASH_PREFIX`] is mounted (read-only) in every sandbox.
+const BASH_PREFIX_PATH: &str = "/claude-pool/bash-in-own-pid-namespace";
+/// Shell start-up files of the sandbox's home, mounted as read-only empty
+/// files: the CLI's outer shell, which runs in the worker's PID namespace,
+/// must not run what a tool wrote there.
+const SHELL_STARTUP: &[&str] = &[".bash_profile", ".bash_login", ".profile", ".bashrc"];
+
+/// The CLI's `CLAUDE_CODE_SHELL_PREFIX`: it runs every Bash tool command as
+/// `PREFIX 'COMMAND'`. This one gives the command a PID namespace of its own
+/// inside the worker's, so the command sees no process but its own (not the
+/// CLI: not its memory, environment or command line), and whatever it
+/// leaves behind dies when it ends. `{bwrap}` is replaced.
+const BASH_PREFIX: &str = "#!/bin/sh
+# claude-pool: one Bash tool command in a PID namespace of its own.
+exec {bwrap} --dev-bind / / --unshare-pid --proc /proc --die-with-parent -- /bin/bash -c \"$1\"
+";
 
 /// Variables of the daemon's environment a sandboxed worker keeps; all
 /// others are dropped (`[claude.env]` adds more).
@@ -98,6 +114,8 @@ pub enum SandboxError {
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     bwrap: PathBuf,
+    /// The host file holding [`BASH_PREFIX`].
+    bash_prefix: PathBuf,
     /// The CLI's executable, symlinks resolved.
     cli: PathBuf,
     /// The CLI's install, mounted read-only at the same path.
@@ -105,22 +123,34 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Finds `bwrap` and checks that it can run `cli` (`--version`) in the
-    /// sandbox this daemon would use, with `scratch` (created and removed)
-    /// as the workspace.
-    pub fn prepare(cli: &Path, scratch: &Path) -> Result<Self, SandboxError> {
+    /// Finds `bwrap`, writes the Bash prefix into `root` (the workspace
+    /// root), and checks that the sandbox this daemon would use can run `cli`
+    /// (`--version`) and a Bash command through the prefix.
+    pub fn prepare(cli: &Path, root: &Path) -> Result<Self, SandboxError> {
+        use std::os::unix::fs::PermissionsExt;
+        let unusable = |e: std::io::Error| SandboxError::Unusable(e.to_string());
         let bwrap = super::spawn::find_executable("bwrap").ok_or(SandboxError::Missing)?;
         let cli = cli
             .canonicalize()
             .map_err(|e| SandboxError::Unusable(format!("{}: {e}", cli.display())))?;
+        let bash_prefix = root.join(".bash-prefix");
+        let script = BASH_PREFIX.replace("{bwrap}", &bwrap.display().to_string());
+        std::fs::write(&bash_prefix, script).map_err(unusable)?;
+        std::fs::set_permissions(&bash_prefix, std::fs::Permissions::from_mode(0o555))
+            .map_err(unusable)?;
         let sandbox = Self {
             bwrap,
+            bash_prefix,
             cli_install: install_dir(&cli),
             cli,
         };
-        std::fs::create_dir_all(scratch).map_err(|e| SandboxError::Unusable(e.to_string()))?;
-        let probed = sandbox.probe(scratch);
-        let _ = std::fs::remove_dir_all(scratch);
+        let scratch = root.join(".sandbox-check");
+        std::fs::create_dir_all(&scratch).map_err(unusable)?;
+        let cli = sandbox.cli.display().to_string();
+        let probed = sandbox
+            .probe(&scratch, &[&cli, "--version"])
+            .and_then(|()| sandbox.probe(&scratch, &[BASH_PREFIX_PATH, "test -d /proc/1"]));
+        let _ = std::fs::remove_dir_all(&scratch);
         probed.map(|()| sandbox)
     }
 
@@ -129,19 +159,17 @@ impl Sandbox {
     pub fn for_tests() -> Self {
         Self {
             bwrap: "/usr/bin/bwrap".into(),
+            bash_prefix: "/srv/ws/.bash-prefix".into(),
             cli: "/opt/claude/bin/claude".into(),
             cli_install: "/opt/claude".into(),
         }
     }
 
-    /// Runs the CLI's `--version` in a sandbox like a worker's.
-    fn probe(&self, scratch: &Path) -> Result<(), SandboxError> {
+    /// Runs `command` in a sandbox like a worker's.
+    fn probe(&self, scratch: &Path, command: &[&str]) -> Result<(), SandboxError> {
         let mut args = self.mounts(scratch, scratch);
-        args.extend([
-            "--".into(),
-            self.cli.display().to_string(),
-            "--version".into(),
-        ]);
+        args.push("--".into());
+        args.extend(command.iter().map(|s| s.to_string()));
         let mut child = Command::new(&self.bwrap)
             .args(&args)
             .env_clear()
@@ -212,9 +240,23 @@ impl Sandbox {
             let path = format!("/etc/{entry}");
             args.extend(["--ro-bind-try".into(), path.clone(), path]);
         }
-        if !SYSTEM_DIRS.iter().any(|d| self.cli_install.starts_with(d)) {
-            let install = self.cli_install.display().to_string();
-            args.extend(["--ro-bind".into(), install.clone(), install]);
+        for dir in [&self.cli_install, &self.bwrap] {
+            if !SYSTEM_DIRS.iter().any(|d| dir.starts_with(d)) {
+                let dir = dir.display().to_string();
+                args.extend(["--ro-bind".into(), dir.clone(), dir]);
+            }
+        }
+        args.extend([
+            "--ro-bind".into(),
+            self.bash_prefix.display().to_string(),
+            BASH_PREFIX_PATH.into(),
+        ]);
+        for file in SHELL_STARTUP {
+            args.extend([
+                "--ro-bind".into(),
+                "/dev/null".into(),
+                format!("{HOME}/{file}"),
+            ]);
         }
         args.extend([
             "--bind".into(),
@@ -246,6 +288,7 @@ impl Sandbox {
                 ("HOME", HOME),
                 ("TMPDIR", "/tmp"),
                 ("CLAUDE_CONFIG_DIR", CONFIG_DIR),
+                ("CLAUDE_CODE_SHELL_PREFIX", BASH_PREFIX_PATH),
             ]
             .map(|(k, v)| (k.to_string(), v.to_string())),
         );
