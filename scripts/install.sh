@@ -5,20 +5,23 @@
 #   scripts/install.sh --uninstall  stop, disable, remove binary and unit
 #
 # What goes where:
-#   /usr/local/bin/claude-pool                 the daemon (cargo build --release --locked)
+#   /usr/local/bin/claude-pool                 the daemon (cargo build --release --locked, run
+#                                              as the checkout's owner, never as root in
+#                                              someone else's checkout)
 #   /etc/systemd/system/claude-pool.service    the unit (systemd/claude-pool.service)
 #   /etc/claude-pool/config.toml               config/claude-pool.toml, never overwritten;
 #                                              a new copy gets claude.config_dir and
 #                                              claude.working_dir under /var/lib/claude-pool
 #   /etc/claude-pool/env                       credentials for the unit's EnvironmentFile=,
-#                                              created (empty, 0600) if missing
+#                                              created (empty) if missing; kept, but made
+#                                              root-owned 0600 again, if present
 #   system account claude-pool                 home /var/lib/claude-pool, no login
 #
 # Environment:
 #   DESTDIR=/tmp/stage       install into a staging root instead of /: no root
 #                            needed, no account, no systemctl (for packaging or a dry run)
 #   CLAUDE_POOL_BINARY=path  install this binary instead of building one
-#   CARGO=cargo              the cargo to build with
+#   CARGO=cargo              the cargo to build with (run as the checkout's owner)
 set -euo pipefail
 
 readonly NAME=claude-pool
@@ -104,7 +107,13 @@ install_config() {
     say "installed $CONFIG_DIR/config.toml (config_dir and working_dir under $STATE_DIR)"
   fi
   local env_file="$destdir$CONFIG_DIR/env"
-  if [ ! -e "$env_file" ]; then
+  if [ -e "$env_file" ]; then
+    # It holds credentials: whatever an editor or a copy did to its mode,
+    # only root (systemd, before dropping privileges) may read it.
+    chmod 0600 "$env_file"
+    live chown root:root "$env_file"
+    say "kept existing $CONFIG_DIR/env (mode 0600)"
+  else
     (
       umask 077
       cat >"$env_file" <<'EOF'
@@ -144,12 +153,32 @@ check_claude_cli() {
   fi
 }
 
+# Builds the release binary in the checkout as the checkout's owner: root
+# building in a user's checkout would leave root-owned files in its target/
+# (and run the build scripts of every dependency as root).
+build() {
+  local owner cargo="${CARGO:-cargo}"
+  owner="$(stat -c %U "$root")"
+  if [ "$(id -u)" -ne 0 ] || [ "$owner" = root ]; then
+    say "building (release)…"
+    (cd "$root" && "$cargo" build --release --locked)
+    return
+  fi
+  command -v runuser >/dev/null ||
+    die "cannot build as $owner (no runuser): build with \`cargo build --release\` as $owner, then run again with CLAUDE_POOL_BINARY=$root/target/release/$NAME"
+  local home
+  home="$(getent passwd "$owner" | cut -d: -f6)"
+  say "building (release) as $owner, the owner of $root…"
+  # runuser keeps the working directory; the owner's own cargo comes first.
+  (cd "$root" && runuser -u "$owner" -- env HOME="$home" \
+    PATH="$home/.cargo/bin:$PATH" "$cargo" build --release --locked)
+}
+
 do_install() {
   require_root
   local binary="${CLAUDE_POOL_BINARY:-}"
   if [ -z "$binary" ]; then
-    say "building (release)…"
-    (cd "$root" && "${CARGO:-cargo}" build --release --locked)
+    build
     binary="$root/target/release/$NAME"
   fi
   [ -x "$binary" ] || die "no executable at $binary"

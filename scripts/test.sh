@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what the tests drive (the pinned Claude
 # CLI from npm into .tools/, bubblewrap for the agent sandbox, HAProxy for
-# tests/cluster.rs), then
+# tests/cluster.rs, systemd-analyze for the unit check), then
 # `cargo test`. End-to-end tests start real CLI processes (~200 MiB each), so
 # test threads are limited.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-claude-cli.sh
 ./scripts/install-bubblewrap.sh
+./scripts/install-systemd-tools.sh
 ./scripts/install-python-sdks.sh
 ./scripts/install-haproxy.sh
 ./scripts/install-node-clients.sh

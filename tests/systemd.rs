@@ -2,6 +2,7 @@
 //! file as `systemd-analyze` sees it, and a staged run of the install script.
 
 use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -266,19 +267,25 @@ fn unit_for_verify(dir: &Path) -> PathBuf {
     path
 }
 
-#[test]
-fn unit_file_passes_systemd_analyze_verify() {
-    let Some(analyze) = find_on_path("systemd-analyze") else {
-        eprintln!(
-            "systemd-analyze not found: skipping the unit check (apt-get install -y systemd)"
-        );
-        return;
-    };
-    let dir = TempDir::new().unwrap();
-    let unit = unit_for_verify(dir.path());
-    let out = Command::new(&analyze)
+/// `systemd-analyze`, which `scripts/test.sh` installs.
+fn systemd_analyze() -> PathBuf {
+    find_on_path("systemd-analyze").unwrap_or_else(|| {
+        panic!(
+            "systemd-analyze is not installed, so the unit cannot be checked: \
+             run scripts/install-systemd-tools.sh (scripts/test.sh does), or \
+             apt-get install -y systemd"
+        )
+    })
+}
+
+/// `systemd-analyze verify` on `unit`: whether it succeeded, its findings
+/// and its whole output. `verify` reports unknown keys and bad values
+/// without failing, so every line is a finding, except the one saying that
+/// the `claude-pool` account does not exist on this machine.
+fn verify(analyze: &Path, unit: &Path) -> (bool, Vec<String>, String) {
+    let out = Command::new(analyze)
         .arg("verify")
-        .arg(&unit)
+        .arg(unit)
         .env("SYSTEMD_LOG_COLOR", "0")
         .output()
         .unwrap();
@@ -287,21 +294,67 @@ fn unit_file_passes_systemd_analyze_verify() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    // `verify` reports unknown keys and bad values without failing, so any
-    // output is a finding; only the service account may be missing here.
-    let findings: Vec<&str> = text
+    let findings = text
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .filter(|l| {
-            let l = l.to_ascii_lowercase();
-            !(l.contains("claude-pool") && (l.contains("user") || l.contains("group")))
-        })
+        .filter(|l| !is_missing_account(l))
+        .map(str::to_string)
         .collect();
+    (out.status.success(), findings, text)
+}
+
+/// A finding that only says the service account is unknown here.
+fn is_missing_account(line: &str) -> bool {
+    let l = line.to_ascii_lowercase();
+    let names_account = [
+        "user claude-pool",
+        "group claude-pool",
+        "user=claude-pool",
+        "group=claude-pool",
+    ]
+    .iter()
+    .any(|n| l.contains(n));
+    let says_missing = [
+        "not found",
+        "no such",
+        "failed to resolve",
+        "unknown user",
+        "unknown group",
+    ]
+    .iter()
+    .any(|m| l.contains(m));
+    names_account && says_missing
+}
+
+#[test]
+fn unit_file_passes_systemd_analyze_verify() {
+    let analyze = systemd_analyze();
+    let dir = TempDir::new().unwrap();
+    let unit = unit_for_verify(dir.path());
+    let (ok, findings, text) = verify(&analyze, &unit);
     assert!(
-        out.status.success() && findings.is_empty(),
-        "systemd-analyze verify: {}\n{text}",
-        out.status
+        ok && findings.is_empty(),
+        "systemd-analyze verify: {findings:?}\n{text}"
     );
+
+    // The check can fail: a key systemd does not know (with "User" in its
+    // name) is a finding.
+    let broken = dir.path().join("broken").join("claude-pool.service");
+    std::fs::create_dir_all(broken.parent().unwrap()).unwrap();
+    let shipped = std::fs::read_to_string(&unit).unwrap();
+    std::fs::write(
+        &broken,
+        shipped.replacen("[Service]\n", "[Service]\nDynamicUsers=yes\n", 1),
+    )
+    .unwrap();
+    let (_, findings, text) = verify(&analyze, &broken);
+    assert!(
+        findings.iter().any(|f| f.contains("DynamicUsers")),
+        "an unknown key went unreported: {findings:?}\n{text}"
+    );
+    assert!(is_missing_account(
+        "Failed to resolve user claude-pool: No such process"
+    ));
 
     // The hardening as systemd scores it (0 = locked down, 10 = exposed);
     // `security --offline` appeared in systemd 250, older ones skip this.
@@ -349,6 +402,32 @@ fn unit_file_keeps_what_the_cli_needs() {
         .parse()
         .unwrap();
     assert!(stop > Settings::default().server.shutdown_grace_secs + 5);
+
+    // Limits sized for the default pool, as the unit's comment says.
+    let value = |key: &str| {
+        settings
+            .iter()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("{key} is not set"))
+    };
+    let memory_mib: u64 = match value("MemoryMax=").strip_suffix('M') {
+        Some(mib) => mib.parse().unwrap(),
+        None => {
+            value("MemoryMax=")
+                .strip_suffix('G')
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                * 1024
+        }
+    };
+    let pool = Settings::default().pool;
+    assert!(
+        memory_mib >= pool.size as u64 * pool.max_worker_rss_mb + 512,
+        "MemoryMax={memory_mib}M is below pool.size x pool.max_worker_rss_mb + 512 MiB"
+    );
+    let tasks: u64 = value("TasksMax=").parse().unwrap();
+    assert!(tasks >= pool.size as u64 * 64 + 64, "TasksMax={tasks}");
 }
 
 #[test]
@@ -373,11 +452,23 @@ fn install_script_stages_binary_unit_and_config_without_overwriting() {
     let staged = |path: &str| stage.path().join(path.trim_start_matches('/'));
 
     let text = run(&[]);
-    assert!(
-        text.contains("npm install -g @anthropic-ai/claude-code@2.1.197")
-            || text.contains("found: "),
-        "{text}"
-    );
+    // The shipped config runs `claude` from the service's PATH: the script
+    // says where it is, or how to install it.
+    let service_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    match std::env::split_paths(service_path)
+        .map(|dir| dir.join("claude"))
+        .find(|p| p.is_file())
+    {
+        Some(claude) => assert!(
+            text.contains(&format!("found: {}", claude.display())),
+            "{text}"
+        ),
+        None => assert!(
+            text.contains("NOT FOUND")
+                && text.contains("npm install -g @anthropic-ai/claude-code@2.1.197"),
+            "{text}"
+        ),
+    }
     assert!(staged("/usr/local/bin/claude-pool").is_file());
     assert_eq!(
         std::fs::read(staged("/etc/systemd/system/claude-pool.service")).unwrap(),
@@ -393,19 +484,95 @@ fn install_script_stages_binary_unit_and_config_without_overwriting() {
         settings.claude.working_dir.as_deref(),
         Some(Path::new("/var/lib/claude-pool/work"))
     );
-    assert!(staged("/etc/claude-pool/env").is_file());
+    let env = staged("/etc/claude-pool/env");
+    assert_eq!(mode(&env), 0o600, "a new env file holds credentials");
 
-    // A second install keeps the administrator's config.
-    std::fs::write(&config, "[pool]\nsize = 7\n").unwrap();
-    run(&[]);
+    // A second install keeps the administrator's config and env file, and
+    // makes the env file private again. It finds a configured command.
+    let fake = env!("CARGO_BIN_EXE_fake-claude");
+    std::fs::write(&config, format!("[claude]\ncommand = {fake:?}\n")).unwrap();
+    std::fs::write(&env, "ANTHROPIC_API_KEY=sk-kept\n").unwrap();
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = run(&[]);
+    assert!(text.contains(&format!("found: {fake}")), "{text}");
     assert_eq!(
         std::fs::read_to_string(&config).unwrap(),
-        "[pool]\nsize = 7\n"
+        format!("[claude]\ncommand = {fake:?}\n")
     );
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        "ANTHROPIC_API_KEY=sk-kept\n"
+    );
+    assert_eq!(mode(&env), 0o600, "the env file was left readable");
 
     // Uninstall removes binary and unit, keeps configuration.
     run(&["--uninstall"]);
     assert!(!staged("/usr/local/bin/claude-pool").exists());
     assert!(!staged("/etc/systemd/system/claude-pool.service").exists());
     assert!(config.is_file());
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().mode() & 0o7777
+}
+
+/// A copy of what the install script reads, owned by `owner` when the test
+/// runs as root, with a `cargo` that records who ran it.
+#[test]
+fn install_script_builds_as_the_owner_of_the_checkout() {
+    let checkout = TempDir::new().unwrap();
+    let root = checkout.path();
+    for path in [
+        "scripts/install.sh",
+        "config/claude-pool.toml",
+        "systemd/claude-pool.service",
+    ] {
+        std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+        std::fs::copy(repo(path), root.join(path)).unwrap();
+    }
+    let cargo = root.join("bin/cargo");
+    std::fs::create_dir_all(cargo.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cargo,
+        "#!/bin/sh\nid -un > built-by\nmkdir -p target/release\n\
+         printf '#!/bin/sh\\n' > target/release/claude-pool\n\
+         chmod +x target/release/claude-pool\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let me = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+    // As root, the checkout belongs to someone else, as under `sudo`.
+    let root_user = unsafe { libc::geteuid() } == 0;
+    let owner = if root_user {
+        let chown = Command::new("chown")
+            .args(["-R", "nobody"])
+            .arg(root)
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        "nobody".to_string()
+    } else {
+        me.trim().to_string()
+    };
+    let stage = TempDir::new().unwrap();
+    let out = Command::new("bash")
+        .arg(root.join("scripts/install.sh"))
+        .env("DESTDIR", stage.path())
+        .env("CARGO", &cargo)
+        .env_remove("CLAUDE_POOL_BINARY")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let built_by = std::fs::read_to_string(root.join("built-by")).unwrap();
+    assert_eq!(built_by.trim(), owner, "{text}");
+    let built = std::fs::metadata(root.join("target/release/claude-pool")).unwrap();
+    let owner_uid = std::fs::metadata(root.join("scripts")).unwrap().uid();
+    assert_eq!(built.uid(), owner_uid, "target/ must stay the owner's");
+    assert!(stage.path().join("usr/local/bin/claude-pool").is_file());
 }
