@@ -31,6 +31,9 @@ pub struct Settings {
     pub agent: AgentSettings,
     pub batches: BatchSettings,
     pub responses: ResponseSettings,
+    /// Several Claude accounts (`[[accounts]]`); empty: one implicit account
+    /// made of `[claude]` (see [`crate::accounts`]).
+    pub accounts: Vec<crate::accounts::AccountSettings>,
 }
 
 /// The HTTP front end.
@@ -316,6 +319,7 @@ impl Settings {
         let mut settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
         settings.read_api_keys_file()?;
+        settings.read_account_env_files()?;
         Ok(settings)
     }
 
@@ -445,7 +449,7 @@ impl Settings {
                 ),
             });
         }
-        Ok(())
+        self.validate_accounts()
     }
 
     /// The parsed listen address.

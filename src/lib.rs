@@ -9,6 +9,7 @@
 //! - [`api`]: the dialects, each an [`api::Codec`]: request body to job,
 //!   answer to response body or stream frames, and their error shapes.
 //! - [`prompt`]: a client's conversation rendered for a fresh CLI turn.
+//! - [`accounts`]: several Claude accounts, their rate limits and standing.
 //! - [`affinity`]: recognising a request that continues a live conversation.
 //! - [`batches`]: message batches, kept in the store and run on spare capacity.
 //! - [`job`], [`error`]: the domain between HTTP and workers.
@@ -19,6 +20,7 @@
 //! - [`store`]: the durable SQLite store shared by features that keep state.
 //! - [`node`]: this node's id, carried by every id the daemon hands out.
 
+pub mod accounts;
 pub mod affinity;
 pub mod api;
 pub mod batches;
@@ -97,6 +99,7 @@ pub async fn run_with_reload(
     reload: tokio::sync::watch::Receiver<Arc<Settings>>,
 ) -> Result<(), StartError> {
     settings.read_api_keys_file()?;
+    settings.read_account_env_files()?;
     let addr = listener.local_addr().map_err(|source| StartError::Io {
         context: "listener address".into(),
         source,

@@ -1,7 +1,7 @@
 //! What a configuration reload (SIGHUP) may change in a running daemon.
 //!
-//! Limits, timeouts, keys, allowed hosts, the pool's size and the log level
-//! apply at once.
+//! Limits, timeouts, keys, allowed hosts, the pool's size, `[[accounts]]`
+//! and the log level apply at once.
 //! Everything else — the listener, the HTTP threads, the workers' command
 //! line and environment (`[claude]`, `[agent]`), CORS — is fixed when the
 //! daemon starts: a reload keeps the running value and names the key, which
@@ -85,6 +85,12 @@ pub fn prepare(current: &Settings, new: &Settings) -> Result<Reload, String> {
     applied.sort();
     restart_needed.sort();
     let mut settings: Settings = serde_json::from_value(merged).map_err(|e| e.to_string())?;
+    // Accounts are added, removed and resized on reload (their env files
+    // re-read), whole: a changed account is a new account of the same name.
+    settings.accounts = new.accounts.clone();
+    if new.accounts != current.accounts {
+        applied.push("accounts".into());
+    }
     // Read from the key file, so not part of the JSON.
     settings.server.file_keys = new.server.file_keys.clone();
     if new.server.file_keys != current.server.file_keys
@@ -147,6 +153,22 @@ mod tests {
         let reload = prepare(&current, &new).unwrap();
         assert_eq!(reload.settings.server.file_keys, ["from-file"]);
         assert_eq!(reload.applied, ["server.api_keys_file (its keys)"]);
+    }
+
+    #[test]
+    fn accounts_are_reloaded_whole_with_their_env_files() {
+        let current = settings("[[accounts]]\nname = \"a\"\n");
+        let mut new = settings("[[accounts]]\nname = \"a\"\n[[accounts]]\nname = \"b\"\n");
+        new.accounts[1]
+            .file_env
+            .insert("ANTHROPIC_API_KEY".into(), "sk-b".into());
+        let reload = prepare(&current, &new).unwrap();
+        assert_eq!(reload.applied, ["accounts"]);
+        assert_eq!(reload.settings.accounts, new.accounts);
+        assert_eq!(
+            reload.settings.accounts[1].file_env["ANTHROPIC_API_KEY"],
+            "sk-b"
+        );
     }
 
     #[test]

@@ -65,7 +65,12 @@ fn lines(text: &str) -> Vec<(String, Line)> {
     let mut section = String::new();
     text.lines()
         .map(|raw| {
-            let line = classify(raw);
+            // `[[accounts]]`, shipped commented out, opens its own section.
+            let bare = raw.trim().trim_start_matches('#').trim();
+            let line = match bare.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+                Some(name) => Line::Header(name.to_string()),
+                None => classify(raw),
+            };
             if let Line::Header(name) = &line {
                 section = name.clone();
             }
@@ -87,10 +92,14 @@ fn documented(lines: &[(String, Line)], index: usize) -> bool {
         )
 }
 
-/// `Settings::default()` as `section -> key -> value`.
+/// `Settings::default()` as `section -> key -> value`, tables only
+/// (`[[accounts]]`, a list, has its own test).
 fn default_sections() -> serde_json::Map<String, Value> {
     match serde_json::to_value(Settings::default()).unwrap() {
-        Value::Object(sections) => sections,
+        Value::Object(sections) => sections
+            .into_iter()
+            .filter(|(_, keys)| keys.is_object())
+            .collect(),
         other => panic!("Settings serialized to {other}"),
     }
 }
@@ -121,6 +130,7 @@ fn shipped_config_parses_and_equals_the_defaults() {
             differences.join("\n")
         );
         assert_eq!(shipped, defaults, "{how}");
+        assert!(shipped["accounts"].as_array().unwrap().is_empty(), "{how}");
     }
 }
 
@@ -311,11 +321,69 @@ fn readme_reference_lists_every_setting_of_the_shipped_config() {
         "README configuration reference vs config/claude-pool.toml:\n  not in README: {missing:?}\n  not in the shipped config: {extra:?}"
     );
     for (key, reload) in &table {
-        let expected = if claude_pool::reload::RELOADABLE.contains(&key.as_str()) {
+        // `[[accounts]]` is reloaded whole (see `reload::prepare`).
+        let expected = if claude_pool::reload::RELOADABLE.contains(&key.as_str())
+            || key.starts_with("accounts.")
+        {
             "yes"
         } else {
             "restart"
         };
         assert_eq!(reload, expected, "{key}: README says `{reload}`");
+    }
+}
+
+/// The commented `[[accounts]]` example documents every key of an account,
+/// each with a comment above it, and loads once uncommented.
+#[test]
+fn the_accounts_example_is_complete_and_valid() {
+    let text = shipped_text();
+    let start = text
+        .lines()
+        .position(|l| l.trim() == "# [[accounts]]")
+        .expect("a commented `# [[accounts]]` example");
+    let block: Vec<&str> = text.lines().skip(start).collect();
+    let all = lines(&block.join("\n"));
+    let keys = [
+        "name",
+        "workers",
+        "env",
+        "env_file",
+        "config_dir",
+        "allow_overage",
+    ];
+    for key in keys {
+        let index = all
+            .iter()
+            .position(|(_, l)| {
+                *l == Line::Entry {
+                    key: key.to_string(),
+                    commented: true,
+                }
+            })
+            .unwrap_or_else(|| panic!("accounts.{key}: missing `# {key} = <example>` line"));
+        assert!(
+            documented(&all, index),
+            "accounts.{key}: no comment above it"
+        );
+    }
+    let uncommented: String = block
+        .iter()
+        .zip(&all)
+        .filter_map(|(raw, (_, line))| match line {
+            Line::Entry { .. } => Some(raw.trim_start_matches(['#', ' '])),
+            _ if raw.trim() == "# [[accounts]]" => Some("[[accounts]]"),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let settings = Settings::from_toml(&uncommented).expect("the uncommented example parses");
+    assert_eq!(settings.accounts.len(), 1);
+    let account = serde_json::to_value(&settings.accounts[0]).unwrap();
+    for key in keys {
+        assert!(
+            !account[key].is_null(),
+            "accounts.{key}: the example did not take effect"
+        );
     }
 }

@@ -37,6 +37,11 @@ pub enum CliMessage {
     },
     User {},
     Result(ResultMessage),
+    /// The account's plan limits, from the upstream's
+    /// `anthropic-ratelimit-unified-*` headers (subscription logins only).
+    RateLimitEvent {
+        rate_limit_info: RateLimitInfo,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -74,6 +79,24 @@ pub struct SystemMessage {
     pub error: Option<String>,
     #[serde(default)]
     pub model: Option<String>,
+}
+
+/// What a `rate_limit_event` says (the fields the daemon acts on).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitInfo {
+    /// `allowed`, `allowed_warning` or `rejected`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// When the limit resets, unix seconds.
+    #[serde(default)]
+    pub resets_at: Option<f64>,
+    /// Share of the limit used, 0..1; only reported near a limit.
+    #[serde(default)]
+    pub utilization: Option<f64>,
+    /// The plan's limit is spent and calls are billed as overage.
+    #[serde(default)]
+    pub is_using_overage: bool,
 }
 
 /// A raw Messages API stream event, as the CLI relays it.
