@@ -54,6 +54,10 @@ pub enum JobError {
     /// The turn ended with an error the CLI reported (not an API status).
     #[error("the model turn failed: {0}")]
     TurnFailed(String),
+    /// Every account of the pool is rate-limited; the soonest limit ends
+    /// after `retry_after`.
+    #[error("every account of the pool is rate-limited; retry in {}s", retry_after.as_secs().max(1))]
+    RateLimited { retry_after: Duration },
 }
 
 impl JobError {
@@ -61,7 +65,8 @@ impl JobError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             JobError::QueueFull { retry_after, .. }
-            | JobError::QueueTimeout { retry_after, .. } => Some(*retry_after),
+            | JobError::QueueTimeout { retry_after, .. }
+            | JobError::RateLimited { retry_after } => Some(*retry_after),
             // A degraded pool keeps retrying its workers with backoff; a
             // client may come back later rather than at once.
             JobError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),

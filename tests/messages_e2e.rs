@@ -192,12 +192,13 @@ fn no_job_ever_sees_another_jobs_messages() {
 fn upstream_errors_keep_their_meaning() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    // 429 last: it marks the pool's account rate-limited (see below).
     for (status, kind, expect) in [
         (400, "invalid_request_error", 400),
-        (429, "rate_limit_error", 429),
         (529, "overloaded_error", 529),
         (401, "api_error", 502),
         (500, "api_error", 500),
+        (429, "rate_limit_error", 429),
     ] {
         let res = daemon.post(&message_body(&format!("fail please [[status:{status}]]")));
         assert_eq!(res.status().as_u16(), expect, "upstream {status}");
@@ -205,12 +206,18 @@ fn upstream_errors_keep_their_meaning() {
         assert_eq!(body["type"], "error");
         assert_eq!(body["error"]["type"], kind, "upstream {status}: {body}");
     }
-    // In a stream, an early upstream failure is still a real HTTP status.
+    // In a stream, an early failure is still a real HTTP status: here the
+    // pool's only account is known to be rate-limited, so at once, with
+    // the time until the limit ends.
     let mut body = message_body("[[status:429]]");
     body["stream"] = json!(true);
     let res = daemon.post(&body);
     assert_eq!(res.status(), 429);
-    // And the worker is fine afterwards.
+    assert!(res.headers().contains_key("retry-after"));
+    // The limit ends by itself, and the worker is fine afterwards.
+    daemon.wait_health(Duration::from_secs(30), |h| {
+        h["accounts"][0]["status"] == "ok"
+    });
     let res = daemon.post(&message_body("after errors"));
     assert_eq!(res.status(), 200);
 }

@@ -193,18 +193,20 @@ def openai_models(_a, o):
     check(one.id == MODEL and one.owned_by == "anthropic", f"retrieve: {one}")
 
 
+# The 429 checks come last: a 429 marks the pool's account rate-limited, and
+# the daemon then answers 429 at once until the limit ends.
 CHECKS = [
     anthropic_create,
     anthropic_stream,
-    anthropic_error,
     anthropic_bad_request,
     anthropic_models,
     anthropic_count_tokens,
     openai_create,
     openai_stream,
     openai_tools,
-    openai_error,
     openai_models,
+    anthropic_error,
+    openai_error,
 ]
 
 

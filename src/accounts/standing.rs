@@ -14,8 +14,12 @@ use serde::Serialize;
 
 use super::signal::Signal;
 
-/// How long a 429 that names no time limits an account.
-pub const DEFAULT_LIMIT: Duration = Duration::from_secs(60);
+/// How long a 429 that names no time limits an account. Such a 429 comes
+/// only from a CLI that did not retry (`claude.max_retries = 0`; with
+/// retries the CLI announces the upstream's `retry-after`): short, because
+/// failing over again costs one refused call, while idling an account that
+/// recovered wastes it.
+pub const DEFAULT_LIMIT: Duration = Duration::from_secs(10);
 /// The shortest limit: a 429 is never ignored.
 const SHORTEST_LIMIT: Duration = Duration::from_secs(1);
 /// The longest limit believed (a weekly plan limit fits).
@@ -199,7 +203,7 @@ mod tests {
         assert_eq!(s.status(t(59)), Status::Limited);
         assert_eq!(s.status(t(60)), Status::Ok);
         // No time given: the default, or a reset time reported before.
-        assert_eq!(s.note(&limited(None), t(100)), Some(t(160)));
+        assert_eq!(s.note(&limited(None), t(100)), Some(t(110)));
         let mut s = Standing::default();
         s.note(&report(false, Some(3600), Some(0.95), false), t(0));
         assert_eq!(s.note(&limited(None), t(10)), Some(t(3600)));

@@ -77,6 +77,7 @@ impl ApiError {
             JobError::WorkerCrashed(_) | JobError::TurnFailed(_) => ErrorKind::Api,
             JobError::Timeout(_) => ErrorKind::Timeout,
             JobError::Credentials(_) => ErrorKind::UpstreamAuth,
+            JobError::RateLimited { .. } => ErrorKind::RateLimited,
             JobError::Upstream { status, .. } => match status {
                 Some(400 | 404 | 413 | 422) => ErrorKind::UpstreamInvalid,
                 Some(401 | 403) => ErrorKind::UpstreamAuth,

@@ -33,6 +33,8 @@ pub struct Health {
     pub restarts: u64,
     /// Of those, workers retired on purpose: job count or memory limit.
     pub recycles: u64,
+    /// The accounts workers run under (one, `default`, unless configured).
+    pub accounts: Vec<super::accounts::AccountHealth>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -140,6 +142,7 @@ impl Dispatcher {
             jobs: self.stats.clone(),
             restarts: self.restarts,
             recycles: self.recycles,
+            accounts: self.accounts_health(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! process exits is replaced — at once when it was retired on purpose, after
 //! a capped, doubling backoff when it failed. Jobs are never replayed.
 
+pub mod accounts;
 pub mod health;
 pub mod messages;
 mod reconfigure;
@@ -27,6 +28,7 @@ use crate::worker::messages::{RunJob, StopWorker, Unbind};
 use crate::worker::process::SpawnSpec;
 use crate::worker::spawn::AgentRecipe;
 use crate::worker::{Worker, WorkerId, WorkerKind};
+use accounts::{Account, AccountKey};
 use health::JobStats;
 use messages::*;
 
@@ -70,6 +72,8 @@ impl SlotState {
 struct Slot {
     addr: Addr<Worker>,
     kind: WorkerKind,
+    /// The account whose credentials the worker runs with.
+    account: AccountKey,
     /// Set when the worker is retired to make room for another kind.
     replace_with: Option<WorkerKind>,
     state: SlotState,
@@ -98,8 +102,13 @@ pub struct Dispatcher {
     /// `max_queue` plus the workers free or on their way (see `room`).
     queue: VecDeque<Job>,
     next_worker: WorkerId,
-    /// Respawns waiting out a backoff delay.
-    pending_spawns: usize,
+    /// The accounts workers run under (see `accounts`).
+    accounts: Vec<Account>,
+    next_account: AccountKey,
+    /// New jobs handed out so far: orders accounts by last use.
+    assignments: u64,
+    /// Respawns waiting out a backoff delay, by account.
+    pending_spawns: Vec<AccountKey>,
     /// Failed spawns or crashes since the last worker became ready; sets the
     /// respawn backoff.
     consecutive_failures: u32,
@@ -134,7 +143,10 @@ impl Dispatcher {
             workers: BTreeMap::new(),
             queue: VecDeque::new(),
             next_worker: 1,
-            pending_spawns: 0,
+            accounts: Vec::new(),
+            next_account: 0,
+            assignments: 0,
+            pending_spawns: Vec::new(),
             consecutive_failures: 0,
             failures: VecDeque::new(),
             last_failure: None,
@@ -165,10 +177,13 @@ impl Dispatcher {
         }
     }
 
-    fn spawn_worker(&mut self, ctx: &mut Context<Self>, kind: WorkerKind) {
+    fn spawn_worker(&mut self, ctx: &mut Context<Self>, kind: WorkerKind, account: AccountKey) {
         let id = self.next_worker;
-        self.next_worker += 1;
-        let mut spec = match (&self.agent_spawn, kind) {
+        let Some(owner) = self.account(account) else {
+            return;
+        };
+        let log_name = owner.worker_name(id);
+        let base = match (&self.agent_spawn, kind) {
             (Some(agent), WorkerKind::Agent) => {
                 agent
                     .for_worker(&format!("worker-{id}"))
@@ -183,7 +198,9 @@ impl Dispatcher {
             }
             _ => self.spawn.clone(),
         };
-        spec.log_name = format!("worker-{id}");
+        let mut spec = owner.spawn_spec(&base);
+        self.next_worker += 1;
+        spec.log_name = log_name;
         spec.tag = format!("{}-{id}", self.instance);
         let pool = ctx.address().recipient();
         let addr = Worker::new(id, kind, self.settings.clone(), pool, spec).start();
@@ -192,6 +209,7 @@ impl Dispatcher {
             Slot {
                 addr,
                 kind,
+                account,
                 replace_with: None,
                 state: SlotState::Starting,
                 pid: 0,
@@ -241,11 +259,14 @@ impl Actor for Dispatcher {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Jobs can be many in a burst; let admission messages queue up.
         ctx.set_mailbox_capacity(4096);
-        for _ in 0..self.settings.pool.size {
-            self.spawn_worker(ctx, self.default_kind());
-        }
+        self.apply_account_plans();
+        self.staff_accounts(ctx);
         ctx.run_interval(QUEUE_TICK, |act, _ctx| {
             act.expire_queued();
+            if !act.queue.is_empty() {
+                // An account whose limit just ended may take waiting jobs.
+                act.dispatch();
+            }
             let idle = act.settings.pool.affinity_idle();
             let expired: Vec<WorkerId> = act
                 .workers
@@ -279,6 +300,10 @@ impl Handler<Submit> for Dispatcher {
                 .clone()
                 .unwrap_or_else(|| "workers keep failing".into());
             return Err(JobError::Unavailable(why));
+        }
+        if let Some(error) = self.all_limited() {
+            self.stats.rejected += 1;
+            return Err(error);
         }
         self.queue.push_back(job);
         self.dispatch();

@@ -1,5 +1,6 @@
 //! Reloaded settings (SIGHUP) in the dispatcher: new limits and timeouts for
-//! it and every worker, and the pool grown or shrunk to `pool.size`.
+//! it and every worker, and each account's workers grown or shrunk to its
+//! share (`pool.size`, or the account's `workers`; accounts come and go).
 //!
 //! Growing spawns workers at once. Shrinking stops idle workers only —
 //! ready ones first, then bound ones, least recently used first — and never
@@ -11,6 +12,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
+use super::accounts::AccountKey;
 use super::messages::Reconfigure;
 use super::{Dispatcher, SlotState, STOP_GRACE};
 use crate::worker::messages::{Reconfigure as ReconfigureWorker, StopWorker};
@@ -20,21 +22,32 @@ impl Dispatcher {
     /// Workers the pool has or will have: all but those stopping for good,
     /// plus respawns waiting out a backoff.
     fn planned_workers(&self) -> usize {
-        self.workers.len() - self.shrinking.len() + self.pending_spawns
+        self.workers.len() - self.shrinking.len() + self.pending_spawns.len()
     }
 
-    /// Stops idle workers beyond `pool.size` (see the module docs).
+    /// Stops idle workers beyond their account's share (see the module docs).
     pub(super) fn trim_surplus(&mut self) {
-        let surplus = self
-            .planned_workers()
-            .saturating_sub(self.settings.pool.size);
-        if surplus == 0 || self.draining {
+        if self.draining {
             return;
         }
+        let surplus: Vec<(AccountKey, usize)> = self
+            .accounts
+            .iter()
+            .map(|a| (a.key, self.planned_for(a).saturating_sub(a.target())))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        for (account, n) in surplus {
+            self.trim_account(account, n);
+        }
+    }
+
+    /// Stops up to `surplus` idle workers of `account`.
+    fn trim_account(&mut self, account: AccountKey, surplus: usize) {
         // Ready before bound; bound ones idle longest first.
         let mut idle: Vec<(u8, Option<Instant>, WorkerId)> = self
             .workers
             .iter()
+            .filter(|(id, slot)| slot.account == account && !self.shrinking.contains(id))
             .filter_map(|(id, slot)| match slot.state {
                 SlotState::Ready => Some((0, None, *id)),
                 SlotState::Bound => Some((1, slot.bound.map(|(_, since)| since), *id)),
@@ -50,10 +63,7 @@ impl Dispatcher {
             slot.bound = None;
             slot.addr.do_send(StopWorker { grace: STOP_GRACE });
             self.shrinking.insert(id);
-            log::info!(
-                "worker-{id} stopping: pool.size is now {}",
-                self.settings.pool.size
-            );
+            log::info!("worker-{id} stopping: its account needs fewer workers");
         }
     }
 }
@@ -69,16 +79,14 @@ impl Handler<Reconfigure> for Dispatcher {
         if self.draining {
             return;
         }
-        let size = self.settings.pool.size;
-        if self.planned_workers() < size {
+        let before = self.planned_workers();
+        self.apply_account_plans();
+        self.staff_accounts(ctx);
+        if self.planned_workers() > before {
             log::info!(
-                "pool grows from {} to {size} workers",
+                "pool grows from {before} to {} workers",
                 self.planned_workers()
             );
-        }
-        while self.planned_workers() < size {
-            let kind = self.default_kind();
-            self.spawn_worker(ctx, kind);
         }
         // Also hands queued jobs to the new limits and trims a surplus.
         self.dispatch();

@@ -16,7 +16,21 @@ impl Handler<WorkerReport> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, report: WorkerReport, ctx: &mut Context<Self>) {
-        let WorkerReport { id, state, job } = report;
+        let WorkerReport {
+            id,
+            state,
+            job,
+            limit,
+            failover,
+        } = report;
+        // The account's standing first, so a job handed back below is not
+        // given to the account that just refused it.
+        if let Some(signal) = limit {
+            self.on_limit(id, signal);
+        }
+        if let Some(job) = failover {
+            self.on_failover(id, job);
+        }
         if let Some(outcome) = job {
             match outcome {
                 Outcome::Succeeded => {
@@ -84,10 +98,11 @@ impl Dispatcher {
     /// A worker's process is gone: replace it, unless the pool is shrinking
     /// or shutting down.
     fn on_exit(&mut self, id: WorkerId, reason: ExitReason, ctx: &mut Context<Self>) {
-        let kind = match self.workers.remove(&id) {
-            Some(slot) => slot.replace_with.unwrap_or(slot.kind),
-            None => self.default_kind(),
+        let Some(slot) = self.workers.remove(&id) else {
+            return;
         };
+        let (kind, account) = (slot.replace_with.unwrap_or(slot.kind), slot.account);
+        self.forget_empty_accounts();
         if self.shrinking.remove(&id) {
             log::info!("worker-{id} gone: the pool shrank");
             return;
@@ -102,7 +117,9 @@ impl Dispatcher {
         let why = match &reason {
             ExitReason::BootFailed(why) | ExitReason::Crashed(why) => why.clone(),
             ExitReason::Retired | ExitReason::Stopped => {
-                self.spawn_worker(ctx, kind);
+                if self.understaffed(account) {
+                    self.spawn_worker(ctx, kind, account);
+                }
                 return;
             }
         };
@@ -119,11 +136,13 @@ impl Dispatcher {
         self.last_failure = Some(why);
         let delay = self.backoff();
         log::warn!("worker-{id} failed; respawning in {delay:?}");
-        self.pending_spawns += 1;
+        self.pending_spawns.push(account);
         ctx.run_later(delay, move |act, ctx| {
-            act.pending_spawns -= 1;
-            if !act.draining {
-                act.spawn_worker(ctx, kind);
+            if let Some(i) = act.pending_spawns.iter().position(|a| *a == account) {
+                act.pending_spawns.remove(i);
+            }
+            if !act.draining && act.understaffed(account) {
+                act.spawn_worker(ctx, kind, account);
                 act.dispatch();
             }
         });

@@ -9,6 +9,7 @@
 //! gets, in this order: a bound worker of its system prompt unbound (a
 //! `/clear`), an idle worker holding another prompt replaced, or the least
 //! recently used bound worker replaced. Otherwise it waits for a busy one.
+//! Only workers of accounts that may take work count (see `accounts`).
 
 use std::collections::BTreeSet;
 
@@ -41,7 +42,7 @@ impl Dispatcher {
                 SlotState::Busy | SlotState::Parked => false,
             })
             .count();
-        coming + self.pending_spawns
+        coming + self.pending_spawns.len()
     }
 
     /// Clears or replaces workers for the queued jobs that no worker on its
@@ -56,7 +57,7 @@ impl Dispatcher {
             .map(|job| (job.spec.system.clone(), WorkerKind::for_job(job.spec.agent)))
             .collect();
         let mut claimed = BTreeSet::new();
-        let mut respawns = self.pending_spawns;
+        let mut respawns = self.pending_spawns.len();
         for (system, kind) in needs {
             if let Some(id) = self.coming_for(&system, kind, &claimed) {
                 claimed.insert(id);
@@ -90,10 +91,13 @@ impl Dispatcher {
         kind: WorkerKind,
         claimed: &BTreeSet<WorkerId>,
     ) -> Option<WorkerId> {
+        let usable = self.usable_accounts();
         let unclaimed = || {
-            self.workers
-                .iter()
-                .filter(|(id, _)| !claimed.contains(id) && !self.shrinking.contains(id))
+            self.workers.iter().filter(|(id, slot)| {
+                !claimed.contains(id)
+                    && !self.shrinking.contains(id)
+                    && usable.contains(&slot.account)
+            })
         };
         let fits = |slot: &super::Slot| match slot.state {
             SlotState::Clearing => {
@@ -117,10 +121,14 @@ impl Dispatcher {
         kind: WorkerKind,
         claimed: &BTreeSet<WorkerId>,
     ) -> Option<(WorkerId, Free)> {
+        // Freeing a worker of an account that may not take work helps no one.
+        let usable = self.usable_accounts();
+        let free =
+            |id: &WorkerId, s: &super::Slot| !claimed.contains(id) && usable.contains(&s.account);
         let mut bound: Vec<_> = self
             .workers
             .iter()
-            .filter(|(id, s)| s.state == SlotState::Bound && !claimed.contains(id))
+            .filter(|(id, s)| s.state == SlotState::Bound && free(id, s))
             .filter_map(|(id, s)| s.bound.map(|(_, since)| (since, *id)))
             .collect();
         bound.sort();
@@ -135,7 +143,7 @@ impl Dispatcher {
         let ready = self
             .workers
             .iter()
-            .find(|(id, s)| s.state == SlotState::Ready && !claimed.contains(id))
+            .find(|(id, s)| s.state == SlotState::Ready && free(id, s))
             .map(|(id, _)| *id);
         ready
             .or_else(|| bound.first().map(|(_, id)| *id))

@@ -1,6 +1,7 @@
 //! Which worker gets which job: a turn parked on the job's tool results, a
-//! worker bound to the job's conversation, or a ready worker of the right
-//! kind (same system prompt first, then blank). Queued jobs wait (see
+//! worker bound to the job's conversation (both only while their account
+//! may take work), or a ready worker of the right kind on the account in
+//! best standing (same system prompt first, then blank). Queued jobs wait (see
 //! `room` for the workers cleared or replaced for them); jobs whose client
 //! left or whose wait ran out leave the queue.
 
@@ -15,11 +16,13 @@ impl Dispatcher {
             return None;
         }
         let lookup = job.spec.conversation.as_ref()?.lookup;
+        let usable = self.usable_accounts();
         self.workers
             .iter()
             .find(|(_, s)| {
                 s.state == SlotState::Bound
                     && s.scope == job.spec.scope
+                    && usable.contains(&s.account)
                     && s.kind == WorkerKind::for_job(job.spec.agent)
                     && s.bound.is_some_and(|(key, _)| key == lookup)
             })
@@ -34,18 +37,21 @@ impl Dispatcher {
         }
     }
 
-    /// A ready worker for a job with this system prompt: one already set up
-    /// with the same prompt first (cheapest), else a blank one.
+    /// A ready worker for a job with this system prompt, on the account in
+    /// best standing that has one: a worker already set up with the same
+    /// prompt first (cheapest), else a blank one.
     pub(super) fn pick(&self, system: &str, kind: WorkerKind) -> Option<WorkerId> {
-        let ready = || {
-            self.workers
-                .iter()
-                .filter(|(_, s)| s.state == SlotState::Ready && s.kind == kind)
-        };
-        ready()
-            .find(|(_, s)| s.system_prompt.as_deref() == Some(system))
-            .or_else(|| ready().find(|(_, s)| s.system_prompt.is_none()))
-            .map(|(id, _)| *id)
+        self.usable_accounts().into_iter().find_map(|account| {
+            let ready = || {
+                self.workers.iter().filter(|(_, s)| {
+                    s.state == SlotState::Ready && s.kind == kind && s.account == account
+                })
+            };
+            ready()
+                .find(|(_, s)| s.system_prompt.as_deref() == Some(system))
+                .or_else(|| ready().find(|(_, s)| s.system_prompt.is_none()))
+                .map(|(id, _)| *id)
+        })
     }
 
     /// The parked worker waiting for exactly the results this job carries.
@@ -60,11 +66,13 @@ impl Dispatcher {
             .map(|r| r.tool_use_id.as_str())
             .collect();
         ids.sort_unstable();
+        let usable = self.usable_accounts();
         self.workers
             .iter()
             .find(|(_, s)| {
                 s.state == SlotState::Parked
                     && s.scope == job.spec.scope
+                    && usable.contains(&s.account)
                     && s.parked_on
                         .iter()
                         .map(String::as_str)
@@ -108,6 +116,7 @@ impl Dispatcher {
 
     /// Gives `job` to worker `id`, which the caller found free for it.
     pub(super) fn assign(&mut self, id: WorkerId, job: Job) {
+        self.note_assigned(self.workers[&id].account);
         let slot = self.workers.get_mut(&id).expect("chosen worker exists");
         match slot.state {
             SlotState::Parked => log::debug!("[{}] resumes the turn parked on worker-{id}", job.id),

@@ -37,7 +37,7 @@ impl Dispatcher {
     /// worker is already booting; failing that, the least recently used
     /// bound conversation is let go. Batch work waits meanwhile.
     fn make_room(&mut self, kind: WorkerKind) {
-        if self.count(SlotState::Starting) + self.pending_spawns > 0 {
+        if self.count(SlotState::Starting) + self.pending_spawns.len() > 0 {
             return;
         }
         if let Some(slot) = self

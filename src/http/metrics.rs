@@ -65,6 +65,7 @@ pub struct Metrics {
     jobs: IntCounterVec,
     restarts: IntCounter,
     recycles: IntCounter,
+    accounts: super::account_metrics::AccountMetrics,
     /// Serialises scrapes: counters copied from the dispatcher are advanced
     /// by the difference to its figures, which must not be applied twice.
     refresh: Mutex<()>,
@@ -177,6 +178,7 @@ impl Metrics {
                 "claude_pool_worker_recycles_total",
                 "Workers retired on purpose (job count or memory limit) and replaced.",
             ),
+            accounts: super::account_metrics::AccountMetrics::new(&registry),
             registry,
             refresh: Mutex::new(()),
         }
@@ -281,6 +283,7 @@ impl Metrics {
         }
         advance(&self.restarts, health.restarts);
         advance(&self.recycles, health.recycles);
+        self.accounts.refresh(&health.accounts);
     }
 
     /// Every metric in the Prometheus text format.
@@ -504,6 +507,16 @@ mod tests {
             },
             restarts,
             recycles: 0,
+            accounts: vec![crate::dispatch::accounts::AccountHealth {
+                name: "team-a".into(),
+                status: "limited",
+                workers: 2,
+                jobs: completed,
+                limited_until: None,
+                utilization: Some(0.5),
+                rate_limited: restarts,
+                failovers: 1,
+            }],
         }
     }
 
@@ -530,6 +543,17 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("claude_pool_queue_depth 4"), "{text}");
+        for line in [
+            "claude_pool_account_jobs_total{account=\"team-a\"} 7",
+            "claude_pool_account_status{account=\"team-a\",status=\"limited\"} 1",
+            "claude_pool_account_status{account=\"team-a\",status=\"ok\"} 0",
+            "claude_pool_account_workers{account=\"team-a\"} 2",
+            "claude_pool_account_utilization{account=\"team-a\"} 0.5",
+            "claude_pool_account_rate_limited_total{account=\"team-a\"} 2",
+            "claude_pool_account_failovers_total{account=\"team-a\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         assert!(
             text.contains("claude_pool_status{status=\"ok\"} 1"),
             "{text}"

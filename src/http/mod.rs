@@ -1,5 +1,6 @@
 //! The actix-web front end: routes, request ids, access log, and the server.
 
+pub mod account_metrics;
 pub mod auth;
 pub mod batches;
 pub mod body;

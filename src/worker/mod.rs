@@ -47,6 +47,7 @@ pub mod thinking;
 pub mod translate;
 
 mod calls;
+mod limits;
 mod timers;
 mod turn;
 
@@ -215,8 +216,13 @@ impl Worker {
         }
     }
 
+    /// `worker-N`, or `worker-N@account` with configured accounts.
     fn name(&self) -> String {
-        format!("worker-{}", self.id)
+        if self.spec.log_name.is_empty() {
+            format!("worker-{}", self.id)
+        } else {
+            self.spec.log_name.clone()
+        }
     }
 
     fn request_id(&mut self, what: &str) -> String {
@@ -237,6 +243,8 @@ impl Worker {
             id: self.id,
             state,
             job,
+            limit: None,
+            failover: None,
         });
     }
 
@@ -422,6 +430,12 @@ impl StreamHandler<Vec<u8>> for Worker {
         if let CliMessage::Result(result) = &message {
             if result.session_id.is_some() {
                 self.session_id = result.session_id.clone();
+            }
+        }
+        if let Some(signal) = crate::accounts::signal::Signal::from_message(&message) {
+            let turn_over = matches!(message, CliMessage::Result(_));
+            if self.on_account_signal(signal, turn_over) {
+                return;
             }
         }
         match message {

@@ -9,6 +9,8 @@
 use actix::Message;
 
 use super::WorkerId;
+use crate::accounts::signal::Signal;
+use crate::job::Job;
 
 /// A worker's report to its pool.
 #[derive(Debug, Message)]
@@ -18,6 +20,12 @@ pub struct WorkerReport {
     pub state: WorkerState,
     /// How the worker's job ended, when this report ends one.
     pub job: Option<Outcome>,
+    /// What the worker's CLI just said about its account's rate limits
+    /// (see [`crate::accounts::signal`]).
+    pub limit: Option<Signal>,
+    /// A job handed back unanswered: its turn met a 429 before anything
+    /// reached the client, so it runs again on another account.
+    pub failover: Option<Job>,
 }
 
 /// Where a worker stands.

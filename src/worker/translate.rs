@@ -64,6 +64,11 @@ impl TurnTranslator {
         }
     }
 
+    /// Whether the turn has produced anything for the client yet.
+    pub fn has_output(&self) -> bool {
+        self.started
+    }
+
     /// The CLI's ids of the tool_use blocks of the latest upstream call.
     pub fn tool_ids(&self) -> &[String] {
         &self.tool_ids

@@ -63,6 +63,8 @@ pub struct DaemonConfig {
     pub extra_toml: String,
     /// Extra `[claude.env]` entries.
     pub env: Vec<(String, String)>,
+    /// `[[accounts]]` tables, appended as they are.
+    pub accounts_toml: String,
 }
 
 impl DaemonConfig {
@@ -72,6 +74,7 @@ impl DaemonConfig {
             pool_size,
             extra_toml: String::new(),
             env: Vec::new(),
+            accounts_toml: String::new(),
         }
     }
 
@@ -88,12 +91,21 @@ impl DaemonConfig {
             pool_size,
             extra_toml: String::new(),
             env: Vec::new(),
+            accounts_toml: String::new(),
         }
     }
 
     pub fn with_toml(mut self, toml: &str) -> Self {
         self.extra_toml.push_str(toml);
         self.extra_toml.push('\n');
+        self
+    }
+
+    /// Adds an `[[accounts]]` entry whose workers use the API key `key`.
+    pub fn with_account(mut self, name: &str, key: &str, workers: usize) -> Self {
+        self.accounts_toml.push_str(&format!(
+            "[[accounts]]\nname = \"{name}\"\nworkers = {workers}\nenv = {{ ANTHROPIC_API_KEY = \"{key}\" }}\n"
+        ));
         self
     }
 
@@ -107,6 +119,8 @@ impl DaemonConfig {
 pub struct Daemon {
     pub base: String,
     pub dir: TempDir,
+    /// Hands reloaded settings to the running daemon, as SIGHUP does.
+    reload: tokio::sync::watch::Sender<std::sync::Arc<Settings>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), String>>>,
 }
@@ -173,8 +187,17 @@ pub fn settings_toml(cfg: &DaemonConfig, upstream: &FakeUpstream, dir: &TempDir)
     );
     format!(
         "[server]\n{server}\n[pool]\n{pool}\n[claude]\n{claude}\n\
-         [tools]\n{tools_extra}\n[agent]\n{agent_extra}\n[batches]\n{batches}\n\
-         [claude.env]\n{env_toml}"
+         [tools]
+{tools_extra}
+[agent]
+{agent_extra}
+[batches]
+{batches}
+\
+         [claude.env]
+{env_toml}
+{}",
+        cfg.accounts_toml
     )
 }
 
@@ -235,19 +258,34 @@ impl Daemon {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (reload, reloads) = tokio::sync::watch::channel(std::sync::Arc::new(settings.clone()));
         let thread = std::thread::spawn(move || {
             actix_rt::System::new()
-                .block_on(claude_pool::run(settings, listener, async move {
-                    let _ = rx.await;
-                }))
+                .block_on(claude_pool::run_with_reload(
+                    settings,
+                    listener,
+                    async move {
+                        let _ = rx.await;
+                    },
+                    reloads,
+                ))
                 .map_err(|e| e.to_string())
         });
         Self {
             base,
             dir,
+            reload,
             shutdown: Some(tx),
             thread: Some(thread),
         }
+    }
+
+    /// Reloads the daemon with `cfg` (same directories), as SIGHUP does.
+    pub fn reload(&self, cfg: &DaemonConfig, upstream: &FakeUpstream) {
+        let toml = settings_toml(cfg, upstream, &self.dir);
+        let mut settings = Settings::from_toml(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        settings.read_account_env_files().unwrap();
+        self.reload.send(std::sync::Arc::new(settings)).unwrap();
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -15,6 +15,11 @@
 //! | `[[think]]` | a thinking block first, even if thinking is off |
 //! | `[[tool:NAME]]` | a `tool_use` of the offered tool NAME (repeat for parallel calls) |
 //! | `[[call:NAME:JSON]]` | a `tool_use` of NAME with input JSON (e.g. the CLI's `Bash`) |
+//! | `[[limit_after_first_token:S]]` | streams one word, then limits the request's key for S seconds and ends the stream with a `rate_limit_error` event |
+//!
+//! Answers depend on the credential too: a key limited with
+//! [`FakeUpstream::limit_key`] (or by the marker above) gets `429` with
+//! `retry-after` until its limit ends.
 //!
 //! A request whose `x-api-key` is [`REJECTED_KEY`] gets 401
 //! `authentication_error`, as the real API answers a revoked key.
@@ -92,10 +97,14 @@ fn collect_text(value: &Value, out: &mut String) {
     }
 }
 
+/// Keys answering 429: until when, and the `retry-after` they send.
+type Limits = Arc<Mutex<Vec<(String, std::time::Instant, u64)>>>;
+
 /// A running fake upstream; stopped when dropped.
 pub struct FakeUpstream {
     pub url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    limits: Limits,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -106,6 +115,8 @@ impl FakeUpstream {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let shared = web::Data::new(requests.clone());
+        let limits: Limits = Arc::default();
+        let shared_limits = web::Data::new(limits.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let system = actix_rt::System::new();
@@ -113,6 +124,7 @@ impl FakeUpstream {
                 let server = HttpServer::new(move || {
                     App::new()
                         .app_data(shared.clone())
+                        .app_data(shared_limits.clone())
                         .app_data(web::JsonConfig::default().limit(64 * 1024 * 1024))
                         .route("/v1/messages", web::post().to(messages))
                         .route("/v1/messages/count_tokens", web::post().to(count_tokens))
@@ -131,6 +143,7 @@ impl FakeUpstream {
         Self {
             url,
             requests,
+            limits,
             handle,
             thread: Some(thread),
         }
@@ -149,6 +162,21 @@ impl FakeUpstream {
             .rev()
             .find(|r| r.is_messages_call() && pred(r))
             .cloned()
+    }
+
+    /// Makes `key` answer 429 with `retry-after: retry_after_secs` for
+    /// `lasting` (`Duration::MAX`-like values: for the rest of the test).
+    pub fn limit_key(&self, key: &str, retry_after_secs: u64, lasting: Duration) {
+        let until = std::time::Instant::now() + lasting;
+        limit(&self.limits, key, until, retry_after_secs);
+    }
+
+    /// The `/v1/messages` calls made with `key` so far.
+    pub fn calls_with_key(&self, key: &str) -> usize {
+        self.message_calls()
+            .iter()
+            .filter(|r| r.api_key.as_deref() == Some(key))
+            .count()
     }
 
     /// The `/v1/messages` calls received so far.
@@ -385,10 +413,75 @@ fn record(req: &HttpRequest, body: &Value, log: &Arc<Mutex<Vec<Recorded>>>) {
     });
 }
 
+fn limit(limits: &Limits, key: &str, until: std::time::Instant, retry_after: u64) {
+    let mut limits = limits.lock().unwrap();
+    limits.retain(|(k, _, _)| k != key);
+    limits.push((key.to_string(), until, retry_after));
+}
+
+/// The `retry-after` of the request's key while it is limited.
+fn limited(limits: &Limits, key: Option<&str>) -> Option<u64> {
+    let key = key?;
+    let now = std::time::Instant::now();
+    limits
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(k, until, _)| k == key && *until > now)
+        .map(|(_, _, after)| *after)
+}
+
+fn rate_limit_response(retry_after: u64) -> HttpResponse {
+    HttpResponse::TooManyRequests()
+        .insert_header(("retry-after", retry_after.to_string()))
+        .json(json!({"type": "error", "error": {"type": "rate_limit_error", "message": "fake 429: this key is rate-limited"}}))
+}
+
+/// One word of a streamed answer, then the key is limited and the stream
+/// ends with a `rate_limit_error` event.
+fn limit_after_first_token(
+    body: &Value,
+    key: Option<&str>,
+    secs: u64,
+    limits: &Limits,
+) -> HttpResponse {
+    if let Some(key) = key {
+        limit(
+            limits,
+            key,
+            std::time::Instant::now() + Duration::from_secs(secs),
+            secs,
+        );
+    }
+    let model = body["model"].as_str().unwrap_or("claude-fake");
+    let events = [
+        json!({"type": "message_start", "message": {
+            "id": "msg_fake_limited", "type": "message", "role": "assistant", "content": [], "model": model,
+            "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 10, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "First "}}),
+        json!({"type": "error", "error": {"type": "rate_limit_error", "message": "fake mid-stream rate limit"}}),
+    ];
+    let frames: String = events
+        .iter()
+        .map(|e| {
+            format!(
+                "event: {}\ndata: {e}\n\n",
+                e["type"].as_str().unwrap_or("ping")
+            )
+        })
+        .collect();
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .body(frames)
+}
+
 async fn messages(
     req: HttpRequest,
     body: web::Json<Value>,
     log: web::Data<Arc<Mutex<Vec<Recorded>>>>,
+    limits: web::Data<Limits>,
 ) -> HttpResponse {
     let body = body.into_inner();
     record(&req, &body, &log);
@@ -400,7 +493,17 @@ async fn messages(
         return HttpResponse::Unauthorized().json(json!({"type": "error",
             "error": {"type": "authentication_error", "message": "invalid x-api-key"}}));
     }
+    let key = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
+    if let Some(retry_after) = limited(&limits, key) {
+        return rate_limit_response(retry_after);
+    }
     let text = last_text(&body);
+    if let Some(secs) = marker(&text, "limit_after_first_token") {
+        if body["stream"] == true {
+            let secs = secs.parse().unwrap_or(30);
+            return limit_after_first_token(&body, key, secs, &limits);
+        }
+    }
     if marker(&text, "hang").is_some() {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }

@@ -1,0 +1,380 @@
+//! The pool's accounts in the dispatcher: whose workers are whose, which
+//! account gets new work (see [`crate::accounts::standing`]), what a
+//! worker's rate-limit signal does to its account, and accounts added,
+//! removed or resized by a reload.
+//!
+//! An account removed by a reload (or redefined: new credentials make a new
+//! account of the same name) keeps its workers until they are idle; they
+//! finish their job and retire, and no new work goes to them.
+
+use std::time::{Duration, SystemTime};
+
+use actix::prelude::*;
+
+use crate::job::Job;
+use serde::Serialize;
+
+use super::{Dispatcher, SlotState};
+use crate::accounts::signal::Signal;
+use crate::accounts::standing::{self, Candidate, Standing, Status};
+use crate::accounts::AccountPlan;
+use crate::error::JobError;
+use crate::worker::process::SpawnSpec;
+use crate::worker::WorkerId;
+
+/// Identifies an account for the life of the daemon (a redefined account
+/// gets a new key under the same name).
+pub(super) type AccountKey = u64;
+
+/// The dispatcher's view of one account.
+pub(super) struct Account {
+    pub key: AccountKey,
+    pub plan: AccountPlan,
+    pub standing: Standing,
+    /// Gone from the configuration: its workers retire once idle.
+    pub removed: bool,
+    /// New jobs given to its workers.
+    pub jobs: u64,
+    /// 429s its workers met.
+    pub rate_limited: u64,
+    /// Jobs moved from it to another account after a 429.
+    pub failovers: u64,
+}
+
+impl Account {
+    pub fn new(key: AccountKey, plan: AccountPlan) -> Self {
+        Self {
+            key,
+            plan,
+            standing: Standing::default(),
+            removed: false,
+            jobs: 0,
+            rate_limited: 0,
+            failovers: 0,
+        }
+    }
+
+    /// The workers it should have.
+    pub fn target(&self) -> usize {
+        if self.removed {
+            0
+        } else {
+            self.plan.workers
+        }
+    }
+
+    /// `base` with this account's environment and credentials.
+    pub fn spawn_spec(&self, base: &SpawnSpec) -> SpawnSpec {
+        let mut spec = base.clone();
+        spec.env.extend(self.plan.env.iter().cloned());
+        spec.env_remove.extend(self.plan.env_remove.iter().cloned());
+        spec
+    }
+
+    /// A worker's name in the log: `worker-N`, with `@account` when the
+    /// pool has configured accounts.
+    pub fn worker_name(&self, id: WorkerId) -> String {
+        if self.plan.implicit {
+            format!("worker-{id}")
+        } else {
+            format!("worker-{id}@{}", self.plan.name)
+        }
+    }
+}
+
+/// One account in `/health`. Never its credentials.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountHealth {
+    pub name: String,
+    /// `ok`, `limited` or `overage`.
+    pub status: &'static str,
+    /// Its live workers.
+    pub workers: usize,
+    /// New jobs its workers were given since start.
+    pub jobs: u64,
+    /// When its limit ends, unix seconds; `null` when not limited.
+    pub limited_until: Option<u64>,
+    /// Share of the plan's limit used, when the CLI reported it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub utilization: Option<f64>,
+    /// 429s its workers met since start.
+    pub rate_limited: u64,
+    /// Jobs moved to another account after a 429.
+    pub failovers: u64,
+}
+
+impl Dispatcher {
+    pub(super) fn account(&self, key: AccountKey) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.key == key)
+    }
+
+    pub(super) fn account_mut(&mut self, key: AccountKey) -> Option<&mut Account> {
+        self.accounts.iter_mut().find(|a| a.key == key)
+    }
+
+    /// Accounts that may take new work, best first (removed ones never).
+    pub(super) fn usable_accounts(&self) -> Vec<AccountKey> {
+        let live: Vec<&Account> = self.accounts.iter().filter(|a| !a.removed).collect();
+        let candidates: Vec<Candidate> = live
+            .iter()
+            .map(|a| Candidate {
+                standing: &a.standing,
+                allow_overage: a.plan.allow_overage,
+            })
+            .collect();
+        standing::ranked(&candidates, SystemTime::now())
+            .into_iter()
+            .map(|i| live[i].key)
+            .collect()
+    }
+
+    /// The refusal for a job when no account may take it: 429 with the time
+    /// until the soonest limit ends. `None` while some account is usable.
+    pub(super) fn all_limited(&self) -> Option<JobError> {
+        if !self.usable_accounts().is_empty() {
+            return None;
+        }
+        let candidates: Vec<Candidate> = self
+            .accounts
+            .iter()
+            .filter(|a| !a.removed)
+            .map(|a| Candidate {
+                standing: &a.standing,
+                allow_overage: a.plan.allow_overage,
+            })
+            .collect();
+        let retry_after = standing::soonest_reset(&candidates, SystemTime::now())
+            .unwrap_or(standing::DEFAULT_LIMIT);
+        Some(JobError::RateLimited {
+            retry_after: retry_after.max(Duration::from_secs(1)),
+        })
+    }
+
+    /// Records that `account` got a new job.
+    pub(super) fn note_assigned(&mut self, account: AccountKey) {
+        self.assignments += 1;
+        let ordinal = self.assignments;
+        if let Some(account) = self.account_mut(account) {
+            account.jobs += 1;
+            account.standing.used(ordinal);
+        }
+    }
+
+    /// Queued jobs are refused at once when no account can take them: the
+    /// client learns when to come back instead of waiting out the queue.
+    pub(super) fn refuse_queue_if_all_limited(&mut self) {
+        let Some(error) = self.all_limited() else {
+            return;
+        };
+        for job in self.queue.drain(..) {
+            log::info!("[{}] refused: every account is rate-limited", job.id);
+            job.fail(error.clone());
+            self.stats.rejected += 1;
+        }
+    }
+
+    /// Brings the accounts in line with the settings' plans (at start and
+    /// on reload): new accounts are added, changed ones replaced, missing
+    /// ones marked removed. Workers follow in [`Dispatcher::staff_accounts`]
+    /// and `trim_surplus`.
+    pub(super) fn apply_account_plans(&mut self) {
+        let plans = self.settings.account_plans();
+        for account in &mut self.accounts {
+            let kept = plans.iter().any(|p| same_account(p, &account.plan));
+            if !kept && !account.removed {
+                log::info!(
+                    "account {}: removed; its workers retire once idle",
+                    account.plan.name
+                );
+                account.removed = true;
+            }
+        }
+        for plan in plans {
+            if let Some(account) = self
+                .accounts
+                .iter_mut()
+                .find(|a| !a.removed && same_account(&plan, &a.plan))
+            {
+                if account.plan.workers != plan.workers {
+                    log::info!(
+                        "account {}: {} workers (was {})",
+                        plan.name,
+                        plan.workers,
+                        account.plan.workers
+                    );
+                }
+                account.plan = plan;
+                continue;
+            }
+            if let Some(dir) = &plan.config_dir {
+                if let Err(e) = std::fs::create_dir_all(dir) {
+                    log::error!(
+                        "account {}: cannot create {}: {e}",
+                        plan.name,
+                        dir.display()
+                    );
+                }
+            }
+            if !plan.implicit {
+                log::info!("account {}: {} workers", plan.name, plan.workers);
+            }
+            // A redefined account's old entry stays, removed, until its
+            // workers are gone; the new one goes first.
+            self.next_account += 1;
+            let key = self.next_account;
+            self.accounts.insert(0, Account::new(key, plan));
+        }
+        self.forget_empty_accounts();
+    }
+
+    /// Drops removed accounts without workers.
+    pub(super) fn forget_empty_accounts(&mut self) {
+        let workers = &self.workers;
+        self.accounts
+            .retain(|a| !a.removed || workers.values().any(|s| s.account == a.key));
+    }
+
+    /// Workers an account has or will have: all but those stopping for
+    /// good, plus respawns waiting out a backoff.
+    pub(super) fn planned_for(&self, account: &Account) -> usize {
+        let live = self
+            .workers
+            .iter()
+            .filter(|(id, s)| s.account == account.key && !self.shrinking.contains(id))
+            .count();
+        live + self
+            .pending_spawns
+            .iter()
+            .filter(|key| **key == account.key)
+            .count()
+    }
+
+    /// Whether the account exists and has fewer workers than it should.
+    pub(super) fn understaffed(&self, key: AccountKey) -> bool {
+        self.account(key)
+            .is_some_and(|a| self.planned_for(a) < a.target())
+    }
+
+    /// Spawns workers for every account below its target.
+    pub(super) fn staff_accounts(&mut self, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        let missing: Vec<(AccountKey, usize)> = self
+            .accounts
+            .iter()
+            .map(|a| (a.key, a.target().saturating_sub(self.planned_for(a))))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        for (key, n) in missing {
+            for _ in 0..n {
+                let kind = self.default_kind();
+                self.spawn_worker(ctx, kind, key);
+            }
+        }
+    }
+
+    /// The accounts for `/health`, in configuration order.
+    pub(super) fn accounts_health(&self) -> Vec<AccountHealth> {
+        let now = SystemTime::now();
+        let mut out: Vec<AccountHealth> = self
+            .accounts
+            .iter()
+            .filter(|a| !a.removed)
+            .map(|a| AccountHealth {
+                name: a.plan.name.clone(),
+                status: a.standing.status(now).as_str(),
+                workers: self
+                    .workers
+                    .values()
+                    .filter(|s| s.account == a.key && s.state != SlotState::Stopping)
+                    .count(),
+                jobs: a.jobs,
+                limited_until: a.standing.limit_end(now).map(standing::unix_secs),
+                utilization: a.standing.utilization(),
+                rate_limited: a.rate_limited,
+                failovers: a.failovers,
+            })
+            .collect();
+        let order = self.settings.account_plans();
+        out.sort_by_key(|a| order.iter().position(|p| p.name == a.name));
+        out
+    }
+}
+
+/// The same account: name, credentials and login; the worker count may differ.
+fn same_account(a: &AccountPlan, b: &AccountPlan) -> bool {
+    AccountPlan {
+        workers: 0,
+        ..a.clone()
+    } == AccountPlan {
+        workers: 0,
+        ..b.clone()
+    }
+}
+
+impl Dispatcher {
+    /// A worker's CLI said something about its account's limits.
+    pub(super) fn on_limit(&mut self, id: WorkerId, signal: Signal) {
+        let Some(slot) = self.workers.get(&id) else {
+            return;
+        };
+        let Some(account) = self.accounts.iter_mut().find(|a| a.key == slot.account) else {
+            return;
+        };
+        let limited = matches!(signal, Signal::Limited { .. });
+        if limited {
+            account.rate_limited += 1;
+        }
+        let before = account.standing.status(SystemTime::now());
+        if let Some(until) = account.standing.note(&signal, SystemTime::now()) {
+            let secs = until
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .as_secs();
+            log::warn!(
+                "account {}: rate-limited for {secs}s (seen by worker-{})",
+                account.plan.name,
+                id
+            );
+        }
+        let after = account.standing.status(SystemTime::now());
+        if before != after && after == Status::Overage {
+            log::warn!(
+                "account {}: now drawing on overage (extra usage){}",
+                account.plan.name,
+                if account.plan.allow_overage {
+                    ""
+                } else {
+                    "; it takes new work only when no other account has plan headroom"
+                }
+            );
+        }
+        self.refuse_queue_if_all_limited();
+    }
+
+    /// A job handed back unanswered after a 429: it runs again on another
+    /// account, ahead of the queue (it was admitted first).
+    pub(super) fn on_failover(&mut self, id: WorkerId, job: Job) {
+        let from = self.workers.get(&id).map(|s| s.account);
+        if let Some(account) = from.and_then(|key| self.account_mut(key)) {
+            account.failovers += 1;
+        }
+        if self.draining {
+            job.fail(JobError::ShuttingDown);
+            self.stats.failed += 1;
+            return;
+        }
+        if let Some(error) = self.all_limited() {
+            log::warn!("[{}] no other account can take it: {error}", job.id);
+            job.fail(error);
+            self.stats.failed += 1;
+            return;
+        }
+        log::info!(
+            "[{}] runs again on another account (from worker-{id})",
+            job.id
+        );
+        self.queue.push_front(job);
+    }
+}
