@@ -140,8 +140,7 @@ pub async fn run_with_reload(
         .with_agent(agent_spawn)
         .with_spare_signal(spare.clone())
         .start();
-    let batch_runner =
-        batches::Runner::new(store.clone(), dispatcher.clone(), settings.clone(), spare).start();
+    let runner = batches::Runner::new(store.clone(), dispatcher.clone(), settings.clone(), spare);
 
     let responses = api::responses::stored::SqliteResponses::new(
         store.clone(),
@@ -149,14 +148,12 @@ pub async fn run_with_reload(
         settings.responses.ttl(),
     )?;
     let state = web::Data::new(
-        http::AppState::new(
-            dispatcher.clone(),
-            settings.clone(),
-            store,
-            batch_runner.clone(),
-        )
-        .with_responses(Arc::new(responses)),
+        http::AppState::new(dispatcher.clone(), settings.clone(), store, runner.handle())
+            .with_responses(Arc::new(responses)),
     );
+    let batch_runner = runner
+        .counting_tokens(state.metrics.token_counter())
+        .start();
     let reload_task = actix_rt::spawn(apply_reloads(reload, state.clone(), addr));
     let server = http::server(state, listener).map_err(|source| StartError::Io {
         context: format!("serving on {addr}"),

@@ -165,6 +165,19 @@ fn requests_still_queued_at_expires_at_expire() {
     assert_eq!(results.len(), 8);
     let expired_lines = results.values().filter(|r| r["type"] == "expired").count();
     assert_eq!(expired_lines as u64, expired);
+    // Batch jobs count in the token metric as interactive ones do (20
+    // words each: the fake's usage), and there were no others.
+    let metrics = client()
+        .get(daemon.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let output = metrics
+        .lines()
+        .find(|l| l.starts_with("claude_pool_tokens_total{direction=\"output\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+    assert_eq!(output, Some(20 * succeeded), "{metrics}");
 }
 
 #[test]

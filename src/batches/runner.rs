@@ -30,6 +30,7 @@ use crate::config::Settings;
 use crate::dispatch::spare::RunIfIdle;
 use crate::dispatch::Dispatcher;
 use crate::error::JobError;
+use crate::http::metrics::TokenCounter;
 use crate::job::{Job, JobEvent, JobSpec};
 use crate::store::{Store, StoreError};
 
@@ -80,6 +81,8 @@ pub struct Runner {
     stopping: Arc<AtomicBool>,
     /// Batch jobs running now.
     running: Arc<AtomicUsize>,
+    /// Where the tokens of finished batch jobs are counted (`/metrics`).
+    tokens: Option<TokenCounter>,
 }
 
 impl Runner {
@@ -98,17 +101,29 @@ impl Runner {
             wake,
             stopping: Arc::default(),
             running: Arc::default(),
+            tokens: None,
+        }
+    }
+
+    /// Counts the tokens of batch jobs in `tokens`, as interactive ones are.
+    pub fn counting_tokens(mut self, tokens: TokenCounter) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// What the rest of the daemon holds of this runner.
+    pub fn handle(&self) -> RunnerHandle {
+        RunnerHandle {
+            wake: self.wake.clone(),
+            stopping: self.stopping.clone(),
+            settings: self.settings.clone(),
         }
     }
 
     /// Recovers what a previous run left behind, then runs on the current
     /// actix system until stopped.
     pub fn start(self) -> RunnerHandle {
-        let handle = RunnerHandle {
-            wake: self.wake.clone(),
-            stopping: self.stopping.clone(),
-            settings: self.settings.clone(),
-        };
+        let handle = self.handle();
         actix_rt::spawn(self.run());
         handle
     }
@@ -282,9 +297,14 @@ impl Runner {
         };
         drop(events);
         let outcome = match outcome {
-            Some(Ok(answer)) => Some(Outcome::Succeeded(succeeded(&anthropic::message_body(
-                &meta, &answer,
-            )))),
+            Some(Ok(answer)) => {
+                if let Some(tokens) = &self.tokens {
+                    tokens.count(&answer.completion.usage);
+                }
+                Some(Outcome::Succeeded(succeeded(&anthropic::message_body(
+                    &meta, &answer,
+                ))))
+            }
             Some(Err(_)) | None if self.is_stopping() => None,
             Some(Err(JobError::ShuttingDown)) => None,
             Some(Err(error)) => Some(error_outcome(error)),

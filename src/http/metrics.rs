@@ -49,6 +49,24 @@ pub fn started(req: &HttpRequest) -> Instant {
         .map_or_else(Instant::now, |s| s.0)
 }
 
+/// `claude_pool_tokens_total`, shareable with whoever runs jobs.
+#[derive(Clone)]
+pub struct TokenCounter(IntCounterVec);
+
+impl TokenCounter {
+    /// Adds a job's usage.
+    pub fn count(&self, usage: &Usage) {
+        for (direction, n) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+            ("cache_read", usage.cache_read_input_tokens),
+            ("cache_creation", usage.cache_creation_input_tokens),
+        ] {
+            self.0.with_label_values(&[direction]).inc_by(n);
+        }
+    }
+}
+
 /// This daemon's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -224,14 +242,13 @@ impl Metrics {
     }
 
     fn count_tokens(&self, usage: &Usage) {
-        for (direction, n) in [
-            ("input", usage.input_tokens),
-            ("output", usage.output_tokens),
-            ("cache_read", usage.cache_read_input_tokens),
-            ("cache_creation", usage.cache_creation_input_tokens),
-        ] {
-            self.tokens.with_label_values(&[direction]).inc_by(n);
-        }
+        self.token_counter().count(usage);
+    }
+
+    /// The token counter alone, for jobs no HTTP request waits on (message
+    /// batches).
+    pub fn token_counter(&self) -> TokenCounter {
+        TokenCounter(self.tokens.clone())
     }
 
     fn count_error(&self, kind: ErrorKind) {
