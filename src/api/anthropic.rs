@@ -31,16 +31,18 @@ pub struct MessagesRequest {
     pub tools: Vec<ToolParam>,
     #[serde(default)]
     pub tool_choice: Option<ToolChoiceParam>,
+    /// Applied by the daemon: the turn ends at the first one the text shows.
+    /// Typed loosely (a lone string is taken too) so odd values are no error.
+    #[serde(default)]
+    pub stop_sequences: Option<Value>,
     // Accepted, not applied: a pooled CLI worker takes no per-turn sampling
-    // or length settings. Typed loosely so odd values are no error either.
+    // settings. Typed loosely so odd values are no error either.
     #[serde(default)]
     pub temperature: Option<Value>,
     #[serde(default)]
     pub top_p: Option<Value>,
     #[serde(default)]
     pub top_k: Option<Value>,
-    #[serde(default)]
-    pub stop_sequences: Option<Value>,
     #[serde(default)]
     pub metadata: Option<Value>,
     /// Structured outputs: `output_config.format` (or the beta's earlier

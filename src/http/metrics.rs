@@ -202,11 +202,6 @@ impl Metrics {
         }
     }
 
-    /// The registry, for tests and custom exporters.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     /// Counts a response as its head goes out, and returns what to run when
     /// its body is done (latency). Called by the access middleware.
     pub(super) fn on_response<B>(&self, res: &ServiceResponse<B>) -> impl FnOnce() + 'static {

@@ -21,9 +21,6 @@ pub enum CliMessage {
     ControlResponse {
         response: ControlResponse,
     },
-    ControlCancelRequest {
-        request_id: String,
-    },
     System(SystemMessage),
     StreamEvent {
         event: ApiStreamEvent,
@@ -52,8 +49,6 @@ pub struct ControlResponse {
     pub subtype: String,
     pub request_id: String,
     #[serde(default)]
-    pub response: Option<Value>,
-    #[serde(default)]
     pub error: Option<String>,
 }
 
@@ -72,13 +67,9 @@ pub struct SystemMessage {
     #[serde(default)]
     pub max_retries: Option<u32>,
     #[serde(default)]
-    pub retry_delay_ms: Option<f64>,
-    #[serde(default)]
     pub error_status: Option<u16>,
     #[serde(default)]
     pub error: Option<String>,
-    #[serde(default)]
-    pub model: Option<String>,
 }
 
 /// What a `rate_limit_event` says (the fields the daemon acts on).
@@ -179,8 +170,6 @@ pub struct ResultMessage {
     pub stop_reason: Option<String>,
     #[serde(default)]
     pub usage: Usage,
-    #[serde(default)]
-    pub num_turns: u32,
     #[serde(default)]
     pub errors: Vec<Value>,
     #[serde(default)]

@@ -77,19 +77,15 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExitReason {
     /// Retired by the worker itself: job count or memory limit, a failed
-    /// job setup. Replaced at once and counted as a recycle.
+    /// job setup, a `/clear` that left the conversation in place. Replaced
+    /// at once and counted as a restart and a recycle, never as a failure.
     Retired,
     /// Stopped by the pool: shutdown, a smaller pool, or to be replaced by
-    /// a blank worker (or one of another kind).
+    /// a blank worker (or one of another kind). Replaced (unless the pool
+    /// shrinks or drains) and counted as a restart, not as a recycle.
     Stopped,
     /// The process could not be started, or died before it was ready.
     BootFailed(String),
     /// The process died or was killed while in service.
     Crashed(String),
-}
-
-impl ExitReason {
-    pub fn is_failure(&self) -> bool {
-        matches!(self, ExitReason::BootFailed(_) | ExitReason::Crashed(_))
-    }
 }

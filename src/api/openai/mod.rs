@@ -8,9 +8,10 @@
 //! `tool_result` blocks; [`crate::prompt::render`] then writes it for the CLI.
 //!
 //! `reasoning_effort` sets the extended-thinking budget (off by default).
-//! Sampling and limit fields (`temperature`, `top_p`, `seed`, `stop`,
-//! `max_tokens`, `max_completion_tokens`, `user`) are accepted so that
-//! existing clients work, but not enforced: a pooled CLI worker takes no
+//! `max_completion_tokens` (or the older `max_tokens`) limits the turn and
+//! `stop` ends it at a stop sequence, as in the Messages API. The sampling
+//! fields (`temperature`, `top_p`, `seed`) and `user` are accepted so that
+//! existing clients work, but not applied: a pooled CLI worker takes no
 //! per-turn sampling settings. `tools` (functions) and `tool_choice` map to
 //! the same caller-tools mechanism as the Messages API (see `api::tools`).
 
@@ -311,10 +312,6 @@ impl ChatRequest {
     /// What a worker must run for this request.
     pub fn to_spec(&self, ctx: &Context) -> JobSpec {
         let ignored = [
-            (
-                "max_completion_tokens",
-                self.max_completion_tokens.is_some(),
-            ),
             ("temperature", self.temperature.is_some()),
             ("top_p", self.top_p.is_some()),
             ("seed", self.seed.is_some()),
