@@ -135,7 +135,11 @@ impl Sandbox {
             .map_err(|e| SandboxError::Unusable(format!("{}: {e}", cli.display())))?;
         let bash_prefix = root.join(".bash-prefix");
         let script = BASH_PREFIX.replace("{bwrap}", &bwrap.display().to_string());
-        std::fs::write(&bash_prefix, script).map_err(unusable)?;
+        // Replaced, not rewritten: the one a previous run left is read-only.
+        match std::fs::remove_file(&bash_prefix) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(unusable(e)),
+            _ => std::fs::write(&bash_prefix, script).map_err(unusable)?,
+        }
         std::fs::set_permissions(&bash_prefix, std::fs::Permissions::from_mode(0o555))
             .map_err(unusable)?;
         let sandbox = Self {
