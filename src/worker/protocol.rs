@@ -67,6 +67,8 @@ pub struct SystemMessage {
     #[serde(default)]
     pub max_retries: Option<u32>,
     #[serde(default)]
+    pub retry_delay_ms: Option<f64>,
+    #[serde(default)]
     pub error_status: Option<u16>,
     #[serde(default)]
     pub error: Option<String>,
