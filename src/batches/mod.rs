@@ -2,10 +2,13 @@
 //! and run by the [`runner`] as background jobs on the pool's spare
 //! capacity; their results wait in the store until collected.
 //!
-//! - [`store`]: the tables and every change a batch goes through.
+//! - [`store`]: the tables, and creating, reading, canceling, deleting.
+//! - [`queue`]: the runner's side: requests handed out, outcomes recorded,
+//!   recovery, expiry, retention.
 //! - [`runner`]: feeds queued requests to the dispatcher, records results,
 //!   expires and archives.
 
+pub mod queue;
 pub mod runner;
 pub mod store;
 

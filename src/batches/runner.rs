@@ -6,7 +6,7 @@
 //!
 //! Durability: a request is marked running only once a worker has it, and
 //! its result is recorded once. Requests left running by a crash are queued
-//! again at startup (at most once more, see [`store::recover`]); requests a
+//! again at startup (at most once more, see [`queue::recover`]); requests a
 //! shutdown interrupted go back to the queue uncounted.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,7 +20,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::Notify;
 
 use super::now_ms;
-use super::store::{self, Claim, Outcome};
+use super::queue;
+use super::store::{Claim, Outcome};
 use crate::api::anthropic::{self, MessageMeta, MessagesRequest};
 use crate::api::assemble::Assembler;
 use crate::api::batches::{errored, succeeded};
@@ -139,7 +140,7 @@ impl Runner {
         }}));
         match self
             .store
-            .call(move |c| store::recover(c, &interrupted, now_ms()))
+            .call(move |c| queue::recover(c, &interrupted, now_ms()))
             .await
         {
             Ok((0, 0)) => {}
@@ -171,7 +172,7 @@ impl Runner {
     }
 
     async fn expire(&self) -> Result<(), StoreError> {
-        let expired = self.store.call(|c| store::expire_due(c, now_ms())).await?;
+        let expired = self.store.call(|c| queue::expire_due(c, now_ms())).await?;
         if expired > 0 {
             log::info!("batches: {expired} queued requests expired");
         }
@@ -184,7 +185,7 @@ impl Runner {
             .store
             .call(move |c| {
                 let now = now_ms();
-                store::archive_ended_before(c, now.saturating_sub(retention), now)
+                queue::archive_ended_before(c, now.saturating_sub(retention), now)
             })
             .await?;
         if archived > 0 {
@@ -205,7 +206,7 @@ impl Runner {
             }
             let claims = self
                 .store
-                .call(move |c| store::next_queued(c, room))
+                .call(move |c| queue::next_queued(c, room))
                 .await?;
             if claims.is_empty() {
                 return Ok(());
@@ -229,8 +230,8 @@ impl Runner {
                 let body = json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}});
                 self.store
                     .call(move |c| {
-                        store::mark_running(c, seq, idx)?;
-                        store::record(c, seq, idx, &Outcome::Errored(errored(&body)), now_ms())
+                        queue::mark_running(c, seq, idx)?;
+                        queue::record(c, seq, idx, &Outcome::Errored(errored(&body)), now_ms())
                     })
                     .await?;
                 return Ok(true);
@@ -244,7 +245,7 @@ impl Runner {
         }
         if !self
             .store
-            .call(move |c| store::mark_running(c, seq, idx))
+            .call(move |c| queue::mark_running(c, seq, idx))
             .await?
         {
             // Canceled or expired while being handed out: dropping the
@@ -315,12 +316,12 @@ impl Runner {
         let stored = match outcome {
             Some(outcome) => {
                 self.store
-                    .call(move |c| store::record(c, seq, idx, &outcome, now_ms()))
+                    .call(move |c| queue::record(c, seq, idx, &outcome, now_ms()))
                     .await
             }
             None => {
                 log::info!("[{id}] interrupted by the shutdown; queued for the next start");
-                self.store.call(move |c| store::requeue(c, seq, idx)).await
+                self.store.call(move |c| queue::requeue(c, seq, idx)).await
             }
         };
         if let Err(e) = stored {

@@ -2,6 +2,9 @@
 //! batch goes through, each one transaction. Times are Unix milliseconds,
 //! passed in by the caller so that tests choose the clock.
 //!
+//! The runner's side (handing out queued requests, recording outcomes,
+//! recovery, expiry, retention) is in [`super::queue`].
+//!
 //! A request is `queued`, then `running` once a worker has it, then one of
 //! `succeeded`, `errored`, `canceled` or `expired`. The batch row keeps the
 //! counts of finished requests, so reading a batch never scans its requests,
@@ -49,10 +52,6 @@ impl Schema for BatchSchema {
             WHERE state = 'running';
     "];
 }
-
-/// How many times a request may be started: once, and once more after a
-/// crash or restart interrupted it.
-pub const MAX_ATTEMPTS: i64 = 2;
 
 /// A batch as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -242,7 +241,7 @@ pub fn list(
 }
 
 /// Ends the batch `seq` if none of its requests is left to process.
-fn end_if_done(tx: &Transaction<'_>, seq: i64, now: i64) -> rusqlite::Result<()> {
+pub(super) fn end_if_done(tx: &Transaction<'_>, seq: i64, now: i64) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE batches SET ended_at = ?2 WHERE seq = ?1 AND ended_at IS NULL \
          AND succeeded + errored + canceled + expired = total",
@@ -254,7 +253,7 @@ fn end_if_done(tx: &Transaction<'_>, seq: i64, now: i64) -> rusqlite::Result<()>
 /// Moves `seq`'s requests in `from` to the final state `to` (`canceled`
 /// or `expired`, also the name of its count column); ends the batch if that
 /// finished it.
-fn finish_all(
+pub(super) fn finish_all(
     tx: &Transaction<'_>,
     seq: i64,
     from: &str,
@@ -311,149 +310,6 @@ pub fn delete(conn: &mut Connection, owner: &str, id: &str) -> rusqlite::Result<
     };
     tx.commit()?;
     Ok(outcome)
-}
-
-/// Up to `limit` queued requests, oldest batch first, in request order.
-pub fn next_queued(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Claim>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT batch_seq, idx, custom_id, params FROM batch_requests \
-         WHERE state = 'queued' ORDER BY batch_seq, idx LIMIT ?1",
-    )?;
-    let claims = statement
-        .query_map([limit as i64], |row| {
-            Ok(Claim {
-                batch_seq: row.get(0)?,
-                idx: row.get(1)?,
-                custom_id: row.get(2)?,
-                params: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
-            })
-        })?
-        .collect();
-    claims
-}
-
-/// Records that a worker took the request. False if it is no longer queued
-/// (canceled or expired meanwhile): its result will not be recorded.
-pub fn mark_running(conn: &Connection, batch_seq: i64, idx: i64) -> rusqlite::Result<bool> {
-    let changed = conn.execute(
-        "UPDATE batch_requests SET state = 'running', attempts = attempts + 1 \
-         WHERE batch_seq = ?1 AND idx = ?2 AND state = 'queued'",
-        params![batch_seq, idx],
-    )?;
-    Ok(changed == 1)
-}
-
-/// Records how a running request ended, exactly once: false if it was not
-/// running (its result already recorded, or it was never marked running).
-pub fn record(
-    conn: &mut Connection,
-    batch_seq: i64,
-    idx: i64,
-    outcome: &Outcome,
-    now: i64,
-) -> rusqlite::Result<bool> {
-    let (state, result) = match outcome {
-        Outcome::Succeeded(r) => ("succeeded", r),
-        Outcome::Errored(r) => ("errored", r),
-    };
-    let tx = conn.transaction()?;
-    let changed = tx.execute(
-        "UPDATE batch_requests SET state = ?3, result = ?4, params = NULL \
-         WHERE batch_seq = ?1 AND idx = ?2 AND state = 'running'",
-        params![batch_seq, idx, state, result],
-    )?;
-    if changed == 1 {
-        tx.execute(
-            &format!("UPDATE batches SET {state} = {state} + 1 WHERE seq = ?1"),
-            [batch_seq],
-        )?;
-        end_if_done(&tx, batch_seq, now)?;
-    }
-    tx.commit()?;
-    Ok(changed == 1)
-}
-
-/// Puts a running request back in the queue, its attempt not counted (the
-/// daemon stopped it, not the request).
-pub fn requeue(conn: &Connection, batch_seq: i64, idx: i64) -> rusqlite::Result<bool> {
-    let changed = conn.execute(
-        "UPDATE batch_requests SET state = 'queued', attempts = max(attempts - 1, 0) \
-         WHERE batch_seq = ?1 AND idx = ?2 AND state = 'running'",
-        params![batch_seq, idx],
-    )?;
-    Ok(changed == 1)
-}
-
-/// At startup: requests left `running` by a crash or restart are queued to
-/// run once more, or, if they already had their second start, errored with
-/// `errored` (a result object as JSON text). Returns (queued, errored).
-pub fn recover(conn: &mut Connection, errored: &str, now: i64) -> rusqlite::Result<(usize, usize)> {
-    let tx = conn.transaction()?;
-    let seqs: Vec<i64> = tx
-        .prepare(
-            "SELECT DISTINCT batch_seq FROM batch_requests \
-             WHERE state = 'running' AND attempts >= ?1",
-        )?
-        .query_map([MAX_ATTEMPTS], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut failed = 0;
-    for seq in seqs {
-        let n = tx.execute(
-            "UPDATE batch_requests SET state = 'errored', result = ?3, params = NULL \
-             WHERE batch_seq = ?1 AND state = 'running' AND attempts >= ?2",
-            params![seq, MAX_ATTEMPTS, errored],
-        )?;
-        tx.execute(
-            "UPDATE batches SET errored = errored + ?2 WHERE seq = ?1",
-            params![seq, n as i64],
-        )?;
-        end_if_done(&tx, seq, now)?;
-        failed += n;
-    }
-    let queued = tx.execute(
-        "UPDATE batch_requests SET state = 'queued' WHERE state = 'running'",
-        [],
-    )?;
-    tx.commit()?;
-    Ok((queued, failed))
-}
-
-/// Expires the queued requests of every batch whose `expires_at` has
-/// passed. Returns how many requests expired.
-pub fn expire_due(conn: &mut Connection, now: i64) -> rusqlite::Result<usize> {
-    let tx = conn.transaction()?;
-    let seqs: Vec<i64> = tx
-        .prepare("SELECT seq FROM batches WHERE ended_at IS NULL AND expires_at <= ?1")?
-        .query_map([now], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut expired = 0;
-    for seq in seqs {
-        expired += finish_all(&tx, seq, "queued", "expired", now)?;
-    }
-    tx.commit()?;
-    Ok(expired)
-}
-
-/// Removes the requests and results of batches that ended before `cutoff`,
-/// marking them archived; the batch rows stay. Returns how many batches.
-pub fn archive_ended_before(
-    conn: &mut Connection,
-    cutoff: i64,
-    now: i64,
-) -> rusqlite::Result<usize> {
-    let tx = conn.transaction()?;
-    tx.execute(
-        "DELETE FROM batch_requests WHERE batch_seq IN (SELECT seq FROM batches \
-         WHERE archived_at IS NULL AND ended_at IS NOT NULL AND ended_at < ?1)",
-        [cutoff],
-    )?;
-    let archived = tx.execute(
-        "UPDATE batches SET archived_at = ?2 \
-         WHERE archived_at IS NULL AND ended_at IS NOT NULL AND ended_at < ?1",
-        params![cutoff, now],
-    )?;
-    tx.commit()?;
-    Ok(archived)
 }
 
 /// Up to `limit` results of batch `seq` after request `after_idx`, in

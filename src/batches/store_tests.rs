@@ -1,4 +1,5 @@
 use super::*;
+use crate::batches::queue::*;
 use crate::store::Store;
 
 fn store() -> Store {
