@@ -49,10 +49,10 @@ struct Node {
 }
 
 impl Node {
-    fn new(name: &str, upstream: &FakeUpstream) -> Self {
+    fn new(name: &str, upstream: &FakeUpstream, workers: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let cfg = DaemonConfig::real(1).with_toml(&format!(
+        let cfg = DaemonConfig::real(workers).with_toml(&format!(
             "server.listen = \"127.0.0.1:{port}\"\nserver.node_id = \"{name}\""
         ));
         let config = dir.path().join("config.toml");
@@ -185,7 +185,7 @@ impl Cluster {
     fn start(count: usize) -> Self {
         let upstream = FakeUpstream::start();
         let nodes: Vec<Node> = (1..=count)
-            .map(|i| Node::new(&format!("n{i}"), &upstream))
+            .map(|i| Node::new(&format!("n{i}"), &upstream, 1))
             .collect();
         for node in &nodes {
             node.wait_ready();
@@ -594,4 +594,50 @@ fn a_rolling_restart_under_load_fails_no_request() {
     );
     assert!(failed.is_empty(), "{failed:?}\n{}", cluster.haproxy_log());
     assert!(outcomes.len() >= 20, "{} requests", outcomes.len());
+}
+
+#[test]
+fn a_draining_node_still_takes_the_results_of_its_parked_turns() {
+    let upstream = FakeUpstream::start();
+    let mut node = Node::new("n1", &upstream, 2);
+    node.wait_ready();
+    let url = node.url("/v1/messages");
+    let request = tool_request("DRAIN-ROUND [[tool:get_weather]]");
+    let first = post(&url, &request, None);
+    assert_eq!(first.body["stop_reason"], "tool_use", "{}", first.body);
+    // A slow job keeps the drain going while the results come.
+    let slow = thread::spawn({
+        let url = url.clone();
+        move || post(&url, &message_body("slow [[slow:100]]"), None).status
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while blocking_get_json(&node.url("/health"))["workers"]["busy"] != 2 {
+        assert!(Instant::now() < deadline, "the slow job never started");
+        thread::sleep(Duration::from_millis(50));
+    }
+    node.signal(libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reqwest::blocking::get(node.url("/health"))
+        .unwrap()
+        .status()
+        != 503
+    {
+        assert!(Instant::now() < deadline, "/health never showed the drain");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let fresh = post(&url, &message_body("new work"), None);
+    assert_eq!(fresh.status, 503, "new work goes elsewhere");
+
+    let (request, _) = with_result(request, &first.body, "sunny");
+    let last = post(&url, &request, None);
+    assert_eq!(last.status, 200, "{}", last.body);
+    assert_eq!(last.body["content"][0]["text"], "Tool results: sunny");
+    let replayed = upstream
+        .message_calls()
+        .iter()
+        .any(|c| c.all_text().contains("<conversation_history"));
+    assert!(!replayed, "the parked turn itself was resumed");
+    assert_eq!(slow.join().unwrap(), 200);
+    let status = node.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
 }

@@ -289,7 +289,10 @@ impl Handler<Submit> for Dispatcher {
     type Result = Result<(), JobError>;
 
     fn handle(&mut self, Submit(job): Submit, _ctx: &mut Context<Self>) -> Self::Result {
-        if self.draining {
+        // While draining, only the results of a turn parked here get in:
+        // they finish work in flight, which would otherwise be replayed
+        // from its history on another node.
+        if self.draining && self.parked_for(&job).is_none() {
             self.stats.rejected += 1;
             return Err(JobError::ShuttingDown);
         }
