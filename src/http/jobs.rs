@@ -8,7 +8,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::error::{ApiError, ErrorKind};
-use super::{auth, body, disconnect, metrics, sse, AppState, RequestId};
+use super::{access, auth, body, disconnect, metrics, sse, AccessNote, AppState, RequestId};
 use crate::api::assemble::{Assembled, Assembler};
 use crate::api::{Codec, Context, Dialect};
 use crate::dispatch::messages::Submit;
@@ -29,6 +29,7 @@ pub async fn create<C: Codec>(
         let keepalive = state.settings().server.keepalive();
         let first = first_events(&mut events, keepalive, C::DIALECT).await?;
         let encoder = metrics::observe_stream(&state, &req, C::DIALECT, C::stream(parsed.meta));
+        let encoder = access::note_stream(&req, encoder);
         Ok(sse::response(
             first,
             events,
@@ -41,6 +42,7 @@ pub async fn create<C: Codec>(
         state
             .metrics
             .completed(&req, C::DIALECT, &answer.completion.usage);
+        AccessNote::record(&req, answer.completion.usage);
         Ok(HttpResponse::Ok().json(C::body(&parsed.meta, &answer)))
     }
 }

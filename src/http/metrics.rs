@@ -11,20 +11,17 @@
 //!   state, queue, job outcomes, restarts and recycles.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Mutex;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use actix_web::body::{BodySize, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use bytes::Bytes;
+use actix_web::dev::ServiceResponse;
+use actix_web::{web, HttpRequest, HttpResponse};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
+use super::access::started;
 use super::error::{ApiError, ErrorKind};
 use super::{auth, host, AppState};
 use crate::api::{Dialect, EventEncoder, Frame};
@@ -37,17 +34,6 @@ use crate::job::{JobEvent, Usage};
 const LATENCY_BUCKETS: &[f64] = &[
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 ];
-
-/// When the request reached the daemon (set by the access middleware).
-#[derive(Debug, Clone, Copy)]
-pub struct Started(pub Instant);
-
-/// The instant `req` arrived, or now if the middleware did not run.
-pub fn started(req: &HttpRequest) -> Instant {
-    req.extensions()
-        .get::<Started>()
-        .map_or_else(Instant::now, |s| s.0)
-}
 
 /// `claude_pool_tokens_total`, shareable with whoever runs jobs.
 #[derive(Clone)]
@@ -233,7 +219,6 @@ impl Metrics {
             .with_label_values(&[dialect_name(dialect), "false"])
             .observe(started(req).elapsed().as_secs_f64());
         self.count_tokens(usage);
-        super::AccessNote::record(req, *usage);
     }
 
     fn count_tokens(&self, usage: &Usage) {
@@ -397,7 +382,6 @@ pub fn observe_stream<E: EventEncoder>(
         dialect,
         started: started(req),
         first_seen: false,
-        note: req.extensions().get::<super::AccessNote>().cloned(),
     }
 }
 
@@ -408,8 +392,6 @@ pub struct Observed<E> {
     dialect: Dialect,
     started: Instant,
     first_seen: bool,
-    /// Where the stream's usage goes for the access log.
-    note: Option<super::AccessNote>,
 }
 
 impl<E: EventEncoder> EventEncoder for Observed<E> {
@@ -423,12 +405,7 @@ impl<E: EventEncoder> EventEncoder for Observed<E> {
                     .with_label_values(&[dialect_name(self.dialect), "true"])
                     .observe(self.started.elapsed().as_secs_f64());
             }
-            JobEvent::Finished(completion) => {
-                metrics.count_tokens(&completion.usage);
-                if let Some(note) = &self.note {
-                    note.0.set(Some(completion.usage));
-                }
-            }
+            JobEvent::Finished(completion) => metrics.count_tokens(&completion.usage),
             JobEvent::Failed(error) => {
                 metrics.count_error(ApiError::from_job(error.clone(), self.dialect).kind)
             }
@@ -444,50 +421,6 @@ impl<E: EventEncoder> EventEncoder for Observed<E> {
     fn finish(&mut self) -> Vec<Frame> {
         self.inner.finish()
     }
-}
-
-/// A response body that runs a callback once it is done: sent in full, or
-/// dropped because the client left.
-pub struct Timed<B> {
-    body: B,
-    done: Option<Box<dyn FnOnce()>>,
-}
-
-impl<B> Timed<B> {
-    pub fn new(body: B, done: impl FnOnce() + 'static) -> Self {
-        Self {
-            body,
-            done: Some(Box::new(done)),
-        }
-    }
-}
-
-impl<B: MessageBody + Unpin> MessageBody for Timed<B> {
-    type Error = B::Error;
-
-    fn size(&self) -> BodySize {
-        self.body.size()
-    }
-
-    fn poll_next(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_next(cx)
-    }
-}
-
-impl<B> Drop for Timed<B> {
-    fn drop(&mut self) {
-        if let Some(done) = self.done.take() {
-            done();
-        }
-    }
-}
-
-/// Marks the request's arrival for latency and time to first token.
-pub(super) fn mark_start(req: &ServiceRequest) {
-    req.extensions_mut().insert(Started(Instant::now()));
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The actix-web front end: routes, request ids, access log, and the server.
 
+pub mod access;
 pub mod account_metrics;
 pub mod auth;
 pub mod batches;
@@ -19,13 +20,12 @@ pub mod sse;
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::Addr;
 use actix_web::dev::{Server, Service};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Condition;
-use actix_web::{web, App, HttpMessage, HttpRequest, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpServer};
 use arc_swap::ArcSwap;
 
 use crate::api::anthropic::Anthropic;
@@ -36,6 +36,7 @@ use crate::api::Dialect;
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
 use crate::store::Store;
+pub use access::{AccessNote, RequestId};
 use error::{ApiError, ErrorKind};
 
 /// Shared by all handlers.
@@ -87,39 +88,6 @@ impl AppState {
     pub fn set_settings(&self, settings: Arc<Settings>) {
         self.settings.store(settings);
     }
-}
-
-/// What the access log line reports beyond the response itself: the job's
-/// token usage, once known. Shared between the handler (or its stream) and
-/// the access-log middleware of one request.
-#[derive(Debug, Clone, Default)]
-pub struct AccessNote(std::rc::Rc<std::cell::Cell<Option<crate::job::Usage>>>);
-
-impl AccessNote {
-    /// Notes the usage of the request's job.
-    pub fn record(req: &HttpRequest, usage: crate::job::Usage) {
-        if let Some(note) = req.extensions().get::<AccessNote>() {
-            note.0.set(Some(usage));
-        }
-    }
-
-    pub fn usage(&self) -> Option<crate::job::Usage> {
-        self.0.get()
-    }
-}
-
-/// The id of the request being served: the client's `x-request-id` if it
-/// sent a sensible one, else a fresh `req_…`.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-fn request_id_for(req: &actix_web::dev::ServiceRequest) -> String {
-    req.headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()))
 }
 
 /// Registers the API routes.
@@ -214,15 +182,8 @@ pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Res
         App::new()
             .app_data(state.clone())
             .wrap_fn(move |req, srv| {
-                let id = request_id_for(&req);
-                req.extensions_mut().insert(RequestId(id.clone()));
-                let note = AccessNote::default();
-                req.extensions_mut().insert(note.clone());
-                metrics::mark_start(&req);
+                let access = access::Access::begin(&req);
                 let state = observed.clone();
-                let started = Instant::now();
-                let method = req.method().clone();
-                let path = req.path().to_string();
                 let fut = srv.call(req);
                 let node = node.clone();
                 async move {
@@ -231,30 +192,8 @@ pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Res
                         let name = HeaderName::from_static(crate::node::HEADER);
                         res.headers_mut().insert(name, node);
                     }
-                    if let Ok(value) = HeaderValue::from_str(&id) {
-                        let headers = res.headers_mut();
-                        headers.insert(HeaderName::from_static("request-id"), value.clone());
-                        headers.insert(HeaderName::from_static("x-request-id"), value);
-                    }
-                    let status = res.status().as_u16();
                     let observed = state.metrics.on_response(&res);
-                    // One access line per request, once its body is done (a
-                    // stream's tokens are known only then).
-                    let done = move || {
-                        observed();
-                        let tokens = note
-                            .usage()
-                            .map(|u| {
-                                format!(" tokens in={} out={}", u.input_tokens, u.output_tokens)
-                            })
-                            .unwrap_or_default();
-                        log::info!(
-                            target: "claude_pool::access",
-                            "[{id}] {method} {path} {status} {}ms{tokens}",
-                            started.elapsed().as_millis()
-                        );
-                    };
-                    Ok(res.map_body(|_, body| metrics::Timed::new(body, done)))
+                    Ok(access.finish(res, observed))
                 }
             })
             // Outermost, so that preflights are answered before anything else.
