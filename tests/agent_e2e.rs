@@ -114,18 +114,33 @@ fn a_long_bash_command_dies_with_its_disconnected_client() {
 
 #[test]
 fn without_agent_mode_nothing_touches_the_disk() {
-    let upstream = FakeUpstream::start();
-    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("nope.txt");
     let call = json!({"file_path": file, "content": "x"});
-    let reply = ask(&daemon, &format!("write it [[call:Write:{call}]]"));
-    assert!(!file.exists());
-    assert!(
-        offered_tools(&upstream).is_empty(),
-        "no tools without agent mode"
-    );
-    assert_eq!(reply["stop_reason"], "end_turn");
+    // The model asks for Write although no tool was offered: the CLI must
+    // refuse it, and the refusal goes back to the model.
+    let prompt = format!("write it [[force:Write:{call}]]");
+    let refused = |upstream: &FakeUpstream, reply: &Value| {
+        assert!(!file.exists(), "Write ran: {reply}");
+        assert!(
+            offered_tools(upstream).is_empty(),
+            "no tools without agent mode"
+        );
+        let calls = upstream.message_calls();
+        assert_eq!(calls.len(), 2, "the refusal went back to the model");
+        let said = |needle: &str| {
+            reply["content"].as_array().is_some_and(|blocks| {
+                blocks
+                    .iter()
+                    .any(|b| b["text"].as_str().is_some_and(|t| t.contains(needle)))
+            })
+        };
+        assert!(said("No such tool available: Write"), "{reply}");
+    };
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    let reply = ask(&daemon, &prompt);
+    refused(&upstream, &reply);
 
     // With agent mode on, a request can still opt out.
     let upstream = FakeUpstream::start();
@@ -134,12 +149,11 @@ fn without_agent_mode_nothing_touches_the_disk() {
     let res = client()
         .post(daemon.url("/v1/messages"))
         .header("x-claude-pool-agent", "off")
-        .json(&message_body(&format!("write it [[call:Write:{call}]]")))
+        .json(&message_body(&prompt))
         .send()
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(!file.exists());
-    assert!(offered_tools(&upstream).is_empty(), "opted out: no tools");
+    refused(&upstream, &res.json().unwrap());
 }
 
 #[test]

@@ -15,6 +15,7 @@
 //! | `[[think]]` | a thinking block first, even if thinking is off |
 //! | `[[tool:NAME]]` | a `tool_use` of the offered tool NAME (repeat for parallel calls) |
 //! | `[[call:NAME:JSON]]` | a `tool_use` of NAME with input JSON (e.g. the CLI's `Bash`) |
+//! | `[[force:NAME:JSON]]` | the same even if NAME was not offered, as a misbehaving model might |
 //! | `[[limit_after_first_token:S]]` | streams one word, then limits the request's key for S seconds and ends the stream with a `rate_limit_error` event |
 //!
 //! Answers depend on the credential too: a key limited with
@@ -330,6 +331,19 @@ fn explicit_calls(body: &Value, specs: &[String]) -> Vec<Call> {
         .collect()
 }
 
+/// Calls from `NAME:JSON` markers, whatever the request offers.
+fn forced_calls(specs: &[String]) -> Vec<Call> {
+    specs
+        .iter()
+        .filter_map(|spec| {
+            let (name, input) = spec.split_once(':')?;
+            let input: Value = serde_json::from_str(input).ok()?;
+            let n = NEXT_TOOL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Some((format!("toolu_fake_{n}"), name.to_string(), input))
+        })
+        .collect()
+}
+
 struct Script {
     words: Vec<String>,
     calls: Vec<Call>,
@@ -355,6 +369,7 @@ fn script_for(body: &Value, text: &str) -> Script {
     }
     let mut calls = tool_calls(body, &markers(text, "tool"));
     calls.extend(explicit_calls(body, &markers(text, "call")));
+    calls.extend(forced_calls(&markers(text, "force")));
     if let Some(results) = tool_results(body) {
         let again: Vec<String> = results.iter().flat_map(|r| markers(r, "tool")).collect();
         calls = tool_calls(body, &again);
