@@ -410,3 +410,35 @@ fn the_store_defaults_to_systemds_state_directory() {
         "nothing in the working directory"
     );
 }
+
+#[test]
+fn a_rate_limited_request_waits_for_capacity_instead_of_failing() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::real(1).with_toml("batches.expiry_secs = 3"),
+        &upstream,
+    );
+    let batch = create(
+        &daemon.base,
+        None,
+        &[
+            ("fine".into(), "all good".into()),
+            ("limited".into(), "too much [[status:429]]".into()),
+        ],
+    );
+    let ended = wait_ended(
+        &daemon.base,
+        batch["id"].as_str().unwrap(),
+        Duration::from_secs(30),
+    );
+    let results = results(&ended);
+    assert_eq!(results["fine"]["type"], "succeeded", "{results:?}");
+    // Queued again after the 429, never errored; still waiting at expiry.
+    assert_eq!(results["limited"]["type"], "expired", "{results:?}");
+    let tries = upstream
+        .message_calls()
+        .iter()
+        .filter(|c| c.all_text().contains("too much"))
+        .count();
+    assert!(tries >= 1, "the limited request was tried");
+}

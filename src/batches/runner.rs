@@ -7,7 +7,8 @@
 //! Durability: a request is marked running only once a worker has it, and
 //! its result is recorded once. Requests left running by a crash are queued
 //! again at startup (at most once more, see [`queue::recover`]); requests a
-//! shutdown interrupted go back to the queue uncounted.
+//! shutdown interrupted, or that the upstream refused as overloaded (429,
+//! 529), go back to the queue uncounted.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -38,6 +39,8 @@ use crate::store::{Store, StoreError};
 /// How often the runner looks again without being woken: expiry, and jobs
 /// a missed signal left waiting.
 const TICK: Duration = Duration::from_secs(1);
+/// How long batch work pauses after the upstream answered 429 or 529.
+const OVERLOAD_PAUSE: Duration = Duration::from_secs(5);
 /// How often results past their retention are looked for.
 const ARCHIVE_EVERY: Duration = Duration::from_secs(600);
 
@@ -84,6 +87,8 @@ pub struct Runner {
     running: Arc<AtomicUsize>,
     /// Where the tokens of finished batch jobs are counted (`/metrics`).
     tokens: Option<TokenCounter>,
+    /// No batch job starts before then: the upstream said it is overloaded.
+    paused_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl Runner {
@@ -103,6 +108,7 @@ impl Runner {
             stopping: Arc::default(),
             running: Arc::default(),
             tokens: None,
+            paused_until: Arc::default(),
         }
     }
 
@@ -201,7 +207,12 @@ impl Runner {
             let settings = self.settings.load();
             let cap = settings.batches.worker_cap(settings.pool.size);
             let room = cap.saturating_sub(self.running.load(Ordering::SeqCst));
-            if room == 0 || self.is_stopping() {
+            let paused = self
+                .paused_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some_and(|until| tokio::time::Instant::now() < until);
+            if room == 0 || paused || self.is_stopping() {
                 return Ok(());
             }
             let claims = self
@@ -308,6 +319,14 @@ impl Runner {
             }
             Some(Err(_)) | None if self.is_stopping() => None,
             Some(Err(JobError::ShuttingDown)) => None,
+            Some(Err(error)) if is_overload(&error) => {
+                // Not the request's fault: it waits for capacity (until its
+                // batch expires), and batch work pauses a while.
+                log::info!("[{id}] {error}; queued again, batch work pauses {OVERLOAD_PAUSE:?}");
+                *self.paused_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(tokio::time::Instant::now() + OVERLOAD_PAUSE);
+                None
+            }
             Some(Err(error)) => Some(error_outcome(error)),
             None => Some(error_outcome(JobError::WorkerCrashed(
                 "the worker stopped without finishing the request".into(),
@@ -320,7 +339,7 @@ impl Runner {
                     .await
             }
             None => {
-                log::info!("[{id}] interrupted by the shutdown; queued for the next start");
+                log::debug!("[{id}] queued again");
                 self.store.call(move |c| queue::requeue(c, seq, idx)).await
             }
         };
@@ -330,6 +349,17 @@ impl Runner {
         self.running.fetch_sub(1, Ordering::SeqCst);
         self.wake.notify_one();
     }
+}
+
+/// Upstream rate limits and overload: a reason to wait, not to fail.
+fn is_overload(error: &JobError) -> bool {
+    matches!(
+        error,
+        JobError::Upstream {
+            status: Some(429 | 529),
+            ..
+        } | JobError::RateLimited { .. }
+    )
 }
 
 /// An `errored` result with the error body `/v1/messages` would answer.
