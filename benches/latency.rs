@@ -3,9 +3,12 @@
 //!
 //! - through the daemon (pool of 1, HTTP on loopback),
 //! - a cold `claude -p` per request (what peers of this daemon pay),
-//! - a warm turn written straight to a live CLI's stdin (the floor).
+//! - a warm turn written straight to a live CLI's stdin (the floor),
+//! - through the daemon with a new system prompt every request (pool of 3,
+//!   one client, a request every 0.5 s): each needs a blank worker.
 //!
-//! Targets: daemon ≤ warm + 10 ms, and daemon ≤ 0.15 × cold.
+//! Targets: daemon ≤ warm + 10 ms, daemon ≤ 0.15 × cold, and a new system
+//! prompt under 100 ms median.
 //! Run: `cargo bench --bench latency` (after scripts/install-claude-cli.sh).
 
 #[path = "../tests/common/mod.rs"]
@@ -19,6 +22,9 @@ use common::{client, message_body, real_cli, Daemon, DaemonConfig, FakeUpstream}
 
 const COLD_RUNS: usize = 8;
 const WARM_RUNS: usize = 30;
+const NEW_PROMPT_RUNS: usize = 30;
+/// How often the new-prompt client sends a request.
+const NEW_PROMPT_EVERY: Duration = Duration::from_millis(500);
 
 fn cli_env(cmd: &mut Command, upstream: &FakeUpstream, config_dir: &std::path::Path) {
     cmd.env("ANTHROPIC_BASE_URL", &upstream.url)
@@ -139,6 +145,32 @@ fn through_daemon(
     times
 }
 
+/// One client, a different system prompt on every request (as clients whose
+/// prompt template holds a date or a user name send), a request every 0.5 s.
+fn new_prompts(upstream: &FakeUpstream) -> Vec<Duration> {
+    let daemon = Daemon::start(DaemonConfig::real(3), upstream);
+    let http = client();
+    let url = daemon.url("/v1/messages");
+    let times = (0..NEW_PROMPT_RUNS + 3)
+        .map(|i| {
+            let started = Instant::now();
+            let mut body = message_body(&format!("hello {i}"));
+            body["system"] = format!("You are assistant number {i}.").into();
+            let res = http.post(&url).json(&body).send().unwrap();
+            assert_eq!(res.status(), 200);
+            let _ = res.bytes().unwrap();
+            let elapsed = started.elapsed();
+            std::thread::sleep(NEW_PROMPT_EVERY.saturating_sub(elapsed));
+            elapsed
+        })
+        .collect::<Vec<_>>();
+    let restarts = daemon.health()["restarts"].clone();
+    println!("new-prompt run: {restarts} workers replaced");
+    daemon.stop().unwrap();
+    // The first three find the pool's initial blank workers.
+    times[3..].to_vec()
+}
+
 fn stats(mut v: Vec<Duration>) -> [f64; 4] {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -184,6 +216,11 @@ fn main() {
             )),
             WARM_RUNS,
         ),
+        (
+            "new system prompt (pool 3)",
+            stats(new_prompts(&upstream)),
+            NEW_PROMPT_RUNS,
+        ),
     ];
     println!(
         "\n{:<26} {:>4} {:>9} {:>9} {:>9} {:>9}",
@@ -192,7 +229,7 @@ fn main() {
     for (name, [min, med, p90, max], n) in &rows {
         println!("{name:<26} {n:>4} {min:>9.1} {med:>9.1} {p90:>9.1} {max:>9.1}");
     }
-    let (daemon, warm, cold) = (rows[0].1[1], rows[1].1[1], rows[2].1[1]);
+    let (daemon, warm, cold, new_prompt) = (rows[0].1[1], rows[1].1[1], rows[2].1[1], rows[4].1[1]);
     println!();
     let targets = [
         (
@@ -202,6 +239,10 @@ fn main() {
         (
             format!("daemon / cold = {:.3} (target ≤ 0.15)", daemon / cold),
             daemon / cold <= 0.15,
+        ),
+        (
+            format!("new system prompt median = {new_prompt:.1} ms (target < 100)"),
+            new_prompt < 100.0,
         ),
     ];
     for (line, met) in &targets {

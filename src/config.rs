@@ -145,6 +145,11 @@ pub struct PoolSettings {
     pub affinity: bool,
     /// A bound worker unused this long is cleared for other conversations.
     pub affinity_idle_secs: u64,
+    /// Blank workers kept ready for jobs with a new system prompt (at most
+    /// `size - 1`): when such a job takes a blank worker, the least recently
+    /// used idle worker set up with another prompt is replaced by a blank one
+    /// in the background, so the next new prompt does not wait for a boot.
+    pub blank_spares: usize,
 }
 
 impl Default for PoolSettings {
@@ -163,6 +168,7 @@ impl Default for PoolSettings {
             crash_loop_window_secs: 60,
             affinity: true,
             affinity_idle_secs: 300,
+            blank_spares: 1,
         }
     }
 }

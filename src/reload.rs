@@ -38,6 +38,7 @@ pub const RELOADABLE: &[&str] = &[
     "pool.crash_loop_window_secs",
     "pool.affinity",
     "pool.affinity_idle_secs",
+    "pool.blank_spares",
     "claude.models",
     "tools.park_timeout_secs",
     "batches.max_requests",

@@ -43,7 +43,11 @@ const POOL_AND_QUEUE: &str = "pool.max_queue = 4";
 #[test]
 fn a_burst_as_large_as_pool_and_queue_is_served_while_bound_workers_unbind() {
     let upstream = FakeUpstream::start();
-    let daemon = Daemon::start(DaemonConfig::real(2).with_toml(POOL_AND_QUEUE), &upstream);
+    // No blank spares, so that both workers stay bound.
+    let daemon = Daemon::start(
+        DaemonConfig::real(2).with_toml(&format!("{POOL_AND_QUEUE}\npool.blank_spares = 0")),
+        &upstream,
+    );
     // Two conversations, one with a system prompt: both workers bound.
     assert_eq!(daemon.post(&body("", "first conversation")).status(), 200);
     assert_eq!(daemon.post(&body("S", "second conversation")).status(), 200);
@@ -72,7 +76,11 @@ fn a_burst_as_large_as_pool_and_queue_is_served_while_mismatched_workers_are_rep
 #[test]
 fn one_job_for_a_new_prompt_frees_one_bound_worker_not_all() {
     let upstream = FakeUpstream::start();
-    let daemon = Daemon::start(DaemonConfig::real(3), &upstream);
+    // No blank spares: only the waiting job frees a worker here.
+    let daemon = Daemon::start(
+        DaemonConfig::real(3).with_toml("pool.blank_spares = 0"),
+        &upstream,
+    );
     for i in 0..3 {
         assert_eq!(
             daemon
@@ -93,4 +101,32 @@ fn one_job_for_a_new_prompt_frees_one_bound_worker_not_all() {
         "two A conversations and the B one: {h}"
     );
     assert_eq!(h["restarts"], 1, "{h}");
+}
+
+#[test]
+fn a_new_prompt_leaves_a_blank_spare_booting_for_the_next_one() {
+    let upstream = FakeUpstream::start();
+    // pool.blank_spares = 1 (the default).
+    let daemon = Daemon::start(DaemonConfig::real(2), &upstream);
+    let settled = |h: &Value| {
+        h["workers"]["busy"] == 0 && h["workers"]["starting"] == 0 && h["workers"]["stopping"] == 0
+    };
+    assert_eq!(daemon.post(&body("A", "first")).status(), 200);
+    // B takes the last blank worker: A's idle worker is replaced by a blank
+    // one in the background, with no job waiting for it.
+    assert_eq!(daemon.post(&body("B", "second")).status(), 200);
+    let h = daemon.wait_health(Duration::from_secs(30), |h| {
+        settled(h) && h["restarts"] == 1
+    });
+    assert_eq!(h["workers"]["ready"], 1, "the blank spare: {h}");
+    assert_eq!(h["workers"]["bound"], 1, "B's conversation stays: {h}");
+    // C takes the spare (and makes the next one); more conversations with
+    // the same prompt C take no blank worker and replace nothing.
+    assert_eq!(daemon.post(&body("C", "third")).status(), 200);
+    for i in 0..3 {
+        assert_eq!(daemon.post(&body("C", &format!("more {i}"))).status(), 200);
+    }
+    let h = daemon.wait_health(Duration::from_secs(30), settled);
+    assert_eq!(h["restarts"], 2, "{h}");
+    assert_eq!(h["jobs"]["completed"], 6, "{h}");
 }

@@ -7,6 +7,7 @@
 //! a capped, doubling backoff when it failed. Jobs are never replayed.
 
 pub mod accounts;
+mod blank;
 pub mod health;
 pub mod messages;
 mod reconfigure;
@@ -86,6 +87,9 @@ struct Slot {
     scope: String,
     /// While parked: the tool_use ids whose results resume the turn, sorted.
     parked_on: Vec<String>,
+    /// Since when it has been ready (idle, not bound), for choosing the
+    /// least recently used.
+    free_since: Instant,
     /// While bound: the conversation key, and since when it has been idle.
     bound: Option<(u64, Instant)>,
 }
@@ -130,6 +134,9 @@ pub struct Dispatcher {
     started_at: Instant,
     /// Unique to this daemon run; part of every worker's process tag.
     instance: String,
+    /// Set when a job with a new system prompt took a blank worker: a blank
+    /// spare of that kind is to be made (see `blank`).
+    spare_due: Option<WorkerKind>,
     /// Poked when a worker may be free for a background job (see `spare`).
     spare_signal: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
@@ -159,6 +166,7 @@ impl Dispatcher {
             started_at: Instant::now(),
             instance: uuid::Uuid::new_v4().simple().to_string(),
             spare_signal: None,
+            spare_due: None,
         }
     }
 
@@ -218,6 +226,7 @@ impl Dispatcher {
                 scope: String::new(),
                 parked_on: Vec::new(),
                 bound: None,
+                free_since: Instant::now(),
             },
         );
     }

@@ -78,7 +78,10 @@ impl Dispatcher {
                 slot.pid = pid;
                 SlotState::Ready
             }
-            WorkerState::Idle => SlotState::Ready,
+            WorkerState::Idle => {
+                slot.free_since = Instant::now();
+                SlotState::Ready
+            }
             WorkerState::Busy => SlotState::Busy,
             WorkerState::Bound(key) => {
                 slot.bound = Some((key, Instant::now()));

@@ -110,6 +110,7 @@ impl Dispatcher {
             }
         }
         self.cover_queue();
+        self.keep_spares();
         self.trim_surplus();
         self.signal_spare();
     }
@@ -117,6 +118,9 @@ impl Dispatcher {
     /// Gives `job` to worker `id`, which the caller found free for it.
     pub(super) fn assign(&mut self, id: WorkerId, job: Job) {
         self.note_assigned(self.workers[&id].account);
+        if self.is_new_prompt(id, &job.spec.system) {
+            self.spare_due = Some(WorkerKind::for_job(job.spec.agent));
+        }
         let slot = self.workers.get_mut(&id).expect("chosen worker exists");
         match slot.state {
             SlotState::Parked => log::debug!("[{}] resumes the turn parked on worker-{id}", job.id),
