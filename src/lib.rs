@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`config`]: settings from TOML and `CLAUDE_POOL__…` environment.
 //! - [`http`]: actix-web routes (one job handler generic over the
-//!   dialect), SSE framing, and the HTTP status of every error.
+//!   dialect), SSE framing, the access log, `/metrics`, and the HTTP status
+//!   of every error.
 //! - [`api`]: the dialects, each an [`api::Codec`]: request body to job,
 //!   answer to response body or stream frames, and their error shapes.
 //! - [`prompt`]: a client's conversation rendered for a fresh CLI turn.
