@@ -394,7 +394,7 @@ fn shutdown_stops_every_cli_process() {
     let daemon = Daemon::start(DaemonConfig::real(2), &upstream);
     let needle = format!("CLAUDE_CONFIG_DIR={}", daemon.config_dir());
     assert_eq!(
-        processes_with_env(&needle).len(),
+        root_processes_with_env(&needle).len(),
         2,
         "two workers should be running"
     );

@@ -408,6 +408,26 @@ pub fn processes_with_env(needle: &str) -> Vec<u32> {
     pids
 }
 
+/// Of [`processes_with_env`], those whose parent does not carry `needle`:
+/// the workers themselves, not the short-lived children a CLI forks (which
+/// inherit its environment and, on a loaded machine, may be seen alive).
+pub fn root_processes_with_env(needle: &str) -> Vec<u32> {
+    let pids = processes_with_env(needle);
+    let parent = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit(')')
+            .next()?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    pids.iter()
+        .copied()
+        .filter(|&pid| parent(pid).is_none_or(|ppid| !pids.contains(&ppid)))
+        .collect()
+}
+
 /// Waits until no process carries `needle` in its environment.
 pub fn assert_no_processes_with_env(needle: &str, limit: Duration) {
     let deadline = Instant::now() + limit;
