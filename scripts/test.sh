@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-claude-cli.sh
-./scripts/install-bubblewrap.sh
-./scripts/install-systemd-tools.sh
+./scripts/ensure-apt-package.sh bwrap bubblewrap
+./scripts/ensure-apt-package.sh systemd-analyze systemd
 ./scripts/install-python-sdks.sh
 ./scripts/install-haproxy.sh
 ./scripts/install-node-clients.sh

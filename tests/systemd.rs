@@ -272,7 +272,7 @@ fn systemd_analyze() -> PathBuf {
     find_on_path("systemd-analyze").unwrap_or_else(|| {
         panic!(
             "systemd-analyze is not installed, so the unit cannot be checked: \
-             run scripts/install-systemd-tools.sh (scripts/test.sh does), or \
+             run scripts/ensure-apt-package.sh systemd-analyze systemd (scripts/test.sh does), or \
              apt-get install -y systemd"
         )
     })
