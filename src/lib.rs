@@ -3,7 +3,8 @@
 //! that no request pays the CLI's cold start.
 //!
 //! # Layout
-//! - [`config`]: settings from TOML and `CLAUDE_POOL__…` environment.
+//! - [`config`]: settings from TOML and `CLAUDE_POOL__…` environment, one
+//!   file a section, and their validation.
 //! - [`http`]: actix-web routes (one job handler generic over the
 //!   dialect), SSE framing, the access log, `/metrics`, and the HTTP status
 //!   of every error.

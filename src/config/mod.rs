@@ -1,0 +1,172 @@
+//! Settings: the TOML file, then `CLAUDE_POOL__SECTION__KEY` environment
+//! overrides, then validation. Every key has a default, so the daemon runs
+//! with no file at all; an unknown key or a bad value is an error that names
+//! the key (a typo in a config must not be silently ignored).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+mod agent;
+mod batches;
+mod claude;
+mod pool;
+mod responses;
+mod server;
+mod tools;
+mod validate;
+pub use agent::{AgentSandbox, AgentSettings};
+pub use batches::BatchSettings;
+pub use claude::ClaudeSettings;
+pub use pool::PoolSettings;
+pub use responses::ResponseSettings;
+pub use server::ServerSettings;
+pub use tools::ToolSettings;
+
+/// Prefix of environment overrides: `CLAUDE_POOL__POOL__SIZE=4` sets `pool.size`.
+pub const ENV_PREFIX: &str = "CLAUDE_POOL";
+/// Separator between the prefix, sections and keys in environment overrides.
+pub const ENV_SEPARATOR: &str = "__";
+
+/// Everything the daemon can be configured with.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `[server]`: listener, client keys, access rules, timeouts, logging.
+    pub server: ServerSettings,
+    /// `[pool]`: worker count, queue, recycling, restarts, affinity.
+    pub pool: PoolSettings,
+    /// `[claude]`: how worker processes are spawned.
+    pub claude: ClaudeSettings,
+    /// `[tools]`: caller-defined tools.
+    pub tools: ToolSettings,
+    /// `[agent]`: agent mode and its sandbox.
+    pub agent: AgentSettings,
+    /// `[batches]`: the Message Batches API and the store file.
+    pub batches: BatchSettings,
+    /// `[responses]`: stored responses of the Responses API.
+    pub responses: ResponseSettings,
+    /// Several Claude accounts (`[[accounts]]`); empty: one implicit account
+    /// made of `[claude]` (see [`crate::accounts`]).
+    pub accounts: Vec<crate::accounts::AccountSettings>,
+}
+
+/// A configuration that cannot be used, with the key at fault where known.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or parsed, or a key is unknown or of the
+    /// wrong type (the `config` crate names it).
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value of the right type that cannot be used.
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Settings {
+    /// Loads built-in defaults, then `file` (if any), then environment
+    /// overrides, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator(ENV_SEPARATOR)
+                .separator(ENV_SEPARATOR)
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.api_keys")
+                .with_list_parse_key("server.cors_allowed_origins")
+                .with_list_parse_key("server.allowed_hosts")
+                .with_list_parse_key("claude.extra_args"),
+        );
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        settings.read_api_keys_file()?;
+        settings.read_account_env_files()?;
+        Ok(settings)
+    }
+
+    /// Reads `server.api_keys_file` into `server.file_keys` (replacing what
+    /// was read before). [`Settings::load`] does this; [`Settings::from_toml`]
+    /// does not, and the daemon does it again when it starts.
+    pub fn read_api_keys_file(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = &self.server.api_keys_file else {
+            self.server.file_keys.clear();
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+            key: "server.api_keys_file",
+            message: format!("cannot read {}: {e}", path.display()),
+        })?;
+        self.server.file_keys = server::parse_key_file(&text);
+        Ok(())
+    }
+
+    /// Loads settings from TOML text alone (no environment), for tests.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The parsed listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, std::net::AddrParseError> {
+        self.server.listen.parse()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_loopback() {
+        let s = Settings::from_toml("").unwrap();
+        assert_eq!(s.server.listen, "127.0.0.1:8787");
+        assert!(s.listen_addr().unwrap().ip().is_loopback());
+        assert_eq!(s.pool.size, 2);
+        assert_eq!(s.server.max_body_bytes, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_by_name() {
+        let err = Settings::from_toml("[pool]\nsize = 1\nsizes = 2\n").unwrap_err();
+        assert!(err.to_string().contains("sizes"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_rejected_by_name() {
+        let err = Settings::from_toml("[pool]\nsize = \"many\"\n").unwrap_err();
+        assert!(err.to_string().contains("size"), "{err}");
+        let err = Settings::from_toml("[pool]\nsize = 0\n").unwrap_err();
+        assert!(err.to_string().contains("pool.size"), "{err}");
+        let err = Settings::from_toml("[server]\nlisten = \"nowhere\"\n").unwrap_err();
+        assert!(err.to_string().contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_key_file_is_named() {
+        let mut s =
+            Settings::from_toml("[server]\napi_keys_file = \"/nonexistent/keys\"\n").unwrap();
+        let err = s.read_api_keys_file().unwrap_err();
+        assert!(err.to_string().contains("server.api_keys_file"), "{err}");
+        assert!(err.to_string().contains("/nonexistent/keys"), "{err}");
+    }
+
+    #[test]
+    fn worker_env_table_is_read() {
+        let s = Settings::from_toml("[claude.env]\nANTHROPIC_BASE_URL = \"http://127.0.0.1:1\"\n")
+            .unwrap();
+        assert_eq!(
+            s.claude.env.get("ANTHROPIC_BASE_URL").map(String::as_str),
+            Some("http://127.0.0.1:1")
+        );
+    }
+}

@@ -1,0 +1,29 @@
+//! `[tools]`: caller-defined tools, whose calls park a turn until the
+//! caller sends the results.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Caller-defined tools (`tools` in a request).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolSettings {
+    /// How long a turn parked on the caller's tool calls waits for the
+    /// caller's results before it is abandoned and the worker cleared.
+    pub park_timeout_secs: u64,
+}
+
+impl Default for ToolSettings {
+    fn default() -> Self {
+        Self {
+            park_timeout_secs: 300,
+        }
+    }
+}
+
+impl ToolSettings {
+    pub fn park_timeout(&self) -> Duration {
+        Duration::from_secs(self.park_timeout_secs)
+    }
+}
