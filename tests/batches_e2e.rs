@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -236,45 +236,18 @@ fn batches_belong_to_the_key_that_created_them() {
     assert_eq!(res.status(), 404);
 }
 
-fn spawn_daemon(config: &std::path::Path, log: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_claude-pool"))
-        .arg("--config")
-        .arg(config)
-        .env_remove("CLAUDE_POOL_CONFIG")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("the daemon starts")
-}
-
-fn wait_listening(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::blocking::get(format!("{base}/health")).is_err() {
-        assert!(Instant::now() < deadline, "daemon never listened on {base}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_batch_survives_sigkill_and_every_request_is_answered_once() {
     let upstream = FakeUpstream::start();
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let base = format!("http://127.0.0.1:{port}");
-    let cfg = DaemonConfig::real(2).with_toml(&format!("server.listen = \"127.0.0.1:{port}\""));
+    // Port 0 for both runs: each reports the port it got in its log.
+    let cfg = DaemonConfig::real(2).with_toml("server.listen = \"127.0.0.1:0\"");
     let config = dir.path().join("config.toml");
     std::fs::write(&config, settings_toml(&cfg, &upstream, &dir)).unwrap();
-    let log = dir.path().join("daemon.log");
-    let mut daemon = spawn_daemon(&config, &log);
-    wait_listening(&base);
+    let mut daemon = DaemonProcess::start(&config, dir.path().join("daemon.log"));
     let n = 12;
     // About 0.6 s each, on one worker (batches.max_workers: all but one).
-    let batch = create(&base, None, &numbered("s", n, "[[slow:30]]"));
+    let batch = create(&daemon.base, None, &numbered("s", n, "[[slow:30]]"));
     let id = batch["id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
     while upstream.message_calls().len() < 3 {
@@ -283,16 +256,14 @@ fn a_batch_survives_sigkill_and_every_request_is_answered_once() {
     }
     // Mid-request: the third is streaming.
     std::thread::sleep(Duration::from_millis(200));
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
     let before = upstream.message_calls().len();
 
-    let mut daemon = spawn_daemon(&config, &dir.path().join("daemon2.log"));
-    wait_listening(&base);
-    let ended = wait_ended(&base, &id, Duration::from_secs(90));
+    let daemon = DaemonProcess::start(&config, dir.path().join("daemon2.log"));
+    let ended = wait_ended(&daemon.base, &id, Duration::from_secs(90));
     let results = results(&ended);
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    drop(daemon);
     assert_eq!(ended["request_counts"]["succeeded"], n, "{ended}");
     assert_eq!(results.len(), n, "every custom_id exactly once");
     for i in 0..n {
@@ -367,16 +338,12 @@ fn the_store_defaults_to_systemds_state_directory() {
     let (state, cwd) = (dir.path().join("state"), dir.path().join("cwd"));
     std::fs::create_dir_all(&state).unwrap();
     std::fs::create_dir_all(&cwd).unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     // No batches.store_path: the unit's StateDirectory= decides.
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[pool]\nsize = 1\n[claude]\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\n[pool]\nsize = 1\n[claude]\n\
              command = {:?}\nworking_dir = {:?}\nconfig_dir = {:?}\n",
             fake_cli(),
             dir.path().join("work"),
@@ -384,22 +351,12 @@ fn the_store_defaults_to_systemds_state_directory() {
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_claude-pool"));
-    cmd.arg("--config")
-        .arg(&config)
-        .current_dir(&cwd)
-        .env("STATE_DIRECTORY", &state)
-        .env_remove("CLAUDE_POOL_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut daemon = cmd.spawn().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_listening(&base);
-    let batch = create(&base, None, &numbered("d", 1, "hi"));
+    let mut cmd = DaemonProcess::command(&config);
+    cmd.current_dir(&cwd).env("STATE_DIRECTORY", &state);
+    let daemon = DaemonProcess::start_command(cmd, dir.path().join("daemon.log"));
+    let batch = create(&daemon.base, None, &numbered("d", 1, "hi"));
     assert_eq!(batch["type"], "message_batch");
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    drop(daemon);
     assert!(
         state.join("batches.sqlite3").exists(),
         "the store is in $STATE_DIRECTORY"

@@ -20,14 +20,27 @@ impl DaemonProcess {
     /// Runs the executable with the config file `config`, which must listen
     /// on `127.0.0.1:0`, logging to `log`; waits (30 s) until it listens.
     pub fn start(config: &Path, log: PathBuf) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_claude-pool"))
-            .arg("--config")
+        Self::start_command(Self::command(config), log)
+    }
+
+    /// The command [`DaemonProcess::start`] runs, for a test to add to
+    /// (environment, working directory) before [`DaemonProcess::start_command`].
+    pub fn command(config: &Path) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_claude-pool"));
+        cmd.arg("--config")
             .arg(config)
             .env_remove("CLAUDE_POOL_CONFIG")
             // The listening line is logged at info.
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::null());
+        cmd
+    }
+
+    /// Runs `cmd` (from [`DaemonProcess::command`]) logging to `log`; waits
+    /// (30 s) until it listens.
+    pub fn start_command(mut cmd: Command, log: PathBuf) -> Self {
+        let child = cmd
             .stderr(std::fs::File::create(&log).expect("create the daemon log"))
             .spawn()
             .expect("run claude-pool");
