@@ -30,7 +30,7 @@ pub struct ServerSettings {
     /// More client keys, one a line (`#` comments and blank lines skipped),
     /// accepted alongside `api_keys`.
     pub api_keys_file: Option<PathBuf>,
-    /// The keys read from `api_keys_file` (see [`Settings::read_api_keys_file`]);
+    /// The keys read from `api_keys_file` (see [`super::Settings::read_api_keys_file`]);
     /// never part of the file or the environment.
     #[serde(skip)]
     pub file_keys: Vec<String>,
