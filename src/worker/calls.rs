@@ -25,33 +25,32 @@ impl Worker {
             .get("subtype")
             .and_then(|s| s.as_str())
             .unwrap_or("?");
-        let line = match subtype {
+        let reply = match subtype {
             "mcp_message" => match mcp::classify(request_id, request, self.tools.as_ref()) {
-                McpRequest::Immediate(reply) => protocol::control_success(request_id, reply),
+                McpRequest::Immediate(message) => Reply::Mcp(message),
                 McpRequest::ToolCall(call) => return self.on_tool_call(call),
             },
             "can_use_tool" => match self.permission(request) {
-                Ok(()) => {
-                    let input = request.get("input").cloned().unwrap_or(json!({}));
-                    protocol::control_success(
-                        request_id,
-                        json!({"behavior": "allow", "updatedInput": input}),
-                    )
-                }
+                Ok(()) => Reply::Allow {
+                    input: request
+                        .get("input")
+                        .cloned()
+                        .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+                },
                 Err(why) => {
                     log::warn!("{} denied a tool call: {why}", self.name());
-                    protocol::control_success(
-                        request_id,
-                        json!({"behavior": "deny", "message": why}),
-                    )
+                    Reply::Deny { message: why }
                 }
             },
             _ => {
                 log::debug!("{} refuses CLI control request {subtype}", self.name());
-                protocol::control_error(request_id, &format!("unsupported request {subtype}"))
+                Reply::Unsupported(format!("unsupported request {subtype}"))
             }
         };
-        self.send_line(line);
+        self.send(Outgoing::Reply {
+            request_id: request_id.to_string(),
+            reply,
+        });
     }
 
     /// The model called a caller's tool. A call the caller already answered
@@ -87,7 +86,7 @@ impl Worker {
                         since: Instant::now(),
                     };
                     self.report(WorkerState::Clearing, Some(Outcome::Succeeded));
-                    self.send_control("interrupt", json!({"subtype": "interrupt"}));
+                    self.send_control("interrupt", Request::Interrupt);
                     let _ = run.job.events.send(JobEvent::Finished(completion));
                     return;
                 }
@@ -109,8 +108,10 @@ impl Worker {
             other => {
                 // Interrupting, or no job: nobody will answer it.
                 self.phase = other;
-                let reply = mcp::call_unanswered(&call);
-                self.send_line(protocol::control_success(&call.request_id, reply));
+                self.send(Outgoing::Reply {
+                    request_id: call.request_id.clone(),
+                    reply: Reply::Mcp(mcp::call_unanswered(&call)),
+                });
             }
         }
     }
@@ -133,10 +134,13 @@ impl Worker {
 
     /// Answers a blocked `tools/call` from the caller's results.
     pub(super) fn answer_call(&mut self, call: &ToolCall) {
-        let reply = match self.tool_results.get(&call.tool_use_id) {
+        let message = match self.tool_results.get(&call.tool_use_id) {
             Some(result) => mcp::call_reply(call, result),
             None => mcp::call_unanswered(call),
         };
-        self.send_line(protocol::control_success(&call.request_id, reply));
+        self.send(Outgoing::Reply {
+            request_id: call.request_id.clone(),
+            reply: Reply::Mcp(message),
+        });
     }
 }

@@ -53,7 +53,7 @@ impl Worker {
         if turn_over {
             self.clear();
         } else {
-            self.send_control("interrupt", json!({"subtype": "interrupt"}));
+            self.send_control("interrupt", Request::Interrupt);
             self.phase = Phase::Abandoning {
                 since: Instant::now(),
             };

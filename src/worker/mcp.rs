@@ -13,7 +13,7 @@ use crate::job::{ToolResult, ToolSet};
 /// An MCP message the CLI sent, with what the worker needs of it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum McpRequest {
-    /// Answer with this JSON-RPC result right away.
+    /// Answer with this JSON-RPC message right away.
     Immediate(Value),
     /// The model called a tool: answer once the caller's result is known.
     ToolCall(ToolCall),
@@ -63,9 +63,10 @@ pub fn classify(request_id: &str, request: &Value, tools: Option<&ToolSet>) -> M
     ))
 }
 
-/// The control-response payload carrying a JSON-RPC result.
+/// The JSON-RPC message carrying `result` (the control response wraps it,
+/// see [`Reply::Mcp`](super::protocol::Reply::Mcp)).
 pub fn rpc_reply(id: Value, result: Value) -> Value {
-    json!({"mcp_response": {"jsonrpc": "2.0", "id": id, "result": result}})
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
 
 /// The reply to a tool call, from the caller's result.
@@ -122,17 +123,14 @@ mod tests {
         let req = json!({"subtype": "mcp_message", "server_name": t.server, "message": {"method": "tools/list", "jsonrpc": "2.0", "id": 1}});
         match classify("r1", &req, Some(&t)) {
             McpRequest::Immediate(v) => {
-                assert_eq!(v["mcp_response"]["id"], 1);
-                assert_eq!(
-                    v["mcp_response"]["result"]["tools"][0]["name"],
-                    "get_weather"
-                );
+                assert_eq!(v["id"], 1);
+                assert_eq!(v["result"]["tools"][0]["name"], "get_weather");
             }
             other => panic!("{other:?}"),
         }
         let stale = json!({"subtype": "mcp_message", "server_name": "cold", "message": {"method": "tools/list", "id": 2}});
         match classify("r2", &stale, Some(&t)) {
-            McpRequest::Immediate(v) => assert_eq!(v["mcp_response"]["result"]["tools"], json!([])),
+            McpRequest::Immediate(v) => assert_eq!(v["result"]["tools"], json!([])),
             other => panic!("{other:?}"),
         }
     }
@@ -154,10 +152,7 @@ mod tests {
                 is_error: false,
             },
         );
-        assert_eq!(reply["mcp_response"]["id"], 7);
-        assert_eq!(
-            reply["mcp_response"]["result"]["content"][0]["text"],
-            "Sunny"
-        );
+        assert_eq!(reply["id"], 7);
+        assert_eq!(reply["result"]["content"][0]["text"], "Sunny");
     }
 }

@@ -60,7 +60,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use serde_json::json;
 
 use crate::api::assemble::Assembler;
 use crate::config::Settings;
@@ -70,7 +69,7 @@ use agent_view::AgentView;
 use mcp::{McpRequest, ToolCall};
 use messages::{RunJob, StopWorker, Unbind};
 use process::{CliOutput, CliProcess, SpawnSpec};
-use protocol::{CliMessage, ControlResponse};
+use protocol::{CliMessage, ControlResponse, Outgoing, Reply, Request};
 use report::{ExitReason, Outcome, WorkerReport, WorkerState};
 use stop::{StopWatch, Watched};
 use translate::TurnTranslator;
@@ -230,9 +229,9 @@ impl Worker {
         format!("cp-{what}-{}", self.next_request)
     }
 
-    fn send_line(&self, line: String) {
+    fn send(&self, line: Outgoing) {
         if let Some(process) = &self.process {
-            process.send(line);
+            process.send(line.to_line());
         }
     }
 
@@ -262,10 +261,14 @@ impl Worker {
         }
     }
 
-    fn send_control(&mut self, what: &str, request: serde_json::Value) -> String {
-        let id = self.request_id(what);
-        self.send_line(protocol::control_request(&id, request));
-        id
+    /// Sends a control request; returns its id, which its reply carries.
+    fn send_control(&mut self, what: &str, request: Request) -> String {
+        let request_id = self.request_id(what);
+        self.send(Outgoing::Request {
+            request_id: request_id.clone(),
+            request,
+        });
+        request_id
     }
 
     /// Stops the process; the actor stops once it has exited.
@@ -390,7 +393,7 @@ impl Actor for Worker {
                         act.on_exit(status.unwrap_or_else(|_| "unknown".into()), ctx)
                     }),
                 );
-                let probe = self.send_control("probe", json!({"subtype": "get_binary_version"}));
+                let probe = self.send_control("probe", Request::GetBinaryVersion);
                 self.phase = Phase::Booting { probe };
                 ctx.run_interval(TICK, |act, _| act.tick());
             }

@@ -5,10 +5,12 @@
 //! Every outgoing line is produced by `serde_json` from typed values, so it is
 //! always one valid JSON object: a single invalid line kills the CLI.
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::job::{BlockStart, Delta, Usage};
+use crate::job::{BlockStart, Delta, ToolSet, Usage};
 
 /// One line of the CLI's stdout.
 #[derive(Debug, Clone, Deserialize)]
@@ -191,69 +193,248 @@ pub fn parse_line(line: &[u8]) -> Option<Result<CliMessage, serde_json::Error>> 
     Some(serde_json::from_slice(trimmed))
 }
 
-/// A control request line.
-pub fn control_request(request_id: &str, request: Value) -> String {
-    line(json!({"type": "control_request", "request_id": request_id, "request": request}))
+/// A control request the daemon sends the CLI (protocol notes §2.3). Each
+/// awaits a `control_response` with the same request id.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "subtype", rename_all = "snake_case")]
+pub enum Request {
+    /// The readiness probe: harmless, answered once the CLI has booted, and
+    /// unlike `initialize` it leaves the system prompt open (§10).
+    GetBinaryVersion,
+    /// Gives a blank conversation its system prompt; a second one is
+    /// accepted and ignored by the CLI.
+    Initialize {
+        #[serde(rename = "systemPrompt", serialize_with = "one_block")]
+        system_prompt: String,
+    },
+    SetModel {
+        model: String,
+    },
+    SetMaxThinkingTokens {
+        max_thinking_tokens: u32,
+    },
+    /// Registers the SDK MCP servers hosted over this channel, replacing
+    /// the previous set (an empty map removes them all).
+    McpSetServers {
+        servers: BTreeMap<String, SdkServer>,
+    },
+    /// Applies settings as if given by flags; used for the output token
+    /// limit (see [`Request::max_output_tokens`]).
+    ApplyFlagSettings {
+        settings: FlagSettings,
+    },
+    /// Ends the running turn with `error_during_execution` (§4).
+    Interrupt,
 }
 
-/// A successful reply to a control request the CLI sent.
-pub fn control_success(request_id: &str, response: Value) -> String {
-    line(json!({
-        "type": "control_response",
-        "response": {"subtype": "success", "request_id": request_id, "response": response}
-    }))
+/// An SDK MCP server entry of `mcp_set_servers`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SdkServer {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: String,
 }
 
-/// An error reply to a control request the CLI sent.
-pub fn control_error(request_id: &str, message: &str) -> String {
-    line(json!({
-        "type": "control_response",
-        "response": {"subtype": "error", "request_id": request_id, "error": message}
-    }))
+/// The settings `apply_flag_settings` carries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlagSettings {
+    env: FlagEnv,
 }
 
-/// A user message line carrying content blocks.
-pub fn user_message(content: &[Value]) -> String {
-    line(json!({
-        "type": "user",
-        "message": {"role": "user", "content": content},
-        "parent_tool_use_id": null,
-        "session_id": ""
-    }))
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct FlagEnv {
+    /// Empty restores the CLI's default (verified).
+    #[serde(rename = "CLAUDE_CODE_MAX_OUTPUT_TOKENS")]
+    max_output_tokens: String,
 }
 
-/// The `/clear` command, which starts a fresh conversation in the same
-/// process (the system prompt set by `initialize` stays).
-pub fn clear_command() -> String {
-    line(json!({
-        "type": "user",
-        "message": {"role": "user", "content": "/clear"},
-        "parent_tool_use_id": null,
-        "session_id": ""
-    }))
+impl Request {
+    /// Registers the job's tool server, or removes every server (`None`).
+    pub fn tool_server(tools: Option<&ToolSet>) -> Self {
+        let servers = tools
+            .map(|t| {
+                let server = SdkServer {
+                    kind: "sdk",
+                    name: t.server.clone(),
+                };
+                (t.server.clone(), server)
+            })
+            .into_iter()
+            .collect();
+        Request::McpSetServers { servers }
+    }
+
+    /// Sets each turn's `max_tokens` through the CLI's own
+    /// `CLAUDE_CODE_MAX_OUTPUT_TOKENS` (`None`: the CLI's default).
+    pub fn max_output_tokens(limit: Option<u32>) -> Self {
+        Request::ApplyFlagSettings {
+            settings: FlagSettings {
+                env: FlagEnv {
+                    max_output_tokens: limit.map(|n| n.to_string()).unwrap_or_default(),
+                },
+            },
+        }
+    }
 }
 
-/// A compaction boundary: the CLI sends the model nothing of the
-/// conversation before it. Verified on 2.1.197 (the fake upstream records
-/// what the model is sent): after `/clear` and this line, the next request
-/// carries the new prompt exactly as a fresh process sends it, with none of
-/// the `<local-command-caveat>`, `<command-name>/clear</command-name>` and
-/// `<local-command-stdout>` blocks that `/clear` alone leaves; after
-/// `set_model`, none of its `/model` record. The CLI answers nothing to it.
-pub fn conversation_boundary() -> String {
-    line(json!({
-        "type": "system",
-        "subtype": "compact_boundary",
-        "compact_metadata": {"trigger": "manual", "pre_tokens": 0},
-        "uuid": uuid::Uuid::new_v4().to_string(),
-        "session_id": ""
-    }))
+fn one_block<S: serde::Serializer>(prompt: &str, s: S) -> Result<S::Ok, S::Error> {
+    [prompt].serialize(s)
 }
 
-fn line(value: Value) -> String {
-    let mut s = value.to_string();
-    s.push('\n');
-    s
+/// The daemon's answer to a control request the CLI sent (§2.4, §6).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// A JSON-RPC message for the CLI's SDK MCP client.
+    Mcp(Value),
+    /// `can_use_tool`: run the tool with this input.
+    Allow { input: Value },
+    /// `can_use_tool`: refuse; the model reads `message` as the tool's error.
+    Deny { message: String },
+    /// A request the daemon does not serve, answered with an error rather
+    /// than left blocking the turn.
+    Unsupported(String),
+}
+
+/// One line the daemon writes to the CLI's stdin.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    /// A control request; its reply carries `request_id`.
+    Request {
+        request_id: String,
+        request: Request,
+    },
+    /// The answer to the CLI's control request `request_id`.
+    Reply { request_id: String, reply: Reply },
+    /// A user message carrying content blocks: runs a turn.
+    User(Vec<Value>),
+    /// The `/clear` command, which starts a fresh conversation in the same
+    /// process (the system prompt set by `initialize` stays).
+    Clear,
+    /// A compaction boundary: the CLI sends the model nothing of the
+    /// conversation before it. Verified on 2.1.197 (the fake upstream
+    /// records what the model is sent): after `/clear` and this line, the
+    /// next request carries the new prompt exactly as a fresh process sends
+    /// it, with none of the `<local-command-caveat>`,
+    /// `<command-name>/clear</command-name>` and `<local-command-stdout>`
+    /// blocks that `/clear` alone leaves; after `set_model`, none of its
+    /// `/model` record. The CLI answers nothing to it.
+    Boundary,
+}
+
+/// The envelope of a stdin line, as the CLI reads it.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Line<'a> {
+    ControlRequest {
+        request_id: &'a str,
+        request: &'a Request,
+    },
+    ControlResponse {
+        response: ResponseBody<'a>,
+    },
+    User {
+        message: UserBody<'a>,
+        parent_tool_use_id: Option<()>,
+        session_id: &'static str,
+    },
+    System {
+        subtype: &'static str,
+        compact_metadata: CompactMetadata,
+        uuid: String,
+        session_id: &'static str,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(tag = "subtype", rename_all = "snake_case")]
+enum ResponseBody<'a> {
+    Success {
+        request_id: &'a str,
+        response: Value,
+    },
+    Error {
+        request_id: &'a str,
+        error: &'a str,
+    },
+}
+
+#[derive(Serialize)]
+struct UserBody<'a> {
+    role: &'static str,
+    content: Content<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Content<'a> {
+    Blocks(&'a [Value]),
+    Text(&'static str),
+}
+
+#[derive(Serialize)]
+struct CompactMetadata {
+    trigger: &'static str,
+    pre_tokens: u64,
+}
+
+impl Outgoing {
+    /// The line to write: one JSON object and its `\n`. Always valid JSON,
+    /// since a single invalid line kills the CLI.
+    pub fn to_line(&self) -> String {
+        let user = |content| Line::User {
+            message: UserBody {
+                role: "user",
+                content,
+            },
+            parent_tool_use_id: None,
+            session_id: "",
+        };
+        let line = match self {
+            Outgoing::Request {
+                request_id,
+                request,
+            } => Line::ControlRequest {
+                request_id,
+                request,
+            },
+            Outgoing::Reply { request_id, reply } => Line::ControlResponse {
+                response: match reply {
+                    Reply::Unsupported(error) => ResponseBody::Error { request_id, error },
+                    answer => ResponseBody::Success {
+                        request_id,
+                        response: answer.payload(),
+                    },
+                },
+            },
+            Outgoing::User(blocks) => user(Content::Blocks(blocks)),
+            Outgoing::Clear => user(Content::Text("/clear")),
+            Outgoing::Boundary => Line::System {
+                subtype: "compact_boundary",
+                compact_metadata: CompactMetadata {
+                    trigger: "manual",
+                    pre_tokens: 0,
+                },
+                uuid: uuid::Uuid::new_v4().to_string(),
+                session_id: "",
+            },
+        };
+        // Serializing these types cannot fail: no map has non-string keys.
+        let mut s = serde_json::to_string(&line).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+impl Reply {
+    /// The `response` of a successful reply.
+    fn payload(&self) -> Value {
+        match self {
+            Reply::Mcp(message) => json!({ "mcp_response": message }),
+            Reply::Allow { input } => json!({"behavior": "allow", "updatedInput": input}),
+            Reply::Deny { message } => json!({"behavior": "deny", "message": message}),
+            Reply::Unsupported(_) => Value::Null,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -262,11 +443,161 @@ mod tests {
 
     #[test]
     fn outgoing_lines_are_single_json_lines() {
-        let l = user_message(&[json!({"type": "text", "text": "a\nb\"c"})]);
+        let l = Outgoing::User(vec![json!({"type": "text", "text": "a\nb\"c"})]).to_line();
         assert!(l.ends_with('\n'));
         assert_eq!(l.matches('\n').count(), 1);
         let v: Value = serde_json::from_str(l.trim_end()).unwrap();
         assert_eq!(v["message"]["content"][0]["text"], "a\nb\"c");
+    }
+
+    /// The lines written to the real CLI in the recorded sessions, by the
+    /// request id (or user text) they carry.
+    fn recorded_stdin() -> Vec<Value> {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/cli-transcripts"
+        );
+        let mut lines = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for l in text.lines().filter_map(|l| l.strip_prefix(">> ")) {
+                lines.push(serde_json::from_str(l).unwrap());
+            }
+        }
+        lines
+    }
+
+    fn recorded(pick: impl Fn(&Value) -> bool) -> Value {
+        recorded_stdin()
+            .into_iter()
+            .find(|v| pick(v))
+            .expect("a recorded line")
+    }
+
+    fn ours(line: Outgoing) -> Value {
+        serde_json::from_str(line.to_line().trim_end()).unwrap()
+    }
+
+    fn request(request_id: &str, request: Request) -> Value {
+        ours(Outgoing::Request {
+            request_id: request_id.into(),
+            request,
+        })
+    }
+
+    #[test]
+    fn control_requests_match_the_recorded_lines() {
+        let by_id = |id: &'static str| recorded(move |v| v["request_id"] == id);
+        assert_eq!(
+            request("probe-1", Request::GetBinaryVersion),
+            by_id("probe-1")
+        );
+        let system_prompt = "You are terse.".to_string();
+        assert_eq!(
+            request("init-1", Request::Initialize { system_prompt }),
+            by_id("init-1")
+        );
+        let model = "claude-haiku-4-5".to_string();
+        assert_eq!(
+            request("model-1", Request::SetModel { model }),
+            by_id("model-1")
+        );
+        let max_thinking_tokens = 2048;
+        assert_eq!(
+            request(
+                "think-1",
+                Request::SetMaxThinkingTokens {
+                    max_thinking_tokens
+                }
+            ),
+            by_id("think-1")
+        );
+        assert_eq!(request("int-1", Request::Interrupt), by_id("int-1"));
+        let mut tools = ToolSet::new(Vec::new());
+        tools.server = "caller_ab12".into();
+        assert_eq!(
+            request("srv-1", Request::tool_server(Some(&tools))),
+            by_id("srv-1")
+        );
+    }
+
+    /// Not in the recordings: the shapes verified by hand (protocol notes
+    /// §2.3, and the output token limit through `apply_flag_settings`).
+    #[test]
+    fn unrecorded_requests_have_the_verified_shape() {
+        assert_eq!(
+            request("t", Request::tool_server(None))["request"],
+            json!({"subtype": "mcp_set_servers", "servers": {}})
+        );
+        let env = |limit| request("m", Request::max_output_tokens(limit))["request"].clone();
+        assert_eq!(
+            env(Some(100)),
+            json!({"subtype": "apply_flag_settings",
+                   "settings": {"env": {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": "100"}}})
+        );
+        assert_eq!(
+            env(None)["settings"]["env"]["CLAUDE_CODE_MAX_OUTPUT_TOKENS"],
+            ""
+        );
+    }
+
+    #[test]
+    fn replies_and_user_lines_match_the_recorded_lines() {
+        let reply = |id: &str, reply| {
+            ours(Outgoing::Reply {
+                request_id: id.into(),
+                reply,
+            })
+        };
+        let id = "c73c3c5e-2bcb-40ba-a5dd-e9db5d7aa6db";
+        let input = json!({"city": "Lima"});
+        assert_eq!(
+            reply(id, Reply::Allow { input }),
+            recorded(|v| v["response"]["request_id"] == id)
+        );
+        let id = "795dac10-3772-4f4b-b2d3-599122685d44";
+        let rpc = crate::worker::mcp::rpc_reply(
+            json!(2),
+            json!({"content": [{"type": "text", "text": "Sunny in Lima"}], "isError": false}),
+        );
+        assert_eq!(
+            reply(id, Reply::Mcp(rpc)),
+            recorded(|v| v["response"]["request_id"] == id)
+        );
+        let deny = reply(
+            "d",
+            Reply::Deny {
+                message: "NOPE".into(),
+            },
+        );
+        assert_eq!(
+            deny["response"]["response"],
+            json!({"behavior": "deny", "message": "NOPE"})
+        );
+        let refused = reply("e", Reply::Unsupported("no".into()));
+        assert_eq!(
+            refused["response"],
+            json!({"subtype": "error", "request_id": "e", "error": "no"})
+        );
+
+        assert_eq!(
+            ours(Outgoing::Clear),
+            recorded(|v| v["message"]["content"] == "/clear")
+        );
+        // Recorded with string content; the daemon sends blocks, which the
+        // CLI takes alike (§2.1).
+        let mut hello = recorded(|v| v["message"]["content"] == "hello");
+        hello["message"]["content"] = json!([{"type": "text", "text": "hello"}]);
+        assert_eq!(
+            ours(Outgoing::User(vec![
+                json!({"type": "text", "text": "hello"})
+            ])),
+            hello
+        );
+        let boundary = ours(Outgoing::Boundary);
+        assert_eq!(boundary["type"], "system");
+        assert_eq!(boundary["subtype"], "compact_boundary");
+        assert_ne!(ours(Outgoing::Boundary)["uuid"], boundary["uuid"]);
     }
 
     #[test]

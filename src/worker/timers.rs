@@ -66,7 +66,7 @@ impl Worker {
                 };
                 self.tool_results.clear();
                 self.report(WorkerState::Clearing, None);
-                self.send_control("interrupt", json!({"subtype": "interrupt"}));
+                self.send_control("interrupt", Request::Interrupt);
             }
             Phase::Abandoning { since } if since.elapsed() > INTERRUPT_GRACE => {
                 let why = "the CLI did not answer an interrupt".to_string();

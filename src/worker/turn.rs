@@ -105,7 +105,9 @@ impl Worker {
             Some(Setup::Initialize(system)) => {
                 let awaiting = self.send_control(
                     "init",
-                    json!({"subtype": "initialize", "systemPrompt": [system]}),
+                    Request::Initialize {
+                        system_prompt: system.clone(),
+                    },
                 );
                 self.system_prompt = Some(system);
                 self.phase = Phase::Preparing {
@@ -115,8 +117,12 @@ impl Worker {
                 };
             }
             Some(Setup::SetModel(model)) => {
-                let awaiting =
-                    self.send_control("model", json!({"subtype": "set_model", "model": model}));
+                let awaiting = self.send_control(
+                    "model",
+                    Request::SetModel {
+                        model: model.clone(),
+                    },
+                );
                 self.model = model;
                 self.phase = Phase::Preparing {
                     run,
@@ -125,14 +131,7 @@ impl Worker {
                 };
             }
             Some(Setup::SetTools(tools)) => {
-                let servers = match &tools {
-                    Some(t) => json!({ t.server.clone(): {"type": "sdk", "name": t.server} }),
-                    None => json!({}),
-                };
-                let awaiting = self.send_control(
-                    "tools",
-                    json!({"subtype": "mcp_set_servers", "servers": servers}),
-                );
+                let awaiting = self.send_control("tools", Request::tool_server(tools.as_ref()));
                 self.tools = tools;
                 self.phase = Phase::Preparing {
                     run,
@@ -141,17 +140,11 @@ impl Worker {
                 };
             }
             Some(Setup::Boundary) => {
-                self.send_line(protocol::conversation_boundary());
+                self.send(Outgoing::Boundary);
                 self.continue_setup(run, rest);
             }
             Some(Setup::SetMaxTokens(limit)) => {
-                // An empty value restores the CLI's default (verified).
-                let value = limit.map(|n| n.to_string()).unwrap_or_default();
-                let awaiting = self.send_control(
-                    "max-tokens",
-                    json!({"subtype": "apply_flag_settings",
-                           "settings": {"env": {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": value}}}),
-                );
+                let awaiting = self.send_control("max-tokens", Request::max_output_tokens(limit));
                 self.max_tokens = limit;
                 self.phase = Phase::Preparing {
                     run,
@@ -162,7 +155,9 @@ impl Worker {
             Some(Setup::SetThinking(budget)) => {
                 let awaiting = self.send_control(
                     "thinking",
-                    json!({"subtype": "set_max_thinking_tokens", "max_thinking_tokens": budget}),
+                    Request::SetMaxThinkingTokens {
+                        max_thinking_tokens: budget,
+                    },
                 );
                 self.thinking_budget = Some(budget);
                 self.phase = Phase::Preparing {
@@ -177,7 +172,7 @@ impl Worker {
                 } else {
                     &run.job.spec.prompt
                 };
-                self.send_line(protocol::user_message(prompt));
+                self.send(Outgoing::User(prompt.clone()));
                 self.phase = Phase::Running(run);
             }
         }
@@ -316,7 +311,7 @@ impl Worker {
     /// whose result must show a new session, then a conversation boundary,
     /// so that the model reads nothing of `/clear` either.
     pub(super) fn clear(&mut self) {
-        self.send_line(protocol::clear_command());
+        self.send(Outgoing::Clear);
         self.phase = Phase::Clearing {
             since: Instant::now(),
             session: self.session_id.clone(),
@@ -334,7 +329,7 @@ impl Worker {
             );
             return self.retire(ExitReason::Retired, RETIRE_GRACE);
         }
-        self.send_line(protocol::conversation_boundary());
+        self.send(Outgoing::Boundary);
         self.phase = Phase::Idle;
         self.report(WorkerState::Idle, None);
     }
@@ -352,11 +347,7 @@ impl Worker {
     }
 
     pub(super) fn interrupt(&mut self) {
-        let id = self.request_id("interrupt");
-        self.send_line(protocol::control_request(
-            &id,
-            json!({"subtype": "interrupt"}),
-        ));
+        self.send_control("interrupt", Request::Interrupt);
         if let Phase::Running(run) = &mut self.phase {
             run.interrupted_at = Some(Instant::now());
         }
