@@ -109,6 +109,9 @@ struct Run {
     interrupted_at: Option<Instant>,
     /// The client already has its terminal event (e.g. a timeout error).
     answered: bool,
+    /// The answer ended at a stop sequence: the job succeeded, though the
+    /// rest of the turn is interrupted.
+    stopped_at_sequence: bool,
     /// The job continues a conversation this worker holds: only the final
     /// message is written.
     continuing: bool,

@@ -88,6 +88,7 @@ impl Worker {
             started: now,
             last_output: now,
             interrupted_at: None,
+            stopped_at_sequence: false,
             answered: false,
             continuing: false,
             reply: bindable.then(Assembler::default),
@@ -221,6 +222,7 @@ impl Worker {
                 let _ = run.job.events.send(event);
             }
             run.answered = true;
+            run.stopped_at_sequence = true;
             self.interrupt();
             return;
         }
@@ -231,7 +233,8 @@ impl Worker {
             let terminal = event.is_terminal();
             if terminal {
                 let finished = matches!(event, JobEvent::Finished(_));
-                outcome = Some(finished && run.interrupted_at.is_none());
+                outcome =
+                    Some(run.stopped_at_sequence || (finished && run.interrupted_at.is_none()));
             }
             if !run.answered {
                 run.answered = terminal;
