@@ -7,6 +7,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -98,9 +99,7 @@ fn cold(upstream: &FakeUpstream) -> Turns {
 }
 
 fn main() {
-    // `cargo test --all-targets` runs bench binaries too; measure only
-    // under `cargo bench`, which passes --bench.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !support::measuring() {
         return;
     }
     let upstream = FakeUpstream::start();

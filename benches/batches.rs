@@ -12,6 +12,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -78,9 +79,7 @@ fn batch(upstream: &FakeUpstream, max_workers: usize) -> Duration {
 }
 
 fn main() {
-    // `cargo test --all-targets` runs bench binaries too; measure only
-    // under `cargo bench`, which passes --bench.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !support::measuring() {
         return;
     }
     let upstream = FakeUpstream::start();

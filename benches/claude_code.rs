@@ -14,6 +14,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -83,21 +84,8 @@ fn reply_text(sse: &str) -> String {
     common::sse_text(&common::parse_sse(sse))
 }
 
-fn stats(mut v: Vec<Duration>) -> [f64; 4] {
-    v.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    [
-        ms(v[0]),
-        ms(v[v.len() / 2]),
-        ms(v[v.len() * 9 / 10]),
-        ms(v[v.len() - 1]),
-    ]
-}
-
 fn main() {
-    // `cargo test --all-targets` runs bench binaries too; measure only
-    // under `cargo bench`, which passes --bench.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !support::measuring() {
         return;
     }
     let upstream = FakeUpstream::start();
@@ -140,7 +128,7 @@ fn main() {
     let mut medians = Vec::new();
     for (name, times) in rows {
         let n = times.len();
-        let [min, med, p90, max] = stats(times);
+        let [min, med, p90, max] = support::stats(times);
         medians.push(med);
         println!("{name:<34} {n:>4} {min:>9.1} {med:>9.1} {p90:>9.1} {max:>9.1}");
     }

@@ -13,11 +13,13 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use claude_pool::worker::spawn::LEAN_FLAGS;
 use common::{client, message_body, real_cli, Daemon, DaemonConfig, FakeUpstream};
 
 const COLD_RUNS: usize = 8;
@@ -35,19 +37,8 @@ fn cli_env(cmd: &mut Command, upstream: &FakeUpstream, config_dir: &std::path::P
         .env("CLAUDE_CONFIG_DIR", config_dir);
 }
 
-const LEAN: &[&str] = &[
-    "--output-format",
-    "stream-json",
-    "--verbose",
-    "--no-session-persistence",
-    "--setting-sources",
-    "",
-    "--strict-mcp-config",
-    "--tools",
-    "",
-    "--model",
-    "claude-haiku-4-5",
-];
+/// The model of the direct CLI runs, after the daemon's `LEAN_FLAGS`.
+const MODEL: [&str; 2] = ["--model", "claude-haiku-4-5"];
 
 fn cold(upstream: &FakeUpstream, dir: &std::path::Path) -> Vec<Duration> {
     (0..COLD_RUNS)
@@ -55,7 +46,8 @@ fn cold(upstream: &FakeUpstream, dir: &std::path::Path) -> Vec<Duration> {
             let mut cmd = Command::new(real_cli());
             cmd.arg("-p")
                 .arg(format!("hello {i}"))
-                .args(LEAN)
+                .args(LEAN_FLAGS)
+                .args(MODEL)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null());
             cli_env(&mut cmd, upstream, dir);
@@ -74,7 +66,8 @@ fn cold(upstream: &FakeUpstream, dir: &std::path::Path) -> Vec<Duration> {
 fn warm(upstream: &FakeUpstream, dir: &std::path::Path) -> Vec<Duration> {
     let mut cmd = Command::new(real_cli());
     cmd.args(["--input-format", "stream-json"])
-        .args(LEAN)
+        .args(LEAN_FLAGS)
+        .args(MODEL)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -171,21 +164,8 @@ fn new_prompts(upstream: &FakeUpstream) -> Vec<Duration> {
     times[3..].to_vec()
 }
 
-fn stats(mut v: Vec<Duration>) -> [f64; 4] {
-    v.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    [
-        ms(v[0]),
-        ms(v[v.len() / 2]),
-        ms(v[v.len() * 9 / 10]),
-        ms(v[v.len() - 1]),
-    ]
-}
-
 fn main() {
-    // `cargo test --all-targets` runs bench binaries too; measure only
-    // under `cargo bench`, which passes --bench.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !support::measuring() {
         return;
     }
     let upstream = FakeUpstream::start();
@@ -193,23 +173,23 @@ fn main() {
     let rows = [
         (
             "daemon (pool 1, HTTP)",
-            stats(through_daemon(&upstream, "/v1/messages", message_body)),
+            support::stats(through_daemon(&upstream, "/v1/messages", message_body)),
             WARM_RUNS,
         ),
         (
             "warm turn, direct stdin",
-            stats(warm(&upstream, dir.path())),
+            support::stats(warm(&upstream, dir.path())),
             WARM_RUNS,
         ),
         (
             "cold `claude -p`",
-            stats(cold(&upstream, dir.path())),
+            support::stats(cold(&upstream, dir.path())),
             COLD_RUNS,
         ),
         (
             "daemon, /v1/responses",
             // Stored (the default): the SQLite write is part of the time.
-            stats(through_daemon(
+            support::stats(through_daemon(
                 &upstream,
                 "/v1/responses",
                 |text| serde_json::json!({"model": "claude-haiku-4-5", "input": text}),
@@ -218,7 +198,7 @@ fn main() {
         ),
         (
             "new system prompt (pool 3)",
-            stats(new_prompts(&upstream)),
+            support::stats(new_prompts(&upstream)),
             NEW_PROMPT_RUNS,
         ),
     ];

@@ -25,6 +25,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -33,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{parse_sse, processes_with_env, sse_text, Daemon, DaemonConfig, FakeUpstream};
+use common::{parse_sse, processes_with_env, sse_text, Daemon, DaemonConfig, FakeUpstream, Rng};
 use serde_json::{json, Value};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -42,23 +43,6 @@ fn env_or(name: &str, default: u64) -> u64 {
             .parse()
             .unwrap_or_else(|_| panic!("{name}={v}: not a number")),
         Err(_) => default,
-    }
-}
-
-/// splitmix64, seeded per client.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
@@ -298,7 +282,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
+    if !support::measuring() {
         println!("soak: not run outside `cargo bench` (see scripts/soak.sh)");
         return;
     }

@@ -79,12 +79,7 @@ fn a_limited_account_fails_over_and_gets_no_more_work() {
     assert!(a["limited_until"].is_null(), "{health}");
     assert_eq!(a["workers"], 1, "{health}");
 
-    let metrics = client()
-        .get(daemon.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = daemon.metrics();
     for line in [
         "claude_pool_account_status{account=\"b\",status=\"limited\"} 1",
         "claude_pool_account_failovers_total{account=\"b\"} 1",

@@ -167,12 +167,7 @@ fn requests_still_queued_at_expires_at_expire() {
     assert_eq!(expired_lines as u64, expired);
     // Batch jobs count in the token metric as interactive ones do (20
     // words each: the fake's usage), and there were no others.
-    let metrics = client()
-        .get(daemon.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = daemon.metrics();
     let output = metrics
         .lines()
         .find(|l| l.starts_with("claude_pool_tokens_total{direction=\"output\"}"))
@@ -315,16 +310,7 @@ fn a_batch_request_ending_in_tool_calls_does_not_hold_its_worker() {
     let results = results(&ended);
     let tool = &results["tool"]["message"];
     assert_eq!(tool["stop_reason"], "tool_use", "{tool}");
-    let call = tool["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["type"] == "tool_use");
-    assert_eq!(
-        call.expect("a tool_use block")["name"],
-        "get_weather",
-        "{tool}"
-    );
+    assert_eq!(tool_use(tool)["name"], "get_weather", "{tool}");
     assert_eq!(
         results["after"]["message"]["content"][0]["text"],
         "Hello! You said: next one"

@@ -296,13 +296,7 @@ fn tool_request(text: &str) -> Value {
 /// The request's history plus the reply and a result for its one tool call;
 /// returns it with the call's id.
 fn with_result(mut request: Value, reply: &Value, result: &str) -> (Value, String) {
-    let call = reply["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["type"] == "tool_use")
-        .unwrap_or_else(|| panic!("no tool_use in {reply}"))
-        .clone();
+    let call = tool_use(reply).clone();
     let id = call["id"].as_str().unwrap().to_string();
     let messages = request["messages"].as_array_mut().unwrap();
     messages.push(json!({"role": "assistant", "content": reply["content"]}));

@@ -68,13 +68,7 @@ fn instant_tool_results_always_resume_their_parked_turn() {
         });
         let reply = post(&http, &daemon, &request);
         assert_eq!(reply["stop_reason"], "tool_use", "{reply}");
-        let tool_use = reply["content"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["type"] == "tool_use")
-            .unwrap()
-            .clone();
+        let tool_use = tool_use(&reply).clone();
         let result = format!("RESULT-{round}");
         let messages = request["messages"].as_array_mut().unwrap();
         messages.push(json!({"role": "assistant", "content": reply["content"]}));

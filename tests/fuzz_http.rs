@@ -313,27 +313,6 @@ impl Case {
     }
 }
 
-/// splitmix64: tiny, fixed, good enough to pick cases.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
-
 fn to_bytes(value: &Value) -> Vec<u8> {
     serde_json::to_vec(value).unwrap()
 }
@@ -462,7 +441,7 @@ fn all_cases() -> Vec<Case> {
             ));
         }
         for i in 0..6 {
-            let len = 1 + rng.below(300);
+            let len = 1 + rng.index(300);
             let mut bytes = rng.bytes(len);
             bytes[0] |= 0x80;
             cases.push(Case::json(
@@ -477,7 +456,7 @@ fn all_cases() -> Vec<Case> {
         let mut edits = 0;
         while edits < 12 {
             let mut body = valid.clone();
-            let at = rng.below(body.len());
+            let at = rng.index(body.len());
             body[at] = rng.next() as u8;
             if serde_json::from_slice::<Value>(&body).is_err() {
                 cases.push(Case::json(
@@ -520,7 +499,7 @@ fn all_cases() -> Vec<Case> {
             Expect::Invalid,
         ));
         for pointer in deep_fields {
-            let depth = 200 + rng.below(NEST);
+            let depth = 200 + rng.index(NEST);
             for (shape, raw) in [
                 ("arrays", nested_arrays(NEST)),
                 ("objects", nested_objects(NEST)),

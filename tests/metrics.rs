@@ -192,12 +192,7 @@ fn metrics_count_requests_tokens_errors_and_show_the_pool() {
     assert!(value(&samples, "claude_pool_worker_restarts_total", &[]).is_some());
     assert!(value(&samples, "claude_pool_worker_recycles_total", &[]).is_some());
     // Scrapes are counted under their own route (each after it answered).
-    let text = client()
-        .get(daemon.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = daemon.metrics();
     assert!(value(
         &parse(&text),
         "claude_pool_http_requests_total",

@@ -103,13 +103,7 @@ fn a_parked_turn_is_resumed_only_by_its_own_key() {
         "messages": [user("look it up [[tool:lookup]]")]});
     let reply = send(&daemon, "key-a", None, &request);
     assert_eq!(reply["stop_reason"], "tool_use", "{reply}");
-    let id = reply["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["type"] == "tool_use")
-        .unwrap()["id"]
-        .clone();
+    let id = tool_use(&reply)["id"].clone();
     let with_result = |request: &Value, text: &str| {
         let mut r = request.clone();
         let messages = r["messages"].as_array_mut().unwrap();

@@ -76,12 +76,7 @@ fn a_tool_call_parks_the_turn_and_the_result_resumes_it() {
         .to_string();
     let reply: Value = response.json().unwrap();
     assert_eq!(reply["stop_reason"], "tool_use", "{reply}");
-    let tool_use = reply["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["type"] == "tool_use")
-        .unwrap();
+    let tool_use = tool_use(&reply);
     assert_eq!(
         tool_use["name"], "get_weather",
         "the caller's own tool name"

@@ -41,48 +41,17 @@ pub struct ModelInfo {
 /// `claude.models`, whose default is this list. Any model id the CLI accepts
 /// can be requested whether listed or not ([`resolve_model`]); the list only
 /// tells clients what to pick.
+#[rustfmt::skip] // a table: one model a line
 pub const CATALOGUE: &[KnownModel] = &[
     // The release dates of the two newest models are approximate.
-    KnownModel {
-        id: "claude-opus-4-8",
-        display_name: "Claude Opus 4.8",
-        released: (2026, 5, 28),
-    },
-    KnownModel {
-        id: "claude-sonnet-5",
-        display_name: "Claude Sonnet 5",
-        released: (2026, 5, 28),
-    },
-    KnownModel {
-        id: "claude-haiku-4-5",
-        display_name: "Claude Haiku 4.5",
-        released: (2025, 10, 15),
-    },
-    KnownModel {
-        id: "claude-sonnet-4-5",
-        display_name: "Claude Sonnet 4.5",
-        released: (2025, 9, 29),
-    },
-    KnownModel {
-        id: "claude-opus-4-1",
-        display_name: "Claude Opus 4.1",
-        released: (2025, 8, 5),
-    },
-    KnownModel {
-        id: "opus",
-        display_name: "Opus (Claude Code alias, currently Claude Opus 4.8)",
-        released: (2026, 5, 28),
-    },
-    KnownModel {
-        id: "sonnet",
-        display_name: "Sonnet (Claude Code alias, currently Claude Sonnet 5)",
-        released: (2026, 5, 28),
-    },
-    KnownModel {
-        id: "haiku",
-        display_name: "Haiku (Claude Code alias, currently Claude Haiku 4.5)",
-        released: (2025, 10, 15),
-    },
+    known("claude-opus-4-8", "Claude Opus 4.8", (2026, 5, 28)),
+    known("claude-sonnet-5", "Claude Sonnet 5", (2026, 5, 28)),
+    known("claude-haiku-4-5", "Claude Haiku 4.5", (2025, 10, 15)),
+    known("claude-sonnet-4-5", "Claude Sonnet 4.5", (2025, 9, 29)),
+    known("claude-opus-4-1", "Claude Opus 4.1", (2025, 8, 5)),
+    known("opus", "Opus (Claude Code alias, currently Claude Opus 4.8)", (2026, 5, 28)),
+    known("sonnet", "Sonnet (Claude Code alias, currently Claude Sonnet 5)", (2026, 5, 28)),
+    known("haiku", "Haiku (Claude Code alias, currently Claude Haiku 4.5)", (2025, 10, 15)),
 ];
 
 /// Built-in facts about a model id.
@@ -91,6 +60,19 @@ pub struct KnownModel {
     pub id: &'static str,
     pub display_name: &'static str,
     pub released: (i32, u32, u32),
+}
+
+/// A row of [`CATALOGUE`].
+const fn known(
+    id: &'static str,
+    display_name: &'static str,
+    released: (i32, u32, u32),
+) -> KnownModel {
+    KnownModel {
+        id,
+        display_name,
+        released,
+    }
 }
 
 /// The ids listed by default (`claude.models`).

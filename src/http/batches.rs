@@ -70,8 +70,10 @@ fn not_found(id: &str) -> ApiError {
     )
 }
 
-/// The caller's batch `id`, or 404.
-async fn find(state: &AppState, owner: String, id: &str) -> Result<Batch, ApiError> {
+/// The batch `id` of the caller of a request without a body (its key
+/// checked), or 404.
+async fn find(req: &HttpRequest, state: &AppState, id: &str) -> Result<Batch, ApiError> {
+    let owner = authorized_owner(req, state)?;
     let key = id.to_string();
     stored(state, move |c| store::get(c, &owner, &key))
         .await?
@@ -115,8 +117,7 @@ pub async fn get(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = authorized_owner(&req, &state)?;
-    let batch = find(&state, owner, &id).await?;
+    let batch = find(&req, &state, &id).await?;
     Ok(batch_response(&req, &state, &batch))
 }
 
@@ -216,8 +217,7 @@ pub async fn results(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = authorized_owner(&req, &state)?;
-    let batch = find(&state, owner, &id).await?;
+    let batch = find(&req, &state, &id).await?;
     if batch.ended_at.is_none() {
         return Err(ApiError::invalid(
             format!("message batch {id:?} is still processing; its results are available once it has ended"),

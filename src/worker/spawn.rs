@@ -9,31 +9,36 @@ use super::process::SpawnSpec;
 use super::sandbox::Sandbox;
 use crate::config::Settings;
 
+/// The flags that keep a `claude` process lean: stream-json output, no
+/// session files, no settings, CLAUDE.md or MCP servers from disk, no
+/// built-in tools. Public so that the latency bench starts its cold
+/// `claude -p` runs the way workers start.
+pub const LEAN_FLAGS: &[&str] = &[
+    "--output-format",
+    "stream-json",
+    "--verbose",
+    "--no-session-persistence",
+    "--setting-sources",
+    "",
+    "--strict-mcp-config",
+    "--tools",
+    "",
+];
+
 /// Command-line flags every worker gets, before `claude.extra_args`.
 fn base_args(default_model: &str) -> Vec<String> {
-    [
-        "--input-format",
-        "stream-json",
-        "--output-format",
-        "stream-json",
-        "--verbose",
+    let mut args = vec!["--input-format", "stream-json"];
+    args.extend(LEAN_FLAGS);
+    args.extend([
         "--include-partial-messages",
-        "--no-session-persistence",
-        "--setting-sources",
-        "",
-        "--strict-mcp-config",
-        "--tools",
-        "",
         // Tool permission checks come to the daemon as `can_use_tool`; it
         // allows exactly the current job's tool server.
         "--permission-prompt-tool",
         "stdio",
         "--model",
         default_model,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    ]);
+    args.into_iter().map(String::from).collect()
 }
 
 /// The daemon's own systemd variables, which workers must not inherit: a

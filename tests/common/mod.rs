@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod rng;
 pub mod upstream;
 
 use std::net::TcpListener;
@@ -16,6 +17,8 @@ use tempfile::TempDir;
 
 #[allow(unused_imports)] // Used by the tests that run the executable.
 pub use binary::DaemonProcess;
+#[allow(unused_imports)] // Used by the fuzz test and the soak bench.
+pub use rng::Rng;
 pub use upstream::FakeUpstream;
 
 /// The pinned real CLI installed by `scripts/install-claude-cli.sh`.
@@ -301,6 +304,16 @@ impl Daemon {
         blocking_get_json(&self.url("/health"))
     }
 
+    /// The `/metrics` text (a loopback peer needs no key).
+    pub fn metrics(&self) -> String {
+        client()
+            .get(self.url("/metrics"))
+            .send()
+            .expect("GET /metrics")
+            .text()
+            .expect("metrics text")
+    }
+
     pub fn wait_ready(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
@@ -360,6 +373,14 @@ pub fn blocking_get_json(url: &str) -> Value {
         .expect("GET")
         .json::<Value>()
         .expect("json body")
+}
+
+/// The first `tool_use` block of a Messages reply.
+pub fn tool_use(reply: &Value) -> &Value {
+    reply["content"]
+        .as_array()
+        .and_then(|blocks| blocks.iter().find(|b| b["type"] == "tool_use"))
+        .unwrap_or_else(|| panic!("no tool_use block in {reply}"))
 }
 
 /// A blocking client with a generous timeout.

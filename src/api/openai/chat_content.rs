@@ -90,16 +90,7 @@ pub(super) fn user_blocks(
                 );
             }
             "file" => blocks.push(file_block(part, &at)?),
-            "input_audio" => {
-                return Err(InvalidRequest(format!(
-                    "{at}.type: audio input is not supported"
-                )))
-            }
-            other => {
-                return Err(InvalidRequest(format!(
-                    "{at}.type: unsupported content part type `{other}`"
-                )))
-            }
+            other => return Err(unsupported_part(other, &at)),
         }
     }
     Ok(blocks)

@@ -39,8 +39,18 @@ pub(crate) fn json_instruction(format: &ResponseFormat) -> Option<String> {
     }
 }
 
+/// A text block.
 pub(crate) fn text_block(text: &str) -> Value {
     json!({"type": "text", "text": text})
+}
+
+/// The refusal of a content part the Messages API cannot carry: audio, or a
+/// type neither OpenAI dialect defines.
+pub(crate) fn unsupported_part(kind: &str, at: &str) -> InvalidRequest {
+    InvalidRequest(match kind {
+        "input_audio" => format!("{at}.type: audio input is not supported"),
+        other => format!("{at}.type: unsupported content part type `{other}`"),
+    })
 }
 
 /// A `data:` URL split into media type and base64 payload.

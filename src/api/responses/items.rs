@@ -7,7 +7,9 @@
 use serde_json::{json, Value};
 
 use super::tools::ToolNames;
-use crate::api::openai::content::{image_block, parse_arguments, pdf_block};
+use crate::api::openai::content::{
+    image_block, parse_arguments, pdf_block, text_block, unsupported_part,
+};
 use crate::api::InvalidRequest;
 use crate::prompt::{Role, Turn};
 
@@ -181,27 +183,19 @@ fn content_blocks(content: Option<&Value>, at: &str) -> Result<Vec<Value>, Inval
                 let filename = part.get("filename").and_then(Value::as_str);
                 blocks.push(pdf_block(data, filename, &format!("{at}.file_data"))?);
             }
-            "input_audio" => {
-                return Err(InvalidRequest(format!(
-                    "{at}.type: audio input is not supported"
-                )))
-            }
-            other => {
-                return Err(InvalidRequest(format!(
-                    "{at}.type: unsupported content part type `{other}`"
-                )))
-            }
+            other => return Err(unsupported_part(other, &at)),
         }
     }
     Ok(blocks)
 }
 
+/// A text block, or none for empty text (the Messages API refuses empty
+/// text blocks).
 fn text_blocks(text: &str) -> Vec<Value> {
-    if text.is_empty() {
-        Vec::new()
-    } else {
-        vec![json!({"type": "text", "text": text})]
-    }
+    (!text.is_empty())
+        .then(|| text_block(text))
+        .into_iter()
+        .collect()
 }
 
 /// A tool output (a string, or input parts) as `tool_result` content.
