@@ -20,37 +20,33 @@ impl Worker {
     /// A control request from the CLI: the tool server's MCP traffic, tool
     /// permission checks, and anything else (refused promptly rather than
     /// left blocking a turn).
-    pub(super) fn on_control_request(&mut self, request_id: &str, request: &serde_json::Value) {
-        let subtype = request
-            .get("subtype")
-            .and_then(|s| s.as_str())
-            .unwrap_or("?");
-        let reply = match subtype {
-            "mcp_message" => match mcp::classify(request_id, request, self.tools.as_ref()) {
-                McpRequest::Immediate(message) => Reply::Mcp(message),
-                McpRequest::ToolCall(call) => return self.on_tool_call(call),
-            },
-            "can_use_tool" => match self.permission(request) {
+    pub(super) fn on_control_request(&mut self, request_id: String, request: CliRequest) {
+        let reply = match request {
+            CliRequest::McpMessage {
+                server_name,
+                message,
+            } => {
+                let tools = self.tools.as_ref();
+                match mcp::classify(&request_id, &server_name, &message, tools) {
+                    McpRequest::Immediate(message) => Reply::Mcp(message),
+                    McpRequest::ToolCall(call) => return self.on_tool_call(call),
+                }
+            }
+            CliRequest::CanUseTool(request) => match self.permission(&request) {
                 Ok(()) => Reply::Allow {
-                    input: request
-                        .get("input")
-                        .cloned()
-                        .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+                    input: request.input,
                 },
                 Err(why) => {
                     log::warn!("{} denied a tool call: {why}", self.name());
                     Reply::Deny { message: why }
                 }
             },
-            _ => {
+            CliRequest::Other(subtype) => {
                 log::debug!("{} refuses CLI control request {subtype}", self.name());
                 Reply::Unsupported(format!("unsupported request {subtype}"))
             }
         };
-        self.send(Outgoing::Reply {
-            request_id: request_id.to_string(),
-            reply,
-        });
+        self.send(Outgoing::Reply { request_id, reply });
     }
 
     /// The model called a caller's tool. A call the caller already answered

@@ -1,10 +1,13 @@
-//! The CLI's output as lines of bytes, each at most [`MAX_LINE_BYTES`]:
-//! stdout for the worker (a longer line gets the process killed) and stderr
-//! for the log (bytes that are not UTF-8 shown lossily, never the end).
+//! The CLI's output as lines, each at most [`MAX_LINE_BYTES`]: stdout parsed
+//! into typed [`CliLine`]s for the worker (a longer line gets the process
+//! killed) and stderr for the log (bytes that are not UTF-8 shown lossily,
+//! never the end).
 
 use futures_util::stream;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::oneshot;
+
+use super::protocol::CliLine;
 
 /// Longest stdout line taken from the CLI. A `result` line carries a whole
 /// answer, so the cap is generous; a longer line means a broken process,
@@ -74,29 +77,32 @@ async fn read_line(
     }
 }
 
-/// Stdout as lines of raw bytes (no UTF-8 requirement at this level). A
-/// line over `cap` ends the stream and asks the reaper, through
-/// `overflow`, to kill the process.
+/// Stdout as typed lines (empty ones skipped). A line over `cap` is
+/// reported as [`CliLine::TooLong`], ends the stream and asks the reaper,
+/// through `overflow`, to kill the process.
 pub(super) fn read_lines(
     stdout: impl AsyncRead + Unpin + Send + 'static,
     cap: usize,
     overflow: oneshot::Sender<String>,
-) -> impl stream::Stream<Item = Vec<u8>> {
+) -> impl stream::Stream<Item = CliLine> {
     let state = (BufReader::new(stdout), Some(overflow));
-    stream::unfold(state, move |(mut reader, mut overflow)| async move {
+    stream::unfold(state, move |(mut reader, overflow)| async move {
+        let overflow = overflow?;
         let mut buf = Vec::new();
-        match read_line(&mut reader, &mut buf, cap).await {
-            Ok(Line::Complete) => Some((buf, (reader, overflow))),
-            Ok(Line::TooLong) => {
-                if let Some(tx) = overflow.take() {
-                    let _ = tx.send(format!(
-                        "a stdout line over {} MiB; killed",
-                        cap / (1024 * 1024)
-                    ));
+        loop {
+            buf.clear();
+            match read_line(&mut reader, &mut buf, cap).await {
+                Ok(Line::Complete) => match CliLine::parse(&buf) {
+                    Some(line) => return Some((line, (reader, Some(overflow)))),
+                    None => continue,
+                },
+                Ok(Line::TooLong) => {
+                    let why = format!("a stdout line over {} MiB; killed", cap / (1024 * 1024));
+                    let _ = overflow.send(why);
+                    return Some((CliLine::TooLong { cap }, (reader, None)));
                 }
-                None
+                Ok(Line::Eof) | Err(_) => return None,
             }
-            Ok(Line::Eof) | Err(_) => None,
         }
     })
 }
@@ -137,9 +143,16 @@ mod tests {
     #[tokio::test]
     async fn an_overlong_stdout_line_ends_the_stream_and_says_why() {
         let (tx, rx) = oneshot::channel();
-        let input: &'static [u8] = b"{\"ok\":1}\n0123456789abcdef\n{\"never\":1}\n";
-        let got: Vec<Vec<u8>> = read_lines(input, 12, tx).collect().await;
-        assert_eq!(got, [b"{\"ok\":1}\n".to_vec()]);
+        let input: &'static [u8] =
+            b"{\"type\":\"user\"}\n\nnoise\n0123456789abcdefghij\n{\"never\":1}\n";
+        let got: Vec<CliLine> = read_lines(input, 18, tx).collect().await;
+        assert!(matches!(got[0], CliLine::Message(_)), "{got:?}");
+        assert!(
+            matches!(&got[1], CliLine::NotJson(t) if t == "noise"),
+            "{got:?}"
+        );
+        assert!(matches!(got[2], CliLine::TooLong { cap: 18 }), "{got:?}");
+        assert_eq!(got.len(), 3, "nothing after an overlong line");
         assert!(rx.await.unwrap().contains("stdout line over"));
     }
 }

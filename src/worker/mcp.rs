@@ -30,10 +30,14 @@ pub struct ToolCall {
     pub tool_use_id: String,
 }
 
-/// Classifies an `mcp_message` control request for the current tool set.
-pub fn classify(request_id: &str, request: &Value, tools: Option<&ToolSet>) -> McpRequest {
-    let message = &request["message"];
-    let server = request["server_name"].as_str().unwrap_or_default();
+/// Classifies the `message` of an `mcp_message` control request for
+/// `server` under the current tool set.
+pub fn classify(
+    request_id: &str,
+    server: &str,
+    message: &Value,
+    tools: Option<&ToolSet>,
+) -> McpRequest {
     // A message for a server that is no longer the job's gets nothing.
     let tools = tools.filter(|t| t.server == server);
     let result = match message["method"].as_str().unwrap_or_default() {
@@ -120,16 +124,16 @@ mod tests {
     #[test]
     fn handshake_and_listing_answer_for_the_current_server() {
         let t = tools();
-        let req = json!({"subtype": "mcp_message", "server_name": t.server, "message": {"method": "tools/list", "jsonrpc": "2.0", "id": 1}});
-        match classify("r1", &req, Some(&t)) {
+        let req = json!({"method": "tools/list", "jsonrpc": "2.0", "id": 1});
+        match classify("r1", &t.server, &req, Some(&t)) {
             McpRequest::Immediate(v) => {
                 assert_eq!(v["id"], 1);
                 assert_eq!(v["result"]["tools"][0]["name"], "get_weather");
             }
             other => panic!("{other:?}"),
         }
-        let stale = json!({"subtype": "mcp_message", "server_name": "cold", "message": {"method": "tools/list", "id": 2}});
-        match classify("r2", &stale, Some(&t)) {
+        let stale = json!({"method": "tools/list", "id": 2});
+        match classify("r2", "cold", &stale, Some(&t)) {
             McpRequest::Immediate(v) => assert_eq!(v["result"]["tools"], json!([])),
             other => panic!("{other:?}"),
         }
@@ -138,9 +142,9 @@ mod tests {
     #[test]
     fn tool_calls_carry_the_api_tool_use_id() {
         let t = tools();
-        let req = json!({"subtype": "mcp_message", "server_name": t.server, "message": {"method": "tools/call", "jsonrpc": "2.0", "id": 7,
-            "params": {"name": "get_weather", "arguments": {"city": "Lima"}, "_meta": {"claudecode/toolUseId": "toolu_1"}}}});
-        let McpRequest::ToolCall(call) = classify("r3", &req, Some(&t)) else {
+        let req = json!({"method": "tools/call", "jsonrpc": "2.0", "id": 7,
+            "params": {"name": "get_weather", "arguments": {"city": "Lima"}, "_meta": {"claudecode/toolUseId": "toolu_1"}}});
+        let McpRequest::ToolCall(call) = classify("r3", &t.server, &req, Some(&t)) else {
             panic!()
         };
         assert_eq!(call.tool_use_id, "toolu_1");

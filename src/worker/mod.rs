@@ -69,7 +69,7 @@ use agent_view::AgentView;
 use mcp::{McpRequest, ToolCall};
 use messages::{RunJob, StopWorker, Unbind};
 use process::{CliOutput, CliProcess, SpawnSpec};
-use protocol::{CliMessage, ControlResponse, Outgoing, Reply, Request};
+use protocol::{CliLine, CliMessage, CliRequest, ControlResponse, Outgoing, Reply, Request};
 use report::{ExitReason, Outcome, WorkerReport, WorkerState};
 use stop::{StopWatch, Watched};
 use translate::TurnTranslator;
@@ -410,28 +410,26 @@ impl Actor for Worker {
     }
 }
 
-impl StreamHandler<Vec<u8>> for Worker {
-    fn handle(&mut self, line: Vec<u8>, _ctx: &mut Context<Self>) {
-        let message = match protocol::parse_line(&line) {
-            None => {
-                if !line.trim_ascii().is_empty() {
-                    log::warn!(
-                        "{} non-JSON stdout line skipped: {}",
-                        self.name(),
-                        String::from_utf8_lossy(&line).trim_end()
-                    );
-                }
-                return;
+impl StreamHandler<CliLine> for Worker {
+    fn handle(&mut self, line: CliLine, _ctx: &mut Context<Self>) {
+        let message = match line {
+            CliLine::Message(message) => message,
+            CliLine::NotJson(line) => {
+                return log::warn!("{} non-JSON stdout line skipped: {line}", self.name());
             }
-            Some(Err(e)) => {
-                log::warn!(
-                    "{} unreadable stdout line skipped ({e}): {:.200}",
-                    self.name(),
-                    String::from_utf8_lossy(&line).trim_end()
+            CliLine::Unreadable { error, line } => {
+                return log::warn!(
+                    "{} unreadable stdout line skipped ({error}): {line:.200}",
+                    self.name()
                 );
-                return;
             }
-            Some(Ok(message)) => message,
+            CliLine::TooLong { cap } => {
+                return log::warn!(
+                    "{} wrote a stdout line over {} MiB; the process is killed",
+                    self.name(),
+                    cap / (1024 * 1024)
+                );
+            }
         };
         if let CliMessage::Result(result) = &message {
             if result.session_id.is_some() {
@@ -449,7 +447,7 @@ impl StreamHandler<Vec<u8>> for Worker {
             CliMessage::ControlRequest {
                 request_id,
                 request,
-            } => self.on_control_request(&request_id, &request),
+            } => self.on_control_request(request_id, request),
             CliMessage::System(system) if system.subtype == "api_retry" => {
                 log::info!(
                     "{} upstream retry {}/{} after status {:?} ({})",

@@ -3,6 +3,7 @@
 //! paths. On an agent worker inside the sandbox (see `sandbox`) the check is
 //! defence in depth; with `agent.sandbox = "none"` it is all there is.
 
+use super::protocol::ToolPermission;
 use std::path::{Component, Path, PathBuf};
 
 use super::*;
@@ -79,11 +80,8 @@ impl Worker {
     /// Whether a tool call the CLI asks about may run: the current job's
     /// caller tools always; on an agent worker, the configured built-in
     /// tools, as long as every path involved is inside its workspace.
-    pub(super) fn permission(&self, request: &serde_json::Value) -> Result<(), String> {
-        let tool = request
-            .get("tool_name")
-            .and_then(|s| s.as_str())
-            .unwrap_or_default();
+    pub(super) fn permission(&self, request: &ToolPermission) -> Result<(), String> {
+        let tool = request.tool_name.as_str();
         if self
             .tools
             .as_ref()
@@ -98,11 +96,11 @@ impl Worker {
         let Some(workspace) = self.spec.workspace.as_ref().filter(|_| allowed) else {
             return Err(format!("the tool {tool} is not enabled on this server"));
         };
-        let input = &request["input"];
+        let input = &request.input;
         let paths = ["file_path", "path", "notebook_path"]
             .iter()
             .filter_map(|key| input.get(*key).and_then(|v| v.as_str()))
-            .chain(request.get("blocked_path").and_then(|v| v.as_str()));
+            .chain(request.blocked_path.as_deref());
         for path in paths {
             if !workspace.contains(path) {
                 return Err(format!("{path} is outside this agent's workspace"));

@@ -13,6 +13,7 @@ use futures_util::stream::{BoxStream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
 use super::lines::{drain_stderr, read_lines, MAX_LINE_BYTES};
+use super::protocol::CliLine;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
@@ -65,7 +66,7 @@ pub struct CliProcess {
 
 /// The process's output: its stdout lines and, once it has exited, how.
 pub struct CliOutput {
-    pub lines: BoxStream<'static, Vec<u8>>,
+    pub lines: BoxStream<'static, CliLine>,
     pub exit: oneshot::Receiver<String>,
 }
 

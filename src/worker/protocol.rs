@@ -18,7 +18,7 @@ use crate::job::{BlockStart, Delta, ToolSet, Usage};
 pub enum CliMessage {
     ControlRequest {
         request_id: String,
-        request: Value,
+        request: CliRequest,
     },
     ControlResponse {
         response: ControlResponse,
@@ -43,6 +43,86 @@ pub enum CliMessage {
     },
     #[serde(other)]
     Unknown,
+}
+
+/// A control request the CLI sends the daemon (protocol notes §2.4, §6).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "Value")]
+pub enum CliRequest {
+    /// A JSON-RPC message for an SDK MCP server the daemon hosts.
+    McpMessage { server_name: String, message: Value },
+    /// Whether a tool call may run (`--permission-prompt-tool stdio`).
+    CanUseTool(ToolPermission),
+    /// Anything else, by subtype: refused.
+    Other(String),
+}
+
+/// A `can_use_tool` request: the fields the permission check reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolPermission {
+    /// `mcp__<server>__<tool>` for an MCP tool, else the built-in's name.
+    pub tool_name: String,
+    /// The tool's input, returned as is when the call is allowed.
+    pub input: Value,
+    /// The path that made the CLI ask, when one did.
+    pub blocked_path: Option<String>,
+}
+
+impl From<Value> for CliRequest {
+    /// Lenient: a missing field reads as empty, so that an odd request is
+    /// still answered rather than left blocking the turn.
+    fn from(mut request: Value) -> Self {
+        let text = |v: &Value, key: &str| v[key].as_str().unwrap_or_default().to_string();
+        match request["subtype"].as_str().unwrap_or("?") {
+            "mcp_message" => CliRequest::McpMessage {
+                server_name: text(&request, "server_name"),
+                message: request["message"].take(),
+            },
+            "can_use_tool" => CliRequest::CanUseTool(ToolPermission {
+                tool_name: text(&request, "tool_name"),
+                blocked_path: request["blocked_path"].as_str().map(str::to_string),
+                input: match request["input"].take() {
+                    Value::Null => Value::Object(Default::default()),
+                    input => input,
+                },
+            }),
+            other => CliRequest::Other(other.to_string()),
+        }
+    }
+}
+
+/// What the stdout reader makes of one line of the CLI's output.
+#[derive(Debug, Clone)]
+pub enum CliLine {
+    Message(CliMessage),
+    /// Not a JSON object (some builds print debug lines there): skipped.
+    NotJson(String),
+    /// JSON the protocol types do not accept: skipped.
+    Unreadable {
+        error: String,
+        line: String,
+    },
+    /// A line over the reader's cap, the last line read: the process is
+    /// being killed.
+    TooLong {
+        cap: usize,
+    },
+}
+
+impl CliLine {
+    /// Parses a line; `None` for an empty one.
+    pub fn parse(line: &[u8]) -> Option<Self> {
+        let text = || String::from_utf8_lossy(line).trim_end().to_string();
+        match parse_line(line) {
+            None if line.trim_ascii().is_empty() => None,
+            None => Some(CliLine::NotJson(text())),
+            Some(Err(e)) => Some(CliLine::Unreadable {
+                error: e.to_string(),
+                line: text(),
+            }),
+            Some(Ok(message)) => Some(CliLine::Message(message)),
+        }
+    }
 }
 
 /// The reply to a control request the daemon sent.
@@ -610,6 +690,63 @@ mod tests {
                 .unwrap()
                 .unwrap(),
             CliMessage::Unknown
+        ));
+    }
+
+    #[test]
+    fn cli_requests_are_typed_and_odd_ones_still_answerable() {
+        let parsed = |l: &str| match CliLine::parse(l.as_bytes()) {
+            Some(CliLine::Message(CliMessage::ControlRequest { request, .. })) => request,
+            other => panic!("{other:?}"),
+        };
+        let r = parsed(
+            r#"{"type":"control_request","request_id":"1","request":{"subtype":"can_use_tool","tool_name":"Bash","input":{"command":"ls"},"blocked_path":"/x"}}"#,
+        );
+        assert_eq!(
+            r,
+            CliRequest::CanUseTool(ToolPermission {
+                tool_name: "Bash".into(),
+                input: json!({"command": "ls"}),
+                blocked_path: Some("/x".into()),
+            })
+        );
+        let r = parsed(
+            r#"{"type":"control_request","request_id":"2","request":{"subtype":"can_use_tool"}}"#,
+        );
+        let CliRequest::CanUseTool(p) = r else {
+            panic!()
+        };
+        assert_eq!((p.tool_name.as_str(), p.input), ("", json!({})));
+        let r = parsed(
+            r#"{"type":"control_request","request_id":"3","request":{"subtype":"mcp_message","server_name":"s","message":{"id":1}}}"#,
+        );
+        assert_eq!(
+            r,
+            CliRequest::McpMessage {
+                server_name: "s".into(),
+                message: json!({"id": 1})
+            }
+        );
+        let r = parsed(
+            r#"{"type":"control_request","request_id":"4","request":{"subtype":"hook_callback"}}"#,
+        );
+        assert_eq!(r, CliRequest::Other("hook_callback".into()));
+    }
+
+    #[test]
+    fn stdout_lines_are_typed_or_reported_as_garbage() {
+        assert!(CliLine::parse(b"  \n").is_none());
+        assert!(matches!(
+            CliLine::parse(b"[SandboxDebug] hi\n"),
+            Some(CliLine::NotJson(t)) if t == "[SandboxDebug] hi"
+        ));
+        assert!(matches!(
+            CliLine::parse(b"{\"type\":\"result\"}"),
+            Some(CliLine::Unreadable { .. })
+        ));
+        assert!(matches!(
+            CliLine::parse(b"{\"type\":\"user\"}"),
+            Some(CliLine::Message(CliMessage::User {}))
         ));
     }
 

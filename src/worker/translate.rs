@@ -480,8 +480,9 @@ mod tests {
         for line in text.lines().filter_map(|l| l.strip_prefix("<< ")) {
             let msg = parse_line(line.as_bytes()).unwrap().unwrap();
             // The first tools/call ends the job; stop where it arrives.
-            if matches!(&msg, CliMessage::ControlRequest { request, .. }
-                if request["message"]["method"] == "tools/call")
+            if matches!(&msg, CliMessage::ControlRequest {
+                request: crate::worker::protocol::CliRequest::McpMessage { message, .. }, ..
+            } if message["method"] == "tools/call")
             {
                 break;
             }
