@@ -9,8 +9,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use actix::prelude::*;
-
 use crate::job::Job;
 use serde::Serialize;
 
@@ -240,7 +238,7 @@ impl Dispatcher {
         let live = self
             .workers
             .iter()
-            .filter(|(id, s)| s.account == account.key && !self.shrinking.contains(id))
+            .filter(|(id, s)| s.account == account.key && !self.leaving.contains_key(id))
             .count();
         live + self
             .pending_spawns
@@ -256,7 +254,7 @@ impl Dispatcher {
     }
 
     /// Spawns workers for every account below its target.
-    pub(super) fn staff_accounts(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn staff_accounts(&mut self) {
         if self.draining {
             return;
         }
@@ -269,7 +267,7 @@ impl Dispatcher {
         for (key, n) in missing {
             for _ in 0..n {
                 let kind = self.default_kind();
-                self.spawn_worker(ctx, kind, key);
+                self.spawn_worker(kind, key);
             }
         }
     }

@@ -63,7 +63,7 @@ impl Dispatcher {
                 SlotState::Ready => s.kind == kind && s.system_prompt.is_none(),
                 SlotState::Starting => s.kind == kind,
                 SlotState::Stopping => {
-                    !self.shrinking.contains(id) && s.replace_with.unwrap_or(s.kind) == kind
+                    !self.leaving.contains_key(id) && s.replace_with.unwrap_or(s.kind) == kind
                 }
                 _ => false,
             })

@@ -29,7 +29,8 @@ pub struct Health {
     pub workers: WorkerCounts,
     pub queue: QueueStats,
     pub jobs: JobStats,
-    /// Workers started to replace ones that exited (any reason).
+    /// Workers started to replace others (retired, crashed, failed to
+    /// boot), whether at once or once the other had exited.
     pub restarts: u64,
     /// Of those, workers retired on purpose: job count or memory limit.
     pub recycles: u64,
@@ -75,6 +76,9 @@ pub struct JobStats {
     pub failed: u64,
     /// Refused at admission (queue full, timed out in queue, shutting down).
     pub rejected: u64,
+    /// Given to a worker that finished booting after they arrived: a cold
+    /// start was on their critical path (see `pool.blank_spares`).
+    pub waited_for_boot: u64,
 }
 
 impl Health {

@@ -16,11 +16,12 @@ mod room;
 mod routing;
 pub mod spare;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix::WeakAddr;
 
 use crate::config::Settings;
 use crate::error::JobError;
@@ -39,6 +40,15 @@ const QUEUE_TICK: Duration = Duration::from_millis(250);
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// Grace a worker gets to exit on stdin EOF when stopped.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Why a stopping worker is not replaced when its process exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leaving {
+    /// Its account needs fewer workers.
+    Shrink,
+    /// Its replacement was spawned when it was retired (see `room`).
+    Replaced,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SlotState {
@@ -90,6 +100,8 @@ struct Slot {
     /// Since when it has been ready (idle, not bound), for choosing the
     /// least recently used.
     free_since: Instant,
+    /// When it finished booting.
+    booted_at: Option<Instant>,
     /// While bound: the conversation key, and since when it has been idle.
     bound: Option<(u64, Instant)>,
 }
@@ -129,8 +141,8 @@ pub struct Dispatcher {
     restarts: u64,
     /// Of the restarts, those replacing a worker retired on purpose.
     recycles: u64,
-    /// Workers stopping for good because the pool shrank: not replaced.
-    shrinking: BTreeSet<WorkerId>,
+    /// Workers stopping for good: not replaced when their process exits.
+    leaving: BTreeMap<WorkerId, Leaving>,
     started_at: Instant,
     /// Unique to this daemon run; part of every worker's process tag.
     instance: String,
@@ -139,6 +151,9 @@ pub struct Dispatcher {
     spare_due: Option<WorkerKind>,
     /// Poked when a worker may be free for a background job (see `spare`).
     spare_signal: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// This actor, for the workers it spawns to report to (weak: the
+    /// dispatcher must not keep itself alive).
+    me: Option<WeakAddr<Self>>,
 }
 
 impl Dispatcher {
@@ -162,11 +177,12 @@ impl Dispatcher {
             stats: JobStats::default(),
             restarts: 0,
             recycles: 0,
-            shrinking: BTreeSet::new(),
+            leaving: BTreeMap::new(),
             started_at: Instant::now(),
             instance: uuid::Uuid::new_v4().simple().to_string(),
             spare_signal: None,
             spare_due: None,
+            me: None,
         }
     }
 
@@ -185,9 +201,12 @@ impl Dispatcher {
         }
     }
 
-    fn spawn_worker(&mut self, ctx: &mut Context<Self>, kind: WorkerKind, account: AccountKey) {
+    fn spawn_worker(&mut self, kind: WorkerKind, account: AccountKey) {
         let id = self.next_worker;
-        let Some(owner) = self.account(account) else {
+        let (Some(owner), Some(me)) = (
+            self.account(account),
+            self.me.as_ref().and_then(WeakAddr::upgrade),
+        ) else {
             return;
         };
         let log_name = owner.worker_name(id);
@@ -210,8 +229,7 @@ impl Dispatcher {
         self.next_worker += 1;
         spec.log_name = log_name;
         spec.tag = format!("{}-{id}", self.instance);
-        let pool = ctx.address().recipient();
-        let addr = Worker::new(id, kind, self.settings.clone(), pool, spec).start();
+        let addr = Worker::new(id, kind, self.settings.clone(), me.recipient(), spec).start();
         self.workers.insert(
             id,
             Slot {
@@ -227,6 +245,7 @@ impl Dispatcher {
                 parked_on: Vec::new(),
                 bound: None,
                 free_since: Instant::now(),
+                booted_at: None,
             },
         );
     }
@@ -268,8 +287,9 @@ impl Actor for Dispatcher {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Jobs can be many in a burst; let admission messages queue up.
         ctx.set_mailbox_capacity(4096);
+        self.me = Some(ctx.address().downgrade());
         self.apply_account_plans();
-        self.staff_accounts(ctx);
+        self.staff_accounts();
         ctx.run_interval(QUEUE_TICK, |act, _ctx| {
             act.expire_queued();
             if !act.queue.is_empty() {

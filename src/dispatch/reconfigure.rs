@@ -14,7 +14,7 @@ use actix::prelude::*;
 
 use super::accounts::AccountKey;
 use super::messages::Reconfigure;
-use super::{Dispatcher, SlotState, STOP_GRACE};
+use super::{Dispatcher, Leaving, SlotState, STOP_GRACE};
 use crate::worker::messages::{Reconfigure as ReconfigureWorker, StopWorker};
 use crate::worker::WorkerId;
 
@@ -22,7 +22,7 @@ impl Dispatcher {
     /// Workers the pool has or will have: all but those stopping for good,
     /// plus respawns waiting out a backoff.
     fn planned_workers(&self) -> usize {
-        self.workers.len() - self.shrinking.len() + self.pending_spawns.len()
+        self.workers.len() - self.leaving.len() + self.pending_spawns.len()
     }
 
     /// Stops idle workers beyond their account's share (see the module docs).
@@ -47,7 +47,7 @@ impl Dispatcher {
         let mut idle: Vec<(u8, Option<Instant>, WorkerId)> = self
             .workers
             .iter()
-            .filter(|(id, slot)| slot.account == account && !self.shrinking.contains(id))
+            .filter(|(id, slot)| slot.account == account && !self.leaving.contains_key(id))
             .filter_map(|(id, slot)| match slot.state {
                 SlotState::Ready => Some((0, None, *id)),
                 SlotState::Bound => Some((1, slot.bound.map(|(_, since)| since), *id)),
@@ -62,7 +62,7 @@ impl Dispatcher {
             slot.state = SlotState::Stopping;
             slot.bound = None;
             slot.addr.do_send(StopWorker { grace: STOP_GRACE });
-            self.shrinking.insert(id);
+            self.leaving.insert(id, Leaving::Shrink);
             log::info!("worker-{id} stopping: its account needs fewer workers");
         }
     }
@@ -71,7 +71,7 @@ impl Dispatcher {
 impl Handler<Reconfigure> for Dispatcher {
     type Result = ();
 
-    fn handle(&mut self, Reconfigure(settings): Reconfigure, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Reconfigure(settings): Reconfigure, _ctx: &mut Context<Self>) {
         self.settings = settings;
         for slot in self.workers.values() {
             slot.addr.do_send(ReconfigureWorker(self.settings.clone()));
@@ -81,7 +81,7 @@ impl Handler<Reconfigure> for Dispatcher {
         }
         let before = self.planned_workers();
         self.apply_account_plans();
-        self.staff_accounts(ctx);
+        self.staff_accounts();
         if self.planned_workers() > before {
             log::info!(
                 "pool grows from {before} to {} workers",

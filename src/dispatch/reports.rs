@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::{Dispatcher, SlotState};
+use super::{Dispatcher, Leaving, SlotState};
 use crate::error::JobError;
 use crate::worker::report::{ExitReason, Outcome, WorkerReport, WorkerState};
 use crate::worker::WorkerId;
@@ -76,6 +76,7 @@ impl Dispatcher {
             WorkerState::Ready { pid } => {
                 self.consecutive_failures = 0;
                 slot.pid = pid;
+                slot.booted_at = Some(Instant::now());
                 SlotState::Ready
             }
             WorkerState::Idle => {
@@ -98,17 +99,21 @@ impl Dispatcher {
         };
     }
 
-    /// A worker's process is gone: replace it, unless the pool is shrinking
-    /// or shutting down.
+    /// A worker's process is gone: replace it, unless the pool is shrinking,
+    /// its replacement already runs, or the pool is shutting down.
     fn on_exit(&mut self, id: WorkerId, reason: ExitReason, ctx: &mut Context<Self>) {
         let Some(slot) = self.workers.remove(&id) else {
             return;
         };
         let (kind, account) = (slot.replace_with.unwrap_or(slot.kind), slot.account);
         self.forget_empty_accounts();
-        if self.shrinking.remove(&id) {
-            log::info!("worker-{id} gone: the pool shrank");
-            return;
+        match self.leaving.remove(&id) {
+            Some(Leaving::Shrink) => {
+                log::info!("worker-{id} gone: the pool shrank");
+                return;
+            }
+            Some(Leaving::Replaced) => return,
+            None => {}
         }
         if self.draining {
             return;
@@ -121,7 +126,7 @@ impl Dispatcher {
             ExitReason::BootFailed(why) | ExitReason::Crashed(why) => why.clone(),
             ExitReason::Retired | ExitReason::Stopped => {
                 if self.understaffed(account) {
-                    self.spawn_worker(ctx, kind, account);
+                    self.spawn_worker(kind, account);
                 }
                 return;
             }
@@ -140,12 +145,12 @@ impl Dispatcher {
         let delay = self.backoff();
         log::warn!("worker-{id} failed; respawning in {delay:?}");
         self.pending_spawns.push(account);
-        ctx.run_later(delay, move |act, ctx| {
+        ctx.run_later(delay, move |act, _ctx| {
             if let Some(i) = act.pending_spawns.iter().position(|a| *a == account) {
                 act.pending_spawns.remove(i);
             }
             if !act.draining && act.understaffed(account) {
-                act.spawn_worker(ctx, kind, account);
+                act.spawn_worker(kind, account);
                 act.dispatch();
             }
         });

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Dispatcher, SlotState, STOP_GRACE};
+use super::{Dispatcher, Leaving, SlotState, STOP_GRACE};
 use crate::worker::messages::StopWorker;
 use crate::worker::{WorkerId, WorkerKind};
 
@@ -38,7 +38,7 @@ impl Dispatcher {
                 SlotState::Ready | SlotState::Bound | SlotState::Clearing | SlotState::Starting => {
                     true
                 }
-                SlotState::Stopping => !self.shrinking.contains(id),
+                SlotState::Stopping => !self.leaving.contains_key(id),
                 SlotState::Busy | SlotState::Parked => false,
             })
             .count();
@@ -95,7 +95,7 @@ impl Dispatcher {
         let unclaimed = || {
             self.workers.iter().filter(|(id, slot)| {
                 !claimed.contains(id)
-                    && !self.shrinking.contains(id)
+                    && !self.leaving.contains_key(id)
                     && usable.contains(&slot.account)
             })
         };
@@ -150,13 +150,37 @@ impl Dispatcher {
             .map(|id| (id, Free::Replace))
     }
 
-    /// Stops a worker, to be replaced at once by a blank one of `kind`.
+    /// Stops a worker, to be replaced by a blank one of `kind` on the same
+    /// account. The replacement is spawned at once, alongside the exiting
+    /// process, so that its boot does not wait for that exit (the CLI takes
+    /// a few hundred ms to exit): up to `pool.blank_spares` such overlaps at
+    /// a time bound the extra processes. Beyond that, or when the account
+    /// needs no replacement, it is spawned (if still due) once the process
+    /// has exited.
     pub(super) fn replace(&mut self, id: WorkerId, kind: WorkerKind) {
-        if let Some(slot) = self.workers.get_mut(&id) {
-            slot.state = SlotState::Stopping;
-            slot.replace_with = Some(kind);
-            slot.bound = None;
-            slot.addr.do_send(StopWorker { grace: STOP_GRACE });
+        let Some(slot) = self.workers.get_mut(&id) else {
+            return;
+        };
+        slot.state = SlotState::Stopping;
+        slot.replace_with = Some(kind);
+        slot.bound = None;
+        slot.addr.do_send(StopWorker { grace: STOP_GRACE });
+        let account = slot.account;
+        let overlapping = self
+            .leaving
+            .values()
+            .filter(|why| **why == Leaving::Replaced)
+            .count();
+        if self.draining || overlapping >= self.settings.pool.blank_spares {
+            return;
+        }
+        // Counted as leaving first: the account is then one worker short.
+        self.leaving.insert(id, Leaving::Replaced);
+        if self.understaffed(account) {
+            self.restarts += 1;
+            self.spawn_worker(kind, account);
+        } else {
+            self.leaving.remove(&id);
         }
     }
 }

@@ -129,6 +129,9 @@ impl Dispatcher {
                 job.id
             ),
             _ => {
+                if slot.booted_at.is_some_and(|at| at > job.admitted_at) {
+                    self.stats.waited_for_boot += 1;
+                }
                 slot.system_prompt = Some(job.spec.system.clone());
                 slot.scope = job.spec.scope.clone();
                 log::debug!(

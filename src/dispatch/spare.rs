@@ -40,14 +40,13 @@ impl Dispatcher {
         if self.count(SlotState::Starting) + self.pending_spawns.len() > 0 {
             return;
         }
-        if let Some(slot) = self
+        if let Some(id) = self
             .workers
-            .values_mut()
-            .find(|s| s.state == SlotState::Ready)
+            .iter()
+            .find(|(_, s)| s.state == SlotState::Ready)
+            .map(|(id, _)| *id)
         {
-            slot.state = SlotState::Stopping;
-            slot.replace_with = Some(kind);
-            slot.addr.do_send(StopWorker { grace: STOP_GRACE });
+            self.replace(id, kind);
             return;
         }
         if self.count(SlotState::Clearing) > 0 {

@@ -69,6 +69,7 @@ pub struct Metrics {
     jobs: IntCounterVec,
     restarts: IntCounter,
     recycles: IntCounter,
+    waited_for_boot: IntCounter,
     accounts: super::account_metrics::AccountMetrics,
     /// Serialises scrapes: counters copied from the dispatcher are advanced
     /// by the difference to its figures, which must not be applied twice.
@@ -176,11 +177,15 @@ impl Metrics {
             ),
             restarts: single(
                 "claude_pool_worker_restarts_total",
-                "Workers started to replace ones that exited, for any reason.",
+                "Workers started to replace others (retired, crashed or failed to boot).",
             ),
             recycles: single(
                 "claude_pool_worker_recycles_total",
                 "Workers retired on purpose (job count or memory limit) and replaced.",
+            ),
+            waited_for_boot: single(
+                "claude_pool_jobs_waited_for_boot_total",
+                "Jobs given to a worker that finished booting after they arrived: a cold start on their critical path (pool.blank_spares keeps blank workers ready for new system prompts).",
             ),
             accounts: super::account_metrics::AccountMetrics::new(&registry),
             registry,
@@ -280,6 +285,7 @@ impl Metrics {
         }
         advance(&self.restarts, health.restarts);
         advance(&self.recycles, health.recycles);
+        advance(&self.waited_for_boot, health.jobs.waited_for_boot);
         self.accounts.refresh(&health.accounts);
     }
 
@@ -449,6 +455,7 @@ mod tests {
                 completed,
                 failed: 1,
                 rejected: 0,
+                waited_for_boot: 3,
             },
             restarts,
             recycles: 0,
@@ -488,6 +495,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("claude_pool_queue_depth 4"), "{text}");
+        assert!(
+            text.contains("claude_pool_jobs_waited_for_boot_total 3"),
+            "{text}"
+        );
         for line in [
             "claude_pool_account_jobs_total{account=\"team-a\"} 7",
             "claude_pool_account_status{account=\"team-a\",status=\"limited\"} 1",

@@ -41,6 +41,8 @@
 //!
 //! # Environment
 //! - `FAKE_CLAUDE_BOOT_MS=N`: sleep N ms before reading stdin (slow boot).
+//! - `FAKE_CLAUDE_EXIT_MS=N`: at stdin EOF, wait N ms before exiting, with
+//!   SIGTERM ignored meanwhile (slow exit; SIGKILL still ends it).
 //! - `FAKE_CLAUDE_FAIL_BOOT=1`: print an error to stderr and exit 1 at once.
 //! - `FAKE_CLAUDE_LOG=<path>`: append every stdin line received to that file.
 //! - `FAKE_CLAUDE_RSS_MB=N`: allocate and touch N MiB at start.
@@ -169,7 +171,7 @@ impl Fake {
         loop {
             let message = match self.pending.pop_front() {
                 Some(m) => m,
-                None if self.eof => std::process::exit(0),
+                None if self.eof => exit_slowly(),
                 None => match self.rx.recv() {
                     Ok(Some(m)) => m,
                     _ => {
@@ -514,6 +516,18 @@ fn spawn_orphan() -> u32 {
         });
     }
     command.spawn().expect("cannot spawn sleep").id()
+}
+
+/// Exit 0 at stdin EOF, after `FAKE_CLAUDE_EXIT_MS` with SIGTERM ignored
+/// (a CLI slow to exit: only the SIGKILL that follows ends it early).
+fn exit_slowly() -> ! {
+    let ms = env_u64("FAKE_CLAUDE_EXIT_MS");
+    if ms > 0 {
+        // SAFETY: sets a signal disposition; no handler code runs.
+        unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    std::process::exit(0)
 }
 
 fn print_line(line: &str) {
