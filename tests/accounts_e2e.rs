@@ -253,3 +253,75 @@ fn a_reload_adds_and_removes_accounts() {
     );
     assert_eq!(upstream.calls_with_key("sk-c"), 2);
 }
+
+#[test]
+fn an_account_whose_key_is_rejected_is_marked_and_the_others_serve_on() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::real(2)
+            .with_account("a", "sk-a", 1)
+            .with_account("bad", upstream::REJECTED_KEY, 1),
+        &upstream,
+    );
+    // Both accounts are new, so the first requests reach both: one meets
+    // the rejected key and gets the credentials error; after that only `a`
+    // takes work.
+    let statuses: Vec<u16> = (0..4)
+        .map(|i| {
+            daemon
+                .post(&message_body(&format!("q{i}")))
+                .status()
+                .as_u16()
+        })
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 502).count(),
+        1,
+        "only the first job on the bad account fails: {statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3);
+
+    let res = client().get(daemon.url("/health")).send().unwrap();
+    assert_eq!(res.status(), 200, "the pool still serves");
+    let health: Value = res.json().unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    let bad = account(&health, "bad");
+    assert_eq!(bad["status"], "login_failed", "{health}");
+    assert_eq!(bad["jobs"], 1, "no work after its login failed: {health}");
+    let reason = bad["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("Invalid API key"), "{health}");
+    assert_eq!(account(&health, "a")["status"], "ok", "{health}");
+    assert!(account(&health, "a").get("reason").is_none(), "{health}");
+    let metrics = client()
+        .get(daemon.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let line = "claude_pool_account_status{account=\"bad\",status=\"login_failed\"} 1";
+    assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+}
+
+#[test]
+fn health_is_degraded_naming_each_account_when_no_login_works() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::real(2)
+            .with_account("x", upstream::REJECTED_KEY, 1)
+            .with_account("y", upstream::REJECTED_KEY, 1),
+        &upstream,
+    );
+    for i in 0..2 {
+        let res = daemon.post(&message_body(&format!("q{i}")));
+        assert_eq!(res.status(), 502, "{}", res.text().unwrap());
+    }
+    let res = client().get(daemon.url("/health")).send().unwrap();
+    assert_eq!(res.status(), 503);
+    let health: Value = res.json().unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+    let reason = health["reason"].as_str().unwrap();
+    for name in ["account x:", "account y:"] {
+        assert!(reason.contains(name), "{name} not in {reason}");
+    }
+    assert!(reason.contains("Invalid API key"), "{reason}");
+}

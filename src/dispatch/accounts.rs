@@ -37,6 +37,11 @@ pub(super) struct Account {
     pub rate_limited: u64,
     /// Jobs moved from it to another account after a 429.
     pub failovers: u64,
+    /// Set when a job failed on its credentials (missing login, rejected
+    /// key): the error, with what to do. It then takes no new work while
+    /// another account can; a job that succeeds on it, or a reload, clears
+    /// it.
+    pub login_failed: Option<String>,
 }
 
 impl Account {
@@ -49,6 +54,7 @@ impl Account {
             jobs: 0,
             rate_limited: 0,
             failovers: 0,
+            login_failed: None,
         }
     }
 
@@ -84,8 +90,11 @@ impl Account {
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountHealth {
     pub name: String,
-    /// `ok`, `limited` or `overage`.
+    /// `ok`, `limited`, `overage`, or `login_failed` (see `reason`).
     pub status: &'static str,
+    /// Why it is `login_failed`: the CLI's error and what to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Its live workers.
     pub workers: usize,
     /// New jobs its workers were given since start.
@@ -111,7 +120,21 @@ impl Dispatcher {
     }
 
     /// Accounts that may take new work, best first (removed ones never).
+    /// One whose login failed only when no other may: its jobs then get the
+    /// credentials error with what to do, and a fixed login is noticed by
+    /// the next job.
     pub(super) fn usable_accounts(&self) -> Vec<AccountKey> {
+        let mut usable = self.ranked_accounts();
+        let logged_in =
+            |key: &AccountKey| self.account(*key).is_some_and(|a| a.login_failed.is_none());
+        if usable.iter().any(logged_in) {
+            usable.retain(logged_in);
+        }
+        usable
+    }
+
+    /// [`Dispatcher::usable_accounts`] by standing alone.
+    fn ranked_accounts(&self) -> Vec<AccountKey> {
         let live: Vec<&Account> = self.accounts.iter().filter(|a| !a.removed).collect();
         let candidates: Vec<Candidate> = live
             .iter()
@@ -201,6 +224,9 @@ impl Dispatcher {
                         account.plan.workers
                     );
                 }
+                if account.login_failed.take().is_some() {
+                    log::info!("account {}: its login is tried again", plan.name);
+                }
                 account.plan = plan;
                 continue;
             }
@@ -281,7 +307,11 @@ impl Dispatcher {
             .filter(|a| !a.removed)
             .map(|a| AccountHealth {
                 name: a.plan.name.clone(),
-                status: a.standing.status(now).as_str(),
+                status: match a.login_failed {
+                    Some(_) => "login_failed",
+                    None => a.standing.status(now).as_str(),
+                },
+                reason: a.login_failed.clone(),
                 workers: self
                     .workers
                     .values()
@@ -312,6 +342,48 @@ fn same_account(a: &AccountPlan, b: &AccountPlan) -> bool {
 }
 
 impl Dispatcher {
+    /// A job on worker `id` failed on its account's credentials (`reason`),
+    /// or (`None`) succeeded, which shows they work.
+    pub(super) fn note_login(&mut self, id: WorkerId, reason: Option<String>) {
+        let Some(key) = self.workers.get(&id).map(|s| s.account) else {
+            return;
+        };
+        let Some(account) = self.account_mut(key) else {
+            return;
+        };
+        match (&account.login_failed, &reason) {
+            (None, Some(why)) => log::error!(
+                "account {}: {why}; it takes no new work while another account can",
+                account.plan.name
+            ),
+            (Some(_), None) => log::info!("account {}: its login works again", account.plan.name),
+            _ => {}
+        }
+        account.login_failed = reason;
+    }
+
+    /// Why the pool cannot serve when every account's login failed: the
+    /// error (one account), or each account's, named.
+    pub(super) fn login_failure(&self) -> Option<String> {
+        let live: Vec<&Account> = self.accounts.iter().filter(|a| !a.removed).collect();
+        let reasons: Vec<(&str, &String)> = live
+            .iter()
+            .map(|a| Some((a.plan.name.as_str(), a.login_failed.as_ref()?)))
+            .collect::<Option<_>>()?;
+        match reasons.as_slice() {
+            [] => None,
+            [(_, why)] => Some((*why).clone()),
+            _ => Some(format!(
+                "no account has a working login: {}",
+                reasons
+                    .iter()
+                    .map(|(name, why)| format!("account {name}: {why}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        }
+    }
+
     /// A worker's CLI said something about its account's limits.
     pub(super) fn on_limit(&mut self, id: WorkerId, signal: Signal) {
         let Some(slot) = self.workers.get(&id) else {

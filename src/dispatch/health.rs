@@ -12,8 +12,8 @@ pub enum Status {
     Ok,
     /// Workers are booting; jobs queue meanwhile.
     Starting,
-    /// No worker can run (the CLI keeps failing), or the last job failed on
-    /// the workers' credentials; see `reason`.
+    /// No worker can run (the CLI keeps failing), or every account's last
+    /// job failed on its credentials; see `reason`.
     Degraded,
     /// Draining for shutdown; no new jobs.
     ShuttingDown,
@@ -124,8 +124,10 @@ impl Dispatcher {
                 Status::ShuttingDown,
                 Some("the server is shutting down".to_string()),
             )
-        } else if let Some(why) = &self.credentials_failure {
-            (Status::Degraded, Some(why.clone()))
+        } else if let Some(why) = self.login_failure() {
+            // Jobs are still admitted (they get the error and what to do),
+            // so that a fixed login is noticed by the next one.
+            (Status::Degraded, Some(why))
         } else if workers.ready + workers.busy + workers.bound > 0 {
             (Status::Ok, None)
         } else if self.is_degraded() {

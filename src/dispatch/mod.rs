@@ -131,11 +131,6 @@ pub struct Dispatcher {
     /// When recent failures happened, for crash-loop detection.
     failures: VecDeque<Instant>,
     last_failure: Option<String>,
-    /// Set when a job failed on the workers' credentials (missing login,
-    /// rejected key), cleared by the next job that succeeds: until then
-    /// `/health` says `degraded` with this as its reason. Jobs are still
-    /// admitted, so that a fixed login is noticed by the next request.
-    credentials_failure: Option<String>,
     draining: bool,
     stats: JobStats,
     restarts: u64,
@@ -172,7 +167,6 @@ impl Dispatcher {
             consecutive_failures: 0,
             failures: VecDeque::new(),
             last_failure: None,
-            credentials_failure: None,
             draining: false,
             stats: JobStats::default(),
             restarts: 0,

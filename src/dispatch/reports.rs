@@ -35,15 +35,12 @@ impl Handler<WorkerReport> for Dispatcher {
             match outcome {
                 Outcome::Succeeded => {
                     self.stats.completed += 1;
-                    self.credentials_failure = None;
+                    self.note_login(id, None);
                 }
                 Outcome::Failed => self.stats.failed += 1,
                 Outcome::CredentialsFailed(reason) => {
                     self.stats.failed += 1;
-                    if self.credentials_failure.is_none() {
-                        log::error!("{reason}");
-                    }
-                    self.credentials_failure = Some(reason);
+                    self.note_login(id, Some(reason));
                 }
             }
             if let Some(slot) = self.workers.get_mut(&id) {

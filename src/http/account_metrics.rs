@@ -46,7 +46,7 @@ impl AccountMetrics {
         Self {
             status: gauges(
                 "claude_pool_account_status",
-                "1 for the account's current status (ok, limited, overage), 0 for the others.",
+                "1 for the account's current status (ok, limited, overage, login_failed), 0 for the others.",
                 &["account", "status"],
             ),
             workers: gauges(
@@ -82,7 +82,7 @@ impl AccountMetrics {
             .map_or(0, |d| d.as_secs());
         for account in accounts {
             let name = account.name.as_str();
-            for status in ["ok", "limited", "overage"] {
+            for status in ["ok", "limited", "overage", "login_failed"] {
                 self.status
                     .with_label_values(&[name, status])
                     .set(i64::from(status == account.status));

@@ -462,6 +462,7 @@ mod tests {
             accounts: vec![crate::dispatch::accounts::AccountHealth {
                 name: "team-a".into(),
                 status: "limited",
+                reason: None,
                 workers: 2,
                 jobs: completed,
                 limited_until: None,
