@@ -12,7 +12,6 @@ use serde_json::{json, Value};
 use crate::job::{ToolResult, ToolSet};
 use crate::node;
 use crate::prompt::{Role, Turn};
-use crate::worker::mcp;
 
 /// One tool as the caller defined it.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +74,7 @@ pub fn results_in_last_turn(turns: &[Turn], node: &str) -> Vec<ToolResult> {
         .filter(|b| b["type"] == "tool_result")
         .map(|b| ToolResult {
             tool_use_id: node::cli_tool_use_id(node, b["tool_use_id"].as_str().unwrap_or_default()),
-            content: mcp::result_content(b.get("content")),
+            content: mcp_content(b.get("content")),
             is_error: b["is_error"].as_bool().unwrap_or(false),
         })
         .collect();
@@ -87,6 +86,29 @@ pub fn results_in_last_turn(turns: &[Turn], node: &str) -> Vec<ToolResult> {
         }
     }
     results
+}
+
+/// A `tool_result`'s content as the MCP content items a worker's tool
+/// server answers with (see [`ToolResult`]).
+fn mcp_content(content: Option<&Value>) -> Vec<Value> {
+    match content {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(text)) => vec![json!({"type": "text", "text": text})],
+        Some(Value::Array(blocks)) => blocks.iter().map(result_item).collect(),
+        Some(other) => vec![json!({"type": "text", "text": other.to_string()})],
+    }
+}
+
+fn result_item(block: &Value) -> Value {
+    match block["type"].as_str() {
+        Some("text") => json!({"type": "text", "text": block["text"].as_str().unwrap_or_default()}),
+        Some("image") if block["source"]["type"] == "base64" => json!({
+            "type": "image",
+            "data": block["source"]["data"],
+            "mimeType": block["source"]["media_type"],
+        }),
+        _ => json!({"type": "text", "text": block.to_string()}),
+    }
 }
 
 #[cfg(test)]

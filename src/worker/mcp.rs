@@ -89,28 +89,6 @@ pub fn call_unanswered(call: &ToolCall) -> Value {
     )
 }
 
-/// Tool results in MCP form from Anthropic `tool_result` content.
-pub fn result_content(content: Option<&Value>) -> Vec<Value> {
-    match content {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(text)) => vec![json!({"type": "text", "text": text})],
-        Some(Value::Array(blocks)) => blocks.iter().map(result_item).collect(),
-        Some(other) => vec![json!({"type": "text", "text": other.to_string()})],
-    }
-}
-
-fn result_item(block: &Value) -> Value {
-    match block["type"].as_str() {
-        Some("text") => json!({"type": "text", "text": block["text"].as_str().unwrap_or_default()}),
-        Some("image") if block["source"]["type"] == "base64" => json!({
-            "type": "image",
-            "data": block["source"]["data"],
-            "mimeType": block["source"]["media_type"],
-        }),
-        _ => json!({"type": "text", "text": block.to_string()}),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,7 +130,7 @@ mod tests {
             &call,
             &ToolResult {
                 tool_use_id: "toolu_1".into(),
-                content: result_content(Some(&json!("Sunny"))),
+                content: vec![json!({"type": "text", "text": "Sunny"})],
                 is_error: false,
             },
         );
