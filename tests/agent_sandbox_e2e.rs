@@ -2,7 +2,7 @@
 //! the host (reading outside the workspace, another worker's files, the
 //! upstream credential; escaping through a symlink; leaving processes
 //! behind) fails, and what a job is for (Bash, Read, Write, Edit in the
-//! workspace, files kept between a worker's jobs) works. The fake upstream
+//! workspace, files kept between a worker's jobs, and only those) works. The fake upstream
 //! makes the model call the CLI's own tools with `[[call:NAME:JSON]]`.
 
 mod common;
@@ -316,6 +316,34 @@ fn the_tools_work_in_the_workspace_and_files_stay_with_the_worker() {
         "{text}"
     );
     assert_eq!(std::fs::read_to_string(&host).unwrap(), "alpha gamma\n");
+}
+
+#[test]
+fn a_new_daemon_run_starts_with_empty_workspaces() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let workspace = root.path().join("worker-1");
+    let daemon = agent_daemon(&upstream, root.path(), 1, "");
+    let write = call(
+        "Write",
+        json!({"file_path": "/workspace/notes.txt", "content": "first run\n"}),
+    );
+    ask(&daemon, &format!("write {write}"));
+    assert!(workspace.join("notes.txt").exists());
+    daemon.stop().expect("clean stop");
+    assert!(!workspace.exists(), "the workspace went with its worker");
+
+    // As a daemon killed without cleaning up would leave it.
+    std::fs::create_dir_all(&workspace).unwrap();
+    std::fs::write(workspace.join("left.txt"), "earlier caller").unwrap();
+    let daemon = agent_daemon(&upstream, root.path(), 1, "");
+    let text = ask(
+        &daemon,
+        &format!("list {}", bash("ls -A /workspace; echo END")),
+    );
+    assert!(text.contains("END"), "{text}");
+    assert!(!text.contains("left.txt"), "{text}");
+    assert_eq!(std::fs::read_dir(&workspace).unwrap().count(), 0);
 }
 
 #[test]

@@ -123,33 +123,66 @@ pub struct AgentRecipe {
 
 impl AgentRecipe {
     /// The spec of agent worker `name`: its workspace `root/name`; in the
-    /// sandbox also a private Claude config directory `root/name.claude`,
-    /// removed when the worker exits.
+    /// sandbox also a private Claude config directory `root/name.claude`.
+    /// Both start empty and are removed when the worker exits.
     pub fn for_worker(&self, name: &str) -> std::io::Result<SpawnSpec> {
+        // Fresh: a directory of the same name left by a daemon that died
+        // without removing it (worker numbers start again at 1 in every
+        // run) must not hand its files to a new worker and its callers.
         let workspace = self.root.join(name);
-        std::fs::create_dir_all(&workspace)?;
-        if let Some(sandbox) = &self.sandbox {
-            let config = self.root.join(format!("{name}.claude"));
-            // Fresh: one left by a daemon that died without removing it
-            // (worker numbers start again at 1) must not reach a new worker.
-            match std::fs::remove_dir_all(&config) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => std::fs::create_dir(&config)?,
+        fresh_dir(&workspace)?;
+        let mut spec = match &self.sandbox {
+            Some(sandbox) => {
+                let config = self.root.join(format!("{name}.claude"));
+                fresh_dir(&config)?;
+                sandbox.wrap(&self.spec, &workspace, &config)
             }
-            return Ok(sandbox.wrap(&self.spec, &workspace, &config));
-        }
-        let mut spec = self.spec.clone();
-        spec.cwd = workspace.clone();
-        spec.workspace = Some(Workspace {
-            seen_as: workspace.clone(),
-            host: workspace.clone(),
-        });
-        if let Some(config) = &self.shared_config {
-            spec.remove_on_exit
-                .push(config.join("projects").join(project_slug(&workspace)));
-        }
+            None => {
+                let mut spec = self.spec.clone();
+                spec.cwd = workspace.clone();
+                spec.workspace = Some(Workspace {
+                    seen_as: workspace.clone(),
+                    host: workspace.clone(),
+                });
+                if let Some(config) = &self.shared_config {
+                    spec.remove_on_exit
+                        .push(config.join("projects").join(project_slug(&workspace)));
+                }
+                spec
+            }
+        };
+        spec.remove_on_exit.push(workspace);
         Ok(spec)
     }
+}
+
+/// Makes `dir` an empty directory, removing whatever is there, including
+/// subdirectories a tool made read-only.
+fn fresh_dir(dir: &Path) -> std::io::Result<()> {
+    use std::io::ErrorKind;
+    use std::os::unix::fs::PermissionsExt;
+    let remove = || match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        other => other,
+    };
+    if let Err(e) = remove() {
+        if e.kind() != ErrorKind::PermissionDenied {
+            return Err(e);
+        }
+        // `file_type` does not follow symlinks: only the tree's own
+        // directories are made writable.
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700));
+            for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(entry.path());
+                }
+            }
+        }
+        remove()?;
+    }
+    std::fs::create_dir(dir)
 }
 
 /// The CLI's name for a working directory under `projects/`: every
@@ -261,8 +294,35 @@ mod tests {
         let spec = recipe.for_worker("worker-1").unwrap();
         let config = root.path().join("worker-1.claude");
         assert!(config.is_dir() && std::fs::read_dir(&config).unwrap().next().is_none());
-        assert_eq!(spec.remove_on_exit, vec![config]);
-        assert!(root.path().join("worker-1").is_dir());
+        let workspace = root.path().join("worker-1");
+        assert!(workspace.is_dir());
+        assert_eq!(spec.remove_on_exit, vec![config, workspace]);
+    }
+
+    #[test]
+    fn a_worker_starts_with_an_empty_workspace_that_goes_with_it() {
+        let root = tempfile::tempdir().unwrap();
+        // Left by an earlier daemon run, including a directory a tool made
+        // read-only.
+        let stale = root.path().join("worker-1/src/locked");
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::write(stale.join("secret.txt"), "earlier caller").unwrap();
+        std::fs::write(root.path().join("worker-1/notes.txt"), "old").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o500)).unwrap();
+        for sandbox in [Some(Sandbox::for_tests()), None] {
+            let recipe = AgentRecipe {
+                spec: SpawnSpec::default(),
+                root: root.path().to_path_buf(),
+                sandbox,
+                shared_config: None,
+            };
+            let spec = recipe.for_worker("worker-1").unwrap();
+            let workspace = root.path().join("worker-1");
+            assert_eq!(std::fs::read_dir(&workspace).unwrap().count(), 0);
+            assert!(spec.remove_on_exit.contains(&workspace));
+            std::fs::write(workspace.join("notes.txt"), "this run").unwrap();
+        }
     }
 
     #[test]
