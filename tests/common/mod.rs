@@ -304,6 +304,14 @@ impl Daemon {
         blocking_get_json(&self.url("/health"))
     }
 
+    /// Asserts that no request became a job: every job counter of
+    /// `/health` is still 0.
+    pub fn assert_no_jobs(&self, context: &str) {
+        let health = self.health();
+        let jobs = health["jobs"].as_object().expect("jobs in /health");
+        assert!(jobs.values().all(|n| n == 0), "{context}: {health}");
+    }
+
     /// The `/metrics` text (a loopback peer needs no key).
     pub fn metrics(&self) -> String {
         client()
