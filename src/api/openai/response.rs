@@ -1,7 +1,15 @@
 //! OpenAI Chat Completions responses: the `chat.completion` body and the
 //! `chat.completion.chunk` stream, built from [`JobEvent`]s.
 
-use super::*;
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::api::assemble::Assembled;
+use crate::api::error::ApiError;
+use crate::api::Dialect;
+use crate::job::{BlockStart, Delta, JobEvent, Usage};
 
 /// Response identity shared by the body and the stream.
 #[derive(Debug, Clone)]

@@ -1,7 +1,11 @@
 //! Unit tests of the OpenAI dialect: parsing, translation, bodies, chunks.
 
+use serde_json::{json, Value};
+
 use super::*;
-use crate::job::Completion;
+use crate::api::assemble::Assembled;
+use crate::api::Context;
+use crate::job::{BlockStart, Completion, Delta, JobEvent, JobSpec, Usage};
 
 fn parse(body: Value) -> Result<ChatRequest, InvalidRequest> {
     ChatRequest::parse(body.to_string().as_bytes())
