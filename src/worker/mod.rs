@@ -18,9 +18,11 @@
 //!                                     +--> Clearing (/clear, boundary) --+
 //!                      or retired at any point (job count, RSS, crash)
 //! ```
-//! Readiness is probed with `get_binary_version`, never `initialize`, so a
-//! ready worker is blank and takes the first job's system prompt through a
-//! late `initialize`. After a job the conversation is either cleared with
+//! Readiness is probed with an `apply_flag_settings` that restores the
+//! CLI's default output limit (a no-op whose first call in a process costs
+//! 25–60 ms, paid here during boot rather than in a first job's setup),
+//! never `initialize`, so a ready worker is blank and takes the first job's
+//! system prompt through a late `initialize`. After a job the conversation is either cleared with
 //! `/clear` (checked: the session id must change) and a compaction boundary
 //! (so the model reads nothing of `/clear` either), or kept *bound* for
 //! exactly that conversation's next turn (see `affinity`), so no job ever
@@ -396,7 +398,7 @@ impl Actor for Worker {
                         act.on_exit(status.unwrap_or_else(|_| "unknown".into()), ctx)
                     }),
                 );
-                let probe = self.send_control("probe", Request::GetBinaryVersion);
+                let probe = self.send_control("probe", Request::max_output_tokens(None));
                 self.phase = Phase::Booting { probe };
                 ctx.run_interval(TICK, |act, _| act.tick());
             }

@@ -16,8 +16,9 @@ use crate::job::ToolSet;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "subtype", rename_all = "snake_case")]
 pub enum Request {
-    /// The readiness probe: harmless, answered once the CLI has booted, and
-    /// unlike `initialize` it leaves the system prompt open (§10).
+    /// Harmless, answered once the CLI has booted, and unlike `initialize`
+    /// it leaves the system prompt open (§10). The workers' readiness probe
+    /// is [`Request::max_output_tokens`]`(None)`, as harmless and warming.
     GetBinaryVersion,
     /// Gives a blank conversation its system prompt; a second one is
     /// accepted and ignored by the CLI.
@@ -83,7 +84,10 @@ impl Request {
     }
 
     /// Sets each turn's `max_tokens` through the CLI's own
-    /// `CLAUDE_CODE_MAX_OUTPUT_TOKENS` (`None`: the CLI's default).
+    /// `CLAUDE_CODE_MAX_OUTPUT_TOKENS` (`None`: the CLI's default). With
+    /// `None` on a fresh worker it is the readiness probe: it changes
+    /// nothing, and the first call of a process is the slow one (25–60 ms,
+    /// later ones ~2 ms), so boot pays it instead of the first job.
     pub fn max_output_tokens(limit: Option<u32>) -> Self {
         Request::ApplyFlagSettings {
             settings: FlagSettings {
