@@ -292,12 +292,7 @@ fn an_account_whose_key_is_rejected_is_marked_and_the_others_serve_on() {
     assert!(reason.contains("Invalid API key"), "{health}");
     assert_eq!(account(&health, "a")["status"], "ok", "{health}");
     assert!(account(&health, "a").get("reason").is_none(), "{health}");
-    let metrics = client()
-        .get(daemon.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = daemon.metrics();
     let line = "claude_pool_account_status{account=\"bad\",status=\"login_failed\"} 1";
     assert!(metrics.contains(line), "{line} missing:\n{metrics}");
 }

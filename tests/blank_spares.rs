@@ -91,12 +91,7 @@ fn a_job_that_waits_for_a_worker_to_boot_is_counted() {
     let h = daemon.health();
     assert_eq!(h["jobs"]["waited_for_boot"], 1, "{h}");
     assert_eq!(h["restarts"], 1, "{h}");
-    let metrics = client()
-        .get(daemon.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = daemon.metrics();
     assert!(
         metrics
             .lines()

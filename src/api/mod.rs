@@ -147,6 +147,15 @@ pub fn note_ignored(field: &'static str) {
     }
 }
 
+/// [`note_ignored`] for each field a request carries: `(name, present)`.
+pub fn note_ignored_fields(fields: &[(&'static str, bool)]) {
+    for &(field, present) in fields {
+        if present {
+            note_ignored(field);
+        }
+    }
+}
+
 /// Which API a route speaks; decides the shape of its errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

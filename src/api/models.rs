@@ -18,6 +18,15 @@ pub fn resolve_model(requested: Option<&str>, default_model: &str) -> String {
     }
 }
 
+/// The model name a response reports: the one the client asked for, else
+/// the default.
+pub fn reported_model(requested: Option<&str>, default_model: &str) -> String {
+    requested
+        .filter(|m| !m.is_empty())
+        .unwrap_or(default_model)
+        .to_string()
+}
+
 fn is_claude_model(name: &str) -> bool {
     let base = name.strip_suffix("[1m]").unwrap_or(name);
     (base.starts_with("claude-") && base.len() > "claude-".len()) || CLI_ALIASES.contains(&base)

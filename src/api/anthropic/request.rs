@@ -218,10 +218,7 @@ impl MessagesRequest {
 
     /// The model name the response reports: the one the client asked for.
     pub fn response_model(&self, default_model: &str) -> String {
-        self.model
-            .clone()
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| default_model.to_string())
+        crate::api::models::reported_model(self.model.as_deref(), default_model)
     }
 }
 

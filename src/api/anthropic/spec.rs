@@ -32,17 +32,12 @@ impl MessagesRequest {
 
     /// What a worker must run for this request.
     pub fn to_spec(&self, ctx: &Context) -> JobSpec {
-        let ignored = [
+        crate::api::note_ignored_fields(&[
             ("temperature", self.temperature.is_some()),
             ("top_p", self.top_p.is_some()),
             ("top_k", self.top_k.is_some()),
             ("metadata", self.metadata.is_some()),
-        ];
-        for (field, present) in ignored {
-            if present {
-                crate::api::note_ignored(field);
-            }
-        }
+        ]);
         let mut system = match &self.system {
             None => String::new(),
             Some(SystemPrompt::Text(text)) => system::join_system([text.as_str()]),

@@ -97,17 +97,12 @@ impl ChatRequest {
 
     /// What a worker must run for this request.
     pub fn to_spec(&self, ctx: &Context) -> JobSpec {
-        let ignored = [
+        crate::api::note_ignored_fields(&[
             ("temperature", self.temperature.is_some()),
             ("top_p", self.top_p.is_some()),
             ("seed", self.seed.is_some()),
             ("user", self.user.is_some()),
-        ];
-        for (field, present) in ignored {
-            if present {
-                crate::api::note_ignored(field);
-            }
-        }
+        ]);
         let mut system = self.conversation.system.clone();
         if let Some(instruction) = self.response_format.as_ref().and_then(json_instruction) {
             system.push(instruction);

@@ -172,7 +172,7 @@ impl ResponsesRequest {
     }
 
     fn note_ignored(&self) {
-        let ignored = [
+        super::note_ignored_fields(&[
             ("temperature", self.temperature.is_some()),
             ("top_p", self.top_p.is_some()),
             (
@@ -184,12 +184,7 @@ impl ResponsesRequest {
             ("truncation", self.truncation.is_some()),
             ("service_tier", self.service_tier.is_some()),
             ("user", self.user.is_some()),
-        ];
-        for (field, present) in ignored {
-            if present {
-                super::note_ignored(field);
-            }
-        }
+        ]);
     }
 }
 

@@ -12,6 +12,7 @@ use super::stored::{ResponseStore, StoredResponse};
 use super::tools::{CallerTool, ToolNames};
 use super::ResponsesRequest;
 use crate::api::assemble::Assembled;
+use crate::api::models::reported_model;
 use crate::api::openai::strip_code_fence;
 use crate::job::{Completion, Usage};
 
@@ -58,11 +59,7 @@ impl ResponseMeta {
         json_mode: bool,
         keep: Option<Keep>,
     ) -> Self {
-        let model = request
-            .model
-            .clone()
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| default_model.to_string());
+        let model = reported_model(request.model.as_deref(), default_model);
         let or = |value: &Option<Value>, default: Value| value.clone().unwrap_or(default);
         let reasoning = request.reasoning.as_ref();
         let echo = json!({
