@@ -92,6 +92,8 @@ struct Slot {
     /// The system prompt the worker's conversation was set up with.
     system_prompt: Option<String>,
     jobs: u64,
+    /// The job it last started is a background (batch) job.
+    background: bool,
     /// The scope (caller) of the job it last started: a parked turn or
     /// bound conversation is continued only from the same scope.
     scope: String,
@@ -235,6 +237,7 @@ impl Dispatcher {
                 pid: 0,
                 system_prompt: None,
                 jobs: 0,
+                background: false,
                 scope: String::new(),
                 parked_on: Vec::new(),
                 bound: None,

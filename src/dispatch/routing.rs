@@ -142,6 +142,7 @@ impl Dispatcher {
             }
         }
         slot.state = SlotState::Busy;
+        slot.background = job.spec.background;
         slot.parked_on.clear();
         slot.bound = None;
         slot.addr.do_send(RunJob(job));

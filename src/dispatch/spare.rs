@@ -3,12 +3,19 @@
 //! right now, so it never enters the queue and never delays an interactive
 //! request beyond the job already running. The dispatcher signals whoever
 //! feeds it such jobs when a worker may have become free.
+//!
+//! With several accounts, capacity is what the accounts able to take new
+//! work have: background jobs hold at most `batches.worker_cap` of *their*
+//! workers (all but one, by default), so that while an account is limited
+//! (or its login failed) batch work cannot take every worker interactive
+//! requests can still use.
 
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
 use super::*;
+use crate::config::BatchSettings;
 
 /// Run a background job now on a free worker, or hand it back: refused
 /// while the dispatcher drains, interactive jobs wait, or no worker is free.
@@ -64,11 +71,36 @@ impl Dispatcher {
     }
 }
 
+impl Dispatcher {
+    /// Whether one more background job leaves the accounts that can take
+    /// new work their share of workers for interactive requests.
+    fn background_fits(&self) -> bool {
+        let usable = self.usable_accounts();
+        let workers = self
+            .workers
+            .values()
+            .filter(|s| usable.contains(&s.account) && s.state != SlotState::Stopping)
+            .map(|s| s.background && s.state == SlotState::Busy);
+        fits_one_more(&self.settings.batches, workers)
+    }
+}
+
+/// Whether one more background job fits among `workers` (the workers of the
+/// accounts that can take new work; for each, whether it runs a background
+/// job): background jobs hold at most `batches.worker_cap` of them.
+fn fits_one_more(batches: &BatchSettings, workers: impl Iterator<Item = bool>) -> bool {
+    let (total, background) = workers.fold((0, 0), |(total, background), runs_one| {
+        (total + 1, background + usize::from(runs_one))
+    });
+    total > 0 && background < batches.worker_cap(total)
+}
+
 impl Handler<RunIfIdle> for Dispatcher {
     type Result = Result<(), Job>;
 
     fn handle(&mut self, RunIfIdle(job): RunIfIdle, _ctx: &mut Context<Self>) -> Self::Result {
-        if self.draining || !self.queue.is_empty() || self.is_degraded() {
+        if self.draining || !self.queue.is_empty() || self.is_degraded() || !self.background_fits()
+        {
             return Err(job);
         }
         let kind = WorkerKind::for_job(job.spec.agent);
@@ -79,5 +111,36 @@ impl Handler<RunIfIdle> for Dispatcher {
         log::debug!("[{}] background job on worker-{id}", job.id);
         self.assign(id, job);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fits(max_workers: usize, workers: &[bool]) -> bool {
+        let batches = BatchSettings {
+            max_workers,
+            ..BatchSettings::default()
+        };
+        fits_one_more(&batches, workers.iter().copied())
+    }
+
+    #[test]
+    fn batch_work_leaves_the_usable_accounts_a_worker_for_interactive_requests() {
+        // Two accounts of two workers: the pool-wide cap would be 3.
+        assert!(fits(0, &[true, true, false, false]));
+        assert!(!fits(0, &[true, true, true, false]));
+        // One account limited: only the other's two workers count, and one
+        // of them stays free for interactive work.
+        assert!(fits(0, &[false, false]));
+        assert!(!fits(0, &[true, false]));
+        // A pool (or what is usable of it) of one is still used.
+        assert!(fits(0, &[false]));
+        assert!(!fits(0, &[true]));
+        assert!(!fits(0, &[]), "no usable worker, no batch job");
+        // An explicit batches.max_workers is the cap as configured.
+        assert!(fits(2, &[true, false]));
+        assert!(!fits(2, &[true, true, false, false]));
     }
 }
