@@ -144,14 +144,22 @@ pub async fn run_with_reload(
         .start();
     let runner = batches::Runner::new(store.clone(), dispatcher.clone(), settings.clone(), spare);
 
-    let responses = api::responses::stored::SqliteResponses::new(
-        store.clone(),
-        settings.responses.max_stored,
-        settings.responses.ttl(),
-    )?;
+    let responses = {
+        use api::responses::{stored::SqliteResponses, write_behind::WriteBehind};
+        let max = settings.responses.max_stored;
+        let sqlite = Arc::new(SqliteResponses::new(
+            store.clone(),
+            max,
+            settings.responses.ttl(),
+        )?);
+        Arc::new(match max {
+            0 => WriteBehind::in_line(sqlite),
+            _ => WriteBehind::new(sqlite),
+        })
+    };
     let state = web::Data::new(
         http::AppState::new(dispatcher.clone(), settings.clone(), store, runner.handle())
-            .with_responses(Arc::new(responses)),
+            .with_responses(responses.clone()),
     );
     let batch_runner = runner
         .counting_tokens(state.metrics.token_counter())
@@ -197,6 +205,8 @@ pub async fn run_with_reload(
     .await;
     stopped.await;
     let _ = server_task.await;
+    // Stored responses still on their way to disk (see write_behind).
+    let _ = web::block(move || responses.flush()).await;
     if let Some(task) = watchdog_task {
         task.abort();
     }

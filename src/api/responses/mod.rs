@@ -17,6 +17,7 @@ pub mod output;
 pub mod stored;
 pub mod stream;
 pub mod tools;
+pub mod write_behind;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
