@@ -16,7 +16,9 @@
 //! - [`batches`]: message batches, kept in the store and run on spare capacity.
 //! - [`job`], [`error`]: the domain between HTTP and workers.
 //! - [`dispatch`]: the dispatcher actor — admission, queue, pool.
-//! - [`worker`]: worker actors, the CLI process and its line protocol.
+//! - [`worker`]: worker actors, each feeding a pure session (the
+//!   conversation's state machine: inputs and a clock in, effects out), the
+//!   CLI process and its line protocol, typed both ways.
 //! - [`notify`]: systemd readiness, stopping and watchdog notifications.
 //! - [`reload`]: what a configuration reload (SIGHUP) may change.
 //! - [`store`]: the durable SQLite store shared by features that keep state.

@@ -3,10 +3,11 @@
 //! paths. On an agent worker inside the sandbox (see `sandbox`) the check is
 //! defence in depth; with `agent.sandbox = "none"` it is all there is.
 
-use super::protocol::ToolPermission;
 use std::path::{Component, Path, PathBuf};
 
-use super::*;
+use super::protocol::ToolPermission;
+use crate::config::AgentSettings;
+use crate::job::ToolSet;
 
 /// Where an agent worker's files are: the path its tools see, and the same
 /// directory on the host (different when the worker runs in a sandbox).
@@ -76,38 +77,36 @@ fn resolve_existing(path: &Path) -> Option<PathBuf> {
     }
 }
 
-impl Worker {
-    /// Whether a tool call the CLI asks about may run: the current job's
-    /// caller tools always; on an agent worker, the configured built-in
-    /// tools, as long as every path involved is inside its workspace.
-    pub(super) fn permission(&self, request: &ToolPermission) -> Result<(), String> {
-        let tool = request.tool_name.as_str();
-        if self
-            .tools
-            .as_ref()
-            .is_some_and(|t| tool.starts_with(&t.api_prefix()))
-        {
-            return Ok(());
-        }
-        let agent = &self.settings.agent;
-        let allowed = self.kind == WorkerKind::Agent
-            && agent.tools.iter().any(|t| t == tool)
-            && !agent.disallowed_tools.iter().any(|t| t == tool);
-        let Some(workspace) = self.spec.workspace.as_ref().filter(|_| allowed) else {
-            return Err(format!("the tool {tool} is not enabled on this server"));
-        };
-        let input = &request.input;
-        let paths = ["file_path", "path", "notebook_path"]
-            .iter()
-            .filter_map(|key| input.get(*key).and_then(|v| v.as_str()))
-            .chain(request.blocked_path.as_deref());
-        for path in paths {
-            if !workspace.contains(path) {
-                return Err(format!("{path} is outside this agent's workspace"));
-            }
-        }
-        Ok(())
+/// Whether a tool call the CLI asks about may run: the current job's
+/// caller tools (`job_tools`) always; on an agent worker (`agent`: its
+/// settings and workspace), the configured built-in tools, as long as every
+/// path involved is inside its workspace.
+pub fn check(
+    request: &ToolPermission,
+    job_tools: Option<&ToolSet>,
+    agent: Option<(&AgentSettings, &Workspace)>,
+) -> Result<(), String> {
+    let tool = request.tool_name.as_str();
+    if job_tools.is_some_and(|t| tool.starts_with(&t.api_prefix())) {
+        return Ok(());
     }
+    let Some((_, workspace)) = agent.filter(|(settings, _)| {
+        settings.tools.iter().any(|t| t == tool)
+            && !settings.disallowed_tools.iter().any(|t| t == tool)
+    }) else {
+        return Err(format!("the tool {tool} is not enabled on this server"));
+    };
+    let input = &request.input;
+    let paths = ["file_path", "path", "notebook_path"]
+        .iter()
+        .filter_map(|key| input.get(*key).and_then(|v| v.as_str()))
+        .chain(request.blocked_path.as_deref());
+    for path in paths {
+        if !workspace.contains(path) {
+            return Err(format!("{path} is outside this agent's workspace"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::cell::Cell;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::stream::{BoxStream, StreamExt};
@@ -56,9 +57,7 @@ pub const TAG_VAR: &str = "CLAUDE_POOL_WORKER";
 
 /// Handle on a running CLI. Dropping it kills the process group.
 pub struct CliProcess {
-    pid: u32,
-    /// In a sandbox: the CLI's own host pid, once found.
-    sandboxed_cli: Option<Cell<Option<u32>>>,
+    ids: Rc<ProcessIds>,
     tag: String,
     stdin: Option<mpsc::UnboundedSender<String>>,
     terminate: Option<oneshot::Sender<Duration>>,
@@ -141,8 +140,10 @@ pub fn spawn(spec: &SpawnSpec) -> std::io::Result<(CliProcess, CliOutput)> {
     tokio::spawn(reap(child, pid, tag, remove, stop, exit_tx));
 
     let process = CliProcess {
-        pid,
-        sandboxed_cli: spec.sandboxed.then(|| Cell::new(None)),
+        ids: Rc::new(ProcessIds {
+            pid,
+            sandboxed_cli: spec.sandboxed.then(|| Cell::new(None)),
+        }),
         tag: spec.tag.clone(),
         stdin: Some(stdin_tx),
         terminate: Some(terminate_tx),
@@ -184,7 +185,17 @@ fn secret_pipes(secrets: &[(String, String)]) -> std::io::Result<Vec<OwnedFd>> {
     Ok(read_ends)
 }
 
-impl CliProcess {
+/// Which process a worker's CLI is; shared with the worker's session, which
+/// reads its pid and memory.
+#[derive(Debug)]
+pub struct ProcessIds {
+    /// The spawned process (in a sandbox, bubblewrap).
+    pid: u32,
+    /// In a sandbox: the CLI's own host pid, once found.
+    sandboxed_cli: Option<Cell<Option<u32>>>,
+}
+
+impl ProcessIds {
     /// The CLI's pid (inside a sandbox, its host pid once it runs; until
     /// then bubblewrap's).
     pub fn pid(&self) -> u32 {
@@ -197,14 +208,32 @@ impl CliProcess {
         cli.get().unwrap_or(self.pid)
     }
 
+    /// Resident memory of the CLI, from /proc.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        rss_bytes(self.pid())
+    }
+}
+
+impl CliProcess {
+    /// The CLI's pid (see [`ProcessIds::pid`]).
+    pub fn pid(&self) -> u32 {
+        self.ids.pid()
+    }
+
+    /// The process's ids, to share.
+    pub fn ids(&self) -> Rc<ProcessIds> {
+        self.ids.clone()
+    }
+
     /// SIGKILLs every process the CLI's tools started that is still alive
     /// (the CLI itself stays); returns how many. In a sandbox that is every
     /// other process of its PID namespace; otherwise every process carrying
     /// the CLI's tag in its environment.
     pub fn kill_leftovers(&self) -> usize {
-        match self.sandboxed_cli {
-            Some(_) => super::sandbox::kill_leftovers(self.pid),
-            None => kill_tagged(&self.tag, Some(self.pid)),
+        let pid = self.ids.pid;
+        match self.ids.sandboxed_cli {
+            Some(_) => super::sandbox::kill_leftovers(pid),
+            None => kill_tagged(&self.tag, Some(pid)),
         }
     }
 
@@ -223,11 +252,6 @@ impl CliProcess {
         if let Some(tx) = self.terminate.take() {
             let _ = tx.send(grace);
         }
-    }
-
-    /// Resident memory of the process, from /proc.
-    pub fn rss_bytes(&self) -> Option<u64> {
-        rss_bytes(self.pid())
     }
 }
 

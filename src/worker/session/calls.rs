@@ -3,7 +3,15 @@
 //! caller's tool calls, which park the turn until the caller's next request
 //! brings the results.
 
-use super::*;
+use std::time::Instant;
+
+use super::{Phase, Session};
+use crate::job::{Job, JobEvent, Usage};
+use crate::worker::mcp::{self, McpRequest, ToolCall};
+use crate::worker::permission;
+use crate::worker::protocol::{CliRequest, Outgoing, Reply, Request, ToolPermission};
+use crate::worker::report::{Outcome, WorkerState};
+use crate::worker::WorkerKind;
 
 /// A turn waiting for the caller's tool results.
 pub(super) struct Parked {
@@ -16,7 +24,7 @@ pub(super) struct Parked {
     pub(super) reported: Usage,
 }
 
-impl Worker {
+impl Session {
     /// A control request from the CLI: the tool server's MCP traffic, tool
     /// permission checks, and anything else (refused promptly rather than
     /// left blocking a turn).
@@ -37,12 +45,12 @@ impl Worker {
                     input: request.input,
                 },
                 Err(why) => {
-                    log::warn!("{} denied a tool call: {why}", self.name());
+                    log::warn!("{} denied a tool call: {why}", self.name);
                     Reply::Deny { message: why }
                 }
             },
             CliRequest::Other(subtype) => {
-                log::debug!("{} refuses CLI control request {subtype}", self.name());
+                log::debug!("{} refuses CLI control request {subtype}", self.name);
                 Reply::Unsupported(format!("unsupported request {subtype}"))
             }
         };
@@ -69,33 +77,31 @@ impl Worker {
                 log::info!(
                     "[{}] {} parked on {} tool call(s) after {} ms",
                     run.job.id,
-                    self.name(),
+                    self.name,
                     tool_use_ids.len(),
-                    run.started.elapsed().as_millis()
+                    self.since(run.started).as_millis()
                 );
                 self.jobs_done += 1;
                 self.tool_results.clear();
                 if run.job.spec.background {
                     // Nobody will send results: the answer ends with the
                     // calls, and the turn is let go as a timed-out park is.
-                    self.phase = Phase::Abandoning {
-                        since: Instant::now(),
-                    };
+                    self.phase = Phase::Abandoning { since: self.now };
                     self.report(WorkerState::Clearing, Some(Outcome::Succeeded));
                     self.send_control("interrupt", Request::Interrupt);
-                    let _ = run.job.events.send(JobEvent::Finished(completion));
+                    self.emit(&run.job, JobEvent::Finished(completion));
                     return;
                 }
                 self.phase = Phase::Parked(Parked {
                     tool_use_ids: tool_use_ids.clone(),
                     calls: vec![call],
-                    since: Instant::now(),
+                    since: self.now,
                     reported,
                 });
                 // The pool knows of the parked turn before the client sees
                 // the response end and sends the results.
                 self.report(WorkerState::Parked(tool_use_ids), Some(Outcome::Succeeded));
-                let _ = run.job.events.send(JobEvent::Finished(completion));
+                self.emit(&run.job, JobEvent::Finished(completion));
             }
             Phase::Parked(mut parked) => {
                 parked.calls.push(call);
@@ -114,7 +120,7 @@ impl Worker {
 
     /// Continues a parked turn with the caller's tool results.
     pub(super) fn resume_job(&mut self, job: Job, parked: Parked) {
-        log::debug!("[{}] {} resumes a parked turn", job.id, self.name());
+        log::debug!("[{}] {} resumes a parked turn", job.id, self.name);
         self.tool_results = job
             .spec
             .tool_results
@@ -138,5 +144,15 @@ impl Worker {
             request_id: call.request_id.clone(),
             reply: Reply::Mcp(message),
         });
+    }
+
+    /// Whether the tool call the CLI asks about may run (see
+    /// [`permission::check`]).
+    fn permission(&self, request: &ToolPermission) -> Result<(), String> {
+        let agent = (self.kind == WorkerKind::Agent)
+            .then_some(self.workspace.as_ref())
+            .flatten()
+            .map(|workspace| (&self.settings.agent, workspace));
+        permission::check(request, self.tools.as_ref(), agent)
     }
 }

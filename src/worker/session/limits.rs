@@ -8,16 +8,22 @@
 //! - the answer has started: the client gets a clean `rate_limit_error`
 //!   now, and the turn is interrupted.
 
-use super::*;
+use super::{Effect, Phase, Session};
 use crate::accounts::signal::Signal;
+use crate::error::JobError;
+use crate::job::{Job, JobEvent};
+use crate::worker::protocol::Request;
+use crate::worker::report::WorkerReport;
 
-impl Worker {
+impl Session {
     /// Acts on a rate-limit signal read from a CLI line; `turn_over` when
     /// that line is the turn's `result`. Returns true when the line is dealt
     /// with and must not be processed further.
     pub(super) fn on_account_signal(&mut self, signal: Signal, turn_over: bool) -> bool {
         let limited = matches!(signal, Signal::Limited { .. });
-        let name = self.name();
+        let name = self.name.clone();
+        // The client mid-answer, to be told of the limit.
+        let mut cut_short = None;
         let failover = match &mut self.phase {
             Phase::Running(run) if limited && run.interrupted_at.is_none() && !run.answered => {
                 if run.translator.has_output() {
@@ -26,13 +32,8 @@ impl Worker {
                             "[{}] {name} met a 429 mid-answer; the client gets a rate-limit error",
                             run.job.id
                         );
-                        run.job.fail(JobError::Upstream {
-                            status: Some(429),
-                            message: "the account's rate limit was reached during the answer"
-                                .into(),
-                        });
+                        cut_short = Some(run.job.events.clone());
                         run.answered = true;
-                        self.interrupt();
                     }
                     // Else the result's own 429 reaches the client.
                     None
@@ -43,7 +44,18 @@ impl Worker {
             _ => None,
         };
         let Some(run) = failover else {
+            // The pool hears of the limit before the client can see its
+            // answer end (and ask again).
             self.report_limit(signal, None);
+            if let Some(client) = cut_short {
+                let error = JobError::Upstream {
+                    status: Some(429),
+                    message: "the account's rate limit was reached during the answer".into(),
+                };
+                self.effects
+                    .push(Effect::Emit(client, JobEvent::Failed(error)));
+                self.interrupt();
+            }
             return false;
         };
         log::warn!(
@@ -54,9 +66,7 @@ impl Worker {
             self.clear();
         } else {
             self.send_control("interrupt", Request::Interrupt);
-            self.phase = Phase::Abandoning {
-                since: Instant::now(),
-            };
+            self.phase = Phase::Abandoning { since: self.now };
         }
         self.report_limit(signal, Some(run.job));
         true
@@ -64,13 +74,13 @@ impl Worker {
 
     /// Tells the pool what the CLI said about the account (and hands back
     /// a job to run elsewhere), with the worker's state.
-    fn report_limit(&self, signal: Signal, failover: Option<Job>) {
-        self.pool.do_send(WorkerReport {
+    fn report_limit(&mut self, signal: Signal, failover: Option<Job>) {
+        self.effects.push(Effect::Report(WorkerReport {
             id: self.id,
             state: self.state(),
             job: None,
             limit: Some(signal),
             failover,
-        });
+        }));
     }
 }
