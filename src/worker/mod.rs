@@ -206,3 +206,61 @@ impl Handler<Reconfigure> for Worker {
         self.session.reconfigure(msg.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use report::{ExitReason, WorkerState};
+    use tokio::sync::mpsc;
+
+    /// A pool that passes its workers' reports on.
+    struct Pool(mpsc::UnboundedSender<WorkerReport>);
+
+    impl Actor for Pool {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<WorkerReport> for Pool {
+        type Result = ();
+
+        fn handle(&mut self, report: WorkerReport, _ctx: &mut Context<Self>) {
+            let _ = self.0.send(report);
+        }
+    }
+
+    /// The actor's timers run on the runtime's clock: with it paused, the
+    /// 30 s boot timeout of a CLI that never answers its probe passes at
+    /// once, through the real actor, ticks and process.
+    #[actix_rt::test]
+    async fn a_cli_that_never_boots_is_given_up_on_the_runtimes_clock() {
+        tokio::time::pause();
+        let (tx, mut reports) = mpsc::unbounded_channel();
+        let pool = Pool(tx).start().recipient();
+        let settings = Arc::new(Settings::default());
+        let boot = settings.pool.boot_timeout();
+        let spec = SpawnSpec {
+            command: "sleep".into(),
+            args: vec!["600".into()],
+            cwd: std::env::temp_dir(),
+            ..SpawnSpec::default()
+        };
+        let started = tokio::time::Instant::now();
+        let real = std::time::Instant::now();
+        Worker::new(1, WorkerKind::Plain, settings, pool, spec).start();
+        let mut states = Vec::new();
+        let reason = loop {
+            let report = reports.recv().await.expect("a report");
+            match report.state {
+                WorkerState::Exited(reason) => break reason,
+                state => states.push(state),
+            }
+        };
+        assert_eq!(states, [WorkerState::Stopping]);
+        let ExitReason::BootFailed(why) = reason else {
+            panic!("{reason:?}")
+        };
+        assert!(why.contains("not ready after 30s"), "{why}");
+        assert!(started.elapsed() > boot, "{:?}", started.elapsed());
+        assert!(real.elapsed() < boot / 2, "{:?}", real.elapsed());
+    }
+}
