@@ -63,6 +63,8 @@ fn a_consumed_spare_is_replaced_while_the_retired_worker_is_still_exiting() {
         "the retired worker's process is still there: {h}"
     );
     assert_eq!(h["workers"]["total"], 3, "one process over the size: {h}");
+    // The exiting process is no capacity: the account counts two workers.
+    assert_eq!(h["accounts"][0]["workers"], 2, "{h}");
     assert_eq!(h["restarts"], 1, "{h}");
 
     // Once it is gone the pool is back to its size: nothing else replaces it.
@@ -98,4 +100,36 @@ fn a_job_that_waits_for_a_worker_to_boot_is_counted() {
             .any(|l| l == "claude_pool_jobs_waited_for_boot_total 1"),
         "{metrics}"
     );
+}
+
+#[test]
+fn a_spare_replaces_a_worker_on_the_same_account() {
+    let upstream = FakeUpstream::start();
+    let cfg = DaemonConfig::fake(3)
+        .with_account("a", "sk-a", 2)
+        .with_account("b", "sk-b", 1);
+    let daemon = Daemon::start(cfg, &upstream);
+    let workers = |h: &Value, name: &str| {
+        h["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .map(|a| a["workers"].as_u64().unwrap())
+    };
+    // Every request a new prompt: from the second on, each retires an idle
+    // worker (of either account) to keep a blank spare.
+    for i in 0..6 {
+        let system = format!("prompt {i}");
+        assert_eq!(daemon.post(&body(&system, "hi")).status(), 200);
+        let h = daemon.wait_health(Duration::from_secs(30), settled);
+        assert_eq!(
+            (workers(&h, "a"), workers(&h, "b")),
+            (Some(2), Some(1)),
+            "after {i}: {h}"
+        );
+        assert_eq!(h["workers"]["total"], 3, "{h}");
+    }
+    let h = daemon.health();
+    assert!(h["restarts"].as_u64().unwrap() >= 4, "{h}");
 }
