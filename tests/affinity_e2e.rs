@@ -11,11 +11,7 @@ use serde_json::{json, Value};
 
 fn chat(daemon: &Daemon, system: &str, messages: &[Value]) -> Value {
     let body = json!({"model": "claude-haiku-4-5", "max_tokens": 100, "system": system, "messages": messages});
-    let res = client()
-        .post(daemon.url("/v1/messages"))
-        .json(&body)
-        .send()
-        .unwrap();
+    let res = daemon.post(&body);
     assert_eq!(res.status(), 200);
     res.json().unwrap()
 }
@@ -126,11 +122,7 @@ fn near_misses_never_reach_the_bound_conversation() {
         if let Some(tools) = tools {
             body["tools"] = tools;
         }
-        let res = client()
-            .post(daemon.url("/v1/messages"))
-            .json(&body)
-            .send()
-            .unwrap();
+        let res = daemon.post(&body);
         assert_eq!(res.status(), 200, "{what}");
         let seen = last_text(&upstream);
         assert!(

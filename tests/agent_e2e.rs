@@ -17,11 +17,7 @@ fn agent_daemon(upstream: &FakeUpstream, root: &std::path::Path) -> Daemon {
 }
 
 fn ask(daemon: &Daemon, text: &str) -> Value {
-    let res = client()
-        .post(daemon.url("/v1/messages"))
-        .json(&message_body(text))
-        .send()
-        .unwrap();
+    let res = daemon.post(&message_body(text));
     assert_eq!(res.status(), 200);
     res.json().unwrap()
 }
@@ -88,11 +84,7 @@ fn a_long_bash_command_dies_with_its_disconnected_client() {
     let call = json!({"command": "sleep 45.0625; echo finished", "description": "wait"});
     let mut body = message_body(&format!("wait [[call:Bash:{call}]]"));
     body["stream"] = json!(true);
-    let res = client()
-        .post(daemon.url("/v1/messages"))
-        .json(&body)
-        .send()
-        .unwrap();
+    let res = daemon.post(&body);
     let sleeping = || !processes_with_cmdline("sleep 45.0625").is_empty();
     let deadline = Instant::now() + Duration::from_secs(15);
     while !sleeping() {
@@ -168,11 +160,7 @@ fn caller_tool_requests_and_agent_jobs_share_one_pool() {
         "tools": [{"name": "lookup", "input_schema": {"type": "object"}}],
         "messages": [{"role": "user", "content": "plain please"}]
     });
-    let res = client()
-        .post(daemon.url("/v1/messages"))
-        .json(&body)
-        .send()
-        .unwrap();
+    let res = daemon.post(&body);
     assert_eq!(res.status(), 200);
     let tools = offered_tools(&upstream);
     assert_eq!(tools.len(), 1, "only the caller's tool: {tools:?}");

@@ -430,11 +430,7 @@ fn stop_sequences_end_the_answer_where_they_appear() {
     // OpenAI's `stop` does the same.
     let chat = json!({"model": "claude-haiku-4-5", "stop": "word2",
                       "messages": [{"role": "user", "content": "count [[slow:20]]"}]});
-    let res = client()
-        .post(daemon.url("/v1/chat/completions"))
-        .json(&chat)
-        .send()
-        .unwrap();
+    let res = daemon.post_to("/v1/chat/completions", &chat);
     let reply: Value = res.json().unwrap();
     assert_eq!(reply["choices"][0]["message"]["content"], "word0 word1 ");
     assert_eq!(reply["choices"][0]["finish_reason"], "stop");

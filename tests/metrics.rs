@@ -78,13 +78,7 @@ fn sum(samples: &[Sample], name: &str) -> f64 {
 fn metrics_count_requests_tokens_errors_and_show_the_pool() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::fake(1), &upstream);
-    let post = |body: &serde_json::Value| {
-        client()
-            .post(daemon.url("/v1/messages"))
-            .json(body)
-            .send()
-            .unwrap()
-    };
+    let post = |body: &serde_json::Value| daemon.post(body);
 
     let ok = post(&message_body("count these words please"));
     assert_eq!(ok.status(), 200);

@@ -166,13 +166,7 @@ fn a_streamed_tool_call() {
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
     let mut request = ask(&["get_weather"], "stream it [[tool:get_weather]]");
     request["stream"] = json!(true);
-    let text = client()
-        .post(daemon.url("/v1/messages"))
-        .json(&request)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = daemon.post(&request).text().unwrap();
     let events = parse_sse(&text);
     let start = events
         .iter()
@@ -218,11 +212,8 @@ fn openai_tool_calls_round_trip() {
     messages.push(json!({"role": "tool", "tool_call_id": call["id"], "content": "found 42"}));
     let body =
         json!({"model": "claude-haiku-4-5", "messages": messages, "tools": tools, "stream": true});
-    let text = client()
-        .post(daemon.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .unwrap()
+    let text = daemon
+        .post_to("/v1/chat/completions", &body)
         .text()
         .unwrap();
     let chunks: Vec<Value> = parse_sse(&text)
