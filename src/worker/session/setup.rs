@@ -108,72 +108,41 @@ impl Session {
         }
     }
 
-    /// Sends the next setup request, or the prompt once setup is done.
+    /// Sends the next setup request, or the prompt once setup is done. The
+    /// worker's record of the CLI's state changes with the request.
     pub(super) fn continue_setup(&mut self, run: Run, mut rest: VecDeque<Setup>) {
-        match rest.pop_front() {
+        let (what, request) = match rest.pop_front() {
             Some(Setup::Initialize(system)) => {
-                let awaiting = self.send_control(
-                    "init",
-                    Request::Initialize {
-                        system_prompt: system.clone(),
-                    },
-                );
-                self.system_prompt = Some(system);
-                self.phase = Phase::Preparing {
-                    run,
-                    awaiting,
-                    rest,
-                };
+                self.system_prompt = Some(system.clone());
+                let system_prompt = system;
+                ("init", Request::Initialize { system_prompt })
             }
             Some(Setup::SetModel(model)) => {
-                let awaiting = self.send_control(
-                    "model",
-                    Request::SetModel {
-                        model: model.clone(),
+                self.model = model.clone();
+                ("model", Request::SetModel { model })
+            }
+            Some(Setup::SetThinking(budget)) => {
+                self.thinking_budget = Some(budget);
+                let max_thinking_tokens = budget;
+                (
+                    "thinking",
+                    Request::SetMaxThinkingTokens {
+                        max_thinking_tokens,
                     },
-                );
-                self.model = model;
-                self.phase = Phase::Preparing {
-                    run,
-                    awaiting,
-                    rest,
-                };
+                )
+            }
+            Some(Setup::SetMaxTokens(limit)) => {
+                self.max_tokens = limit;
+                ("max-tokens", Request::max_output_tokens(limit))
             }
             Some(Setup::SetTools(tools)) => {
-                let awaiting = self.send_control("tools", Request::tool_server(tools.as_ref()));
+                let request = Request::tool_server(tools.as_ref());
                 self.tools = tools;
-                self.phase = Phase::Preparing {
-                    run,
-                    awaiting,
-                    rest,
-                };
+                ("tools", request)
             }
             Some(Setup::Boundary) => {
                 self.send(Outgoing::Boundary);
-                self.continue_setup(run, rest);
-            }
-            Some(Setup::SetMaxTokens(limit)) => {
-                let awaiting = self.send_control("max-tokens", Request::max_output_tokens(limit));
-                self.max_tokens = limit;
-                self.phase = Phase::Preparing {
-                    run,
-                    awaiting,
-                    rest,
-                };
-            }
-            Some(Setup::SetThinking(budget)) => {
-                let awaiting = self.send_control(
-                    "thinking",
-                    Request::SetMaxThinkingTokens {
-                        max_thinking_tokens: budget,
-                    },
-                );
-                self.thinking_budget = Some(budget);
-                self.phase = Phase::Preparing {
-                    run,
-                    awaiting,
-                    rest,
-                };
+                return self.continue_setup(run, rest);
             }
             None => {
                 let prompt = if run.continuing {
@@ -183,7 +152,14 @@ impl Session {
                 };
                 self.send(Outgoing::User(prompt.clone()));
                 self.phase = Phase::Running(run);
+                return;
             }
-        }
+        };
+        let awaiting = self.send_control(what, request);
+        self.phase = Phase::Preparing {
+            run,
+            awaiting,
+            rest,
+        };
     }
 }

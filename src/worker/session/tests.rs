@@ -274,25 +274,36 @@ fn a_clear_that_keeps_the_session_retires_the_worker() {
     assert!(matches!(effects.last(), Some(Effect::Terminate(g)) if *g == RETIRE_GRACE));
 }
 
+fn weather_tool() -> ToolSet {
+    ToolSet::new(vec![json!({"name": "get_weather", "inputSchema": {}})])
+}
+
+impl Harness {
+    /// The model calls the caller's tool `toolu_1`: the assistant message,
+    /// then the CLI's `tools/call` (request `call-1`, JSON-RPC id 3).
+    fn call_tool(&mut self, tools: &ToolSet) -> Vec<Effect> {
+        let name = format!("{}get_weather", tools.api_prefix());
+        self.line(
+            json!({"type": "assistant", "message": {"id": "msg_1", "model": "m",
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": name, "input": {}}]}}),
+        );
+        self.line(json!({"type": "control_request", "request_id": "call-1",
+            "request": {"subtype": "mcp_message", "server_name": tools.server, "message": {
+                "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "get_weather",
+                    "_meta": {"claudecode/toolUseId": "toolu_1"}}}}}))
+    }
+}
+
 #[test]
 fn a_park_times_out_and_the_turn_is_abandoned() {
     let mut h = Harness::booted();
-    let tools = ToolSet::new(vec![json!({"name": "get_weather", "inputSchema": {}})]);
-    let server = tools.server.clone();
+    let tools = weather_tool();
     let (job, _client) = job(JobSpec {
-        tools: Some(tools),
+        tools: Some(tools.clone()),
         ..spec()
     });
     h.start(job);
-    h.line(
-        json!({"type": "assistant", "message": {"id": "msg_1", "model": "m", "content": [
-        {"type": "tool_use", "id": "toolu_1", "name": format!("mcp__{server}__get_weather"),
-         "input": {"city": "Lima"}}]}}),
-    );
-    let effects = h.line(json!({"type": "control_request", "request_id": "call-1",
-        "request": {"subtype": "mcp_message", "server_name": server, "message": {
-            "jsonrpc": "2.0", "id": 3, "method": "tools/call",
-            "params": {"name": "get_weather", "_meta": {"claudecode/toolUseId": "toolu_1"}}}}}));
+    let effects = h.call_tool(&tools);
     assert_eq!(
         states(&effects),
         [WorkerState::Parked(vec!["toolu_1".into()])]
@@ -317,21 +328,13 @@ fn a_park_times_out_and_the_turn_is_abandoned() {
 #[test]
 fn a_tool_round_resumes_the_parked_turn_with_the_callers_results() {
     let mut h = Harness::booted();
-    let tools = ToolSet::new(vec![json!({"name": "get_weather", "inputSchema": {}})]);
-    let server = tools.server.clone();
+    let tools = weather_tool();
     let (first, _client) = job(JobSpec {
         tools: Some(tools.clone()),
         ..spec()
     });
     h.start(first);
-    h.line(
-        json!({"type": "assistant", "message": {"id": "msg_1", "model": "m", "content": [
-        {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}]}}),
-    );
-    h.line(json!({"type": "control_request", "request_id": "call-1",
-        "request": {"subtype": "mcp_message", "server_name": server, "message": {
-            "jsonrpc": "2.0", "id": 3, "method": "tools/call",
-            "params": {"name": "get_weather", "_meta": {"claudecode/toolUseId": "toolu_1"}}}}}));
+    h.call_tool(&tools);
 
     let (second, _client) = job(JobSpec {
         tools: Some(tools),
