@@ -4,6 +4,7 @@
 
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
+use super::metrics::registered;
 use crate::dispatch::accounts::AccountHealth;
 
 /// The per-account metrics of one daemon.
@@ -20,29 +21,25 @@ pub struct AccountMetrics {
 impl AccountMetrics {
     /// Creates the metrics and registers them on `registry`.
     pub fn new(registry: &Registry) -> Self {
-        let register = |metric: Box<dyn prometheus::core::Collector>| {
-            registry.register(metric).expect("registered once");
-        };
         let gauges = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            register(Box::new(metric.clone()));
-            metric
+            registered(registry, IntGaugeVec::new(Opts::new(name, help), labels))
         };
         let counters = |name: &str, help: &str| {
-            let metric =
-                IntCounterVec::new(Opts::new(name, help), &["account"]).expect("valid metric");
-            register(Box::new(metric.clone()));
-            metric
+            registered(
+                registry,
+                IntCounterVec::new(Opts::new(name, help), &["account"]),
+            )
         };
-        let utilization = GaugeVec::new(
-            Opts::new(
-                "claude_pool_account_utilization",
-                "Share of the account's plan limit used (0..1), when its CLI reported it.",
+        let utilization = registered(
+            registry,
+            GaugeVec::new(
+                Opts::new(
+                    "claude_pool_account_utilization",
+                    "Share of the account's plan limit used (0..1), when its CLI reported it.",
+                ),
+                &["account"],
             ),
-            &["account"],
-        )
-        .expect("valid metric");
-        register(Box::new(utilization.clone()));
+        );
         Self {
             status: gauges(
                 "claude_pool_account_status",

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use actix_web::dev::ServiceResponse;
 use actix_web::{web, HttpRequest, HttpResponse};
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -87,41 +88,17 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("registered once");
-            metric
+            registered(&registry, IntCounterVec::new(Opts::new(name, help), labels))
         };
         let histogram = |name: &str, help: &str, labels: &[&str]| {
             let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
-            let metric = HistogramVec::new(opts, labels).expect("valid metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("registered once");
-            metric
+            registered(&registry, HistogramVec::new(opts, labels))
         };
-        let gauge = |name: &str, help: &str| {
-            let metric = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("registered once");
-            metric
-        };
+        let gauge = |name: &str, help: &str| registered(&registry, IntGauge::new(name, help));
         let gauges = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("registered once");
-            metric
+            registered(&registry, IntGaugeVec::new(Opts::new(name, help), labels))
         };
-        let single = |name: &str, help: &str| {
-            let metric = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("registered once");
-            metric
-        };
+        let single = |name: &str, help: &str| registered(&registry, IntCounter::new(name, help));
         Self {
             requests: counter(
                 "claude_pool_http_requests_total",
@@ -297,6 +274,20 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// Registers a newly made metric on `registry` and returns it (its clones
+/// share its value). Names and labels are fixed in the code, so failing
+/// either step is a bug.
+pub(super) fn registered<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<M>,
+) -> M {
+    let metric = metric.expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
 }
 
 /// `GET /metrics`: open when `server.metrics_public`, else to loopback
