@@ -342,48 +342,6 @@ fn same_account(a: &AccountPlan, b: &AccountPlan) -> bool {
 }
 
 impl Dispatcher {
-    /// A job on worker `id` failed on its account's credentials (`reason`),
-    /// or (`None`) succeeded, which shows they work.
-    pub(super) fn note_login(&mut self, id: WorkerId, reason: Option<String>) {
-        let Some(key) = self.workers.get(&id).map(|s| s.account) else {
-            return;
-        };
-        let Some(account) = self.account_mut(key) else {
-            return;
-        };
-        match (&account.login_failed, &reason) {
-            (None, Some(why)) => log::error!(
-                "account {}: {why}; it takes no new work while another account can",
-                account.plan.name
-            ),
-            (Some(_), None) => log::info!("account {}: its login works again", account.plan.name),
-            _ => {}
-        }
-        account.login_failed = reason;
-    }
-
-    /// Why the pool cannot serve when every account's login failed: the
-    /// error (one account), or each account's, named.
-    pub(super) fn login_failure(&self) -> Option<String> {
-        let live: Vec<&Account> = self.accounts.iter().filter(|a| !a.removed).collect();
-        let reasons: Vec<(&str, &String)> = live
-            .iter()
-            .map(|a| Some((a.plan.name.as_str(), a.login_failed.as_ref()?)))
-            .collect::<Option<_>>()?;
-        match reasons.as_slice() {
-            [] => None,
-            [(_, why)] => Some((*why).clone()),
-            _ => Some(format!(
-                "no account has a working login: {}",
-                reasons
-                    .iter()
-                    .map(|(name, why)| format!("account {name}: {why}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )),
-        }
-    }
-
     /// A worker's CLI said something about its account's limits.
     pub(super) fn on_limit(&mut self, id: WorkerId, signal: Signal) {
         let Some(slot) = self.workers.get(&id) else {

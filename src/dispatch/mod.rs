@@ -9,6 +9,7 @@
 pub mod accounts;
 mod blank;
 pub mod health;
+mod logins;
 pub mod messages;
 mod reconfigure;
 mod reports;

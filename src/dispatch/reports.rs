@@ -23,14 +23,12 @@ impl Handler<WorkerReport> for Dispatcher {
             limit,
             failover,
         } = report;
-        // The account's standing first, so a job handed back below is not
-        // given to the account that just refused it.
+        // The account's standing and login first, so a job handed back
+        // below is not given to the account that just refused it.
         if let Some(signal) = limit {
             self.on_limit(id, signal);
         }
-        if let Some(job) = failover {
-            self.on_failover(id, job);
-        }
+        let mut login_failed = None;
         if let Some(outcome) = job {
             match outcome {
                 Outcome::Succeeded => {
@@ -38,14 +36,22 @@ impl Handler<WorkerReport> for Dispatcher {
                     self.note_login(id, None);
                 }
                 Outcome::Failed => self.stats.failed += 1,
-                Outcome::CredentialsFailed(reason) => {
-                    self.stats.failed += 1;
+                Outcome::CredentialsFailed(text) => {
+                    let reason = JobError::Credentials(text.clone()).to_string();
                     self.note_login(id, Some(reason));
+                    login_failed = Some(text);
                 }
             }
             if let Some(slot) = self.workers.get_mut(&id) {
                 slot.jobs += 1;
             }
+        }
+        match (failover, login_failed) {
+            (Some(job), Some(text)) => self.on_login_failover(id, job, text),
+            (Some(job), None) => self.on_failover(id, job),
+            // The worker answered the client with the error itself.
+            (None, Some(_)) => self.stats.failed += 1,
+            (None, None) => {}
         }
         match state {
             WorkerState::Exited(reason) => self.on_exit(id, reason, ctx),

@@ -23,8 +23,9 @@ pub struct WorkerReport {
     /// What the worker's CLI just said about its account's rate limits
     /// (see [`crate::accounts::signal`]).
     pub limit: Option<Signal>,
-    /// A job handed back unanswered: its turn met a 429 before anything
-    /// reached the client, so it runs again on another account.
+    /// A job handed back unanswered: its turn met a 429 (or its account's
+    /// credentials failed) before anything reached the client, so it runs
+    /// again on another account.
     pub failover: Option<Job>,
 }
 
@@ -59,7 +60,8 @@ pub enum Outcome {
     Succeeded,
     Failed,
     /// Failed because the worker's Claude credentials are missing or were
-    /// rejected: the error, with what to do, for `/health`.
+    /// rejected: the CLI's words. Handed back as `failover` when nothing
+    /// reached the client, for the pool to run on another account.
     CredentialsFailed(String),
 }
 

@@ -7,7 +7,7 @@ use super::{Effect, Phase, Session, RETIRE_GRACE};
 use crate::error::JobError;
 use crate::job::JobEvent;
 use crate::worker::protocol::{CliMessage, Outgoing, Request};
-use crate::worker::report::{ExitReason, Outcome, WorkerState};
+use crate::worker::report::{ExitReason, Outcome, WorkerReport, WorkerState};
 use crate::worker::stop::Watched;
 use crate::worker::WorkerKind;
 
@@ -126,14 +126,27 @@ impl Session {
             (None, None) => self.clear(),
         }
         let outcome = match &last {
-            Some(JobEvent::Failed(error @ JobError::Credentials(_))) => {
-                Outcome::CredentialsFailed(error.to_string())
+            Some(JobEvent::Failed(JobError::Credentials(text))) => {
+                Outcome::CredentialsFailed(text.clone())
             }
             _ => Outcome::of(succeeded),
         };
-        self.report(self.state(), Some(outcome));
-        if let Some(event) = last {
-            self.emit(&run.job, event);
+        if matches!(outcome, Outcome::CredentialsFailed(_)) && !run.translator.has_output() {
+            // Nothing reached the client: the pool runs the job on an
+            // account whose login works, or answers with this error.
+            let state = self.state();
+            self.effects.push(Effect::Report(WorkerReport {
+                id: self.id,
+                state,
+                job: Some(outcome),
+                limit: None,
+                failover: Some(run.job),
+            }));
+        } else {
+            self.report(self.state(), Some(outcome));
+            if let Some(event) = last {
+                self.emit(&run.job, event);
+            }
         }
         if recycle.is_some() {
             self.retire(ExitReason::Retired, RETIRE_GRACE);
