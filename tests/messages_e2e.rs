@@ -214,12 +214,16 @@ fn upstream_errors_keep_their_meaning() {
     let res = daemon.post(&body);
     assert_eq!(res.status(), 429);
     assert!(res.headers().contains_key("retry-after"));
-    // The limit ends by itself, and the worker is fine afterwards.
+    // The limit ends by itself (the account still shows the 401 as
+    // `login_failed` until a job succeeds), and the worker is fine
+    // afterwards.
     daemon.wait_health(Duration::from_secs(30), |h| {
-        h["accounts"][0]["status"] == "ok"
+        h["accounts"][0]["limited_until"].is_null()
     });
     let res = daemon.post(&message_body("after errors"));
     assert_eq!(res.status(), 200);
+    let health = daemon.wait_health(Duration::from_secs(30), |h| h["status"] == "ok");
+    assert_eq!(health["accounts"][0]["status"], "ok", "{health}");
 }
 
 #[test]
