@@ -163,8 +163,9 @@ pub async fn run_with_reload(
         http::AppState::new(dispatcher.clone(), settings.clone(), store, runner.handle())
             .with_responses(responses.clone()),
     );
+    let tokens = state.metrics.token_counter();
     let batch_runner = runner
-        .counting_tokens(state.metrics.token_counter())
+        .counting_tokens(move |usage| tokens.count(usage))
         .start();
     let reload_task = actix_rt::spawn(apply_reloads(reload, state.clone(), addr));
     let server = http::server(state, listener).map_err(|source| StartError::Io {

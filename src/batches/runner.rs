@@ -32,8 +32,7 @@ use crate::config::Settings;
 use crate::dispatch::spare::RunIfIdle;
 use crate::dispatch::Dispatcher;
 use crate::error::JobError;
-use crate::http::metrics::TokenCounter;
-use crate::job::{Job, JobEvent, JobSpec};
+use crate::job::{Job, JobEvent, JobSpec, Usage};
 use crate::store::{Store, StoreError};
 
 /// How often the runner looks again without being woken: expiry, and jobs
@@ -72,6 +71,10 @@ impl RunnerHandle {
     }
 }
 
+/// Counts a finished job's tokens; the runner does not know where (the
+/// daemon passes its `/metrics` counter).
+type TokenSink = Arc<dyn Fn(&Usage) + Send + Sync>;
+
 /// The runner's state, shared with the tasks collecting job outcomes.
 #[derive(Clone)]
 pub struct Runner {
@@ -86,7 +89,7 @@ pub struct Runner {
     /// Batch jobs running now.
     running: Arc<AtomicUsize>,
     /// Where the tokens of finished batch jobs are counted (`/metrics`).
-    tokens: Option<TokenCounter>,
+    tokens: Option<TokenSink>,
     /// No batch job starts before then: the upstream said it is overloaded.
     paused_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
@@ -112,9 +115,10 @@ impl Runner {
         }
     }
 
-    /// Counts the tokens of batch jobs in `tokens`, as interactive ones are.
-    pub fn counting_tokens(mut self, tokens: TokenCounter) -> Self {
-        self.tokens = Some(tokens);
+    /// Counts the tokens of batch jobs with `tokens`, as interactive ones
+    /// are counted.
+    pub fn counting_tokens(mut self, tokens: impl Fn(&Usage) + Send + Sync + 'static) -> Self {
+        self.tokens = Some(Arc::new(tokens));
         self
     }
 
@@ -310,8 +314,8 @@ impl Runner {
         drop(events);
         let outcome = match outcome {
             Some(Ok(answer)) => {
-                if let Some(tokens) = &self.tokens {
-                    tokens.count(&answer.completion.usage);
+                if let Some(count) = &self.tokens {
+                    count(&answer.completion.usage);
                 }
                 Some(Outcome::Succeeded(succeeded(&anthropic::message_body(
                     &meta, &answer,
