@@ -8,8 +8,9 @@
 //! - [`http`]: actix-web routes (one job handler generic over the
 //!   dialect), SSE framing, the access log, `/metrics`, and the HTTP status
 //!   of every error.
-//! - [`api`]: the dialects, each an [`api::Codec`]: request body to job,
-//!   answer to response body or stream frames, and their error shapes.
+//! - [`api`]: the dialects, each an [`api::Codec`] in a folder of its own:
+//!   request types, request body to job, answer to response body or stream
+//!   frames; and their error shapes.
 //! - [`prompt`]: a client's conversation rendered for a fresh CLI turn.
 //! - [`accounts`]: several Claude accounts, their rate limits and standing.
 //! - [`affinity`]: recognising a request that continues a live conversation.

@@ -48,10 +48,12 @@ impl BatchSettings {
         }
     }
 
+    /// `retention_days` as a [`Duration`].
     pub fn retention(&self) -> Duration {
         Duration::from_secs(self.retention_days.saturating_mul(24 * 60 * 60))
     }
 
+    /// `expiry_secs` as a [`Duration`].
     pub fn expiry(&self) -> Duration {
         Duration::from_secs(self.expiry_secs)
     }

@@ -66,18 +66,23 @@ impl Default for PoolSettings {
 }
 
 impl PoolSettings {
+    /// `queue_timeout_secs` as a [`Duration`].
     pub fn queue_timeout(&self) -> Duration {
         Duration::from_secs(self.queue_timeout_secs)
     }
+    /// `boot_timeout_secs` as a [`Duration`].
     pub fn boot_timeout(&self) -> Duration {
         Duration::from_secs(self.boot_timeout_secs)
     }
+    /// `turn_idle_timeout_secs` as a [`Duration`].
     pub fn turn_idle_timeout(&self) -> Duration {
         Duration::from_secs(self.turn_idle_timeout_secs)
     }
+    /// `crash_loop_window_secs` as a [`Duration`].
     pub fn crash_loop_window(&self) -> Duration {
         Duration::from_secs(self.crash_loop_window_secs)
     }
+    /// `affinity_idle_secs` as a [`Duration`].
     pub fn affinity_idle(&self) -> Duration {
         Duration::from_secs(self.affinity_idle_secs)
     }

@@ -26,6 +26,7 @@ impl Default for ResponseSettings {
 }
 
 impl ResponseSettings {
+    /// `ttl_secs` as a [`Duration`].
     pub fn ttl(&self) -> Duration {
         Duration::from_secs(self.ttl_secs)
     }

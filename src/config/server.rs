@@ -106,12 +106,15 @@ impl ServerSettings {
         self.log_level.trim().parse().ok()
     }
 
+    /// `request_timeout_secs` as a [`Duration`].
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
     }
+    /// `shutdown_grace_secs` as a [`Duration`].
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
+    /// `keepalive_secs` as a [`Duration`].
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.keepalive_secs)
     }

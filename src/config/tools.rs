@@ -23,6 +23,7 @@ impl Default for ToolSettings {
 }
 
 impl ToolSettings {
+    /// `park_timeout_secs` as a [`Duration`].
     pub fn park_timeout(&self) -> Duration {
         Duration::from_secs(self.park_timeout_secs)
     }

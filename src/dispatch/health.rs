@@ -19,6 +19,8 @@ pub enum Status {
     ShuttingDown,
 }
 
+/// The pool's state as `GET /health` shows it (and `/metrics` reads it):
+/// a snapshot the dispatcher builds on request.
 #[derive(Debug, Clone, Serialize)]
 pub struct Health {
     pub status: Status,
@@ -38,6 +40,7 @@ pub struct Health {
     pub accounts: Vec<super::accounts::AccountHealth>,
 }
 
+/// Workers by state, and each worker.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct WorkerCounts {
     pub total: usize,
@@ -55,6 +58,7 @@ pub struct WorkerCounts {
     pub items: Vec<WorkerInfo>,
 }
 
+/// One worker: its id, process, state, jobs run and memory.
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkerInfo {
     pub id: u64,
@@ -64,12 +68,14 @@ pub struct WorkerInfo {
     pub rss_mb: Option<u64>,
 }
 
+/// Jobs waiting for a worker, and how many may wait (`pool.max_queue`).
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueStats {
     pub depth: usize,
     pub capacity: usize,
 }
 
+/// Jobs by outcome since the daemon started.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct JobStats {
     pub completed: u64,
