@@ -257,12 +257,12 @@ fn a_reload_adds_and_removes_accounts() {
 #[test]
 fn an_account_whose_key_is_rejected_is_marked_and_the_others_serve_on() {
     let upstream = FakeUpstream::start();
-    let daemon = Daemon::start(
+    let cfg = || {
         DaemonConfig::real(2)
             .with_account("a", "sk-a", 1)
-            .with_account("bad", upstream::REJECTED_KEY, 1),
-        &upstream,
-    );
+            .with_account("bad", upstream::REJECTED_KEY, 1)
+    };
+    let daemon = Daemon::start(cfg(), &upstream);
     // Both accounts are new, so the first requests reach both: the job
     // that meets the rejected key had no output yet, so it runs again on
     // `a`; after that only `a` takes work.
@@ -292,6 +292,19 @@ fn an_account_whose_key_is_rejected_is_marked_and_the_others_serve_on() {
     let metrics = daemon.metrics();
     let line = "claude_pool_account_status{account=\"bad\",status=\"login_failed\"} 1";
     assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+
+    // A reload (after fixing a login in place, say) tries the account
+    // again: the least recently used, it gets the next job, whose failure
+    // marks it again while `a` answers.
+    daemon.reload(&cfg(), &upstream);
+    daemon.wait_health(Duration::from_secs(30), |h| {
+        account(h, "bad")["status"] == "ok"
+    });
+    assert!(ask(&daemon, "after the reload").contains("after the reload"));
+    let health = daemon.health();
+    let bad = account(&health, "bad");
+    assert_eq!(bad["status"], "login_failed", "{health}");
+    assert_eq!(bad["jobs"], 2, "{health}");
 }
 
 #[test]
