@@ -219,3 +219,61 @@ impl JobEvent {
         matches!(self, JobEvent::Finished(_) | JobEvent::Failed(_))
     }
 }
+
+/// One-line job events for the unit tests of the code that encodes them.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{BlockStart, Delta, JobEvent, Usage};
+
+    /// `Started` with no usage.
+    pub fn started() -> JobEvent {
+        JobEvent::Started {
+            model: "m".into(),
+            usage: Usage::default(),
+        }
+    }
+
+    pub fn text_start(index: usize) -> JobEvent {
+        let block = BlockStart::Text {
+            text: String::new(),
+        };
+        JobEvent::BlockStart { index, block }
+    }
+
+    pub fn text_delta(index: usize, text: &str) -> JobEvent {
+        let delta = Delta::Text { text: text.into() };
+        JobEvent::BlockDelta { index, delta }
+    }
+
+    pub fn thinking_start(index: usize) -> JobEvent {
+        let block = BlockStart::Thinking {
+            thinking: String::new(),
+            signature: None,
+        };
+        JobEvent::BlockStart { index, block }
+    }
+
+    pub fn thinking_delta(index: usize, thinking: &str) -> JobEvent {
+        let delta = Delta::Thinking {
+            thinking: thinking.into(),
+        };
+        JobEvent::BlockDelta { index, delta }
+    }
+
+    /// A `tool_use` block whose input follows in [`json_delta`]s.
+    pub fn tool_start(index: usize, id: &str, name: &str) -> JobEvent {
+        let block = BlockStart::ToolUse {
+            id: id.into(),
+            name: name.into(),
+            input: serde_json::json!({}),
+        };
+        JobEvent::BlockStart { index, block }
+    }
+
+    pub fn json_delta(index: usize, partial_json: &str) -> JobEvent {
+        let delta = Delta::InputJson {
+            partial_json: partial_json.into(),
+        };
+        JobEvent::BlockDelta { index, delta }
+    }
+}

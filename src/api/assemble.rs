@@ -100,49 +100,19 @@ impl Assembled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::fixtures::*;
 
     #[test]
     fn text_and_tool_input_are_assembled() {
         let mut a = Assembler::default();
         let events = vec![
-            JobEvent::Started {
-                model: "m".into(),
-                usage: Usage::default(),
-            },
-            JobEvent::BlockStart {
-                index: 0,
-                block: BlockStart::Text {
-                    text: String::new(),
-                },
-            },
-            JobEvent::BlockDelta {
-                index: 0,
-                delta: Delta::Text { text: "Hel".into() },
-            },
-            JobEvent::BlockDelta {
-                index: 0,
-                delta: Delta::Text { text: "lo".into() },
-            },
-            JobEvent::BlockStart {
-                index: 1,
-                block: BlockStart::ToolUse {
-                    id: "t1".into(),
-                    name: "f".into(),
-                    input: json!({}),
-                },
-            },
-            JobEvent::BlockDelta {
-                index: 1,
-                delta: Delta::InputJson {
-                    partial_json: "{\"a\":".into(),
-                },
-            },
-            JobEvent::BlockDelta {
-                index: 1,
-                delta: Delta::InputJson {
-                    partial_json: "1}".into(),
-                },
-            },
+            started(),
+            text_start(0),
+            text_delta(0, "Hel"),
+            text_delta(0, "lo"),
+            tool_start(1, "t1", "f"),
+            json_delta(1, "{\"a\":"),
+            json_delta(1, "1}"),
         ];
         for e in events {
             assert!(a.push(e).is_none());

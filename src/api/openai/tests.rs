@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 use super::*;
 use crate::api::assemble::Assembled;
 use crate::api::Context;
-use crate::job::{BlockStart, Completion, Delta, JobEvent, JobSpec, Usage};
+use crate::job::fixtures::*;
+use crate::job::{Completion, JobEvent, JobSpec, Usage};
 
 fn parse(body: Value) -> Result<ChatRequest, InvalidRequest> {
     ChatRequest::parse(body.to_string().as_bytes())
@@ -313,37 +314,12 @@ fn text_stream_chunks() {
     let mut enc = ChunkEncoder::new(meta);
     let mut chunks = Vec::new();
     let events = vec![
-        JobEvent::Started {
-            model: "m".into(),
-            usage: Usage::default(),
-        },
-        JobEvent::BlockStart {
-            index: 0,
-            block: BlockStart::Thinking {
-                thinking: String::new(),
-                signature: None,
-            },
-        },
-        JobEvent::BlockDelta {
-            index: 0,
-            delta: Delta::Thinking {
-                thinking: "hmm".into(),
-            },
-        },
-        JobEvent::BlockStart {
-            index: 1,
-            block: BlockStart::Text {
-                text: String::new(),
-            },
-        },
-        JobEvent::BlockDelta {
-            index: 1,
-            delta: Delta::Text { text: "Hel".into() },
-        },
-        JobEvent::BlockDelta {
-            index: 1,
-            delta: Delta::Text { text: "lo".into() },
-        },
+        started(),
+        thinking_start(0),
+        thinking_delta(0, "hmm"),
+        text_start(1),
+        text_delta(1, "Hel"),
+        text_delta(1, "lo"),
         JobEvent::BlockStop { index: 1 },
         finished(
             "end_turn",
@@ -383,46 +359,12 @@ fn tool_use_stream_chunks() {
     let mut enc = ChunkEncoder::new(ChatMeta::new("m".into()));
     let mut chunks = Vec::new();
     let events = vec![
-        JobEvent::BlockStart {
-            index: 0,
-            block: BlockStart::Text {
-                text: String::new(),
-            },
-        },
-        JobEvent::BlockDelta {
-            index: 0,
-            delta: Delta::Text {
-                text: "Checking.".into(),
-            },
-        },
-        JobEvent::BlockStart {
-            index: 1,
-            block: BlockStart::ToolUse {
-                id: "toolu_1".into(),
-                name: "get_weather".into(),
-                input: json!({}),
-            },
-        },
-        JobEvent::BlockDelta {
-            index: 1,
-            delta: Delta::InputJson {
-                partial_json: "{\"city\":".into(),
-            },
-        },
-        JobEvent::BlockDelta {
-            index: 1,
-            delta: Delta::InputJson {
-                partial_json: "\"Paris\"}".into(),
-            },
-        },
-        JobEvent::BlockStart {
-            index: 2,
-            block: BlockStart::ToolUse {
-                id: "toolu_2".into(),
-                name: "get_time".into(),
-                input: json!({}),
-            },
-        },
+        text_start(0),
+        text_delta(0, "Checking."),
+        tool_start(1, "toolu_1", "get_weather"),
+        json_delta(1, "{\"city\":"),
+        json_delta(1, "\"Paris\"}"),
+        tool_start(2, "toolu_2", "get_time"),
         finished("tool_use", Usage::default()),
     ];
     for e in events {

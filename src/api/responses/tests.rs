@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 use super::*;
 use crate::api::EventEncoder;
 use crate::error::JobError;
-use crate::job::{BlockStart, Completion, Delta, JobEvent, JobSpec, Usage};
+use crate::job::fixtures::*;
+use crate::job::{Completion, Delta, JobEvent, JobSpec, Usage};
 
 fn parse(body: Value) -> Result<Parsed<ResponseMeta>, ApiError> {
     Responses::parse(body.to_string().as_bytes(), &Context::new("sonnet"))
@@ -159,24 +160,10 @@ fn run(events: Vec<JobEvent>) -> Vec<(String, Value)> {
 #[test]
 fn a_text_answer_streams_as_openai_sends_it() {
     let events = run(vec![
-        JobEvent::Started {
-            model: "m".into(),
-            usage: Usage::default(),
-        },
-        JobEvent::BlockStart {
-            index: 0,
-            block: BlockStart::Text {
-                text: String::new(),
-            },
-        },
-        JobEvent::BlockDelta {
-            index: 0,
-            delta: Delta::Text { text: "Hel".into() },
-        },
-        JobEvent::BlockDelta {
-            index: 0,
-            delta: Delta::Text { text: "lo".into() },
-        },
+        started(),
+        text_start(0),
+        text_delta(0, "Hel"),
+        text_delta(0, "lo"),
         JobEvent::BlockStop { index: 0 },
         finished("end_turn"),
     ]);
@@ -215,26 +202,9 @@ fn a_text_answer_streams_as_openai_sends_it() {
 #[test]
 fn a_call_streams_its_arguments_and_ends_the_response() {
     let events = run(vec![
-        JobEvent::BlockStart {
-            index: 0,
-            block: BlockStart::ToolUse {
-                id: "toolu_9".into(),
-                name: "f".into(),
-                input: json!({}),
-            },
-        },
-        JobEvent::BlockDelta {
-            index: 0,
-            delta: Delta::InputJson {
-                partial_json: "{\"a\":".into(),
-            },
-        },
-        JobEvent::BlockDelta {
-            index: 0,
-            delta: Delta::InputJson {
-                partial_json: "1}".into(),
-            },
-        },
+        tool_start(0, "toolu_9", "f"),
+        json_delta(0, "{\"a\":"),
+        json_delta(0, "1}"),
         JobEvent::BlockStop { index: 0 },
         finished("tool_use"),
     ]);
@@ -262,19 +232,8 @@ fn a_call_streams_its_arguments_and_ends_the_response() {
 #[test]
 fn thinking_streams_as_a_reasoning_summary_and_limits_end_incomplete() {
     let events = run(vec![
-        JobEvent::BlockStart {
-            index: 0,
-            block: BlockStart::Thinking {
-                thinking: String::new(),
-                signature: None,
-            },
-        },
-        JobEvent::BlockDelta {
-            index: 0,
-            delta: Delta::Thinking {
-                thinking: "hmm".into(),
-            },
-        },
+        thinking_start(0),
+        thinking_delta(0, "hmm"),
         JobEvent::BlockDelta {
             index: 0,
             delta: Delta::Signature {
