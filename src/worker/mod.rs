@@ -12,10 +12,12 @@
 //! `protocol` the CLI's line protocol, typed both ways; `process` and
 //! `lines` the child process and its output; `translate`, `thinking`,
 //! `stop` and `agent_view` turn a turn's output into the client's events;
-//! `mcp` and `permission` answer the CLI's tool traffic; `spawn` and
+//! `mcp` and `permission` answer the CLI's tool traffic; `account_signal`
+//! reads rate-limit signals off the CLI's lines; `spawn` and
 //! `sandbox` say how a worker's CLI is started; `report` and `messages`
 //! are what the worker and its pool tell each other.
 
+pub mod account_signal;
 pub mod agent_view;
 pub mod lines;
 pub mod mcp;

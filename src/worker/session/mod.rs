@@ -4,7 +4,10 @@
 //! happened, and carries out the [`Effect`]s it returns: lines to write,
 //! events for a job's client, reports to the pool, stopping the process.
 //! The session never reads the clock or touches the process, so its timers
-//! and turns are tested with made-up inputs (see `tests`).
+//! and turns are tested with made-up inputs (see `tests`). What it reads
+//! besides its inputs: whether a job's client still listens (the job's
+//! event channel is open), and the process's pid and memory through
+//! [`ProcessInfo`].
 //!
 //! Phases of a worker:
 //! ```text

@@ -35,7 +35,7 @@ impl Session {
                 self.session_id = result.session_id.clone();
             }
         }
-        if let Some(signal) = crate::accounts::signal::Signal::from_message(&message) {
+        if let Some(signal) = crate::worker::account_signal::signal(&message) {
             let turn_over = matches!(message, CliMessage::Result(_));
             if self.on_account_signal(signal, turn_over) {
                 return;
