@@ -2,7 +2,8 @@
 //! batch's life and a cancel (`tests/batches_sdk.py`), priority of
 //! interactive requests over batch work, expiry, per-key visibility, and a
 //! daemon killed with SIGKILL mid-batch that finishes the batch after a
-//! restart, every request answered exactly once.
+//! restart, every request answered exactly once; with one of two accounts
+//! limited, batch work leaves one of the other's workers free.
 
 mod common;
 
@@ -384,4 +385,65 @@ fn a_rate_limited_request_waits_for_capacity_instead_of_failing() {
         .filter(|c| c.all_text().contains("too much"))
         .count();
     assert!(tries >= 1, "the limited request was tried");
+}
+
+#[test]
+fn batch_work_leaves_a_worker_of_the_accounts_that_can_serve_free() {
+    let upstream = FakeUpstream::start();
+    // Two accounts of two workers (a pool-wide batch cap of 3); `b` is
+    // limited for the whole test, so only `a`'s two workers can serve.
+    upstream.limit_key("sk-b", 60, Duration::from_secs(600));
+    let daemon = Daemon::start(
+        // (No affinity: the probes below leave no worker bound.)
+        DaemonConfig::real(4)
+            .with_toml("claude.max_retries = 2\npool.affinity = false")
+            .with_account("a", "sk-a", 2)
+            .with_account("b", "sk-b", 2),
+        &upstream,
+    );
+    daemon.wait_ready(Duration::from_secs(60));
+    let b_limited = |h: &Value| {
+        h["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "b" && a["status"] == "limited")
+    };
+    for i in 0..4 {
+        if b_limited(&daemon.health()) {
+            break;
+        }
+        let res = daemon.post(&message_body(&format!("probe {i}")));
+        assert_eq!(res.status(), 200);
+    }
+    daemon.wait_health(Duration::from_secs(30), b_limited);
+
+    let n = 8;
+    let batch = create(&daemon.base, None, &numbered("c", n, "[[slow:30]]"));
+    let id = batch["id"].as_str().unwrap().to_string();
+    // While it runs, at most one of `a`'s two workers runs a job (a worker
+    // clearing after its job is not busy with one).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut most_busy = 0;
+    loop {
+        let health = daemon.health();
+        let busy = health["workers"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["state"] == "busy")
+            .count();
+        most_busy = most_busy.max(busy);
+        let (_, now) = get(&daemon.base, &format!("/v1/messages/batches/{id}"));
+        if now["processing_status"] == "ended" {
+            assert_eq!(now["request_counts"]["succeeded"], n, "{now}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the batch never ended: {now}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        most_busy, 1,
+        "one of a's workers stays free for interactive work"
+    );
 }
