@@ -4,6 +4,8 @@
 //! because that is what the CLI itself speaks; each HTTP dialect translates
 //! from here.
 
+pub mod assemble;
+
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};

@@ -15,7 +15,8 @@
 //! - [`accounts`]: several Claude accounts, their rate limits and standing.
 //! - [`affinity`]: recognising a request that continues a live conversation.
 //! - [`batches`]: message batches, kept in the store and run on spare capacity.
-//! - [`job`], [`error`]: the domain between HTTP and workers.
+//! - [`job`], [`error`]: the domain between HTTP and workers, and the
+//!   assembly of a job's events into a finished answer.
 //! - [`dispatch`]: the dispatcher actor — admission, queue, pool.
 //! - [`worker`]: worker actors, each feeding a pure session (the
 //!   conversation's state machine: inputs and a clock in, effects out), the
@@ -24,6 +25,16 @@
 //! - [`reload`]: what a configuration reload (SIGHUP) may change.
 //! - [`store`]: the durable SQLite store shared by features that keep state.
 //! - [`node`]: this node's id, carried by every id the daemon hands out.
+//!
+//! Imports point down the data path of a request: [`http`] uses [`api`],
+//! [`dispatch`] and [`batches`]; [`api`] uses [`job`], [`prompt`],
+//! [`affinity`] and the [`store`]; [`dispatch`] uses [`worker`] and
+//! [`accounts`]; [`worker`] uses [`job`] and [`accounts`], and reports back
+//! through a `Recipient`, so it never names the dispatcher. [`config`],
+//! [`job`], [`error`] and [`node`] are at the bottom: none of them imports
+//! [`http`], [`api`], [`dispatch`] or [`worker`]. (One circle is left:
+//! [`config`] holds [`accounts`]' settings type, which validates itself
+//! against [`config`].)
 
 pub mod accounts;
 pub mod affinity;

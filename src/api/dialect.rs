@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::assemble::Assembled;
 use super::error::ApiError;
 use super::responses::stored::ResponseStore;
 use super::Dialect;
+use crate::job::assemble::Assembled;
 use crate::job::{JobEvent, JobSpec};
 
 /// A dialect of the job-running routes.

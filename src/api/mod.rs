@@ -3,7 +3,6 @@
 //! actors.
 
 pub mod anthropic;
-pub mod assemble;
 pub mod batches;
 pub mod count_tokens;
 pub mod dialect;

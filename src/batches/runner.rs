@@ -24,7 +24,6 @@ use super::now_ms;
 use super::queue;
 use super::store::{Claim, Outcome};
 use crate::api::anthropic::{self, MessageMeta, MessagesRequest};
-use crate::api::assemble::Assembler;
 use crate::api::batches::{errored, succeeded};
 use crate::api::error::ApiError;
 use crate::api::{Context, Dialect};
@@ -32,6 +31,7 @@ use crate::config::Settings;
 use crate::dispatch::spare::RunIfIdle;
 use crate::dispatch::Dispatcher;
 use crate::error::JobError;
+use crate::job::assemble::Assembler;
 use crate::job::{Job, JobEvent, JobSpec, Usage};
 use crate::store::{Store, StoreError};
 

@@ -41,7 +41,7 @@ impl Default for ClaudeSettings {
             working_dir: None,
             config_dir: None,
             default_model: "sonnet".into(),
-            models: crate::api::models::default_ids(),
+            models: super::catalogue::default_ids(),
             max_retries: 2,
             api_timeout_ms: 120_000,
             env: BTreeMap::new(),

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 mod agent;
 mod batches;
+pub mod catalogue;
 mod claude;
 mod pool;
 mod responses;

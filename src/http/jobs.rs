@@ -9,10 +9,10 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::error::{ApiError, ErrorKind};
 use super::{access, auth, body, disconnect, metrics, sse, AccessNote, AppState, RequestId};
-use crate::api::assemble::{Assembled, Assembler};
 use crate::api::{Codec, Context, Dialect};
 use crate::dispatch::messages::Submit;
 use crate::error::JobError;
+use crate::job::assemble::{Assembled, Assembler};
 use crate::job::{Job, JobEvent, JobSpec};
 
 /// `POST` to a job-running route of dialect `C` (`/v1/messages`,

@@ -6,9 +6,9 @@
 
 use serde_json::Value;
 
-use super::assemble::Assembled;
 use super::error::ApiError;
 use super::{Codec, Context, Dialect, Parsed};
+use crate::job::assemble::Assembled;
 
 mod request;
 mod response;

@@ -3,9 +3,9 @@
 
 use serde_json::{json, Value};
 
-use crate::api::assemble::Assembled;
 use crate::api::error::ApiError;
 use crate::api::{Dialect, EventEncoder, Frame};
+use crate::job::assemble::Assembled;
 use crate::job::{JobEvent, Usage};
 
 /// Response identity shared by the body and the stream.

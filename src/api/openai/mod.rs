@@ -21,10 +21,10 @@
 
 use serde_json::Value;
 
-use super::assemble::Assembled;
 use super::error::ApiError;
 pub use super::InvalidRequest;
 use super::{Codec, Context, Dialect, EventEncoder, Frame, Parsed};
+use crate::job::assemble::Assembled;
 use crate::job::JobEvent;
 
 mod chat_content;

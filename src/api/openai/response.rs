@@ -6,9 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::api::assemble::Assembled;
 use crate::api::error::ApiError;
 use crate::api::Dialect;
+use crate::job::assemble::Assembled;
 use crate::job::{BlockStart, Delta, JobEvent, Usage};
 
 /// Response identity shared by the body and the stream.

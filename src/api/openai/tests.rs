@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::api::assemble::Assembled;
 use crate::api::Context;
+use crate::job::assemble::Assembled;
 use crate::job::fixtures::*;
 use crate::job::{Completion, JobEvent, JobSpec, Usage};
 

@@ -22,12 +22,12 @@ pub mod write_behind;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::assemble::Assembled;
 use super::error::{ApiError, ErrorKind};
 use super::models::resolve_model;
 use super::openai::content::{json_instruction, thinking_budget};
 use super::openai::{JsonSchemaFormat, ResponseFormat};
 use super::{Codec, Context, Dialect, InvalidRequest, Parsed};
+use crate::job::assemble::Assembled;
 use output::ResponseMeta;
 use stored::StoredResponse;
 use stream::ResponseStream;

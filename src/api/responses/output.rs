@@ -11,9 +11,9 @@ use serde_json::{json, Map, Value};
 use super::stored::{ResponseStore, StoredResponse};
 use super::tools::{CallerTool, ToolNames};
 use super::ResponsesRequest;
-use crate::api::assemble::Assembled;
 use crate::api::models::reported_model;
 use crate::api::openai::strip_code_fence;
+use crate::job::assemble::Assembled;
 use crate::job::{Completion, Usage};
 
 /// What a finished response is stored with (`store` was not false).

@@ -5,8 +5,8 @@
 use std::collections::VecDeque;
 
 use super::{Phase, Run, Session, RETIRE_GRACE};
-use crate::api::assemble::Assembler;
 use crate::error::JobError;
+use crate::job::assemble::Assembler;
 use crate::job::{Job, ToolSet, Usage};
 use crate::worker::agent_view::AgentView;
 use crate::worker::protocol::{Outgoing, Request};
