@@ -1,20 +1,22 @@
 //! The daemon's side of an SDK MCP server hosted over the CLI's control
-//! channel: the JSON-RPC replies for the handshake and `tools/list`, and the
-//! shapes of `tools/call`. Pure functions; the worker does the routing.
+//! channel: which reply each JSON-RPC message the CLI sends gets (the reply
+//! types are in [`protocol::mcp`](super::protocol::mcp)). Pure functions;
+//! the worker's session does the routing.
 //!
 //! The CLI opens the server lazily at the first turn (each handshake
 //! message arrives twice), lists its tools, and, when the model calls one,
 //! sends `tools/call` and blocks until the daemon answers.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::protocol::mcp::{RpcReply, RpcResult};
 use crate::job::{ToolResult, ToolSet};
 
 /// An MCP message the CLI sent, with what the worker needs of it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum McpRequest {
     /// Answer with this JSON-RPC message right away.
-    Immediate(Value),
+    Immediate(RpcReply),
     /// The model called a tool: answer once the caller's result is known.
     ToolCall(ToolCall),
 }
@@ -40,57 +42,42 @@ pub fn classify(
 ) -> McpRequest {
     // A message for a server that is no longer the job's gets nothing.
     let tools = tools.filter(|t| t.server == server);
+    let id = || message.get("id").cloned().unwrap_or(Value::Null);
     let result = match message["method"].as_str().unwrap_or_default() {
-        "initialize" => json!({
-            "protocolVersion": "2024-11-05",
-            "capabilities": {"tools": {}},
-            "serverInfo": {"name": server, "version": env!("CARGO_PKG_VERSION")}
-        }),
-        "tools/list" => json!({"tools": tools.map(|t| t.tools.clone()).unwrap_or_default()}),
+        "initialize" => RpcResult::initialize(server),
+        "tools/list" => RpcResult::Tools {
+            tools: tools.map(|t| t.tools.clone()).unwrap_or_default(),
+        },
         "tools/call" => {
-            let params = &message["params"];
             return McpRequest::ToolCall(ToolCall {
                 request_id: request_id.to_string(),
-                rpc_id: message.get("id").cloned().unwrap_or(Value::Null),
-                tool_use_id: params["_meta"]["claudecode/toolUseId"]
+                rpc_id: id(),
+                tool_use_id: message["params"]["_meta"]["claudecode/toolUseId"]
                     .as_str()
                     .unwrap_or_default()
                     .to_string(),
             });
         }
         // Notifications (initialized, cancelled, …) and anything else.
-        _ => json!({}),
+        _ => RpcResult::Empty {},
     };
-    McpRequest::Immediate(rpc_reply(
-        message.get("id").cloned().unwrap_or(Value::Null),
-        result,
-    ))
-}
-
-/// The JSON-RPC message carrying `result` (the control response wraps it,
-/// see [`Reply::Mcp`](super::protocol::Reply::Mcp)).
-pub fn rpc_reply(id: Value, result: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "result": result})
+    McpRequest::Immediate(RpcReply::new(id(), result))
 }
 
 /// The reply to a tool call, from the caller's result.
-pub fn call_reply(call: &ToolCall, result: &ToolResult) -> Value {
-    rpc_reply(
-        call.rpc_id.clone(),
-        json!({"content": result.content, "isError": result.is_error}),
-    )
+pub fn call_reply(call: &ToolCall, result: &ToolResult) -> RpcReply {
+    RpcReply::new(call.rpc_id.clone(), RpcResult::tool_result(result))
 }
 
 /// The reply to a tool call nobody answered.
-pub fn call_unanswered(call: &ToolCall) -> Value {
-    rpc_reply(
-        call.rpc_id.clone(),
-        json!({"content": [{"type": "text", "text": "no result was provided for this tool call"}], "isError": true}),
-    )
+pub fn call_unanswered(call: &ToolCall) -> RpcReply {
+    RpcReply::new(call.rpc_id.clone(), RpcResult::unanswered())
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn tools() -> ToolSet {
@@ -104,15 +91,22 @@ mod tests {
         let t = tools();
         let req = json!({"method": "tools/list", "jsonrpc": "2.0", "id": 1});
         match classify("r1", &t.server, &req, Some(&t)) {
-            McpRequest::Immediate(v) => {
-                assert_eq!(v["id"], 1);
-                assert_eq!(v["result"]["tools"][0]["name"], "get_weather");
+            McpRequest::Immediate(reply) => {
+                assert_eq!(reply.id, 1);
+                assert_eq!(
+                    reply.result,
+                    RpcResult::Tools {
+                        tools: t.tools.clone()
+                    }
+                );
             }
             other => panic!("{other:?}"),
         }
         let stale = json!({"method": "tools/list", "id": 2});
         match classify("r2", "cold", &stale, Some(&t)) {
-            McpRequest::Immediate(v) => assert_eq!(v["result"]["tools"], json!([])),
+            McpRequest::Immediate(reply) => {
+                assert_eq!(reply.result, RpcResult::Tools { tools: vec![] })
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -134,7 +128,13 @@ mod tests {
                 is_error: false,
             },
         );
-        assert_eq!(reply["id"], 7);
-        assert_eq!(reply["result"]["content"][0]["text"], "Sunny");
+        assert_eq!(reply.id, 7);
+        assert_eq!(
+            reply.result,
+            RpcResult::ToolCall {
+                content: vec![json!({"type": "text", "text": "Sunny"})],
+                is_error: false
+            }
+        );
     }
 }

@@ -1,10 +1,14 @@
 //! The CLI's stream-json line protocol: the typed lines read from its
 //! stdout ([`CliLine`], [`CliMessage`], the CLI's own control requests as
-//! [`CliRequest`]) here, the lines written to its stdin in [`outgoing`].
+//! [`CliRequest`]) here, the lines written to its stdin in [`outgoing`], the
+//! replies of the daemon's SDK MCP server in [`mcp`].
 //! Only what the daemon acts on is typed; everything else is kept as JSON
 //! or ignored.
 
+pub mod mcp;
 pub mod outgoing;
+#[cfg(test)]
+mod recorded;
 
 use serde::Deserialize;
 use serde_json::Value;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 
+use super::mcp::RpcReply;
 use crate::job::ToolSet;
 
 /// A control request the daemon sends the CLI (protocol notes §2.3). Each
@@ -107,7 +108,7 @@ fn one_block<S: Serializer>(prompt: &str, s: S) -> Result<S::Ok, S::Error> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// A JSON-RPC message for the CLI's SDK MCP client.
-    Mcp(Value),
+    Mcp(RpcReply),
     /// `can_use_tool`: run the tool with this input.
     Allow { input: Value },
     /// `can_use_tool`: refuse; the model reads `message` as the tool's error.
@@ -261,7 +262,10 @@ impl Reply {
 
 #[cfg(test)]
 mod tests {
+    use super::super::mcp::RpcResult;
+    use super::super::recorded::stdin_line as recorded;
     use super::*;
+    use crate::job::ToolResult;
 
     #[test]
     fn outgoing_lines_are_single_json_lines() {
@@ -270,30 +274,6 @@ mod tests {
         assert_eq!(l.matches('\n').count(), 1);
         let v: Value = serde_json::from_str(l.trim_end()).unwrap();
         assert_eq!(v["message"]["content"][0]["text"], "a\nb\"c");
-    }
-
-    /// The lines written to the real CLI in the recorded sessions, by the
-    /// request id (or user text) they carry.
-    fn recorded_stdin() -> Vec<Value> {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/cli-transcripts"
-        );
-        let mut lines = Vec::new();
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            for l in text.lines().filter_map(|l| l.strip_prefix(">> ")) {
-                lines.push(serde_json::from_str(l).unwrap());
-            }
-        }
-        lines
-    }
-
-    fn recorded(pick: impl Fn(&Value) -> bool) -> Value {
-        recorded_stdin()
-            .into_iter()
-            .find(|v| pick(v))
-            .expect("a recorded line")
     }
 
     fn ours(line: Outgoing) -> Value {
@@ -378,10 +358,12 @@ mod tests {
             recorded(|v| v["response"]["request_id"] == id)
         );
         let id = "795dac10-3772-4f4b-b2d3-599122685d44";
-        let rpc = crate::worker::mcp::rpc_reply(
-            json!(2),
-            json!({"content": [{"type": "text", "text": "Sunny in Lima"}], "isError": false}),
-        );
+        let result = ToolResult {
+            tool_use_id: "toolu_fake000007_0".into(),
+            content: vec![json!({"type": "text", "text": "Sunny in Lima"})],
+            is_error: false,
+        };
+        let rpc = RpcReply::new(json!(2), RpcResult::tool_result(&result));
         assert_eq!(
             reply(id, Reply::Mcp(rpc)),
             recorded(|v| v["response"]["request_id"] == id)

@@ -16,6 +16,7 @@ use crate::config::Settings;
 use crate::error::JobError;
 use crate::job::{Job, JobEvent, JobSpec, ToolResult, ToolSet};
 use crate::prompt::{Role, Turn};
+use crate::worker::protocol::mcp::RpcResult;
 use crate::worker::protocol::{CliLine, Outgoing, Reply, Request};
 use crate::worker::report::{ExitReason, Outcome, WorkerReport, WorkerState};
 use crate::worker::WorkerKind;
@@ -354,9 +355,14 @@ fn a_tool_round_resumes_the_parked_turn_with_the_callers_results() {
         panic!("{effects:?}")
     };
     assert_eq!(request_id, "call-1");
-    assert_eq!(rpc["id"], 3);
-    assert_eq!(rpc["result"]["content"][0]["text"], "Sunny");
-    assert_eq!(rpc["result"]["isError"], false);
+    assert_eq!(rpc.id, 3);
+    assert_eq!(
+        rpc.result,
+        RpcResult::ToolCall {
+            content: vec![json!({"type": "text", "text": "Sunny"})],
+            is_error: false
+        }
+    );
 
     h.line(answer("Sunny in Lima."));
     let effects = h.line(result("s1"));
