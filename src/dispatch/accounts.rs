@@ -45,6 +45,7 @@ pub(super) struct Account {
 }
 
 impl Account {
+    /// Account `key` under `plan`, in good standing, with no jobs yet.
     pub fn new(key: AccountKey, plan: AccountPlan) -> Self {
         Self {
             key,

@@ -155,6 +155,8 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// A pool for `settings` whose plain workers are spawned from `spawn`;
+    /// its workers start when the actor does.
     pub fn new(settings: Arc<Settings>, spawn: SpawnSpec) -> Self {
         Self {
             settings,

@@ -18,6 +18,8 @@ pub struct AgentView {
 }
 
 impl AgentView {
+    /// A view for one agent job; `show_tools` writes each tool call and its
+    /// result as a line of text (`agent.show_tool_activity`).
     pub fn new(show_tools: bool) -> Self {
         Self {
             show_tools,

@@ -57,6 +57,7 @@ pub enum WorkerKind {
 }
 
 impl WorkerKind {
+    /// The kind of worker a job runs on: agent jobs on agent workers.
     pub fn for_job(agent: bool) -> Self {
         if agent {
             WorkerKind::Agent
@@ -79,6 +80,8 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// Worker `id` of `kind`, not yet started: the actor spawns its
+    /// process from `spec` when started, and sends every report to `pool`.
     pub fn new(
         id: WorkerId,
         kind: WorkerKind,

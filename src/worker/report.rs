@@ -66,6 +66,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// [`Outcome::Succeeded`] or [`Outcome::Failed`].
     pub fn of(succeeded: bool) -> Self {
         if succeeded {
             Outcome::Succeeded

@@ -17,6 +17,8 @@ pub struct HideThinking {
 }
 
 impl HideThinking {
+    /// The event as the client sees it: `None` for one of a thinking block,
+    /// others with their block index renumbered.
     pub fn map(&mut self, event: JobEvent) -> Option<JobEvent> {
         match event {
             JobEvent::BlockStart { index, block } => {

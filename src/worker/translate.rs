@@ -48,6 +48,8 @@ pub struct TurnTranslator {
 }
 
 impl TurnTranslator {
+    /// A translator for a job without caller tools: tool names and ids
+    /// pass unchanged.
     pub fn new() -> Self {
         Self::default()
     }
