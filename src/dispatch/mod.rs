@@ -8,6 +8,7 @@
 
 pub mod accounts;
 mod blank;
+mod expiry;
 pub mod health;
 mod logins;
 pub mod messages;
@@ -296,16 +297,13 @@ impl Actor for Dispatcher {
                 // An account whose limit just ended may take waiting jobs.
                 act.dispatch();
             }
-            let idle = act.settings.pool.affinity_idle();
-            let expired: Vec<WorkerId> = act
+            let bound_since = act
                 .workers
                 .iter()
-                .filter(|(_, s)| {
-                    s.state == SlotState::Bound
-                        && s.bound.is_some_and(|(_, at)| at.elapsed() > idle)
-                })
-                .map(|(id, _)| *id)
-                .collect();
+                .filter(|(_, s)| s.state == SlotState::Bound)
+                .filter_map(|(id, s)| s.bound.map(|(_, since)| (*id, since)));
+            let idle = act.settings.pool.affinity_idle();
+            let expired = expiry::expired_bindings(bound_since, idle, Instant::now());
             for id in expired {
                 log::debug!("worker-{id}: bound conversation expired");
                 act.unbind(id);
