@@ -12,7 +12,8 @@
 //!   request types, request body to job, answer to response body or stream
 //!   frames; and their error shapes.
 //! - [`prompt`]: a client's conversation rendered for a fresh CLI turn.
-//! - [`accounts`]: several Claude accounts, their rate limits and standing.
+//! - [`accounts`]: several Claude accounts' rate limits and standing (what
+//!   an account is, `[[accounts]]`, is a section of [`config`]).
 //! - [`affinity`]: recognising a request that continues a live conversation.
 //! - [`batches`]: message batches, kept in the store and run on spare capacity.
 //! - [`job`], [`error`]: the domain between HTTP and workers, and the
@@ -32,9 +33,7 @@
 //! [`accounts`]; [`worker`] uses [`job`] and [`accounts`], and reports back
 //! through a `Recipient`, so it never names the dispatcher. [`config`],
 //! [`job`], [`error`] and [`node`] are at the bottom: none of them imports
-//! [`http`], [`api`], [`dispatch`] or [`worker`]. (One circle is left:
-//! [`config`] holds [`accounts`]' settings type, which validates itself
-//! against [`config`].)
+//! [`http`], [`api`], [`dispatch`] or [`worker`].
 
 pub mod accounts;
 pub mod affinity;

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+mod accounts;
 mod agent;
 mod batches;
 pub mod catalogue;
@@ -17,6 +18,7 @@ mod responses;
 mod server;
 mod tools;
 mod validate;
+pub use accounts::{AccountPlan, AccountSettings};
 pub use agent::{AgentSandbox, AgentSettings};
 pub use batches::BatchSettings;
 pub use claude::ClaudeSettings;
@@ -49,8 +51,8 @@ pub struct Settings {
     /// `[responses]`: stored responses of the Responses API.
     pub responses: ResponseSettings,
     /// Several Claude accounts (`[[accounts]]`); empty: one implicit account
-    /// made of `[claude]` (see [`crate::accounts`]).
-    pub accounts: Vec<crate::accounts::AccountSettings>,
+    /// made of `[claude]` (see [`AccountSettings`]).
+    pub accounts: Vec<AccountSettings>,
 }
 
 /// A configuration that cannot be used, with the key at fault where known.

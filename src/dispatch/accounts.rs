@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::{Dispatcher, SlotState};
 use crate::accounts::signal::Signal;
 use crate::accounts::standing::{self, Candidate, Standing, Status};
-use crate::accounts::AccountPlan;
+use crate::config::AccountPlan;
 use crate::error::JobError;
 use crate::worker::process::SpawnSpec;
 use crate::worker::WorkerId;
