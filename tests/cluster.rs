@@ -264,6 +264,15 @@ struct Reply {
     body: Value,
 }
 
+/// The node that answered, from `x-claude-pool-node` (empty when absent).
+fn node_of(res: &reqwest::blocking::Response) -> String {
+    res.headers()
+        .get("x-claude-pool-node")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn post(url: &str, body: &Value, session: Option<&str>) -> Reply {
     let mut req = client().post(url).json(body);
     if let Some(session) = session {
@@ -271,12 +280,7 @@ fn post(url: &str, body: &Value, session: Option<&str>) -> Reply {
     }
     let res = req.send().expect("a response through haproxy");
     let status = res.status().as_u16();
-    let node = res
-        .headers()
-        .get("x-claude-pool-node")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let node = node_of(&res);
     Reply {
         status,
         node,
@@ -405,12 +409,7 @@ fn steady_load(
                     let body = message_body(&format!("load {t}-{i} [[slow:10]]"));
                     let (status, node) = match client.post(&url).json(&body).send() {
                         Ok(res) => {
-                            let node = res
-                                .headers()
-                                .get("x-claude-pool-node")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or_default()
-                                .to_string();
+                            let node = node_of(&res);
                             let status = res.status().as_u16();
                             // A body cut short counts as a failure too.
                             match res.json::<Value>() {

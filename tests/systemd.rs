@@ -73,6 +73,15 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitSta
     None
 }
 
+/// What a finished command printed, stdout then stderr.
+fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 fn read_log(path: &Path) -> String {
     let mut text = String::new();
     if let Ok(mut file) = std::fs::File::open(path) {
@@ -289,11 +298,7 @@ fn verify(analyze: &Path, unit: &Path) -> (bool, Vec<String>, String) {
         .env("SYSTEMD_LOG_COLOR", "0")
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     let findings = text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -441,11 +446,7 @@ fn install_script_stages_binary_unit_and_config_without_overwriting() {
             .env("CLAUDE_POOL_BINARY", env!("CARGO_BIN_EXE_claude-pool"))
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = output_text(&out);
         assert!(out.status.success(), "install.sh {args:?}: {text}");
         text
     };
@@ -563,11 +564,7 @@ fn install_script_builds_as_the_owner_of_the_checkout() {
         .env_remove("CLAUDE_POOL_BINARY")
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     assert!(out.status.success(), "{text}");
     let built_by = std::fs::read_to_string(root.join("built-by")).unwrap();
     assert_eq!(built_by.trim(), owner, "{text}");

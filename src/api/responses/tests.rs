@@ -157,6 +157,11 @@ fn run(events: Vec<JobEvent>) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// The event names of a run, in order.
+fn names(events: &[(String, Value)]) -> Vec<&str> {
+    events.iter().map(|(n, _)| n.as_str()).collect()
+}
+
 #[test]
 fn a_text_answer_streams_as_openai_sends_it() {
     let events = run(vec![
@@ -167,9 +172,8 @@ fn a_text_answer_streams_as_openai_sends_it() {
         JobEvent::BlockStop { index: 0 },
         finished("end_turn"),
     ]);
-    let names: Vec<_> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
-        names,
+        names(&events),
         [
             "response.created",
             "response.in_progress",
@@ -208,9 +212,8 @@ fn a_call_streams_its_arguments_and_ends_the_response() {
         JobEvent::BlockStop { index: 0 },
         finished("tool_use"),
     ]);
-    let names: Vec<_> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
-        names,
+        names(&events),
         [
             "response.created",
             "response.in_progress",
@@ -243,9 +246,8 @@ fn thinking_streams_as_a_reasoning_summary_and_limits_end_incomplete() {
         JobEvent::BlockStop { index: 0 },
         finished("max_tokens"),
     ]);
-    let names: Vec<_> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
-        names,
+        names(&events),
         [
             "response.created",
             "response.in_progress",
