@@ -25,8 +25,12 @@ pub struct WriteBehind {
     inner: Arc<dyn ResponseStore>,
     pending: Arc<Pending>,
     /// To the writer thread; `None` once closed.
-    writes: Mutex<Option<mpsc::Sender<(u64, StoredResponse)>>>,
+    writes: Mutex<Option<mpsc::Sender<Write>>>,
 }
+
+/// A response handed to the writer, with its sequence number. The pending
+/// map and the writer share one copy of the response.
+type Write = (u64, Arc<StoredResponse>);
 
 /// Responses handed to the writer and not yet committed, by id, each with
 /// the sequence number of its latest write.
@@ -39,7 +43,7 @@ struct Pending {
 
 #[derive(Debug, Default)]
 struct PendingMap {
-    by_id: HashMap<String, (u64, StoredResponse)>,
+    by_id: HashMap<String, Write>,
     next: u64,
 }
 
@@ -61,7 +65,7 @@ impl WriteBehind {
     /// Starts the writer thread in front of `inner`.
     pub fn new(inner: Arc<dyn ResponseStore>) -> Self {
         let pending = Arc::new(Pending::default());
-        let (tx, rx) = mpsc::channel::<(u64, StoredResponse)>();
+        let (tx, rx) = mpsc::channel::<Write>();
         let writer = {
             let (inner, pending) = (inner.clone(), pending.clone());
             move || {
@@ -115,13 +119,13 @@ impl ResponseStore for WriteBehind {
         let Some(tx) = writes.as_ref() else {
             return self.inner.put(response);
         };
+        let shared = Arc::new(response.clone());
         let mut map = self.pending.lock();
         map.next += 1;
         let seq = map.next;
-        map.by_id
-            .insert(response.id.clone(), (seq, response.clone()));
+        map.by_id.insert(response.id.clone(), (seq, shared.clone()));
         drop(map);
-        if tx.send((seq, response.clone())).is_err() {
+        if tx.send((seq, shared)).is_err() {
             // The writer is gone (it panicked): write in line from now on.
             self.pending.lock().by_id.remove(&response.id);
             drop(writes);
@@ -133,7 +137,7 @@ impl ResponseStore for WriteBehind {
 
     fn get(&self, scope: &str, id: &str) -> Result<Option<StoredResponse>, StoreError> {
         if let Some((_, response)) = self.pending.lock().by_id.get(id) {
-            return Ok((response.scope == scope).then(|| response.clone()));
+            return Ok((response.scope == scope).then(|| StoredResponse::clone(response)));
         }
         self.inner.get(scope, id)
     }
