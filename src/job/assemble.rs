@@ -48,14 +48,16 @@ impl Assembler {
         let Some(block) = self.blocks.get_mut(&index) else {
             return;
         };
-        let mut append = |key: &str, more: &str| {
-            let current = block.get(key).and_then(Value::as_str).unwrap_or_default();
-            block[key] = Value::String(format!("{current}{more}"));
+        // In place: a long answer arrives in many small deltas, and copying
+        // the text so far for each one would cost quadratic time.
+        let mut append = |key: &str, more: String| match block.get_mut(key) {
+            Some(Value::String(current)) => current.push_str(&more),
+            _ => block[key] = Value::String(more),
         };
         match delta {
-            Delta::Text { text } => append("text", &text),
-            Delta::Thinking { thinking } => append("thinking", &thinking),
-            Delta::Signature { signature } => append("signature", &signature),
+            Delta::Text { text } => append("text", text),
+            Delta::Thinking { thinking } => append("thinking", thinking),
+            Delta::Signature { signature } => append("signature", signature),
             Delta::InputJson { partial_json } => {
                 if let Some(buf) = self.partial_json.get_mut(&index) {
                     buf.push_str(&partial_json);
