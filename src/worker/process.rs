@@ -215,11 +215,6 @@ impl ProcessIds {
 }
 
 impl CliProcess {
-    /// The CLI's pid (see [`ProcessIds::pid`]).
-    pub fn pid(&self) -> u32 {
-        self.ids.pid()
-    }
-
     /// The process's ids, to share.
     pub fn ids(&self) -> Rc<ProcessIds> {
         self.ids.clone()
