@@ -9,7 +9,7 @@ use super::{Phase, Session};
 use crate::job::{Job, JobEvent, Usage};
 use crate::worker::mcp::{self, McpRequest, ToolCall};
 use crate::worker::permission;
-use crate::worker::protocol::{CliRequest, Outgoing, Reply, Request, ToolPermission};
+use crate::worker::protocol::{CliRequest, Outgoing, Reply, ToolPermission};
 use crate::worker::report::{Outcome, WorkerState};
 use crate::worker::WorkerKind;
 
@@ -86,9 +86,8 @@ impl Session {
                 if run.job.spec.background {
                     // Nobody will send results: the answer ends with the
                     // calls, and the turn is let go as a timed-out park is.
-                    self.phase = Phase::Abandoning { since: self.now };
                     self.report(WorkerState::Clearing, Some(Outcome::Succeeded));
-                    self.send_control("interrupt", Request::Interrupt);
+                    self.abandon();
                     self.emit(&run.job, JobEvent::Finished(completion));
                     return;
                 }

@@ -12,7 +12,6 @@ use super::{Effect, Phase, Session};
 use crate::accounts::signal::Signal;
 use crate::error::JobError;
 use crate::job::{Job, JobEvent};
-use crate::worker::protocol::Request;
 use crate::worker::report::WorkerReport;
 
 impl Session {
@@ -65,8 +64,7 @@ impl Session {
         if turn_over {
             self.clear();
         } else {
-            self.send_control("interrupt", Request::Interrupt);
-            self.phase = Phase::Abandoning { since: self.now };
+            self.abandon();
         }
         self.report_limit(signal, Some(run.job));
         true

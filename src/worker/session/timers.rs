@@ -7,7 +7,6 @@ use std::time::Duration;
 use super::{Effect, Phase, Session};
 use crate::error::JobError;
 use crate::job::JobEvent;
-use crate::worker::protocol::Request;
 use crate::worker::report::{ExitReason, WorkerState};
 
 /// How often timers (hangs, disconnects, timeouts) are checked.
@@ -72,10 +71,9 @@ impl Session {
             }
             Phase::Parked(parked) if elapsed(parked.since) > park_timeout => {
                 log::info!("{} parked turn timed out; abandoning it", self.name);
-                self.phase = Phase::Abandoning { since: now };
                 self.tool_results.clear();
                 self.report(WorkerState::Clearing, None);
-                self.send_control("interrupt", Request::Interrupt);
+                self.abandon();
             }
             Phase::Abandoning { since } if elapsed(*since) > INTERRUPT_GRACE => {
                 let why = "the CLI did not answer an interrupt".to_string();

@@ -192,6 +192,13 @@ impl Session {
         None
     }
 
+    /// Lets go of a turn no client waits for any more: interrupts it, and
+    /// its `result` clears the conversation (see `stdout`).
+    pub(super) fn abandon(&mut self) {
+        self.send_control("interrupt", Request::Interrupt);
+        self.phase = Phase::Abandoning { since: self.now };
+    }
+
     /// Interrupts the running turn; its `result` follows (§4).
     pub(super) fn interrupt(&mut self) {
         self.send_control("interrupt", Request::Interrupt);
