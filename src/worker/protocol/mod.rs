@@ -355,18 +355,11 @@ mod tests {
 
     #[test]
     fn every_recorded_line_parses() {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/cli-transcripts"
-        );
         let mut seen = 0;
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            for l in text.lines().filter_map(|l| l.strip_prefix("<< ")) {
-                let parsed = parse_line(l.as_bytes()).expect("json line");
-                assert!(parsed.is_ok(), "{l}: {parsed:?}");
-                seen += 1;
-            }
+        for l in recorded::stdout_lines() {
+            let parsed = parse_line(l.as_bytes()).expect("json line");
+            assert!(parsed.is_ok(), "{l}: {parsed:?}");
+            seen += 1;
         }
         assert!(seen > 50, "only {seen} lines");
     }
