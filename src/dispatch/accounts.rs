@@ -111,6 +111,19 @@ pub struct AccountHealth {
     pub failovers: u64,
 }
 
+impl AccountHealth {
+    /// The `status` of an account whose login failed.
+    const LOGIN_FAILED: &'static str = "login_failed";
+
+    /// Every `status` an account can have (`/metrics` sets one of them).
+    pub const STATUSES: [&'static str; 4] = [
+        Status::Ok.as_str(),
+        Status::Limited.as_str(),
+        Status::Overage.as_str(),
+        Self::LOGIN_FAILED,
+    ];
+}
+
 impl Dispatcher {
     pub(super) fn account(&self, key: AccountKey) -> Option<&Account> {
         self.accounts.iter().find(|a| a.key == key)
@@ -309,7 +322,7 @@ impl Dispatcher {
             .map(|a| AccountHealth {
                 name: a.plan.name.clone(),
                 status: match a.login_failed {
-                    Some(_) => "login_failed",
+                    Some(_) => AccountHealth::LOGIN_FAILED,
                     None => a.standing.status(now).as_str(),
                 },
                 reason: a.login_failed.clone(),

@@ -79,7 +79,7 @@ impl AccountMetrics {
             .map_or(0, |d| d.as_secs());
         for account in accounts {
             let name = account.name.as_str();
-            for status in ["ok", "limited", "overage", "login_failed"] {
+            for status in AccountHealth::STATUSES {
                 self.status
                     .with_label_values(&[name, status])
                     .set(i64::from(status == account.status));
