@@ -402,21 +402,31 @@ impl Dispatcher {
         if let Some(account) = from.and_then(|key| self.account_mut(key)) {
             account.failovers += 1;
         }
+        self.run_again(job, &format!("from worker-{id}"), Self::all_limited);
+    }
+
+    /// Runs a job handed back unanswered again, ahead of the queue (it was
+    /// admitted first), on another account; or fails it with what `refusal`
+    /// says when no other account can take it, or while draining. `why` is
+    /// for the log.
+    pub(super) fn run_again(
+        &mut self,
+        job: Job,
+        why: &str,
+        refusal: impl FnOnce(&Self) -> Option<JobError>,
+    ) {
         if self.draining {
             job.fail(JobError::ShuttingDown);
             self.stats.failed += 1;
             return;
         }
-        if let Some(error) = self.all_limited() {
+        if let Some(error) = refusal(self) {
             log::warn!("[{}] no other account can take it: {error}", job.id);
             job.fail(error);
             self.stats.failed += 1;
             return;
         }
-        log::info!(
-            "[{}] runs again on another account (from worker-{id})",
-            job.id
-        );
+        log::info!("[{}] runs again on another account ({why})", job.id);
         self.queue.push_front(job);
     }
 }

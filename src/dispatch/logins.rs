@@ -35,25 +35,14 @@ impl Dispatcher {
     /// runs again, ahead of the queue, on an account whose login works, or
     /// fails with the credentials error when there is none.
     pub(super) fn on_login_failover(&mut self, id: WorkerId, job: Job, text: String) {
-        if self.draining {
-            job.fail(JobError::ShuttingDown);
-            self.stats.failed += 1;
-            return;
-        }
-        let elsewhere = self
-            .usable_accounts()
-            .first()
-            .is_some_and(|key| self.account(*key).is_some_and(|a| a.login_failed.is_none()));
-        if elsewhere {
-            log::info!(
-                "[{}] runs again on another account (worker-{id}'s login failed)",
-                job.id
-            );
-            self.queue.push_front(job);
-        } else {
-            job.fail(JobError::Credentials(text));
-            self.stats.failed += 1;
-        }
+        let why = format!("worker-{id}'s login failed");
+        self.run_again(job, &why, |pool| {
+            let elsewhere = pool
+                .usable_accounts()
+                .first()
+                .is_some_and(|key| pool.account(*key).is_some_and(|a| a.login_failed.is_none()));
+            (!elsewhere).then_some(JobError::Credentials(text))
+        });
     }
 
     /// Why the pool cannot serve when every account's login failed: the
