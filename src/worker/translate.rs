@@ -48,12 +48,6 @@ pub struct TurnTranslator {
 }
 
 impl TurnTranslator {
-    /// A translator for a job without caller tools: tool names and ids
-    /// pass unchanged.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// A translator for a job whose tools live on an MCP server with
     /// `tool_prefix`, on node `node`, continuing a turn that already
     /// reported `reported`.
@@ -362,7 +356,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(path).unwrap();
-        let mut translator = TurnTranslator::new();
+        let mut translator = TurnTranslator::default();
         let mut events = Vec::new();
         for line in text.lines().filter_map(|l| l.strip_prefix("<< ")) {
             let msg = parse_line(line.as_bytes()).unwrap().unwrap();
@@ -523,7 +517,7 @@ mod tests {
     #[test]
     fn non_streamed_blocks_are_synthesised() {
         let line = r#"{"type":"assistant","message":{"id":"msg_b","model":"m","content":[{"type":"text","text":"whole"}],"usage":{"input_tokens":3,"output_tokens":1}}}"#;
-        let mut t = TurnTranslator::new();
+        let mut t = TurnTranslator::default();
         let events = t.on_message(&parse_line(line.as_bytes()).unwrap().unwrap());
         assert!(matches!(events[0], JobEvent::Started { .. }));
         assert_eq!(text_of(&events), "whole");
