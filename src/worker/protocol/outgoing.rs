@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Serialize, Serializer};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::mcp::RpcReply;
 use crate::job::ToolSet;
@@ -173,11 +173,30 @@ enum Line<'a> {
 enum ResponseBody<'a> {
     Success {
         request_id: &'a str,
-        response: Value,
+        response: Payload<'a>,
     },
     Error {
         request_id: &'a str,
         error: &'a str,
+    },
+}
+
+/// The `response` of a successful reply, serialized straight from the
+/// [`Reply`] it borrows (a tool result is not copied into a `Value` first).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Payload<'a> {
+    Mcp {
+        mcp_response: &'a RpcReply,
+    },
+    Allow {
+        behavior: &'static str,
+        #[serde(rename = "updatedInput")]
+        updated_input: &'a Value,
+    },
+    Deny {
+        behavior: &'static str,
+        message: &'a str,
     },
 }
 
@@ -220,15 +239,26 @@ impl Outgoing {
                 request_id,
                 request,
             },
-            Outgoing::Reply { request_id, reply } => Line::ControlResponse {
-                response: match reply {
-                    Reply::Unsupported(error) => ResponseBody::Error { request_id, error },
-                    answer => ResponseBody::Success {
-                        request_id,
-                        response: answer.payload(),
+            Outgoing::Reply { request_id, reply } => {
+                let success = |response| ResponseBody::Success {
+                    request_id,
+                    response,
+                };
+                Line::ControlResponse {
+                    response: match reply {
+                        Reply::Mcp(mcp_response) => success(Payload::Mcp { mcp_response }),
+                        Reply::Allow { input } => success(Payload::Allow {
+                            behavior: "allow",
+                            updated_input: input,
+                        }),
+                        Reply::Deny { message } => success(Payload::Deny {
+                            behavior: "deny",
+                            message,
+                        }),
+                        Reply::Unsupported(error) => ResponseBody::Error { request_id, error },
                     },
-                },
-            },
+                }
+            }
             Outgoing::User(blocks) => user(Content::Blocks(blocks)),
             Outgoing::Clear => user(Content::Text("/clear")),
             Outgoing::Boundary => Line::System {
@@ -248,24 +278,13 @@ impl Outgoing {
     }
 }
 
-impl Reply {
-    /// The `response` of a successful reply.
-    fn payload(&self) -> Value {
-        match self {
-            Reply::Mcp(message) => json!({ "mcp_response": message }),
-            Reply::Allow { input } => json!({"behavior": "allow", "updatedInput": input}),
-            Reply::Deny { message } => json!({"behavior": "deny", "message": message}),
-            Reply::Unsupported(_) => Value::Null,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::mcp::RpcResult;
     use super::super::recorded::stdin_line as recorded;
     use super::*;
     use crate::job::ToolResult;
+    use serde_json::json;
 
     #[test]
     fn outgoing_lines_are_single_json_lines() {
