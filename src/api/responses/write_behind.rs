@@ -11,6 +11,7 @@
 //! stopping daemon waits for them ([`WriteBehind::flush`]).
 
 use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -70,8 +71,12 @@ impl WriteBehind {
             let (inner, pending) = (inner.clone(), pending.clone());
             move || {
                 for (seq, response) in rx {
-                    if let Err(e) = inner.put(&response) {
-                        log::error!("cannot store response {}: {e}", response.id);
+                    // A panic in the store must not end the writer with the
+                    // response still pending: `flush` and `delete` wait for it.
+                    match panic::catch_unwind(AssertUnwindSafe(|| inner.put(&response))) {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => log::error!("cannot store response {}: {e}", response.id),
+                        Err(_) => log::error!("storing response {} panicked", response.id),
                     }
                     let mut map = pending.lock();
                     // A later write of the same id stays pending.
@@ -237,6 +242,48 @@ mod tests {
             Some(response("a", "k1"))
         );
         assert_eq!(store.get("k1", "a").unwrap(), Some(response("a", "k1")));
+    }
+
+    /// A store whose every write panics.
+    #[derive(Debug)]
+    struct Panicking;
+
+    impl ResponseStore for Panicking {
+        fn put(&self, r: &StoredResponse) -> Result<(), StoreError> {
+            panic!("cannot write {}", r.id)
+        }
+        fn get(&self, _: &str, _: &str) -> Result<Option<StoredResponse>, StoreError> {
+            Ok(None)
+        }
+        fn delete(&self, _: &str, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        fn item(&self, _: &str, _: &str) -> Result<Option<Value>, StoreError> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn a_write_that_panics_is_not_left_pending() {
+        let store = Arc::new(WriteBehind::new(Arc::new(Panicking)));
+        store.put(&response("a", "k1")).unwrap();
+        store.put(&response("b", "k1")).unwrap();
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn({
+            let store = store.clone();
+            move || {
+                store.flush();
+                let deleted = store.delete("k1", "a").unwrap();
+                done.send(deleted).unwrap();
+            }
+        });
+        let deleted = finished.recv_timeout(Duration::from_secs(30));
+        assert_eq!(
+            deleted,
+            Ok(false),
+            "flush and delete return, nothing stored"
+        );
+        assert_eq!(store.get("k1", "b").unwrap(), None);
     }
 
     #[test]
