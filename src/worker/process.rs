@@ -336,9 +336,9 @@ async fn reap(
         log::info!("killed {killed} leftover descendant process(es) of pid {pid}");
     }
     for dir in &remove_on_exit {
-        match std::fs::remove_dir_all(dir) {
+        // Read-only subdirectories a tool made are removed too.
+        match super::spawn::remove_tree(dir) {
             Ok(()) => log::debug!("removed {}", dir.display()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => log::warn!("cannot remove {}: {e}", dir.display()),
         }
     }

@@ -156,9 +156,15 @@ impl AgentRecipe {
     }
 }
 
-/// Makes `dir` an empty directory, removing whatever is there, including
-/// subdirectories a tool made read-only.
+/// Makes `dir` an empty directory, removing whatever is there.
 fn fresh_dir(dir: &Path) -> std::io::Result<()> {
+    remove_tree(dir)?;
+    std::fs::create_dir(dir)
+}
+
+/// Removes `dir` and everything in it, including subdirectories a tool made
+/// read-only; a missing `dir` is fine.
+pub(super) fn remove_tree(dir: &Path) -> std::io::Result<()> {
     use std::io::ErrorKind;
     use std::os::unix::fs::PermissionsExt;
     let remove = || match std::fs::remove_dir_all(dir) {
@@ -182,7 +188,7 @@ fn fresh_dir(dir: &Path) -> std::io::Result<()> {
         }
         remove()?;
     }
-    std::fs::create_dir(dir)
+    Ok(())
 }
 
 /// The CLI's name for a working directory under `projects/`: every
