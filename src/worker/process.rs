@@ -94,6 +94,8 @@ pub fn spawn(spec: &SpawnSpec) -> std::io::Result<(CliProcess, CliOutput)> {
     for key in &spec.env_remove {
         command.env_remove(key);
     }
+    // Last, so that nothing configured can undo them.
+    command.envs(super::spawn::ENFORCED_ENV.iter().copied());
     // The secrets' read ends are moved to descriptors 3, 4, … (dup2 clears
     // close-on-exec on the copy; the originals, all above those, close).
     let secret_fds: Vec<i32> = secrets.iter().map(AsRawFd::as_raw_fd).collect();

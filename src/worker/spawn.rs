@@ -45,6 +45,19 @@ fn base_args(default_model: &str) -> Vec<String> {
 /// worker could otherwise notify (or feed the watchdog) for the daemon.
 const INHERITED_NOT: &[&str] = &["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
 
+/// Variables every worker gets whatever `[claude.env]`, an account's `env`
+/// or the daemon's environment say: [`process::spawn`](super::process::spawn)
+/// sets them last.
+///
+/// `CLAUDE_CODE_DISABLE_ATTACHMENTS=1`: the CLI otherwise expands
+/// `@path` in a user message into an implicit Read of that host file (no
+/// permission asked, tools off or not) and `@server:uri` into an MCP
+/// resource read, which would let any caller read every file the daemon
+/// can. It also drops the CLI's other per-turn reminders (todo, plan mode,
+/// changed files, …), none of which a pool worker uses; today's date is not
+/// one of them (it is user context), see docs/cli-protocol.md.
+pub const ENFORCED_ENV: &[(&str, &str)] = &[("CLAUDE_CODE_DISABLE_ATTACHMENTS", "1")];
+
 /// The spawn recipe for workers under `settings`, run in `working_dir`.
 pub fn spawn_spec(settings: &Settings, working_dir: &Path) -> SpawnSpec {
     let claude = &settings.claude;
