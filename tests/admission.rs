@@ -130,3 +130,75 @@ fn a_new_prompt_leaves_a_blank_spare_booting_for_the_next_one() {
     assert_eq!(h["restarts"], 2, "{h}");
     assert_eq!(h["jobs"]["completed"], 6, "{h}");
 }
+
+/// Sends `body` and gives up after `patience`, as a client with a read
+/// timeout does: the connection is closed without an answer.
+fn give_up_after(daemon: &Daemon, body: Value, patience: Duration) -> std::thread::JoinHandle<()> {
+    let url = daemon.url("/v1/messages");
+    std::thread::spawn(move || {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(patience)
+            .build()
+            .unwrap();
+        let sent = http.post(url).json(&body).send().and_then(|r| r.text());
+        assert!(sent.is_err(), "answered while the pool was busy: {sent:?}");
+    })
+}
+
+#[test]
+fn clients_that_leave_while_queued_never_reach_the_upstream() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::real(1).with_toml("pool.max_queue = 16\npool.blank_spares = 0"),
+        &upstream,
+    );
+    // The one worker is busy for a long while (20 words, 2 s apart): a
+    // stream whose headers come with its first event, held open here.
+    let mut hold = body("", "hold the worker [[slow:2000]]");
+    hold["stream"] = json!(true);
+    let holder = client()
+        .post(daemon.url("/v1/messages"))
+        .json(&hold)
+        .send()
+        .unwrap();
+    assert_eq!(holder.status(), 200);
+    // Streaming and non-streaming clients that give up while queued (a
+    // stream gets its headers only after `server.keepalive_secs` of silence).
+    const EACH: usize = 3;
+    let leavers: Vec<_> = (0..2 * EACH)
+        .map(|i| {
+            let mut request = body("", &format!("left-{i} never to be run"));
+            request["stream"] = json!(i % 2 == 0);
+            give_up_after(&daemon, request, Duration::from_secs(1))
+        })
+        .collect();
+    daemon.wait_health(Duration::from_secs(10), |h| h["queue"]["depth"] != 0);
+    for leaver in leavers {
+        leaver.join().unwrap();
+    }
+    // They leave the queue while the worker is still busy with the holder.
+    let h = daemon.wait_health(Duration::from_secs(5), |h| h["queue"]["depth"] == 0);
+    assert_eq!(h["workers"]["busy"], 1, "the holder still runs: {h}");
+    assert_eq!(h["jobs"]["abandoned"], 2 * EACH, "{h}");
+    // Free the worker (its turn is interrupted) and run one more job: a
+    // departed job still queued would have run before it.
+    drop(holder);
+    assert_eq!(daemon.post(&body("", "after them")).status(), 200);
+    let texts: Vec<String> = upstream
+        .message_calls()
+        .iter()
+        .map(|c| c.all_text())
+        .collect();
+    assert!(texts.iter().any(|t| t.contains("after them")), "{texts:?}");
+    let ran: Vec<_> = texts.iter().filter(|t| t.contains("left-")).collect();
+    assert!(ran.is_empty(), "departed clients' jobs ran: {ran:?}");
+    // Every request is counted once: the holder (its client left mid-turn),
+    // the departed ones and the last one.
+    let h = daemon.wait_health(Duration::from_secs(10), |h| h["workers"]["busy"] == 0);
+    let jobs = &h["jobs"];
+    let counted: u64 = ["completed", "failed", "rejected", "abandoned"]
+        .iter()
+        .map(|k| jobs[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 2 * EACH as u64 + 2, "{h}");
+}

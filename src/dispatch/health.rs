@@ -82,6 +82,8 @@ pub struct JobStats {
     pub failed: u64,
     /// Refused at admission (queue full, timed out in queue, shutting down).
     pub rejected: u64,
+    /// Never run: their clients left while they waited in the queue.
+    pub abandoned: u64,
     /// Given to a worker that finished booting after they arrived: a cold
     /// start was on their critical path (see `pool.blank_spares`).
     pub waited_for_boot: u64,

@@ -13,6 +13,12 @@ use crate::job::Job;
 #[rtype(result = "Result<(), JobError>")]
 pub struct Submit(pub Job);
 
+/// A client stopped waiting for its job (its receiver is closed): queued
+/// jobs whose clients are gone leave the queue now, not at the next tick.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ClientLeft;
+
 /// A snapshot of the pool for `/health`.
 #[derive(Message)]
 #[rtype(result = "Health")]

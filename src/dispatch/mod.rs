@@ -352,6 +352,14 @@ impl Handler<Submit> for Dispatcher {
     }
 }
 
+impl Handler<ClientLeft> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, _: ClientLeft, _ctx: &mut Context<Self>) {
+        self.drop_departed();
+    }
+}
+
 impl Handler<GetHealth> for Dispatcher {
     type Result = MessageResult<GetHealth>;
 

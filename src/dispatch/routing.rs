@@ -94,13 +94,9 @@ impl Dispatcher {
     /// turn it continues was reported parked (or its conversation bound)
     /// still finds it.
     pub(super) fn dispatch(&mut self) {
+        self.drop_departed();
         let mut i = 0;
         while i < self.queue.len() {
-            if self.queue[i].is_abandoned() {
-                let job = self.queue.remove(i).expect("index in range");
-                log::info!("[{}] client left while queued", job.id);
-                continue;
-            }
             match self.worker_for(&self.queue[i]) {
                 Some(id) => {
                     let job = self.queue.remove(i).expect("index in range");
@@ -148,13 +144,25 @@ impl Dispatcher {
         slot.addr.do_send(RunJob(job));
     }
 
+    /// Drops the queued jobs whose clients have stopped listening: they
+    /// are never run.
+    pub(super) fn drop_departed(&mut self) {
+        let before = self.queue.len();
+        self.queue.retain(|job| {
+            let gone = job.is_abandoned();
+            if gone {
+                log::info!("[{}] client left while queued", job.id);
+            }
+            !gone
+        });
+        self.stats.abandoned += (before - self.queue.len()) as u64;
+    }
+
     pub(super) fn expire_queued(&mut self) {
+        self.drop_departed();
         let timeout = self.settings.pool.queue_timeout();
         let before = self.queue.len();
         self.queue.retain(|job| {
-            if job.is_abandoned() {
-                return false;
-            }
             let waited = job.admitted_at.elapsed();
             if waited > timeout {
                 log::warn!("[{}] gave up after {waited:?} in the queue", job.id);

@@ -7,8 +7,9 @@ use std::time::Duration;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::disconnect::Client;
 use super::error::{ApiError, ErrorKind};
-use super::{access, auth, body, disconnect, metrics, sse, AccessNote, AppState, RequestId};
+use super::{access, auth, body, metrics, sse, AccessNote, AppState, RequestId};
 use crate::api::{Codec, Context, Dialect};
 use crate::dispatch::messages::Submit;
 use crate::error::JobError;
@@ -25,20 +26,15 @@ pub async fn create<C: Codec>(
     let body = body::authorized(&req, payload, &state, C::DIALECT).await?;
     let parsed = C::parse(&body, &context(&req, &state))?;
     let mut events = submit(&req, &state, parsed.spec, C::DIALECT).await?;
+    let client = Client::of(&req, &state.dispatcher);
     if parsed.stream {
         let keepalive = state.settings().server.keepalive();
-        let first = first_events(&mut events, keepalive, C::DIALECT).await?;
+        let first = first_events(&mut events, keepalive, &client, C::DIALECT).await?;
         let encoder = metrics::observe_stream(&state, &req, C::DIALECT, C::stream(parsed.meta));
         let encoder = access::note_stream(&req, encoder);
-        Ok(sse::response(
-            first,
-            events,
-            encoder,
-            keepalive,
-            disconnect::socket_of(&req),
-        ))
+        Ok(sse::response(first, events, encoder, keepalive, client))
     } else {
-        let answer = collect(&req, events, C::DIALECT).await?;
+        let answer = collect(events, &client, C::DIALECT).await?;
         state
             .metrics
             .completed(&req, C::DIALECT, &answer.completion.usage);
@@ -85,9 +81,6 @@ pub async fn submit(
     }
 }
 
-/// How often a waiting non-streaming request checks its client is there.
-const DISCONNECT_CHECK: Duration = Duration::from_millis(200);
-
 /// Header with which a request opts out of agent mode (`off`).
 pub const AGENT_HEADER: &str = "x-claude-pool-agent";
 
@@ -104,16 +97,21 @@ fn session_pin(req: &HttpRequest) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Waits for the whole answer (non-streaming responses). Gives up, dropping
-/// the job's receiver, as soon as the client has disconnected.
+/// The error a departed client's request ends with (nobody reads it).
+fn departed_error(dialect: Dialect) -> ApiError {
+    ApiError::new(ErrorKind::Api, "client disconnected", dialect)
+}
+
+/// Waits for the whole answer (non-streaming responses). Gives up,
+/// withdrawing the job, as soon as the client has disconnected.
 pub async fn collect(
-    req: &HttpRequest,
     mut events: UnboundedReceiver<JobEvent>,
+    client: &Client,
     dialect: Dialect,
 ) -> Result<Assembled, ApiError> {
-    let socket = disconnect::socket_of(req);
     let mut assembler = Assembler::default();
-    let mut check = tokio::time::interval(DISCONNECT_CHECK);
+    let departed = client.departed();
+    tokio::pin!(departed);
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -122,10 +120,9 @@ pub async fn collect(
                     return outcome.map_err(|e| ApiError::from_job(e, dialect));
                 }
             }
-            _ = check.tick() => {
-                if socket.is_some_and(|s| s.is_closed()) {
-                    return Err(ApiError::new(ErrorKind::Api, "client disconnected", dialect));
-                }
+            _ = &mut departed => {
+                client.withdraw(&mut events);
+                return Err(departed_error(dialect));
             }
         }
     }
@@ -138,12 +135,21 @@ pub async fn collect(
 /// For streams: waits up to `patience` for the first event, so that a job
 /// failing early (upstream 400, 429, …) still gets a real HTTP status.
 /// Returns the events to open the stream with (none if it took longer).
+/// A client that leaves meanwhile (its job queued, say) withdraws the job.
 pub async fn first_events(
     events: &mut UnboundedReceiver<JobEvent>,
     patience: Duration,
+    client: &Client,
     dialect: Dialect,
 ) -> Result<Vec<JobEvent>, ApiError> {
-    match tokio::time::timeout(patience, events.recv()).await {
+    let first = tokio::select! {
+        first = tokio::time::timeout(patience, events.recv()) => first,
+        _ = client.departed() => {
+            client.withdraw(events);
+            return Err(departed_error(dialect));
+        }
+    };
+    match first {
         Ok(Some(JobEvent::Failed(error))) => Err(ApiError::from_job(error, dialect)),
         Ok(Some(event)) => Ok(vec![event]),
         Ok(None) => Err(ApiError::from_job(

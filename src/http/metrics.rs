@@ -149,7 +149,7 @@ impl Metrics {
             ),
             jobs: counter(
                 "claude_pool_jobs_total",
-                "Jobs by outcome: completed, failed, rejected (refused at admission or timed out in the queue).",
+                "Jobs by outcome: completed, failed, rejected (refused at admission or timed out in the queue), abandoned (the client left while the job was queued).",
                 &["outcome"],
             ),
             restarts: single(
@@ -257,6 +257,7 @@ impl Metrics {
             ("completed", health.jobs.completed),
             ("failed", health.jobs.failed),
             ("rejected", health.jobs.rejected),
+            ("abandoned", health.jobs.abandoned),
         ] {
             advance(&self.jobs.with_label_values(&[outcome]), n);
         }
@@ -446,6 +447,7 @@ mod tests {
                 completed,
                 failed: 1,
                 rejected: 0,
+                abandoned: 0,
                 waited_for_boot: 3,
             },
             restarts,

@@ -15,13 +15,10 @@ use bytes::Bytes;
 use futures_util::stream;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::disconnect::PeerSocket;
+use super::disconnect::{Client, WATCH_EVERY};
 use crate::api::{EventEncoder, Frame};
 use crate::error::JobError;
 use crate::job::JobEvent;
-
-/// How often a silent stream checks that its client is still there.
-const DISCONNECT_CHECK: Duration = Duration::from_millis(250);
 
 /// A frame as it goes on the wire.
 pub fn to_wire(frame: &Frame) -> Bytes {
@@ -39,7 +36,7 @@ struct StreamState<E> {
     pending: VecDeque<Bytes>,
     done: bool,
     keepalive: Duration,
-    socket: Option<PeerSocket>,
+    client: Client,
 }
 
 impl<E: EventEncoder> StreamState<E> {
@@ -56,13 +53,16 @@ impl<E: EventEncoder> StreamState<E> {
 }
 
 /// A 200 `text/event-stream` response carrying `first` and then every event
-/// from `events` until the terminal one.
+/// from `events` until the terminal one. No `first` means the job has been
+/// silent for `keepalive` already (see `jobs::first_events`): the stream
+/// opens with a keep-alive, so that a client never waits longer than that
+/// for a frame.
 pub fn response<E: EventEncoder>(
     first: Vec<JobEvent>,
     events: UnboundedReceiver<JobEvent>,
     encoder: E,
     keepalive: Duration,
-    socket: Option<PeerSocket>,
+    client: Client,
 ) -> HttpResponse {
     let mut state = StreamState {
         events,
@@ -70,8 +70,12 @@ pub fn response<E: EventEncoder>(
         pending: VecDeque::new(),
         done: false,
         keepalive,
-        socket,
+        client,
     };
+    if first.is_empty() {
+        let frames = state.encoder.keepalive();
+        state.pending.extend(frames.iter().map(to_wire));
+    }
     for event in first {
         state.push(event);
     }
@@ -85,7 +89,7 @@ pub fn response<E: EventEncoder>(
                 return None;
             }
             let keepalive_at = silent_since + st.keepalive;
-            let wake = keepalive_at.min(tokio::time::Instant::now() + DISCONNECT_CHECK);
+            let wake = keepalive_at.min(tokio::time::Instant::now() + WATCH_EVERY);
             tokio::select! {
                 event = st.events.recv() => match event {
                     Some(event) => st.push(event),
@@ -94,8 +98,10 @@ pub fn response<E: EventEncoder>(
                     ))),
                 },
                 _ = tokio::time::sleep_until(wake) => {
-                    if st.socket.is_some_and(PeerSocket::is_closed) {
-                        // Ending the body drops the job's receiver.
+                    if st.client.is_gone() {
+                        // The job may still be queued (a stream opens after
+                        // `keepalive` whether or not a worker has it).
+                        st.client.withdraw(&mut st.events);
                         return None;
                     }
                     if tokio::time::Instant::now() >= keepalive_at {
@@ -118,6 +124,34 @@ pub fn response<E: EventEncoder>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The next chunk of a response body.
+    async fn next_chunk(body: &mut actix_web::body::BoxBody) -> Option<Bytes> {
+        use actix_web::body::MessageBody;
+        futures_util::future::poll_fn(|cx| std::pin::Pin::new(&mut *body).poll_next(cx))
+            .await
+            .map(|chunk| chunk.unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_opened_after_keepalive_of_silence_starts_with_a_keepalive() {
+        let keepalive = Duration::from_secs(15);
+        let (_job, events) = tokio::sync::mpsc::unbounded_channel();
+        let meta = crate::api::openai::ChatMeta::new("m".into());
+        let encoder = <crate::api::openai::ChatCompletions as crate::api::Codec>::stream(meta);
+        let response = response(Vec::new(), events, encoder, keepalive, Client::unwatched());
+        let mut body = response.into_body();
+        // The job was silent for `keepalive` before the stream opened: a
+        // keep-alive is due now, not after another `keepalive`.
+        let first = tokio::time::timeout(keepalive / 2, next_chunk(&mut body))
+            .await
+            .expect("a frame at once");
+        assert_eq!(first.unwrap(), Bytes::from(": keep-alive\n\n"));
+        // Then one per `keepalive` of silence.
+        let start = tokio::time::Instant::now();
+        next_chunk(&mut body).await.unwrap();
+        assert_eq!(start.elapsed(), keepalive);
+    }
 
     #[test]
     fn frames_on_the_wire() {
