@@ -44,6 +44,7 @@ pub mod dispatch;
 pub mod error;
 pub mod http;
 pub mod job;
+pub mod ledger;
 pub mod node;
 pub mod notify;
 pub mod prompt;

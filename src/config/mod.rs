@@ -13,7 +13,9 @@ mod agent;
 mod batches;
 pub mod catalogue;
 mod claude;
+mod ledger;
 mod pool;
+pub mod proxies;
 mod responses;
 mod server;
 mod tools;
@@ -22,6 +24,7 @@ pub use accounts::{AccountPlan, AccountSettings};
 pub use agent::{AgentSandbox, AgentSettings};
 pub use batches::BatchSettings;
 pub use claude::ClaudeSettings;
+pub use ledger::LedgerSettings;
 pub use pool::PoolSettings;
 pub use responses::ResponseSettings;
 pub use server::ServerSettings;
@@ -50,6 +53,8 @@ pub struct Settings {
     pub batches: BatchSettings,
     /// `[responses]`: stored responses of the Responses API.
     pub responses: ResponseSettings,
+    /// `[ledger]`: the usage ledger and audit log.
+    pub ledger: LedgerSettings,
     /// Several Claude accounts (`[[accounts]]`); empty: one implicit account
     /// made of `[claude]` (see [`AccountSettings`]).
     pub accounts: Vec<AccountSettings>,

@@ -57,6 +57,10 @@ pub struct ServerSettings {
     /// `x-claude-pool-node` header (see [`crate::node`]); unset: derived
     /// from the host name.
     pub node_id: Option<String>,
+    /// Peers (addresses or CIDR ranges, e.g. `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` names the client in the usage ledger; for any
+    /// other peer the ledger records the peer's own address.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -79,6 +83,7 @@ impl Default for ServerSettings {
             log_level: "info".into(),
             public_url: None,
             node_id: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

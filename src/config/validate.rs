@@ -105,6 +105,24 @@ impl Settings {
                 ),
             });
         }
+        if let Some(bad) = self
+            .server
+            .trusted_proxies
+            .iter()
+            .find(|p| super::proxies::Net::parse(p).is_none())
+        {
+            return Err(ConfigError::Invalid {
+                key: "server.trusted_proxies",
+                message: format!("`{bad}` is not an address or a CIDR range like 10.0.0.0/8"),
+            });
+        }
+        if self.ledger.queue_capacity == 0 {
+            return invalid("ledger.queue_capacity", "must be at least 1");
+        }
+        let weight = self.ledger.cache_read_weight;
+        if !(0.0..=1.0).contains(&weight) {
+            return invalid("ledger.cache_read_weight", "must be between 0 and 1");
+        }
         self.validate_accounts()
     }
 }
