@@ -420,3 +420,49 @@ fn a_job_that_waits_too_long_in_the_queue_is_refused() {
     assert_eq!(busy.join().unwrap(), 200, "the running job is unaffected");
     assert_eq!(daemon.health()["jobs"]["rejected"], 1);
 }
+
+/// Waits until `/health`'s job counters add up to `sent` requests; returns
+/// them. The `/metrics` counters say the same.
+fn wait_jobs_add_up(daemon: &Daemon, sent: u64) -> Value {
+    let total = |h: &Value| -> u64 {
+        ["completed", "failed", "rejected", "abandoned"]
+            .iter()
+            .map(|k| h["jobs"][k].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let h = daemon.wait_health(Duration::from_secs(15), |h| total(h) >= sent);
+    assert_eq!(total(&h), sent, "{h}");
+    let metrics = daemon.metrics();
+    let counted: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("claude_pool_jobs_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(counted, sent, "{metrics}");
+    h["jobs"].clone()
+}
+
+#[test]
+fn jobs_killed_with_their_worker_are_counted_as_failed() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::fake(1).with_toml("pool.turn_idle_timeout_secs = 1"),
+        &upstream,
+    );
+    // The CLI crashes mid-turn, streaming and not.
+    assert_eq!(daemon.post(&message_body("die [[crash]]")).status(), 500);
+    daemon.wait_ready(Duration::from_secs(10));
+    let text = daemon.post(&stream_body("die [[crash]]")).text().unwrap();
+    assert_eq!(parse_sse(&text).last().unwrap().0, "error", "{text}");
+    daemon.wait_ready(Duration::from_secs(10));
+    // A hung turn that ignores the interrupt: the worker is retired with
+    // the job (the client has its timeout already).
+    assert_eq!(daemon.post(&message_body("freeze [[hang]]")).status(), 504);
+    daemon.wait_health(Duration::from_secs(15), |h| {
+        h["restarts"].as_u64() >= Some(3) && h["workers"]["ready"] == 1
+    });
+    assert_eq!(daemon.post(&message_body("alive")).status(), 200);
+    let jobs = wait_jobs_add_up(&daemon, 4);
+    assert_eq!(jobs["failed"], 3, "{jobs}");
+    assert_eq!(jobs["completed"], 1, "{jobs}");
+}

@@ -368,9 +368,13 @@ impl Session {
         }
     }
 
-    /// Stops the process; the actor stops once it has exited.
+    /// Stops the process; the actor stops once it has exited. A job cut
+    /// short is failed to its client (unless it has its answer) and counted
+    /// as failed.
     fn retire(&mut self, reason: ExitReason, grace: Duration) {
+        let mut ended = None;
         if let Some(run) = self.take_run() {
+            ended = Some(Outcome::Failed);
             if !run.answered {
                 let error = match &reason {
                     ExitReason::Stopped => JobError::ShuttingDown,
@@ -384,7 +388,7 @@ impl Session {
         }
         if !matches!(self.phase, Phase::Stopping(_)) {
             self.phase = Phase::Stopping(reason);
-            self.report(WorkerState::Stopping, None);
+            self.report(WorkerState::Stopping, ended);
         }
         self.effects.push(Effect::Terminate(grace));
     }
@@ -418,7 +422,9 @@ impl Session {
     }
 
     fn on_exit(&mut self, status: String) {
+        let mut ended = None;
         if let Some(run) = self.take_run() {
+            ended = Some(Outcome::Failed);
             if !run.answered {
                 let why = format!("the CLI exited mid-job ({status})");
                 self.fail(&run.job, JobError::WorkerCrashed(why));
@@ -438,7 +444,7 @@ impl Session {
             _ => log::info!("{} (pid {}) stopped: {status}", self.name, self.pid()),
         }
         self.phase = Phase::Stopping(reason.clone());
-        self.report(WorkerState::Exited(reason), None);
+        self.report(WorkerState::Exited(reason), ended);
         self.effects.push(Effect::Stop);
     }
 }

@@ -394,6 +394,11 @@ fn a_silent_turn_times_out_then_a_stuck_interrupt_kills_the_process() {
     assert!(h.tick_after(INTERRUPT_GRACE).is_empty());
     let effects = h.tick_after(Duration::from_millis(200));
     assert_eq!(states(&effects), [WorkerState::Stopping]);
+    assert_eq!(
+        reports(&effects)[0].job,
+        Some(Outcome::Failed),
+        "the job killed with its worker is counted"
+    );
     assert!(
         events(&effects).is_empty(),
         "the client already has its error"
@@ -452,6 +457,11 @@ fn a_crash_mid_turn_fails_the_job_and_reports_the_exit() {
         )
     });
     assert!(failed < exited);
+    assert_eq!(
+        reports(&effects)[0].job,
+        Some(Outcome::Failed),
+        "the job the crash killed is counted"
+    );
     assert!(matches!(effects.last(), Some(Effect::Stop)));
 }
 
