@@ -231,6 +231,59 @@ fn bash_cannot_read_the_credential_from_the_clis_memory() {
         .all(|c| c.api_key.as_deref() == Some("sk-test")));
 }
 
+/// Asks the kernel to open a directory by its file handle, which needs
+/// `CAP_DAC_READ_SEARCH` on the host: with it, a handle made up for another
+/// inode (the file system's root) opens files outside every mount.
+const BY_HANDLE_PROBE: &str = r#"import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+class Handle(ctypes.Structure):
+    _fields_ = [("bytes", ctypes.c_uint), ("type", ctypes.c_int), ("h", ctypes.c_ubyte * 128)]
+handle, mount_id = Handle(), ctypes.c_int()
+handle.bytes = 128
+if libc.name_to_handle_at(-100, sys.argv[1].encode(), ctypes.byref(handle), ctypes.byref(mount_id), 0):
+    print("no handle:", os.strerror(ctypes.get_errno()))
+fd = libc.open_by_handle_at(os.open(sys.argv[1], os.O_RDONLY), ctypes.byref(handle), os.O_RDONLY)
+print("BY-HANDLE", "OPENED" if fd >= 0 else "REFUSED " + os.strerror(ctypes.get_errno()))
+"#;
+
+#[test]
+fn bash_runs_without_capabilities() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let daemon = agent_daemon(&upstream, root.path(), 1, "");
+    std::fs::write(root.path().join("worker-1/probe.py"), BY_HANDLE_PROBE).unwrap();
+    let command = "grep -e CapEff -e CapPrm /proc/self/status; python3 probe.py /workspace";
+    let text = ask(&daemon, &format!("caps {}", bash(command)));
+    assert!(text.contains("BY-HANDLE"), "the probe ran: {text}");
+    assert!(
+        text.contains("CapEff:\t0000000000000000") && text.contains("CapPrm:\t0000000000000000"),
+        "capabilities: {text}"
+    );
+    assert!(text.contains("BY-HANDLE REFUSED"), "{text}");
+}
+
+#[test]
+fn bash_cannot_reach_the_daemon_or_the_network() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let daemon = agent_daemon(&upstream, root.path(), 1, "");
+    // The daemon's API, and the fake upstream the CLI itself talks to.
+    let fetch = |url: String| {
+        format!(
+            "python3 -c 'import sys,urllib.request as u; print(sys.argv[1], u.urlopen(sys.argv[1], timeout=5).status)' {url} 2>&1 | tail -1"
+        )
+    };
+    let command = format!(
+        "{}; {}; echo fetched",
+        fetch(daemon.url("/health")),
+        fetch(format!("{}/v1/models", upstream.url))
+    );
+    let text = ask(&daemon, &format!("call home {}", bash(&command)));
+    assert!(text.contains("fetched"), "the command ran: {text}");
+    assert!(!text.contains(" 200"), "a request got through: {text}");
+    assert!(text.matches("Connection refused").count() == 2, "{text}");
+}
+
 #[test]
 fn detached_processes_die_with_the_job() {
     let upstream = FakeUpstream::start();
@@ -441,4 +494,40 @@ fn without_bubblewrap_agent_mode_refuses_to_start() {
         stderr.contains("apt-get install bubblewrap") && stderr.contains("agent.sandbox"),
         "{stderr}"
     );
+}
+
+/// A daemon run as root gets a different sandbox from one run by any other
+/// user (see `AS_ROOT` in `src/worker/sandbox.rs`), so the checks above
+/// must hold for both. Run as root, this runs them all again as `nobody`;
+/// run as anyone else, they have just run unprivileged.
+#[test]
+fn every_check_holds_for_an_unprivileged_daemon_too() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    // nobody may not write the directory the tests were started in.
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        cwd.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--test-threads=1", "--skip", "every_check_holds_for"])
+        .current_dir(cwd.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .expect("setpriv (util-linux) runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("test result: ok"),
+        "as nobody:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ran = stdout.matches("... ok").count();
+    assert!(ran >= 10, "the checks ran as nobody: {stdout}");
 }

@@ -363,8 +363,10 @@ fn unit_file_passes_systemd_analyze_verify() {
 
     // The hardening as systemd scores it (0 = locked down, 10 = exposed);
     // `security --offline` appeared in systemd 250, older ones skip this.
+    // 2.6: network namespaces and netlink (0.1 each) are what keeps an agent
+    // job's Bash commands off the network and away from this daemon's API.
     let out = Command::new(&analyze)
-        .args(["security", "--offline=yes", "--threshold=25", "--no-pager"])
+        .args(["security", "--offline=yes", "--threshold=26", "--no-pager"])
         .arg(&unit)
         .output()
         .unwrap();
@@ -372,7 +374,7 @@ fn unit_file_passes_systemd_analyze_verify() {
     if text.contains("Overall exposure level") {
         assert!(
             out.status.success(),
-            "exposure above 2.5:\n{text}{}",
+            "exposure above 2.6:\n{text}{}",
             String::from_utf8_lossy(&out.stderr)
         );
     } else {
@@ -433,6 +435,10 @@ fn unit_file_keeps_what_the_cli_needs() {
     );
     let tasks: u64 = value("TasksMax=").parse().unwrap();
     assert!(tasks >= pool.size as u64 * 64 + 64, "TasksMax={tasks}");
+    // Each agent Bash command gets a network namespace, whose loopback
+    // bubblewrap brings up over netlink.
+    assert!(value("RestrictNamespaces=").split(' ').any(|n| n == "net"));
+    assert!(value("RestrictAddressFamilies=").contains("AF_NETLINK"));
 }
 
 #[test]

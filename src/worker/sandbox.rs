@@ -6,7 +6,10 @@
 //! tools start dies with it, and none of them can see a process outside),
 //! an environment built from [`ENV_ALLOWED`] and `[claude.env]`, and its
 //! upstream credential through a pipe instead of the environment (see
-//! [`FD_CREDENTIALS`]). The network is shared: the CLI needs the upstream.
+//! [`FD_CREDENTIALS`]). The CLI shares the host's network (it needs the
+//! upstream); every Bash command runs without network and without
+//! capabilities (see [`BASH_PREFIX`]), and as root the sandbox gets a user
+//! namespace of its own (see [`AS_ROOT`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,11 +35,35 @@ const SHELL_STARTUP: &[&str] = &[".bash_profile", ".bash_login", ".profile", ".b
 /// `PREFIX 'COMMAND'`. This one gives the command a PID namespace of its own
 /// inside the worker's, so the command sees no process but its own (not the
 /// CLI: not its memory, environment or command line), and whatever it
-/// leaves behind dies when it ends. `{bwrap}` is replaced.
+/// leaves behind dies when it ends; a network namespace of its own with
+/// nothing but a loopback, so it reaches neither this daemon's API nor
+/// anything else; and no capabilities. `{bwrap}` is replaced.
 const BASH_PREFIX: &str = "#!/bin/sh
-# claude-pool: one Bash tool command in a PID namespace of its own.
-exec {bwrap} --dev-bind / / --unshare-pid --proc /proc --die-with-parent -- /bin/bash -c \"$1\"
+# claude-pool: one Bash tool command in PID and network namespaces of its own, without capabilities.
+exec {bwrap} --dev-bind / / --unshare-pid --unshare-net --cap-drop ALL --proc /proc --die-with-parent -- /bin/bash -c \"$1\"
 ";
+
+/// For a daemon running as root: the sandbox gets a user namespace of its
+/// own (bubblewrap run by root otherwise keeps every capability on the
+/// host, `CAP_DAC_READ_SEARCH` included, which opens any host file by its
+/// handle). Inside, root keeps only what the per-command bubblewrap of
+/// [`BASH_PREFIX`] needs to make its namespaces, and only over the
+/// sandbox's own namespaces; the commands themselves run with none. (Run by
+/// any other user, bubblewrap makes a user namespace anyway and the CLI has
+/// no capabilities at all.)
+const AS_ROOT: &[&str] = &[
+    "--unshare-user",
+    "--uid",
+    "0",
+    "--gid",
+    "0",
+    "--cap-drop",
+    "ALL",
+    "--cap-add",
+    "CAP_SYS_ADMIN",
+    "--cap-add",
+    "CAP_NET_ADMIN",
+];
 
 /// Variables of the daemon's environment a sandboxed worker keeps; all
 /// others are dropped (`[claude.env]` adds more).
@@ -106,7 +133,7 @@ const ETC_ENTRIES: &[&str] = &[
 pub enum SandboxError {
     #[error("agent.sandbox = \"bwrap\" needs bubblewrap, which is not installed: install it (Debian/Ubuntu: `apt-get install bubblewrap`; Fedora: `dnf install bubblewrap`), or set agent.sandbox = \"none\" to run agent tools unconfined")]
     Missing,
-    #[error("agent.sandbox = \"bwrap\": bubblewrap cannot create its sandbox here ({0}). It needs unprivileged user namespaces (sysctl user.max_user_namespaces > 0, and kernel.unprivileged_userns_clone = 1 where that exists; on Ubuntu 24.04+ an AppArmor profile allowing bwrap), and a /proc it may mount (under systemd: ProtectKernelTunables=no, ProtectKernelLogs=no, RestrictNamespaces=user mnt pid and SystemCallFilter=@mount, as in the shipped unit)")]
+    #[error("agent.sandbox = \"bwrap\": bubblewrap cannot create its sandbox here ({0}). It needs unprivileged user namespaces (sysctl user.max_user_namespaces > 0, and kernel.unprivileged_userns_clone = 1 where that exists; on Ubuntu 24.04+ an AppArmor profile allowing bwrap), and a /proc it may mount (under systemd: ProtectKernelTunables=no, ProtectKernelLogs=no, RestrictNamespaces=user mnt pid net, RestrictAddressFamilies with AF_NETLINK and SystemCallFilter=@mount, as in the shipped unit)")]
     Unusable(String),
 }
 
@@ -227,6 +254,10 @@ impl Sandbox {
         ]
         .map(String::from)
         .to_vec();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            args.extend(AS_ROOT.iter().map(|s| s.to_string()));
+        }
         for dir in SYSTEM_DIRS {
             match std::fs::read_link(dir) {
                 Ok(target) => args.extend([
