@@ -205,11 +205,11 @@ pub async fn run_with_reload(
     // The listener stays open while in-flight jobs finish: /health answers
     // 503 and new jobs are refused with 503, so a load balancer takes this
     // node out and retries the refused requests on another one, rather than
-    // meeting a port that closed under it. Parked turns are not waited for:
-    // their results could only come in a new request, and admission has
-    // stopped.
+    // meeting a port that closed under it. Turns parked on a caller's tool
+    // calls are in flight too: their results are still admitted (see
+    // `Submit`), so the drain waits for them as for any job.
     wait_for(&dispatcher, settings.server.shutdown_grace(), |h| {
-        h.workers.busy == h.workers.parked
+        h.workers.busy == 0
     })
     .await;
     let stopped = handle.stop(true);

@@ -273,3 +273,35 @@ fn after_the_park_times_out_the_history_goes_to_a_fresh_worker() {
         .all_text()
         .contains("STRAY-5"));
 }
+
+#[test]
+fn a_draining_daemon_serves_the_continuation_of_a_parked_turn() {
+    let upstream = FakeUpstream::start();
+    let mut daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    let request = ask(&["get_weather"], "weather in Lima? [[tool:get_weather]]");
+    let reply = post(&daemon, "/v1/messages", &request);
+    assert_eq!(reply["stop_reason"], "tool_use", "{reply}");
+    daemon.wait_health(Duration::from_secs(5), |h| h["workers"]["parked"] == 1);
+    // SIGTERM while the only work is the parked turn.
+    daemon.begin_stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while client()
+        .get(daemon.url("/health"))
+        .send()
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(std::time::Instant::now() < deadline, "never drained");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // New work is refused; the parked turn's results are taken.
+    let refused = client()
+        .post(daemon.url("/v1/messages"))
+        .json(&ask(&[], "new work"))
+        .send()
+        .expect("the listener stays open while draining");
+    assert_eq!(refused.status(), 503);
+    let follow_up = answer(request, &reply, &[("18C and sunny", false)]);
+    let done = post(&daemon, "/v1/messages", &follow_up);
+    assert_eq!(done["content"][0]["text"], "Tool results: 18C and sunny");
+    assert_eq!(daemon.stop(), Ok(()));
+}

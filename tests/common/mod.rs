@@ -351,6 +351,13 @@ impl Daemon {
         }
     }
 
+    /// Triggers shutdown (as SIGTERM does) without waiting for it.
+    pub fn begin_stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Triggers shutdown and waits for `run` to return.
     pub fn stop(mut self) -> Result<(), String> {
         self.stop_inner()
