@@ -176,6 +176,7 @@ pub async fn run_with_reload(
             .with_responses(responses.clone()),
     );
     let tokens = state.metrics.token_counter();
+    let drain_state = state.clone();
     let batch_runner = runner
         .counting_tokens(move |usage| tokens.count(usage))
         .start();
@@ -201,6 +202,7 @@ pub async fn run_with_reload(
     notify::notify("STOPPING=1");
     log::info!("shutdown requested: draining");
     batch_runner.stop();
+    drain_state.begin_drain();
     let _ = dispatcher.send(Drain).await;
     // The listener stays open while in-flight jobs finish: /health answers
     // 503 and new jobs are refused with 503, so a load balancer takes this

@@ -127,7 +127,41 @@ def streamed_tool_call(o):
         pass
 
 
-CHECKS = [create, stream, retrieve_and_items, previous_response, tool_round_trip, streamed_tool_call]
+def background(o):
+    import time
+
+    r = o.responses.create(model=MODEL, input="later [[slow:20]]", background=True)
+    check(r.background and r.status in ("queued", "in_progress"), f"created: {r}")
+    deadline = time.time() + 60
+    while r.status in ("queued", "in_progress"):
+        check(time.time() < deadline, f"still {r.status}")
+        time.sleep(0.05)
+        r = o.responses.retrieve(r.id)
+    check(r.status == "completed" and len(r.output_text.split()) == 20, f"polled: {r}")
+    # Streamed back from sequence number 2 on.
+    events = list(o.responses.retrieve(r.id, stream=True, starting_after=2))
+    check(events[0].sequence_number == 3, f"events: {[e.type for e in events]}")
+    check(events[-1].type == "response.completed", f"events: {[e.type for e in events]}")
+    check(events[-1].response.output_text == r.output_text, f"final: {events[-1]}")
+    slow = o.responses.create(model=MODEL, input="long [[slow:2000]]", background=True)
+    cancelled = o.responses.cancel(slow.id)
+    check(cancelled.status == "cancelled", f"cancelled: {cancelled}")
+    try:
+        o.responses.cancel(r.id)
+        check(False, "a completed response was cancelled")
+    except openai.BadRequestError as e:
+        check(e.body.get("type") == "invalid_request_error", f"error body: {e.body}")
+
+
+CHECKS = [
+    create,
+    stream,
+    retrieve_and_items,
+    previous_response,
+    tool_round_trip,
+    streamed_tool_call,
+    background,
+]
 
 
 def main():

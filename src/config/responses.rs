@@ -14,6 +14,10 @@ pub struct ResponseSettings {
     pub max_stored: usize,
     /// A stored response is dropped this long after it was created.
     pub ttl_secs: u64,
+    /// Most background responses (`background: true`) unfinished at once;
+    /// beyond it a new one is refused with 429. They run on spare capacity
+    /// only, like message batches.
+    pub max_background: usize,
 }
 
 impl Default for ResponseSettings {
@@ -21,6 +25,7 @@ impl Default for ResponseSettings {
         Self {
             max_stored: 1000,
             ttl_secs: 24 * 60 * 60,
+            max_background: 64,
         }
     }
 }

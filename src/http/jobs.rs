@@ -10,7 +10,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::disconnect::Client;
 use super::error::{ApiError, ErrorKind};
 use super::{access, auth, body, metrics, sse, AccessNote, AppState, RequestId};
-use crate::api::{Codec, Context, Dialect};
+use crate::api::{Codec, Context, Dialect, Parsed};
 use crate::dispatch::messages::Submit;
 use crate::error::JobError;
 use crate::job::assemble::{Assembled, Assembler};
@@ -25,6 +25,15 @@ pub async fn create<C: Codec>(
 ) -> Result<HttpResponse, ApiError> {
     let body = body::authorized(&req, payload, &state, C::DIALECT).await?;
     let parsed = C::parse(&body, &context(&req, &state))?;
+    respond::<C>(req, state, parsed).await
+}
+
+/// Runs a parsed request and answers with its body or stream.
+pub async fn respond<C: Codec>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    parsed: Parsed<C::Meta>,
+) -> Result<HttpResponse, ApiError> {
     let mut events = submit(&req, &state, parsed.spec, C::DIALECT).await?;
     let client = Client::of(&req, &state.dispatcher);
     if parsed.stream {
@@ -68,11 +77,25 @@ pub async fn submit(
     spec: JobSpec,
     dialect: Dialect,
 ) -> Result<UnboundedReceiver<JobEvent>, ApiError> {
-    let id = req
-        .extensions()
+    submit_as(request_id(req), state, spec, dialect).await
+}
+
+/// The request id the access log gave `req`.
+pub fn request_id(req: &HttpRequest) -> String {
+    req.extensions()
         .get::<RequestId>()
         .map(|r| r.0.clone())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// [`submit`] under the log id `id` (a WebSocket's turns have no request
+/// of their own).
+pub async fn submit_as(
+    id: String,
+    state: &AppState,
+    spec: JobSpec,
+    dialect: Dialect,
+) -> Result<UnboundedReceiver<JobEvent>, ApiError> {
     let (job, events) = Job::new(id, spec);
     match state.dispatcher.send(Submit(job)).await {
         Ok(Ok(())) => Ok(events),

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod account_metrics;
 pub mod auth;
+pub mod background;
 pub mod batches;
 pub mod body;
 pub mod cors;
@@ -31,7 +32,6 @@ use arc_swap::ArcSwap;
 use crate::api::anthropic::Anthropic;
 use crate::api::openai::ChatCompletions;
 use crate::api::responses::stored::ResponseStore;
-use crate::api::responses::Responses;
 use crate::api::Dialect;
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
@@ -54,6 +54,11 @@ pub struct AppState {
     pub batch_runner: crate::batches::RunnerHandle,
     /// Stored responses of the Responses API (in `store`).
     pub responses: Option<Arc<dyn ResponseStore>>,
+    /// Background responses running or lately finished.
+    pub runs: background::Runs,
+    /// Becomes true when the daemon starts draining (shutdown): background
+    /// work and WebSockets wind down.
+    draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -70,7 +75,19 @@ impl AppState {
             store,
             batch_runner,
             responses: None,
+            runs: background::Runs::default(),
+            draining: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// The daemon has begun draining (see [`AppState::draining`]).
+    pub fn begin_drain(&self) {
+        self.draining.send_replace(true);
+    }
+
+    /// Whether the daemon drains, now and as it changes.
+    pub fn draining(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.draining.subscribe()
     }
 
     /// Serves stored responses from `responses`.
@@ -117,8 +134,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/chat/completions",
             web::post().to(jobs::create::<ChatCompletions>),
         )
-        .route("/v1/responses", web::post().to(jobs::create::<Responses>))
-        .route("/responses", web::post().to(jobs::create::<Responses>))
+        .route("/v1/responses", web::post().to(responses::create))
+        .route("/responses", web::post().to(responses::create))
         .service(responses::scope("/v1/responses"))
         .service(responses::scope("/responses"))
         .route("/v1/models", web::get().to(models::list))

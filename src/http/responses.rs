@@ -1,15 +1,20 @@
-//! Stored responses of the Responses API: `GET` and `DELETE
-//! /v1/responses/{id}`, and `GET /v1/responses/{id}/input_items`. Creating
-//! a response is the generic job route (`jobs::create::<Responses>`).
+//! The Responses API's own routes: `POST /v1/responses` (the generic job
+//! route, or a background run), `GET` (polled, or streamed with
+//! `?stream=true&starting_after=N`) and `DELETE /v1/responses/{id}`,
+//! `POST /v1/responses/{id}/cancel`, and `GET
+//! /v1/responses/{id}/input_items`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ErrorKind};
-use super::{auth, AppState};
+use super::{auth, background, body, jobs, AppState};
 use crate::api::responses::stored::StoredResponse;
-use crate::api::Dialect;
+use crate::api::responses::stream::replay;
+use crate::api::responses::Responses;
+use crate::api::{Codec, Dialect, Parsed};
+use crate::job::Job;
 
 const DIALECT: Dialect = Dialect::Responses;
 
@@ -18,6 +23,7 @@ pub fn scope(prefix: &str) -> actix_web::Scope {
     web::scope(prefix)
         .route("/{id}", web::get().to(get))
         .route("/{id}", web::delete().to(delete))
+        .route("/{id}/cancel", web::post().to(cancel))
         .route("/{id}/input_items", web::get().to(input_items))
 }
 
@@ -43,13 +49,132 @@ fn not_found(id: &str) -> ApiError {
     )
 }
 
+/// `POST /v1/responses`: a background response is started and answered
+/// at once; any other runs as a job of the request.
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body::authorized(&req, payload, &state, DIALECT).await?;
+    let parsed = Responses::parse(&body, &jobs::context(&req, &state))?;
+    if !parsed.meta.background {
+        return jobs::respond::<Responses>(req, state, parsed).await;
+    }
+    let Parsed {
+        mut spec,
+        stream,
+        meta,
+    } = parsed;
+    // Nobody waits on the turn: one ending in tool calls is answered, not
+    // parked (the client continues it with previous_response_id).
+    spec.background = true;
+    let settings = state.settings();
+    let encoder = Responses::stream(meta.clone());
+    let run = state
+        .runs
+        .start(
+            &meta.id,
+            &spec.scope,
+            encoder.queued(),
+            settings.responses.max_background,
+        )
+        .map_err(|background::TooMany(max)| {
+            ApiError::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "{max} background responses are unfinished (responses.max_background); \
+                     try again when one has finished"
+                ),
+                DIALECT,
+            )
+        })?;
+    let (job, events) = Job::new(jobs::request_id(&req), spec);
+    actix_rt::spawn(background::drive(
+        run.clone(),
+        job,
+        events,
+        encoder,
+        state.dispatcher.clone(),
+        state.draining(),
+    ));
+    if stream {
+        return Ok(background::stream(run, None, settings.server.keepalive()));
+    }
+    Ok(HttpResponse::Ok().json(run.snapshot()))
+}
+
+/// `GET /v1/responses/{id}` query: stream the response's events, from
+/// after `starting_after`.
+#[derive(Debug, Deserialize)]
+struct Retrieve {
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    starting_after: Option<u64>,
+}
+
 async fn get(
     req: HttpRequest,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<Retrieve>::from_query(req.query_string())
+        .map_err(|e| ApiError::invalid(format!("invalid query string: {e}"), DIALECT))?;
+    let streamed = query.stream == Some(true);
+    if let Some(run) = running(&req, &state, &id)? {
+        if streamed {
+            let keepalive = state.settings().server.keepalive();
+            return Ok(background::stream(run, query.starting_after, keepalive));
+        }
+        return Ok(HttpResponse::Ok().json(run.snapshot()));
+    }
     let stored = find(&req, &state, &id)?;
+    if streamed {
+        let frames = replay(&stored.response);
+        return Ok(background::stream_frames(frames, query.starting_after));
+    }
     Ok(HttpResponse::Ok().json(stored.response))
+}
+
+/// The caller's background run `id`, if it is running or finished lately.
+fn running(
+    req: &HttpRequest,
+    state: &AppState,
+    id: &str,
+) -> Result<Option<std::sync::Arc<background::Run>>, ApiError> {
+    let settings = state.settings();
+    auth::authorize(req, &settings, DIALECT)?;
+    Ok(state.runs.get(&auth::scope(req, &settings), id))
+}
+
+/// `POST /v1/responses/{id}/cancel`: a running background response is
+/// interrupted and answered `cancelled` (again if it already was); any
+/// other finished response cannot be cancelled.
+async fn cancel(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let response = match running(&req, &state, &id)? {
+        Some(run) => {
+            run.request_cancel();
+            run.finished().await;
+            run.snapshot()
+        }
+        None => find(&req, &state, &id)?.response,
+    };
+    match response["status"].as_str() {
+        Some("cancelled") => Ok(HttpResponse::Ok().json(response)),
+        _ if response["background"] != true => Err(ApiError::invalid(
+            "Only responses created with background=true can be cancelled.",
+            DIALECT,
+        )),
+        _ => Err(ApiError::invalid(
+            "Cannot cancel a completed response.",
+            DIALECT,
+        )),
+    }
 }
 
 async fn delete(

@@ -111,9 +111,9 @@ impl ResponsesRequest {
     }
 
     fn validate(&self) -> Result<(), InvalidRequest> {
-        if self.background == Some(true) {
+        if self.background == Some(true) && self.store == Some(false) {
             return Err(InvalidRequest(
-                "background: background responses are not supported".into(),
+                "background: background responses must be stored (store: true)".into(),
             ));
         }
         for (field, present) in [

@@ -39,6 +39,9 @@ pub struct ResponseMeta {
     /// A JSON `text.format` was asked for.
     json_mode: bool,
     keep: Option<Keep>,
+    /// `background: true`: run on spare capacity, polled or streamed back
+    /// by id (see `http::background`).
+    pub background: bool,
 }
 
 fn now_secs() -> u64 {
@@ -94,6 +97,7 @@ impl ResponseMeta {
             names,
             json_mode,
             keep,
+            background: request.background == Some(true),
         }
     }
 
@@ -104,7 +108,7 @@ impl ResponseMeta {
         body.insert("object".into(), json!("response"));
         body.insert("created_at".into(), json!(self.created_at));
         body.insert("status".into(), json!(status));
-        body.insert("background".into(), json!(false));
+        body.insert("background".into(), json!(self.background));
         body.insert("error".into(), end.error.unwrap_or(Value::Null));
         body.insert(
             "incomplete_details".into(),

@@ -65,6 +65,20 @@ impl ResponseStream {
         }
     }
 
+    /// The response object of a background response not yet started.
+    pub fn queued(&self) -> Value {
+        self.meta.response("queued", Vec::new(), End::default())
+    }
+
+    /// Ends a response cancelled while it ran: the response object with
+    /// status `cancelled` and the items finished so far, stored as such.
+    pub fn cancel(&mut self) -> Value {
+        let output = std::mem::take(&mut self.output).into_values().collect();
+        let response = self.meta.response("cancelled", output, End::default());
+        self.meta.keep(&response);
+        response
+    }
+
     fn event(&mut self, out: &mut Vec<Frame>, name: &'static str, mut data: Value) {
         data["type"] = json!(name);
         data["sequence_number"] = json!(self.sequence);
@@ -286,6 +300,10 @@ impl ResponseStream {
             ..End::default()
         };
         let response = self.meta.response("failed", output, end);
+        // A background response is read back by id, failed or not.
+        if self.meta.background {
+            self.meta.keep(&response);
+        }
         self.event(out, "response.failed", json!({"response": response}));
     }
 }
@@ -323,4 +341,42 @@ impl EventEncoder for ResponseStream {
         }
         out
     }
+}
+
+/// The events of a finished, stored response, rebuilt from the response
+/// object (for streamed retrieval once its live events are forgotten):
+/// `response.created`, `response.in_progress`, each output item added and
+/// done, and the event of its final status.
+pub fn replay(response: &Value) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    let mut push = |name: &'static str, mut data: Value| {
+        data["type"] = json!(name);
+        data["sequence_number"] = json!(frames.len());
+        frames.push(Frame::Event(name, data));
+    };
+    let mut opening = response.clone();
+    opening["status"] = json!("in_progress");
+    opening["output"] = json!([]);
+    opening["usage"] = Value::Null;
+    push("response.created", json!({"response": opening}));
+    push("response.in_progress", json!({"response": opening}));
+    let items = response["output"].as_array().cloned().unwrap_or_default();
+    for (index, item) in items.into_iter().enumerate() {
+        push(
+            "response.output_item.added",
+            json!({"output_index": index, "item": item}),
+        );
+        push(
+            "response.output_item.done",
+            json!({"output_index": index, "item": item}),
+        );
+    }
+    let last = match response["status"].as_str() {
+        Some("completed") => "response.completed",
+        Some("incomplete") => "response.incomplete",
+        Some("cancelled") => "response.cancelled",
+        _ => "response.failed",
+    };
+    push(last, json!({"response": response}));
+    frames
 }

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::api::EventEncoder;
+use crate::api::{EventEncoder, Frame};
 use crate::error::JobError;
 use crate::job::fixtures::*;
 use crate::job::{Completion, Delta, JobEvent, JobSpec, Usage};
@@ -107,9 +107,12 @@ fn bad_requests_name_the_field() {
             .starts_with("input[0].call_id")
     );
     assert!(err(json!({"input": []})).message.contains("user message"));
-    assert!(err(json!({"input": "x", "background": true}))
-        .message
-        .starts_with("background"));
+    assert!(parse(json!({"input": "x", "background": true})).is_ok());
+    assert!(
+        err(json!({"input": "x", "background": true, "store": false}))
+            .message
+            .starts_with("background")
+    );
     assert!(err(json!({"input": "x", "reasoning": {"effort": "max"}}))
         .message
         .starts_with("reasoning.effort"));
@@ -151,7 +154,7 @@ fn run(events: Vec<JobEvent>) -> Vec<(String, Value)> {
     frames
         .into_iter()
         .map(|f| match f {
-            crate::api::Frame::Event(name, data) => (name.to_string(), data),
+            Frame::Event(name, data) => (name.to_string(), data),
             other => panic!("not an event frame: {other:?}"),
         })
         .collect()
@@ -282,14 +285,8 @@ fn a_failure_ends_the_stream_with_response_failed() {
 fn a_silent_model_still_gets_response_created_then_comments() {
     let mut enc = ResponseStream::new(meta());
     let first = enc.keepalive();
-    assert!(matches!(
-        &first[0],
-        crate::api::Frame::Event("response.created", _)
-    ));
-    assert_eq!(
-        enc.keepalive(),
-        vec![crate::api::Frame::Comment("keep-alive")]
-    );
+    assert!(matches!(&first[0], Frame::Event("response.created", _)));
+    assert_eq!(enc.keepalive(), vec![Frame::Comment("keep-alive")]);
 }
 
 #[test]
@@ -371,4 +368,41 @@ fn item_references_and_previous_responses_come_from_the_store() {
         json!({"input": "x", "previous_response_id": "resp_1"})
     )
     .is_err());
+}
+
+#[test]
+fn a_stored_response_replays_as_its_events() {
+    let response = json!({"id": "resp_1", "status": "completed", "output": [
+        {"type": "message", "id": "msg_1"}, {"type": "function_call", "id": "fc_1"},
+    ], "usage": {"input_tokens": 1}});
+    let frames = stream::replay(&response);
+    let names: Vec<&str> = frames
+        .iter()
+        .map(|f| match f {
+            Frame::Event(name, _) => *name,
+            _ => "",
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.output_item.done",
+            "response.output_item.added",
+            "response.output_item.done",
+            "response.completed",
+        ]
+    );
+    let Frame::Event(_, last) = &frames[6] else {
+        panic!()
+    };
+    assert_eq!(last["sequence_number"], 6);
+    assert_eq!(last["response"], response);
+    let Frame::Event(_, first) = &frames[0] else {
+        panic!()
+    };
+    assert_eq!(first["response"]["status"], "in_progress");
+    assert_eq!(first["response"]["output"], json!([]));
 }
