@@ -71,6 +71,10 @@ pub enum StartError {
     Config(#[from] config::ConfigError),
     #[error("refusing to listen on {0} without API keys: set server.api_keys (or server.allow_unauthenticated = true to really serve anyone)")]
     UnauthenticatedPublicListener(std::net::SocketAddr),
+    #[error("refusing agent mode without client keys: its tools run code on this host, and without keys anyone who reaches the port (a web page, another local user, a job's own tools calling the daemon) runs jobs; set server.api_keys or server.api_keys_file")]
+    AgentWithoutKeys,
+    #[error("refusing server.cors_allowed_origins without client keys: any page of those origins opened in a browser that reaches this daemon could use it; set server.api_keys or server.api_keys_file (or server.allow_keyless_cors = true to really allow it)")]
+    KeylessCors,
     #[error("claude.command `{0}` is not an executable file (nor found on PATH)")]
     CommandNotFound(String),
     #[error(transparent)]
@@ -84,11 +88,20 @@ pub enum StartError {
     },
 }
 
-/// Refuses settings that would expose the pool without authentication.
+/// Refuses settings that would expose the pool without authentication:
+/// a public listener, agent mode or CORS origins with no client keys.
+/// Checked at start and on every reload (keys may be removed by one).
 pub fn check_exposure(settings: &Settings, addr: std::net::SocketAddr) -> Result<(), StartError> {
+    let server = &settings.server;
     let public = !addr.ip().is_loopback();
-    if public && !settings.server.has_keys() && !settings.server.allow_unauthenticated {
+    if public && !server.has_keys() && !server.allow_unauthenticated {
         return Err(StartError::UnauthenticatedPublicListener(addr));
+    }
+    if settings.agent.enabled && !server.has_keys() {
+        return Err(StartError::AgentWithoutKeys);
+    }
+    if !server.cors_allowed_origins.is_empty() && !server.has_keys() && !server.allow_keyless_cors {
+        return Err(StartError::KeylessCors);
     }
     Ok(())
 }
@@ -358,5 +371,40 @@ async fn feed_watchdog(dispatcher: Addr<Dispatcher>, every: Duration) {
         if let Ok(Ok(_)) = tokio::time::timeout(every, dispatcher.send(GetHealth)).await {
             notify::notify("WATCHDOG=1");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(toml: &str, file_keys: &[&str]) -> Result<(), String> {
+        let mut settings = Settings::from_toml(toml).unwrap();
+        settings.server.file_keys = file_keys.iter().map(|k| k.to_string()).collect();
+        let loopback = "127.0.0.1:8787".parse().unwrap();
+        check_exposure(&settings, loopback).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn agent_mode_needs_client_keys_from_either_source() {
+        let agent = "[agent]\nenabled = true\n";
+        let err = check(agent, &[]).unwrap_err();
+        assert!(
+            err.contains("agent mode") && err.contains("server.api_keys"),
+            "{err}"
+        );
+        check(&format!("{agent}[server]\napi_keys = [\"k\"]\n"), &[]).unwrap();
+        check(agent, &["from-file"]).unwrap();
+    }
+
+    #[test]
+    fn cors_without_keys_needs_an_acknowledgement() {
+        let cors = "[server]\ncors_allowed_origins = [\"*\"]\n";
+        let err = check(cors, &[]).unwrap_err();
+        assert!(err.contains("server.allow_keyless_cors"), "{err}");
+        check(&format!("{cors}allow_keyless_cors = true\n"), &[]).unwrap();
+        check(&format!("{cors}api_keys = [\"k\"]\n"), &[]).unwrap();
+        check(cors, &["from-file"]).unwrap();
+        check("", &[]).unwrap();
     }
 }

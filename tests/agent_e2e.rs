@@ -13,7 +13,8 @@ fn agent_daemon(upstream: &FakeUpstream, root: &std::path::Path) -> Daemon {
         "agent.enabled = true\nagent.workspace_root = {}",
         serde_json::to_string(&root.display().to_string()).unwrap()
     );
-    Daemon::start(DaemonConfig::real(1).with_toml(&toml), upstream)
+    let cfg = DaemonConfig::real(1).with_toml(&toml);
+    Daemon::start(cfg.with_client_key("sk-agent-client"), upstream)
 }
 
 fn ask(daemon: &Daemon, text: &str) -> Value {
@@ -141,6 +142,7 @@ fn without_agent_mode_nothing_touches_the_disk() {
     let res = client()
         .post(daemon.url("/v1/messages"))
         .header("x-claude-pool-agent", "off")
+        .header("x-api-key", "sk-agent-client")
         .json(&message_body(&prompt))
         .send()
         .unwrap();

@@ -18,7 +18,8 @@ fn agent_daemon(upstream: &FakeUpstream, root: &Path, pool: usize, extra: &str) 
         "agent.enabled = true\nagent.workspace_root = {}\n{extra}",
         serde_json::to_string(&root.display().to_string()).unwrap()
     );
-    Daemon::start(DaemonConfig::real(pool).with_toml(&toml), upstream)
+    let cfg = DaemonConfig::real(pool).with_toml(&toml);
+    Daemon::start(cfg.with_client_key("sk-agent-client"), upstream)
 }
 
 /// The text of the reply to a prompt holding tool-call markers. The fake
@@ -476,7 +477,8 @@ fn without_bubblewrap_agent_mode_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     let toml = format!(
-        "[claude]\ncommand = {:?}\n[agent]\nenabled = true\nworkspace_root = {:?}\n",
+        "[server]\napi_keys = [\"k\"]\n[claude]\ncommand = {:?}\n\
+         [agent]\nenabled = true\nworkspace_root = {:?}\n",
         real_cli(),
         dir.path().join("ws").display().to_string()
     );

@@ -312,7 +312,8 @@ fn an_agent_mention_is_held_to_the_read_check(sandbox: &str) {
         "agent.enabled = true\nagent.workspace_root = {:?}\n{sandbox}",
         root.path().display().to_string()
     );
-    let daemon = Daemon::start(DaemonConfig::real(1).with_toml(&toml), &upstream);
+    let cfg = DaemonConfig::real(1).with_toml(&toml);
+    let daemon = Daemon::start(cfg.with_client_key("sk-agent-client"), &upstream);
     std::os::unix::fs::symlink(secret.path(), root.path().join("worker-1/link.txt")).unwrap();
     let reads: String = ["link.txt", path.as_str()]
         .iter()

@@ -63,6 +63,33 @@ fn a_public_listener_needs_api_keys() {
 }
 
 #[test]
+fn agent_mode_needs_client_keys() {
+    let err = refused(
+        daemon_cmd()
+            .env("CLAUDE_POOL__SERVER__LISTEN", "127.0.0.1:0")
+            .env("CLAUDE_POOL__AGENT__ENABLED", "true"),
+    );
+    assert!(
+        err.contains("agent mode without client keys") && err.contains("server.api_keys"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cors_origins_on_a_keyless_daemon_need_an_acknowledgement() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "[server]\nlisten = \"127.0.0.1:0\"\ncors_allowed_origins = [\"*\"]\n",
+    );
+    let err = refused(daemon_cmd().arg("--config").arg(&path));
+    assert!(
+        err.contains("cors_allowed_origins") && err.contains("server.allow_keyless_cors"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_missing_cli_is_named_at_startup() {
     let err = refused(
         daemon_cmd()

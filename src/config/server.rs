@@ -46,6 +46,10 @@ pub struct ServerSettings {
     /// Browser origins allowed to call the API (CORS): empty = no CORS
     /// headers at all, `["*"]` = any origin.
     pub cors_allowed_origins: Vec<String>,
+    /// Explicit opt-in to `cors_allowed_origins` without client keys, which
+    /// lets pages of those origins drive the daemon from any browser that
+    /// reaches it.
+    pub allow_keyless_cors: bool,
     /// Most verbose level logged (`off`, `error`, `warn`, `info`, `debug`,
     /// `trace`); reloadable, unlike RUST_LOG, which can only narrow it.
     pub log_level: String,
@@ -80,6 +84,7 @@ impl Default for ServerSettings {
             metrics_public: false,
             allowed_hosts: Vec::new(),
             cors_allowed_origins: Vec::new(),
+            allow_keyless_cors: false,
             log_level: "info".into(),
             public_url: None,
             node_id: None,

@@ -68,6 +68,9 @@ pub struct DaemonConfig {
     pub env: Vec<(String, String)>,
     /// `[[accounts]]` tables, appended as they are.
     pub accounts_toml: String,
+    /// The client key `server.api_keys` holds, which [`Daemon::post_to`]
+    /// sends (agent mode refuses to start without one).
+    pub client_key: Option<String>,
 }
 
 impl DaemonConfig {
@@ -78,6 +81,7 @@ impl DaemonConfig {
             extra_toml: String::new(),
             env: Vec::new(),
             accounts_toml: String::new(),
+            client_key: None,
         }
     }
 
@@ -95,6 +99,7 @@ impl DaemonConfig {
             extra_toml: String::new(),
             env: Vec::new(),
             accounts_toml: String::new(),
+            client_key: None,
         }
     }
 
@@ -112,6 +117,12 @@ impl DaemonConfig {
         self
     }
 
+    /// Requires the client key `key`, which [`Daemon::post_to`] then sends.
+    pub fn with_client_key(mut self, key: &str) -> Self {
+        self.client_key = Some(key.to_string());
+        self.with_toml(&format!("server.api_keys = [{}]", toml_str(key)))
+    }
+
     pub fn with_env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
         self
@@ -122,6 +133,8 @@ impl DaemonConfig {
 pub struct Daemon {
     pub base: String,
     pub dir: TempDir,
+    /// The client key it requires, if any ([`DaemonConfig::with_client_key`]).
+    pub client_key: Option<String>,
     /// Hands reloaded settings to the running daemon, as SIGHUP does.
     reload: tokio::sync::watch::Sender<std::sync::Arc<Settings>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -277,6 +290,7 @@ impl Daemon {
         Self {
             base,
             dir,
+            client_key: cfg.client_key.clone(),
             reload,
             shutdown: Some(tx),
             thread: Some(thread),
@@ -478,13 +492,14 @@ pub fn assert_no_processes_with_env(needle: &str, limit: Duration) {
 }
 
 impl Daemon {
-    /// POSTs a JSON body to one of the daemon's routes.
+    /// POSTs a JSON body to one of the daemon's routes, with its client key
+    /// if it requires one.
     pub fn post_to(&self, path: &str, body: &Value) -> reqwest::blocking::Response {
-        client()
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .expect("request")
+        let mut req = client().post(self.url(path)).json(body);
+        if let Some(key) = &self.client_key {
+            req = req.header("x-api-key", key);
+        }
+        req.send().expect("request")
     }
 
     /// POSTs a Messages API body to `/v1/messages`.
