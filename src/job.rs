@@ -6,7 +6,8 @@
 
 pub mod assemble;
 
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -105,6 +106,34 @@ pub struct Job {
     pub events: mpsc::UnboundedSender<JobEvent>,
     /// When the job was admitted, for queue timeouts and logs.
     pub admitted_at: Instant,
+    /// Where it ran, noted by the dispatcher for the usage ledger.
+    pub placed: Placed,
+}
+
+/// Where a job ran: filled in by the dispatcher when a worker takes the job
+/// (again, if it is run again on another account), read by whoever
+/// submitted it for the usage ledger.
+#[derive(Debug, Clone, Default)]
+pub struct Placed(Arc<Mutex<Option<Placement>>>);
+
+/// A worker taking a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    pub worker: u64,
+    /// The account's name (`[[accounts]]`, or `default`).
+    pub account: String,
+    /// From admission to the worker taking it.
+    pub queued: Duration,
+}
+
+impl Placed {
+    pub fn set(&self, placement: Placement) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(placement);
+    }
+
+    pub fn get(&self) -> Option<Placement> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl Job {
@@ -116,6 +145,7 @@ impl Job {
             spec,
             events,
             admitted_at: Instant::now(),
+            placed: Placed::default(),
         };
         (job, rx)
     }

@@ -25,6 +25,8 @@
 //! - [`notify`]: systemd readiness, stopping and watchdog notifications.
 //! - [`reload`]: what a configuration reload (SIGHUP) may change.
 //! - [`store`]: the durable SQLite store shared by features that keep state.
+//! - [`ledger`]: the usage ledger and audit log (a row per request, hourly
+//!   rollups, per-key usage windows for limits), written behind requests.
 //! - [`node`]: this node's id, carried by every id the daemon hands out.
 //!
 //! Imports point down the data path of a request: [`http`] uses [`api`],
@@ -157,6 +159,7 @@ pub async fn run_with_reload(
     );
     let store = store::Store::open(&store_path)?;
     store.install::<batches::store::BatchSchema>()?;
+    let ledger = ledger::Ledger::start(store.clone(), settings.ledger.clone())?;
     log::info!("store: {}", store_path.display());
     let settings = Arc::new(settings);
     let spawn = worker::spawn::spawn_spec(&settings, &working_dir);
@@ -186,7 +189,8 @@ pub async fn run_with_reload(
     };
     let state = web::Data::new(
         http::AppState::new(dispatcher.clone(), settings.clone(), store, runner.handle())
-            .with_responses(responses.clone()),
+            .with_responses(responses.clone())
+            .with_ledger(ledger.clone()),
     );
     let tokens = state.metrics.token_counter();
     let drain_state = state.clone();
@@ -217,6 +221,8 @@ pub async fn run_with_reload(
     batch_runner.stop();
     drain_state.begin_drain();
     let _ = dispatcher.send(Drain).await;
+    let drained = ledger.clone();
+    let _ = web::block(move || drained.flush(Duration::from_secs(5))).await;
     // The listener stays open while in-flight jobs finish: /health answers
     // 503 and new jobs are refused with 503, so a load balancer takes this
     // node out and retries the refused requests on another one, rather than
@@ -237,6 +243,8 @@ pub async fn run_with_reload(
     let _ = server_task.await;
     // Stored responses still on their way to disk (see write_behind).
     let _ = web::block(move || responses.flush()).await;
+    // Ledger rows of the last requests (see ledger).
+    let _ = web::block(move || ledger.close()).await;
     if let Some(task) = watchdog_task {
         task.abort();
     }

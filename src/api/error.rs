@@ -103,7 +103,8 @@ impl ApiError {
         }
     }
 
-    fn anthropic_type(&self) -> &'static str {
+    /// The error's type in the Messages API's vocabulary (`rate_limit_error`, …).
+    pub fn anthropic_type(&self) -> &'static str {
         match self.kind {
             ErrorKind::InvalidRequest
             | ErrorKind::UpstreamInvalid

@@ -113,7 +113,15 @@ impl Dispatcher {
 
     /// Gives `job` to worker `id`, which the caller found free for it.
     pub(super) fn assign(&mut self, id: WorkerId, job: Job) {
-        self.note_assigned(self.workers[&id].account);
+        let account = self.workers[&id].account;
+        self.note_assigned(account);
+        job.placed.set(crate::job::Placement {
+            worker: id,
+            account: self
+                .account(account)
+                .map_or_else(String::new, |a| a.plan.name.clone()),
+            queued: job.admitted_at.elapsed(),
+        });
         if self.is_new_prompt(id, &job.spec.system) {
             self.spare_due = Some(WorkerKind::for_job(job.spec.agent));
         }

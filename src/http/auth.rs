@@ -1,7 +1,7 @@
 //! API-key checks: `x-api-key` or `Authorization: Bearer`, compared in
 //! constant time against every configured key.
 
-use actix_web::{http::header, HttpRequest};
+use actix_web::{http::header, HttpMessage, HttpRequest};
 use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ErrorKind};
@@ -31,6 +31,8 @@ pub fn authorize(req: &HttpRequest, settings: &Settings, dialect: Dialect) -> Re
             acc | key.as_bytes().ct_eq(presented.as_bytes())
         });
     if bool::from(matched) {
+        let name = crate::ledger::record::unnamed_key(&crate::batches::owner_of(Some(presented)));
+        req.extensions_mut().insert(super::audit::KeyName(name));
         Ok(())
     } else {
         Err(ApiError::new(

@@ -9,7 +9,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::disconnect::Client;
 use super::error::{ApiError, ErrorKind};
-use super::{access, auth, body, metrics, sse, AccessNote, AppState, RequestId};
+use super::{access, audit, auth, body, metrics, sse, AccessNote, AppState, RequestId};
 use crate::api::{Codec, Context, Dialect, Parsed};
 use crate::dispatch::messages::Submit;
 use crate::error::JobError;
@@ -25,6 +25,9 @@ pub async fn create<C: Codec>(
 ) -> Result<HttpResponse, ApiError> {
     let body = body::authorized(&req, payload, &state, C::DIALECT).await?;
     let parsed = C::parse(&body, &context(&req, &state))?;
+    if state.ledger.settings().record_content {
+        audit::body(&req, &body);
+    }
     respond::<C>(req, state, parsed).await
 }
 
@@ -34,16 +37,20 @@ pub async fn respond<C: Codec>(
     state: web::Data<AppState>,
     parsed: Parsed<C::Meta>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut events = submit(&req, &state, parsed.spec, C::DIALECT).await?;
+    let placed = crate::job::Placed::default();
+    audit::job(&req, &parsed.spec.model, parsed.stream, &placed);
+    let id = request_id(&req);
+    let mut events = submit_placed(id, &state, parsed.spec, C::DIALECT, placed).await?;
     let client = Client::of(&req, &state.dispatcher);
     if parsed.stream {
         let keepalive = state.settings().server.keepalive();
         let first = first_events(&mut events, keepalive, &client, C::DIALECT).await?;
         let encoder = metrics::observe_stream(&state, &req, C::DIALECT, C::stream(parsed.meta));
         let encoder = access::note_stream(&req, encoder);
+        let encoder = audit::note_stream(&req, encoder);
         Ok(sse::response(first, events, encoder, keepalive, client))
     } else {
-        let answer = collect(events, &client, C::DIALECT).await?;
+        let answer = collect(events, &client, C::DIALECT, |e| audit::observe(&req, e)).await?;
         state
             .metrics
             .completed(&req, C::DIALECT, &answer.completion.usage);
@@ -96,7 +103,19 @@ pub async fn submit_as(
     spec: JobSpec,
     dialect: Dialect,
 ) -> Result<UnboundedReceiver<JobEvent>, ApiError> {
-    let (job, events) = Job::new(id, spec);
+    submit_placed(id, state, spec, dialect, crate::job::Placed::default()).await
+}
+
+/// [`submit_as`], noting where the job runs in `placed` (usage ledger).
+async fn submit_placed(
+    id: String,
+    state: &AppState,
+    spec: JobSpec,
+    dialect: Dialect,
+    placed: crate::job::Placed,
+) -> Result<UnboundedReceiver<JobEvent>, ApiError> {
+    let (mut job, events) = Job::new(id, spec);
+    job.placed = placed;
     match state.dispatcher.send(Submit(job)).await {
         Ok(Ok(())) => Ok(events),
         Ok(Err(error)) => Err(ApiError::from_job(error, dialect)),
@@ -125,12 +144,14 @@ fn departed_error(dialect: Dialect) -> ApiError {
     ApiError::new(ErrorKind::Api, "client disconnected", dialect)
 }
 
-/// Waits for the whole answer (non-streaming responses). Gives up,
+/// Waits for the whole answer (non-streaming responses), showing each
+/// event to `observe` (the usage ledger's note). Gives up,
 /// withdrawing the job, as soon as the client has disconnected.
 pub async fn collect(
     mut events: UnboundedReceiver<JobEvent>,
     client: &Client,
     dialect: Dialect,
+    mut observe: impl FnMut(&JobEvent),
 ) -> Result<Assembled, ApiError> {
     let mut assembler = Assembler::default();
     let departed = client.departed();
@@ -139,6 +160,7 @@ pub async fn collect(
         tokio::select! {
             event = events.recv() => {
                 let Some(event) = event else { break };
+                observe(&event);
                 if let Some(outcome) = assembler.push(event) {
                     return outcome.map_err(|e| ApiError::from_job(e, dialect));
                 }

@@ -72,6 +72,7 @@ pub struct Metrics {
     recycles: IntCounter,
     waited_for_boot: IntCounter,
     accounts: super::account_metrics::AccountMetrics,
+    ledger: super::ledger_metrics::LedgerMetrics,
     /// Serialises scrapes: counters copied from the dispatcher are advanced
     /// by the difference to its figures, which must not be applied twice.
     refresh: Mutex<()>,
@@ -165,6 +166,7 @@ impl Metrics {
                 "Jobs given to a worker that finished booting after they arrived: a cold start on their critical path (pool.blank_spares keeps blank workers ready for new system prompts).",
             ),
             accounts: super::account_metrics::AccountMetrics::new(&registry),
+            ledger: super::ledger_metrics::LedgerMetrics::new(&registry),
             registry,
             refresh: Mutex::new(()),
         }
@@ -267,6 +269,15 @@ impl Metrics {
         self.accounts.refresh(&health.accounts);
     }
 
+    /// Copies the usage ledger's figures into its metrics.
+    pub fn refresh_ledger(&self, ledger: &crate::ledger::Ledger) {
+        let _guard = self
+            .refresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.ledger.refresh(ledger);
+    }
+
     /// Every metric in the Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = Vec::new();
@@ -304,6 +315,7 @@ pub async fn scrape(
     if let Ok(health) = state.dispatcher.send(GetHealth).await {
         state.metrics.refresh(&health);
     }
+    state.metrics.refresh_ledger(&state.ledger);
     Ok(HttpResponse::Ok()
         .content_type(prometheus::TEXT_FORMAT)
         .body(state.metrics.encode()))
@@ -317,7 +329,7 @@ fn open_to(settings: &Settings, peer: Option<SocketAddr>, local_host: bool) -> b
 }
 
 /// The dialect a route pattern serves, as a label.
-fn dialect_label(route: &str) -> &'static str {
+pub(super) fn dialect_label(route: &str) -> &'static str {
     if route.contains("chat/completions") {
         "openai"
     } else if route.contains("responses") {

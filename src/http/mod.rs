@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod account_metrics;
+pub mod audit;
 pub mod auth;
 pub mod background;
 pub mod batches;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod health;
 pub mod host;
 pub mod jobs;
+pub mod ledger_metrics;
 pub mod metrics;
 pub mod models;
 pub mod responses;
@@ -59,6 +61,8 @@ pub struct AppState {
     /// Becomes true when the daemon starts draining (shutdown): background
     /// work and WebSockets wind down.
     draining: tokio::sync::watch::Sender<bool>,
+    /// The usage ledger and audit log: a row per request.
+    pub ledger: crate::ledger::Ledger,
 }
 
 impl AppState {
@@ -77,6 +81,7 @@ impl AppState {
             responses: None,
             runs: background::Runs::default(),
             draining: tokio::sync::watch::channel(false).0,
+            ledger: crate::ledger::Ledger::default(),
         }
     }
 
@@ -88,6 +93,12 @@ impl AppState {
     /// Whether the daemon drains, now and as it changes.
     pub fn draining(&self) -> tokio::sync::watch::Receiver<bool> {
         self.draining.subscribe()
+    }
+
+    /// Records requests in `ledger`.
+    pub fn with_ledger(mut self, ledger: crate::ledger::Ledger) -> Self {
+        self.ledger = ledger;
+        self
     }
 
     /// Serves stored responses from `responses`.
@@ -200,6 +211,7 @@ pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Res
             .app_data(state.clone())
             .wrap_fn(move |req, srv| {
                 let access = access::Access::begin(&req);
+                audit::begin(&req);
                 let state = observed.clone();
                 let fut = srv.call(req);
                 let node = node.clone();
@@ -210,7 +222,13 @@ pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Res
                         res.headers_mut().insert(name, node);
                     }
                     let observed = state.metrics.on_response(&res);
-                    Ok(access.finish(res, observed))
+                    let recorded = audit::on_response(&state, &res);
+                    Ok(access.finish(res, move || {
+                        observed();
+                        if let Some(record) = recorded {
+                            record();
+                        }
+                    }))
                 }
             })
             // Outermost, so that preflights are answered before anything else.
