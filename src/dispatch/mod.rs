@@ -9,6 +9,7 @@
 pub mod accounts;
 mod blank;
 mod expiry;
+pub mod fair;
 pub mod health;
 mod logins;
 pub mod messages;
@@ -335,12 +336,17 @@ impl Handler<Submit> for Dispatcher {
             self.stats.rejected += 1;
             return Err(error);
         }
+        let ours = job.events.clone();
         self.queue.push_back(job);
         self.dispatch();
         // Jobs waiting for a worker that is only being cleared or replaced
-        // are not over the limit: that worker is capacity.
-        if self.queue.len() > self.settings.pool.max_queue + self.room() {
-            // Dispatching only removes jobs, so the one over capacity is ours.
+        // are not over the limit: that worker is capacity. Dispatching only
+        // removes jobs, so ours is last unless a worker took it.
+        let still_queued = self
+            .queue
+            .back()
+            .is_some_and(|last| last.events.same_channel(&ours));
+        if still_queued && self.queue.len() > self.settings.pool.max_queue + self.room() {
             self.queue.pop_back();
             self.stats.rejected += 1;
             return Err(JobError::QueueFull {

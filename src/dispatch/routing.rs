@@ -5,6 +5,9 @@
 //! `room` for the workers cleared or replaced for them); jobs whose client
 //! left or whose wait ran out leave the queue.
 
+use std::collections::HashMap;
+
+use super::fair::FairShare;
 use super::*;
 
 impl Dispatcher {
@@ -89,26 +92,46 @@ impl Dispatcher {
             .or_else(|| self.pick(&job.spec.system, WorkerKind::for_job(job.spec.agent)))
     }
 
-    /// Hands queued jobs to free workers, oldest first. Runs after every
+    /// Hands queued jobs to free workers in fair-share order (see `fair`:
+    /// the least loaded key's oldest job first). Runs after every
     /// admission and every worker report, so a job that queued before the
     /// turn it continues was reported parked (or its conversation bound)
     /// still finds it.
     pub(super) fn dispatch(&mut self) {
         self.drop_departed();
-        let mut i = 0;
-        while i < self.queue.len() {
-            match self.worker_for(&self.queue[i]) {
-                Some(id) => {
-                    let job = self.queue.remove(i).expect("index in range");
-                    self.assign(id, job);
-                }
-                None => i += 1,
-            }
+        if !self.queue.is_empty() {
+            self.dispatch_fairly();
         }
         self.cover_queue();
         self.keep_spares();
         self.trim_surplus();
         self.signal_spare();
+    }
+
+    /// Offers each queued job a worker once, in fair-share order; the jobs
+    /// left keep their queue order.
+    fn dispatch_fairly(&mut self) {
+        let mut running: HashMap<String, usize> = HashMap::new();
+        for slot in self.workers.values() {
+            if slot.state == SlotState::Busy && !slot.background {
+                *running.entry(slot.scope.clone()).or_default() += 1;
+            }
+        }
+        let mut jobs: Vec<Option<Job>> = self.queue.drain(..).map(Some).collect();
+        let mut share = FairShare::new(jobs.iter().flatten().map(share_of), |key| {
+            running.get(key).copied().unwrap_or(0)
+        });
+        while let Some(offer) = share.next_offer() {
+            let Some(job) = &jobs[offer.position] else {
+                continue;
+            };
+            if let Some(id) = self.worker_for(job) {
+                share.placed(offer);
+                let job = jobs[offer.position].take().expect("offered once");
+                self.assign(id, job);
+            }
+        }
+        self.queue = jobs.into_iter().flatten().collect();
     }
 
     /// Gives `job` to worker `id`, which the caller found free for it.
@@ -184,4 +207,11 @@ impl Dispatcher {
         });
         self.stats.rejected += (before - self.queue.len()) as u64;
     }
+}
+
+/// Whose share a job counts in, and that key's weight: the scope (a digest
+/// of the client's key; one shared scope without keys). Every key weighs 1
+/// until keys carry a weight of their own.
+fn share_of(job: &Job) -> (String, f64) {
+    (job.spec.scope.clone(), 1.0)
 }
