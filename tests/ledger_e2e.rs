@@ -6,6 +6,9 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
+
+use common::binary::DaemonProcess;
 
 use common::*;
 use serde_json::{json, Value};
@@ -153,4 +156,54 @@ fn every_request_leaves_a_row_with_its_key_placement_and_tokens() {
     assert_eq!(refused["key"], "(none)");
     assert_eq!(refused["error_type"], "authentication_error");
     assert!(refused["worker"].is_null());
+}
+
+/// The bound the README states: a SIGKILL loses at most
+/// `ledger.queue_capacity` rows. With the writer keeping up (nothing
+/// dropped), a daemon killed right after N requests has at least
+/// N - capacity of their rows, and a restart sees them in its windows.
+#[test]
+fn a_sigkill_loses_at_most_the_queue_capacity() {
+    const N: usize = 30;
+    const CAPACITY: usize = 8;
+    let upstream = FakeUpstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = DaemonConfig::real(1).with_toml("server.listen = \"127.0.0.1:0\"");
+    cfg.accounts_toml
+        .push_str(&format!("[ledger]\nqueue_capacity = {CAPACITY}\n"));
+    let config = dir.path().join("claude-pool.toml");
+    std::fs::write(&config, settings_toml(&cfg, &upstream, &dir)).unwrap();
+    let mut daemon = DaemonProcess::start(&config, dir.path().join("daemon.log"));
+    daemon.wait_health("a ready worker", |h| h["workers"]["ready"] == 1);
+    for i in 0..N {
+        let status = client()
+            .post(daemon.url("/v1/messages"))
+            .json(&message_body(&format!("request {i}")))
+            .send()
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    let metrics = client()
+        .get(daemon.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("claude_pool_ledger_rows_dropped_total 0"),
+        "the writer kept up, so only the kill can lose rows"
+    );
+    daemon.signal(libc::SIGKILL);
+    daemon.child.wait().unwrap();
+    let kept = rows(&dir.path().join("batches.sqlite3"));
+    assert!(
+        kept.len() >= N - CAPACITY && kept.len() <= N,
+        "{} of {N} rows after SIGKILL (at most {CAPACITY} may be lost)",
+        kept.len()
+    );
+    assert!(kept
+        .iter()
+        .all(|r| r["key"] == "anonymous" && r["status"] == 200));
+    eprintln!("{} of {N} rows survived SIGKILL", kept.len());
 }
