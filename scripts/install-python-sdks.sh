@@ -6,15 +6,18 @@
 set -euo pipefail
 ANTHROPIC_SDK_VERSION="${ANTHROPIC_SDK_VERSION:-2.14.0}"
 OPENAI_SDK_VERSION="${OPENAI_SDK_VERSION:-3.57.0}"
+# The openai SDK's responses.connect() and tests/responses_ws.py's plain client.
+WEBSOCKETS_VERSION="${WEBSOCKETS_VERSION:-15.0.1}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/.tools/pyenv"
 py="$venv/bin/python"
 
 installed() {
-  "$py" - "$ANTHROPIC_SDK_VERSION" "$OPENAI_SDK_VERSION" <<'PY' 2>/dev/null
+  "$py" - "$ANTHROPIC_SDK_VERSION" "$OPENAI_SDK_VERSION" "$WEBSOCKETS_VERSION" <<'PY' 2>/dev/null
 import sys
 from importlib.metadata import version
-sys.exit(0 if (version("anthropic"), version("openai")) == (sys.argv[1], sys.argv[2]) else 1)
+wanted = tuple(sys.argv[1:4])
+sys.exit(0 if (version("anthropic"), version("openai"), version("websockets")) == wanted else 1)
 PY
 }
 
@@ -30,6 +33,6 @@ fi
 # A half-made venv (no pip, wrong interpreter) is rebuilt from scratch.
 [ -x "$py" ] && "$py" -m pip --version >/dev/null 2>&1 || { rm -rf "$venv"; python3 -m venv "$venv"; }
 "$py" -m pip install --quiet --disable-pip-version-check \
-  "anthropic==$ANTHROPIC_SDK_VERSION" "openai==$OPENAI_SDK_VERSION"
+  "anthropic==$ANTHROPIC_SDK_VERSION" "openai==$OPENAI_SDK_VERSION" "websockets==$WEBSOCKETS_VERSION"
 installed
 echo "installed anthropic $ANTHROPIC_SDK_VERSION and openai $OPENAI_SDK_VERSION in $venv"

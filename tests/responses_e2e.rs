@@ -104,6 +104,70 @@ fn official_python_sdk_speaks_the_responses_api() {
 }
 
 #[test]
+fn python_sdk_and_a_plain_client_speak_the_responses_api_over_a_websocket() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    run(
+        &root().join(".tools/pyenv/bin/python"),
+        &[
+            root().join("tests/responses_ws.py").to_str().unwrap(),
+            &daemon.base,
+        ],
+        &[],
+    );
+    // The socket's second turn continued the live CLI conversation: its
+    // upstream call carries the first turn as messages, not a rendered
+    // history, though the client sent only its new input (store: false).
+    let calls = upstream.message_calls();
+    let again = calls
+        .iter()
+        .find(|c| c.all_text().contains("and again"))
+        .expect("the second turn reached the upstream");
+    let messages = again.body["messages"].as_array().unwrap();
+    assert!(
+        messages.len() >= 3 && !again.all_text().contains("conversation_history"),
+        "the socket's next turn was served as a rendered history: {}",
+        again.body["messages"]
+    );
+    assert!(
+        calls.iter().any(resumed_with_results),
+        "the tool output resumed the parked turn"
+    );
+    assert!(
+        !calls.iter().any(|c| c.all_text().contains("prewarm only")),
+        "generate: false ran a model turn"
+    );
+}
+
+#[test]
+fn an_idle_websocket_lets_its_worker_go_and_carries_on() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::real(1).with_toml("pool.affinity_idle_secs = 1"),
+        &upstream,
+    );
+    run(
+        &root().join(".tools/pyenv/bin/python"),
+        &[
+            root().join("tests/responses_ws.py").to_str().unwrap(),
+            &daemon.base,
+            "idle",
+        ],
+        &[],
+    );
+    // The turn after the pause ran on a fresh CLI conversation, from the
+    // history the socket kept (the client sent only its new input).
+    let call = upstream
+        .last_message_call(|c| c.all_text().contains("after the pause"))
+        .expect("the turn after the pause reached the upstream");
+    assert!(
+        call.all_text().contains("remember TANGO"),
+        "the history was not carried over: {}",
+        call.body["messages"]
+    );
+}
+
+#[test]
 fn typescript_sdk_and_vercel_ai_sdk_speak_the_responses_api() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
@@ -171,46 +235,101 @@ fn connect_targets(trace: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn codex_cli_runs_its_shell_tool_through_the_pool() {
-    let codex = root().join(".tools/node/node_modules/.bin/codex");
-    let strace = PathBuf::from("/usr/bin/strace");
-    assert!(
-        strace.exists(),
-        "strace is needed to check that Codex stays on loopback (.ci/run installs it)"
-    );
-    let upstream = FakeUpstream::start();
-    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
-    let home = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    std::fs::write(home.path().join("config.toml"), codex_config(&daemon.base)).unwrap();
-    let token = format!("proof-{}", std::process::id());
-    std::fs::write(work.path().join("proof.txt"), &token).unwrap();
-    let trace = home.path().join("connect.trace");
-    let prompt = r#"Show me proof.txt. [[call:exec_command:{"cmd":"cat proof.txt"}]]"#;
-    let stdout = run(
-        &strace,
-        &[
+/// A Codex CLI run under strace, with its home and working directory.
+struct Codex {
+    home: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Codex {
+    /// Codex configured for `daemon`, plus `extra` lines in the provider's
+    /// table (e.g. `supports_websockets = true`).
+    fn new(daemon: &Daemon, extra: &str) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let config = codex_config(&daemon.base) + extra;
+        std::fs::write(home.path().join("config.toml"), config).unwrap();
+        Self { home, work }
+    }
+
+    /// Runs `codex <args…>` in the working directory; checks that it
+    /// connected nowhere but loopback and returns its stdout.
+    fn run(&self, args: &[&str]) -> String {
+        let codex = root().join(".tools/node/node_modules/.bin/codex");
+        let strace = PathBuf::from("/usr/bin/strace");
+        assert!(
+            strace.exists(),
+            "strace is needed to check that Codex stays on loopback (.ci/run installs it)"
+        );
+        let trace = self.home.path().join("connect.trace");
+        let mut argv = vec![
             "-f",
             "-e",
             "trace=connect",
             "-o",
             trace.to_str().unwrap(),
             codex.to_str().unwrap(),
-            "exec",
+        ];
+        argv.extend_from_slice(args);
+        let stdout = run(
+            &strace,
+            &argv,
+            &[
+                ("CODEX_HOME", self.home.path().to_str().unwrap()),
+                ("CLAUDE_POOL_TEST_KEY", "unused"),
+            ],
+        );
+        let trace = std::fs::read_to_string(&trace).unwrap();
+        let elsewhere: Vec<String> = connect_targets(&trace)
+            .into_iter()
+            .filter(|a| a != "127.0.0.1" && a != "::1")
+            .collect();
+        assert!(
+            elsewhere.is_empty(),
+            "Codex connected beyond loopback: {elsewhere:?}"
+        );
+        stdout
+    }
+
+    /// `codex exec` (or `exec resume --last`) of `prompt`.
+    fn exec(&self, resume: bool, prompt: &str) -> String {
+        let work = self.work.path().to_str().unwrap();
+        let mut args = vec!["exec"];
+        if resume {
+            args.extend(["resume", "--last"]);
+        }
+        args.extend([
             "--skip-git-repo-check",
             // Codex's own sandbox needs helper binaries it will not create
             // under a temporary CODEX_HOME; it is not what is tested here.
             "--dangerously-bypass-approvals-and-sandbox",
-            "-C",
-            work.path().to_str().unwrap(),
-            prompt,
-        ],
-        &[
-            ("CODEX_HOME", home.path().to_str().unwrap()),
-            ("CLAUDE_POOL_TEST_KEY", "unused"),
-        ],
-    );
+        ]);
+        if !resume {
+            args.extend(["-C", work]);
+        }
+        args.push(prompt);
+        self.run(&args)
+    }
+}
+
+/// The prompt that has the fake model call Codex's shell tool on proof.txt,
+/// and the file's contents.
+fn shell_round(codex: &Codex) -> (&'static str, String) {
+    let token = format!("proof-{}", std::process::id());
+    std::fs::write(codex.work.path().join("proof.txt"), &token).unwrap();
+    (
+        r#"Show me proof.txt. [[call:exec_command:{"cmd":"cat proof.txt"}]]"#,
+        token,
+    )
+}
+
+#[test]
+fn codex_cli_runs_its_shell_tool_through_the_pool() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    let codex = Codex::new(&daemon, "");
+    let (prompt, token) = shell_round(&codex);
+    let stdout = codex.exec(false, prompt);
     // The fake model called Codex's shell tool; Codex ran it and sent the
     // output back as function_call_output, which the model echoes.
     assert!(
@@ -232,13 +351,48 @@ fn codex_cli_runs_its_shell_tool_through_the_pool() {
         calls.iter().any(resumed_with_results),
         "the tool output resumed the parked turn"
     );
-    let trace = std::fs::read_to_string(&trace).unwrap();
-    let elsewhere: Vec<String> = connect_targets(&trace)
-        .into_iter()
-        .filter(|a| a != "127.0.0.1" && a != "::1")
-        .collect();
+}
+
+/// How many requests `/metrics` counted on `route` with `status`.
+fn requests_counted(daemon: &Daemon, route: &str, status: u16) -> u64 {
+    let needle = format!("route=\"{route}\",status=\"{status}\"");
+    daemon
+        .metrics()
+        .lines()
+        .filter(|l| l.starts_with("claude_pool_http_requests_total") && l.contains(&needle))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn codex_cli_over_a_websocket_runs_its_shell_tool_and_resumes() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    let codex = Codex::new(&daemon, "supports_websockets = true\n");
+    let (prompt, token) = shell_round(&codex);
+    let stdout = codex.exec(false, prompt);
     assert!(
-        elsewhere.is_empty(),
-        "Codex connected beyond loopback: {elsewhere:?}"
+        stdout.contains("Tool results:") && stdout.contains(&token),
+        "Codex's final message lacks the command's output:\n{stdout}"
+    );
+    assert!(
+        upstream.message_calls().iter().any(resumed_with_results),
+        "the tool output resumed the parked turn"
+    );
+    let resumed = codex.exec(true, "And once more, briefly.");
+    assert!(
+        resumed.contains("You said: And once more"),
+        "Codex's resumed session got no answer:\n{resumed}"
+    );
+    // Both sessions went over the socket, none over POST.
+    assert!(
+        requests_counted(&daemon, "/v1/responses", 101) >= 2,
+        "{}",
+        daemon.metrics()
+    );
+    assert_eq!(
+        requests_counted(&daemon, "/v1/responses", 200),
+        0,
+        "Codex fell back to HTTP"
     );
 }

@@ -56,6 +56,10 @@ pub struct Context {
     /// Stored responses (the Responses API's `store` and
     /// `previous_response_id`).
     pub responses: Option<Arc<dyn ResponseStore>>,
+    /// The request came over a WebSocket whose `responses` store keeps its
+    /// latest response in memory, so even a `store: false` response is
+    /// kept there (for the next turn's `previous_response_id`).
+    pub connection_local: bool,
     /// This node's id (`server.node_id`), in the ids the response hands out
     /// and read back from the tool_use ids the request carries.
     pub node: String,

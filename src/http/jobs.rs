@@ -73,6 +73,7 @@ pub fn context(req: &HttpRequest, state: &AppState) -> Context {
         session: session_pin(req),
         scope: auth::scope(req, &settings),
         responses: state.responses.clone(),
+        connection_local: false,
         node: settings.server.node_id().to_string(),
     }
 }

@@ -20,6 +20,7 @@ pub mod models;
 pub mod responses;
 pub mod root;
 pub mod sse;
+pub mod websocket;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -147,6 +148,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/v1/responses", web::post().to(responses::create))
         .route("/responses", web::post().to(responses::create))
+        .route("/v1/responses", web::get().to(websocket::upgrade))
+        .route("/responses", web::get().to(websocket::upgrade))
         .service(responses::scope("/v1/responses"))
         .service(responses::scope("/responses"))
         .route("/v1/models", web::get().to(models::list))

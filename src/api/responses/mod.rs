@@ -12,6 +12,7 @@
 //! applied: sampling fields, `parallel_tool_calls`, `include`,
 //! `prompt_cache_key`, `truncation`, `service_tier`, `user`.
 
+pub mod connection;
 pub mod items;
 pub mod output;
 pub mod stored;
@@ -241,7 +242,7 @@ impl Codec for Responses {
             stop_sequences: Vec::new(),
         }
         .into_spec(ctx);
-        let keep = request.store.unwrap_or(true).then(|| output::Keep {
+        let keep = (request.store.unwrap_or(true) || ctx.connection_local).then(|| output::Keep {
             store: ctx.responses.clone(),
             scope: ctx.scope.clone(),
             input: own,
