@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+/// What `Retry-After` says to a continuation whose parked turn was released:
+/// its retry is served from history, as soon as a worker is free.
+const PARK_RELEASED_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// What `Retry-After` says while no worker can run.
 const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(10);
 
@@ -54,6 +57,15 @@ pub enum JobError {
     /// The turn ended with an error the CLI reported (not an API status).
     #[error("the model turn failed: {0}")]
     TurnFailed(String),
+    /// The request continues a turn parked on tool calls that the pool gave
+    /// up for other work; sent again, it is answered from its history.
+    #[error(
+        "the turn waiting for these tool results was released to make room for other work \
+         (every worker was busy, or this API key held more than tools.max_parked_per_key \
+         parked turns); send the request again: it is then answered from the conversation's \
+         history"
+    )]
+    ParkReleased,
     /// Every account of the pool is rate-limited; the soonest limit ends
     /// after `retry_after`.
     #[error("every account of the pool is rate-limited; retry in {}s", retry_after.as_secs().max(1))]
@@ -70,6 +82,7 @@ impl JobError {
             // A degraded pool keeps retrying its workers with backoff; a
             // client may come back later rather than at once.
             JobError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
+            JobError::ParkReleased => Some(PARK_RELEASED_RETRY_AFTER),
             _ => None,
         }
     }

@@ -41,6 +41,7 @@ pub const RELOADABLE: &[&str] = &[
     "pool.blank_spares",
     "claude.models",
     "tools.park_timeout_secs",
+    "tools.max_parked_per_key",
     "batches.max_requests",
     "batches.max_workers",
     "batches.retention_days",

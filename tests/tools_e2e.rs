@@ -305,3 +305,105 @@ fn a_draining_daemon_serves_the_continuation_of_a_parked_turn() {
     assert_eq!(done["content"][0]["text"], "Tool results: 18C and sunny");
     assert_eq!(daemon.stop(), Ok(()));
 }
+
+/// Posts `body`; returns the status and the JSON body.
+fn send(daemon: &Daemon, path: &str, body: &Value) -> (u16, Value) {
+    let res = client().post(daemon.url(path)).json(body).send().unwrap();
+    (res.status().as_u16(), res.json().unwrap())
+}
+
+#[test]
+fn a_key_holds_at_most_max_parked_per_key_parks_and_its_oldest_is_released() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::real(2).with_toml("tools.max_parked_per_key = 1\npool.blank_spares = 0"),
+        &upstream,
+    );
+    let first = ask(&["get_weather"], "weather in Lima? [[tool:get_weather]]");
+    let first_reply = post(&daemon, "/v1/messages", &first);
+    daemon.wait_health(Duration::from_secs(10), |h| h["workers"]["parked"] == 1);
+    let second = ask(&["get_time"], "time in Oslo? [[tool:get_time]]");
+    let second_reply = post(&daemon, "/v1/messages", &second);
+    assert_eq!(second_reply["stop_reason"], "tool_use", "{second_reply}");
+    // The key's second park released its first: one worker parked, the
+    // other cleared and free.
+    daemon.wait_health(Duration::from_secs(10), |h| {
+        h["workers"]["parked"] == 1 && h["workers"]["busy"] == 1
+    });
+    // The first turn's results get a clear error, once…
+    let late = answer(first, &first_reply, &[("18C", false)]);
+    let (status, body) = send(&daemon, "/v1/messages", &late);
+    assert_eq!(status, 529, "{body}");
+    assert_eq!(body["error"]["type"], "overloaded_error", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("released") && message.contains("tools.max_parked_per_key"),
+        "{message}"
+    );
+    // …and sent again, it is answered from its history.
+    let (status, body) = send(&daemon, "/v1/messages", &late);
+    assert_eq!(status, 200, "{body}");
+    assert!(upstream
+        .message_calls()
+        .last()
+        .unwrap()
+        .all_text()
+        .contains("<tool_result"));
+    // The second turn is still parked and resumes.
+    let done = post(
+        &daemon,
+        "/v1/messages",
+        &answer(second, &second_reply, &[("noon", false)]),
+    );
+    assert_eq!(done["content"][0]["text"], "Tool results: noon", "{done}");
+}
+
+#[test]
+fn a_waiting_job_takes_the_oldest_park_of_a_full_pool() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    // An OpenAI client's tool call parks the only worker.
+    let request = json!({
+        "model": "claude-haiku-4-5",
+        "messages": [{"role": "user", "content": "weather? [[tool:get_weather]]"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather",
+            "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}]
+    });
+    let reply = post(&daemon, "/v1/chat/completions", &request);
+    let message = reply["choices"][0]["message"].clone();
+    assert_eq!(
+        reply["choices"][0]["finish_reason"], "tool_calls",
+        "{reply}"
+    );
+    daemon.wait_health(Duration::from_secs(10), |h| h["workers"]["parked"] == 1);
+    // Another job is served without waiting out tools.park_timeout_secs.
+    let other = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .post(daemon.url("/v1/messages"))
+        .json(&message_body("another client"))
+        .send()
+        .expect("served while the turn was parked");
+    assert_eq!(other.status(), 200);
+    // The parked client's results get the error in its own dialect's shape.
+    let mut follow_up = request.clone();
+    let messages = follow_up["messages"].as_array_mut().unwrap();
+    messages.push(message.clone());
+    messages.push(
+        json!({"role": "tool", "tool_call_id": message["tool_calls"][0]["id"],
+                         "content": "18C"}),
+    );
+    let (status, body) = send(&daemon, "/v1/chat/completions", &follow_up);
+    assert_eq!(status, 529, "{body}");
+    assert_eq!(body["error"]["type"], "server_error", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("released to make room"),
+        "{body}"
+    );
+    let (status, body) = send(&daemon, "/v1/chat/completions", &follow_up);
+    assert_eq!(status, 200, "replayed from its history: {body}");
+}

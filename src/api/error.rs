@@ -72,7 +72,9 @@ impl ApiError {
         let retry_after = error.retry_after();
         let message = error.to_string();
         let kind = match &error {
-            JobError::QueueFull { .. } | JobError::QueueTimeout { .. } => ErrorKind::Overloaded,
+            JobError::QueueFull { .. } | JobError::QueueTimeout { .. } | JobError::ParkReleased => {
+                ErrorKind::Overloaded
+            }
             JobError::ShuttingDown | JobError::Unavailable(_) => ErrorKind::Unavailable,
             JobError::WorkerCrashed(_) | JobError::TurnFailed(_) => ErrorKind::Api,
             JobError::Timeout(_) => ErrorKind::Timeout,

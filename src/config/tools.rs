@@ -12,12 +12,17 @@ pub struct ToolSettings {
     /// How long a turn parked on the caller's tool calls waits for the
     /// caller's results before it is abandoned and the worker cleared.
     pub park_timeout_secs: u64,
+    /// How many turns parked on tool calls one API key may hold at once;
+    /// parking one more releases that key's oldest (0: no limit). Parked
+    /// turns hold a worker each.
+    pub max_parked_per_key: usize,
 }
 
 impl Default for ToolSettings {
     fn default() -> Self {
         Self {
             park_timeout_secs: 300,
+            max_parked_per_key: 4,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod fair;
 pub mod health;
 mod logins;
 pub mod messages;
+mod parking;
 mod reconfigure;
 mod reports;
 mod room;
@@ -29,7 +30,7 @@ use actix::WeakAddr;
 use crate::config::Settings;
 use crate::error::JobError;
 use crate::job::Job;
-use crate::worker::messages::{RunJob, StopWorker, Unbind};
+use crate::worker::messages::{ReleasePark, RunJob, StopWorker, Unbind};
 use crate::worker::process::SpawnSpec;
 use crate::worker::spawn::AgentRecipe;
 use crate::worker::{Worker, WorkerId, WorkerKind};
@@ -102,6 +103,8 @@ struct Slot {
     scope: String,
     /// While parked: the tool_use ids whose results resume the turn, sorted.
     parked_on: Vec<String>,
+    /// When it last parked, for releasing the oldest park (see `parking`).
+    parked_since: Instant,
     /// Since when it has been ready (idle, not bound), for choosing the
     /// least recently used.
     free_since: Instant,
@@ -137,6 +140,9 @@ pub struct Dispatcher {
     failures: VecDeque<Instant>,
     last_failure: Option<String>,
     draining: bool,
+    /// Parked turns given up for other work, oldest first, whose
+    /// continuation gets an error once (see `parking`).
+    released_parks: VecDeque<parking::ReleasedPark>,
     stats: JobStats,
     restarts: u64,
     /// Of the restarts, those replacing a worker retired on purpose.
@@ -175,6 +181,7 @@ impl Dispatcher {
             failures: VecDeque::new(),
             last_failure: None,
             draining: false,
+            released_parks: VecDeque::new(),
             stats: JobStats::default(),
             restarts: 0,
             recycles: 0,
@@ -245,6 +252,7 @@ impl Dispatcher {
                 background: false,
                 scope: String::new(),
                 parked_on: Vec::new(),
+                parked_since: Instant::now(),
                 bound: None,
                 free_since: Instant::now(),
                 booted_at: None,
@@ -335,6 +343,10 @@ impl Handler<Submit> for Dispatcher {
         if let Some(error) = self.all_limited() {
             self.stats.rejected += 1;
             return Err(error);
+        }
+        if self.continues_released_park(&job) {
+            self.stats.rejected += 1;
+            return Err(JobError::ParkReleased);
         }
         let ours = job.events.clone();
         self.queue.push_back(job);

@@ -55,6 +55,10 @@ impl Handler<WorkerReport> for Dispatcher {
         }
         match state {
             WorkerState::Exited(reason) => self.on_exit(id, reason, ctx),
+            WorkerState::Parked(ids) => {
+                self.on_state(id, WorkerState::Parked(ids));
+                self.limit_parks_of_key(id);
+            }
             state => self.on_state(id, state),
         }
         // Whatever changed may let a queued job run: a worker came free, or
@@ -94,6 +98,7 @@ impl Dispatcher {
             WorkerState::Parked(mut ids) => {
                 ids.sort_unstable();
                 slot.parked_on = ids;
+                slot.parked_since = Instant::now();
                 SlotState::Parked
             }
             WorkerState::Clearing => SlotState::Clearing,

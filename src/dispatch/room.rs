@@ -8,7 +8,9 @@
 //! clearing under another prompt. Each covers one job. A job left uncovered
 //! gets, in this order: a bound worker of its system prompt unbound (a
 //! `/clear`), an idle worker holding another prompt replaced, or the least
-//! recently used bound worker replaced. Otherwise it waits for a busy one.
+//! recently used bound worker replaced, or (unless it is a batch request)
+//! the oldest parked turn released (see `parking`). Otherwise it waits for
+//! a busy one.
 //! Only workers of accounts that may take work count (see `accounts`).
 
 use std::collections::BTreeSet;
@@ -23,6 +25,8 @@ enum Free {
     Unbind,
     /// Stop it; a blank worker of the job's kind replaces it.
     Replace,
+    /// Give up its parked turn (see `parking`); it is cleared.
+    ReleasePark,
 }
 
 impl Dispatcher {
@@ -51,14 +55,18 @@ impl Dispatcher {
         if self.draining {
             return;
         }
-        let needs: Vec<(String, WorkerKind)> = self
+        let needs: Vec<(String, WorkerKind, bool)> = self
             .queue
             .iter()
-            .map(|job| (job.spec.system.clone(), WorkerKind::for_job(job.spec.agent)))
+            .map(|job| {
+                let kind = WorkerKind::for_job(job.spec.agent);
+                // A batch request runs on spare capacity: it never takes a park.
+                (job.spec.system.clone(), kind, !job.spec.background)
+            })
             .collect();
         let mut claimed = BTreeSet::new();
         let mut respawns = self.pending_spawns.len();
-        for (system, kind) in needs {
+        for (system, kind, may_take_park) in needs {
             if let Some(id) = self.coming_for(&system, kind, &claimed) {
                 claimed.insert(id);
                 continue;
@@ -67,7 +75,13 @@ impl Dispatcher {
                 respawns -= 1;
                 continue;
             }
-            let Some((id, how)) = self.to_free(&system, kind, &claimed) else {
+            let freed = self.to_free(&system, kind, &claimed).or_else(|| {
+                may_take_park
+                    .then(|| self.oldest_park(&claimed))
+                    .flatten()
+                    .map(|id| (id, Free::ReleasePark))
+            });
+            let Some((id, how)) = freed else {
                 continue;
             };
             claimed.insert(id);
@@ -80,6 +94,7 @@ impl Dispatcher {
                     log::debug!("worker-{id} replaced by a blank worker for a waiting job");
                     self.replace(id, kind);
                 }
+                Free::ReleasePark => self.release_park(id, "a job waits and every worker is busy"),
             }
         }
     }

@@ -26,6 +26,13 @@ pub struct StopWorker {
 #[rtype(result = "()")]
 pub struct Unbind;
 
+/// Give up the turn parked on the caller's tool calls, for other work:
+/// interrupt it, clear the conversation, then report `Idle`. Ignored unless
+/// the worker is still parked.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReleasePark;
+
 /// Reloaded settings (SIGHUP): limits and timeouts read from now on. The
 /// process keeps the command line and environment it was started with.
 #[derive(Message)]

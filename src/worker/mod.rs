@@ -38,7 +38,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::config::Settings;
-use messages::{Reconfigure, RunJob, StopWorker, Unbind};
+use messages::{Reconfigure, ReleasePark, RunJob, StopWorker, Unbind};
 use process::{CliOutput, CliProcess, SpawnSpec};
 use protocol::CliLine;
 use report::WorkerReport;
@@ -193,6 +193,14 @@ impl Handler<Unbind> for Worker {
 
     fn handle(&mut self, _: Unbind, ctx: &mut Context<Self>) {
         self.input(Input::Unbind, ctx);
+    }
+}
+
+impl Handler<ReleasePark> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, _: ReleasePark, ctx: &mut Context<Self>) {
+        self.input(Input::ReleasePark, ctx);
     }
 }
 

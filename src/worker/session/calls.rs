@@ -117,6 +117,14 @@ impl Session {
         }
     }
 
+    /// Lets go of the parked turn (timed out, or released by the pool):
+    /// it is interrupted and the conversation cleared.
+    pub(super) fn give_up_park(&mut self) {
+        self.tool_results.clear();
+        self.report(WorkerState::Clearing, None);
+        self.abandon();
+    }
+
     /// Continues a parked turn with the caller's tool results.
     pub(super) fn resume_job(&mut self, job: Job, parked: Parked) {
         log::debug!("[{}] {} resumes a parked turn", job.id, self.name);

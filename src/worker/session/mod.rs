@@ -97,6 +97,8 @@ pub enum Input {
     Job(Job),
     /// The pool gives up the conversation the worker is bound to.
     Unbind,
+    /// The pool gives up the turn parked on the caller's tool calls.
+    ReleasePark,
     /// The pool stops the worker; the process gets `grace` to exit.
     Stop { grace: Duration },
     /// The process has exited (its status).
@@ -297,6 +299,12 @@ impl Session {
             Input::Unbind => {
                 if matches!(self.phase, Phase::Bound(_)) {
                     self.clear();
+                }
+            }
+            Input::ReleasePark => {
+                if matches!(self.phase, Phase::Parked(_)) {
+                    log::info!("{} parked turn released for other work", self.name);
+                    self.give_up_park();
                 }
             }
             Input::Stop { grace } => self.retire(ExitReason::Stopped, grace),

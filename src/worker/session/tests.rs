@@ -327,6 +327,25 @@ fn a_park_times_out_and_the_turn_is_abandoned() {
 }
 
 #[test]
+fn a_released_park_is_abandoned_and_only_a_parked_worker_releases() {
+    let mut h = Harness::booted();
+    assert!(h.input(Input::ReleasePark).is_empty(), "nothing parked");
+    let tools = weather_tool();
+    let (job, _client) = job(JobSpec {
+        tools: Some(tools.clone()),
+        ..spec()
+    });
+    h.start(job);
+    h.call_tool(&tools);
+    let effects = h.input(Input::ReleasePark);
+    assert_eq!(states(&effects), [WorkerState::Clearing]);
+    assert!(effects.iter().any(is_interrupt), "{effects:?}");
+    assert!(h.input(Input::ReleasePark).is_empty(), "released once");
+    let effects = h.line(interrupted("s1"));
+    assert!(matches!(effects[..], [Effect::Write(Outgoing::Clear)]));
+}
+
+#[test]
 fn a_tool_round_resumes_the_parked_turn_with_the_callers_results() {
     let mut h = Harness::booted();
     let tools = weather_tool();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{Effect, Phase, Session};
 use crate::error::JobError;
 use crate::job::JobEvent;
-use crate::worker::report::{ExitReason, WorkerState};
+use crate::worker::report::ExitReason;
 
 /// How often timers (hangs, disconnects, timeouts) are checked.
 pub const TICK: Duration = Duration::from_millis(200);
@@ -71,9 +71,7 @@ impl Session {
             }
             Phase::Parked(parked) if elapsed(parked.since) > park_timeout => {
                 log::info!("{} parked turn timed out; abandoning it", self.name);
-                self.tool_results.clear();
-                self.report(WorkerState::Clearing, None);
-                self.abandon();
+                self.give_up_park();
             }
             Phase::Abandoning { since } if elapsed(*since) > INTERRUPT_GRACE => {
                 let why = "the CLI did not answer an interrupt".to_string();
