@@ -267,7 +267,9 @@ fn cors_is_off_by_default_and_any_origin_with_a_star() {
     assert_eq!(header(&res, "access-control-allow-origin"), None);
 
     let any = Daemon::start(
-        DaemonConfig::fake(1).with_toml("server.cors_allowed_origins = [\"*\"]"),
+        DaemonConfig::fake(1)
+            .with_toml("server.cors_allowed_origins = [\"*\"]")
+            .with_toml("server.allow_keyless_cors = true"),
         &upstream,
     );
     let res = preflight(&any, "http://localhost:5173");
