@@ -184,13 +184,22 @@ pub async fn run_with_reload(
         )?);
         Arc::new(match max {
             0 => WriteBehind::in_line(sqlite),
-            _ => WriteBehind::new(sqlite),
+            _ => WriteBehind::new(
+                sqlite,
+                store.health().clone(),
+                settings.responses.max_unwritten_bytes(),
+            ),
         })
     };
     let state = web::Data::new(
-        http::AppState::new(dispatcher.clone(), settings.clone(), store, runner.handle())
-            .with_responses(responses.clone())
-            .with_ledger(ledger.clone()),
+        http::AppState::new(
+            dispatcher.clone(),
+            settings.clone(),
+            store.clone(),
+            runner.handle(),
+        )
+        .with_responses(responses.clone())
+        .with_ledger(ledger.clone()),
     );
     let tokens = state.metrics.token_counter();
     let drain_state = state.clone();
@@ -241,10 +250,22 @@ pub async fn run_with_reload(
     .await;
     stopped.await;
     let _ = server_task.await;
-    // Stored responses still on their way to disk (see write_behind).
-    let _ = web::block(move || responses.flush()).await;
+    // Stored responses still on their way to disk (see write_behind); a
+    // failing store gets the grace to take them.
+    let grace = settings.server.shutdown_grace();
+    match web::block(move || responses.flush(grace)).await {
+        Ok(0) => {}
+        Ok(n) => {
+            log::error!("{n} stored responses could not be written (the store fails) and are lost")
+        }
+        Err(e) => log::error!("flushing stored responses: {e}"),
+    }
     // Ledger rows of the last requests (see ledger).
     let _ = web::block(move || ledger.close()).await;
+    // Checkpoints the WAL into the file: a stopped daemon leaves one file.
+    if let Err(e) = store.close() {
+        log::warn!("closing the store: {e}");
+    }
     if let Some(task) = watchdog_task {
         task.abort();
     }

@@ -4,11 +4,19 @@
 //! outcome in the store. It also expires requests past their batch's
 //! `expires_at` and archives results past `batches.retention_days`.
 //!
-//! Durability: a request is marked running only once a worker has it, and
-//! its result is recorded once. Requests left running by a crash are queued
-//! again at startup (at most once more, see [`queue::recover`]); requests a
-//! shutdown interrupted, or that the upstream refused as overloaded (429,
-//! 529), go back to the queue uncounted.
+//! Durability: a request is marked running before it is handed to a worker
+//! (a request whose start cannot be written is not run), and its result is
+//! recorded once. Requests left running by a crash are queued again at
+//! startup (at most once more, see [`queue::recover`]); requests a shutdown
+//! interrupted, no worker took after all, or that the upstream refused as
+//! overloaded (429, 529), go back to the queue uncounted.
+//!
+//! A failing store (a full disk): batch work stops starting requests and
+//! pauses, doubling the pause up to [`MAX_STORE_PAUSE`]; a result that
+//! cannot be written is kept in memory (at most one per batch worker, as
+//! nothing new starts meanwhile) and written first when the store takes
+//! writes again, then work resumes. `/health` (`store`) and `/metrics` say
+//! so meanwhile.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,6 +41,7 @@ use crate::dispatch::Dispatcher;
 use crate::error::JobError;
 use crate::job::assemble::Assembler;
 use crate::job::{Job, JobEvent, JobSpec, Usage};
+use crate::store::health::Writer;
 use crate::store::{Store, StoreError};
 
 /// How often the runner looks again without being woken: expiry, and jobs
@@ -42,6 +51,10 @@ const TICK: Duration = Duration::from_secs(1);
 const OVERLOAD_PAUSE: Duration = Duration::from_secs(5);
 /// How often results past their retention are looked for.
 const ARCHIVE_EVERY: Duration = Duration::from_secs(600);
+/// The first pause of batch work after a store error; it doubles on each
+/// further error up to [`MAX_STORE_PAUSE`].
+const FIRST_STORE_PAUSE: Duration = Duration::from_millis(500);
+const MAX_STORE_PAUSE: Duration = Duration::from_secs(10);
 
 /// What the rest of the daemon holds of the runner.
 #[derive(Clone)]
@@ -92,6 +105,44 @@ pub struct Runner {
     tokens: Option<TokenSink>,
     /// No batch job starts before then: the upstream said it is overloaded.
     paused_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
+    /// Writes the store failed to take, oldest first, written before any
+    /// new work starts.
+    owed: Arc<std::sync::Mutex<Vec<Owed>>>,
+    /// When the store failed: when to try it again, and the next pause.
+    store_pause: Arc<std::sync::Mutex<StorePause>>,
+}
+
+/// A write the runner owes the store.
+#[derive(Debug, Clone)]
+struct Owed {
+    id: String,
+    seq: i64,
+    idx: i64,
+    change: Change,
+}
+
+/// What becomes of a request that ran.
+#[derive(Debug, Clone)]
+enum Change {
+    /// Its result.
+    Record(Outcome),
+    /// Back to the queue, the attempt uncounted.
+    Requeue,
+}
+
+#[derive(Debug)]
+struct StorePause {
+    until: Option<tokio::time::Instant>,
+    next: Duration,
+}
+
+impl Default for StorePause {
+    fn default() -> Self {
+        Self {
+            until: None,
+            next: FIRST_STORE_PAUSE,
+        }
+    }
 }
 
 impl Runner {
@@ -112,6 +163,8 @@ impl Runner {
             running: Arc::default(),
             tokens: None,
             paused_until: Arc::default(),
+            owed: Arc::default(),
+            store_pause: Arc::default(),
         }
     }
 
@@ -161,24 +214,112 @@ impl Runner {
         }
         let mut archived_at: Option<tokio::time::Instant> = None;
         while !self.is_stopping() {
-            if let Err(e) = self.expire().await {
-                log::error!("batches: expiring: {e}");
-            }
-            if archived_at.is_none_or(|at| at.elapsed() >= ARCHIVE_EVERY) {
-                archived_at = Some(tokio::time::Instant::now());
-                if let Err(e) = self.archive().await {
-                    log::error!("batches: archiving: {e}");
+            if !self.store_paused() && self.pay_back().await {
+                if let Err(e) = self.expire().await {
+                    self.store_failed("expiring", &e);
                 }
-            }
-            if let Err(e) = self.fill().await {
-                log::error!("batches: {e}");
+                if archived_at.is_none_or(|at| at.elapsed() >= ARCHIVE_EVERY) {
+                    archived_at = Some(tokio::time::Instant::now());
+                    if let Err(e) = self.archive().await {
+                        self.store_failed("archiving", &e);
+                    }
+                }
+                if let Err(e) = self.fill().await {
+                    self.store_failed("starting requests", &e);
+                }
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(TICK) => {}
             }
         }
+        let owed = self.owed.lock().unwrap_or_else(|e| e.into_inner()).len();
+        if owed > 0 {
+            log::error!(
+                "batches: {owed} results could not be written (the store fails); their requests run again at the next start"
+            );
+        }
         log::info!("batches: runner stopped");
+    }
+
+    /// A store call failed: batch work pauses (longer each time), and the
+    /// store's health says why.
+    fn store_failed(&self, doing: &str, error: &StoreError) {
+        let health = self.store.health();
+        if !health.is_failing(Writer::Batches) {
+            log::error!(
+                "batches: the store fails ({doing}: {error}); batch work pauses until it takes writes again"
+            );
+        }
+        health.failed(Writer::Batches, error);
+        let mut pause = self.store_pause.lock().unwrap_or_else(|e| e.into_inner());
+        pause.until = Some(tokio::time::Instant::now() + pause.next);
+        pause.next = (pause.next * 2).min(MAX_STORE_PAUSE);
+    }
+
+    /// A write succeeded: the store works (again).
+    fn store_works(&self) {
+        self.store.health().succeeded(Writer::Batches);
+        *self.store_pause.lock().unwrap_or_else(|e| e.into_inner()) = StorePause::default();
+    }
+
+    fn store_paused(&self) -> bool {
+        self.store_pause
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .until
+            .is_some_and(|until| tokio::time::Instant::now() < until)
+    }
+
+    /// Keeps a write the store refused, to make before any new work.
+    fn owe(&self, owed: Owed) {
+        let mut all = self.owed.lock().unwrap_or_else(|e| e.into_inner());
+        all.push(owed);
+        self.store.health().set_unwritten_batch_results(all.len());
+    }
+
+    /// Makes the writes owed, oldest first; after a failure with nothing
+    /// owed, probes with a write. True when the store takes writes.
+    async fn pay_back(&self) -> bool {
+        loop {
+            let next = self
+                .owed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .first()
+                .cloned();
+            let Some(owed) = next else { break };
+            if let Err(e) = self.write(owed.seq, owed.idx, owed.change).await {
+                self.store_failed("writing a result", &e);
+                return false;
+            }
+            log::info!("[{}] result written after waiting for the store", owed.id);
+            let mut all = self.owed.lock().unwrap_or_else(|e| e.into_inner());
+            all.remove(0);
+            self.store.health().set_unwritten_batch_results(all.len());
+            drop(all);
+            self.store_works();
+        }
+        if self.store.health().is_failing(Writer::Batches) {
+            if let Err(e) = self.store.call(|c| Store::probe(c)).await {
+                self.store_failed("probing", &e);
+                return false;
+            }
+            self.store_works();
+        }
+        true
+    }
+
+    /// Records what became of a request that ran.
+    async fn write(&self, seq: i64, idx: i64, change: Change) -> Result<bool, StoreError> {
+        match change {
+            Change::Record(outcome) => {
+                self.store
+                    .call(move |c| queue::record(c, seq, idx, &outcome, now_ms()))
+                    .await
+            }
+            Change::Requeue => self.store.call(move |c| queue::requeue(c, seq, idx)).await,
+        }
     }
 
     async fn expire(&self) -> Result<(), StoreError> {
@@ -253,20 +394,33 @@ impl Runner {
             }
         };
         let id = format!("batch-{seq}/{}", claim.custom_id);
-        let (job, events) = Job::new(id.clone(), spec);
-        match self.dispatcher.send(RunIfIdle(job)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => return Ok(false),
-        }
+        // Recorded before it runs: a start the store cannot take is not
+        // run (and paid for) at all.
         if !self
             .store
             .call(move |c| queue::mark_running(c, seq, idx))
             .await?
         {
-            // Canceled or expired while being handed out: dropping the
-            // events interrupts the job.
-            log::debug!("[{id}] no longer queued; interrupted");
+            log::debug!("[{id}] no longer queued (canceled or expired)");
             return Ok(true);
+        }
+        self.store_works();
+        let (job, events) = Job::new(id.clone(), spec);
+        match self.dispatcher.send(RunIfIdle(job)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => {
+                // No worker after all: back to the queue, uncounted.
+                if let Err(e) = self.write(seq, idx, Change::Requeue).await {
+                    self.owe(Owed {
+                        id,
+                        seq,
+                        idx,
+                        change: Change::Requeue,
+                    });
+                    return Err(e);
+                }
+                return Ok(false);
+            }
         }
         self.running.fetch_add(1, Ordering::SeqCst);
         actix_rt::spawn(self.clone().collect(id, seq, idx, meta, events));
@@ -336,19 +490,29 @@ impl Runner {
                 "the worker stopped without finishing the request".into(),
             ))),
         };
-        let stored = match outcome {
-            Some(outcome) => {
-                self.store
-                    .call(move |c| queue::record(c, seq, idx, &outcome, now_ms()))
-                    .await
-            }
+        let change = match outcome {
+            Some(outcome) => Change::Record(outcome),
             None => {
                 log::debug!("[{id}] queued again");
-                self.store.call(move |c| queue::requeue(c, seq, idx)).await
+                Change::Requeue
             }
         };
-        if let Err(e) = stored {
-            log::error!("[{id}] result not stored: {e}");
+        match self.write(seq, idx, change.clone()).await {
+            Ok(_) => self.store_works(),
+            Err(e) => {
+                // Never dropped: a restart would run the request again (a
+                // second paid call for an answer already received).
+                log::error!(
+                    "[{id}] result not written yet ({e}): kept until the store takes writes again"
+                );
+                self.store_failed("writing a result", &e);
+                self.owe(Owed {
+                    id,
+                    seq,
+                    idx,
+                    change,
+                });
+            }
         }
         self.running.fetch_sub(1, Ordering::SeqCst);
         self.wake.notify_one();

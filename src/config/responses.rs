@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResponseSettings {
-    /// Most stored responses kept; beyond it the oldest are dropped
-    /// (0 = store none).
+    /// Most stored responses kept per API key; beyond it that key's
+    /// oldest are dropped, never another key's (0 = store none).
     pub max_stored: usize,
     /// A stored response is dropped this long after it was created.
     pub ttl_secs: u64,
@@ -18,6 +18,11 @@ pub struct ResponseSettings {
     /// beyond it a new one is refused with 429. They run on spare capacity
     /// only, like message batches.
     pub max_background: usize,
+    /// While the store's writes fail (a full disk), acknowledged responses
+    /// wait in memory, readable, until written; past this many MiB of them
+    /// new responses are answered `store: false` (0 = none wait beyond the
+    /// first failed one).
+    pub max_unwritten_mb: u64,
 }
 
 impl Default for ResponseSettings {
@@ -26,6 +31,7 @@ impl Default for ResponseSettings {
             max_stored: 1000,
             ttl_secs: 24 * 60 * 60,
             max_background: 64,
+            max_unwritten_mb: 64,
         }
     }
 }
@@ -34,5 +40,10 @@ impl ResponseSettings {
     /// `ttl_secs` as a [`Duration`].
     pub fn ttl(&self) -> Duration {
         Duration::from_secs(self.ttl_secs)
+    }
+
+    /// `max_unwritten_mb` in bytes.
+    pub fn max_unwritten_bytes(&self) -> u64 {
+        self.max_unwritten_mb.saturating_mul(1024 * 1024)
     }
 }

@@ -1,12 +1,27 @@
 //! `GET /health`: the pool's state; 200 while it can serve, else 503.
 //! Open to anyone unless `server.health_requires_key` is set.
+//!
+//! Its `store` entry says whether the store takes writes. A failing store
+//! does not make the node 503: interactive requests are still served;
+//! batch work pauses and stored responses wait in memory (see
+//! [`crate::store::health`]).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::ApiError;
 use super::{auth, AppState};
 use crate::api::Dialect;
+use crate::dispatch::health::Health;
 use crate::dispatch::messages::GetHealth;
+use crate::store::health::StoreReport;
+
+/// The pool's state, and the store's.
+#[derive(serde::Serialize)]
+struct Report {
+    #[serde(flatten)]
+    pool: Health,
+    store: StoreReport,
+}
 
 pub async fn health(
     req: HttpRequest,
@@ -16,9 +31,10 @@ pub async fn health(
     if settings.server.health_requires_key {
         auth::authorize(&req, &settings, Dialect::Anthropic)?;
     }
+    let store = state.store.health().report();
     Ok(match state.dispatcher.send(GetHealth).await {
-        Ok(health) if health.is_serving() => HttpResponse::Ok().json(health),
-        Ok(health) => HttpResponse::ServiceUnavailable().json(health),
+        Ok(pool) if pool.is_serving() => HttpResponse::Ok().json(Report { pool, store }),
+        Ok(pool) => HttpResponse::ServiceUnavailable().json(Report { pool, store }),
         Err(_) => HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({"status": "shutting_down", "reason": "dispatcher stopped"})),
     })

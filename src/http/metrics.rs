@@ -8,7 +8,8 @@
 //! - the handlers: time to first token, tokens of completed jobs, failures
 //!   of jobs (also those that arrive mid-stream);
 //! - the dispatcher's [`Health`] snapshot, read at scrape time: workers by
-//!   state, queue, job outcomes, restarts and recycles.
+//!   state, queue, job outcomes, restarts and recycles; and the store's
+//!   health report (failing writes, what waits in memory).
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -73,6 +74,7 @@ pub struct Metrics {
     waited_for_boot: IntCounter,
     accounts: super::account_metrics::AccountMetrics,
     ledger: super::ledger_metrics::LedgerMetrics,
+    store: super::store_metrics::StoreMetrics,
     /// Serialises scrapes: counters copied from the dispatcher are advanced
     /// by the difference to its figures, which must not be applied twice.
     refresh: Mutex<()>,
@@ -167,6 +169,7 @@ impl Metrics {
             ),
             accounts: super::account_metrics::AccountMetrics::new(&registry),
             ledger: super::ledger_metrics::LedgerMetrics::new(&registry),
+            store: super::store_metrics::StoreMetrics::new(&registry),
             registry,
             refresh: Mutex::new(()),
         }
@@ -278,6 +281,15 @@ impl Metrics {
         self.ledger.refresh(ledger);
     }
 
+    /// Copies the store's health into its metrics.
+    pub fn refresh_store(&self, report: &crate::store::health::StoreReport) {
+        let _guard = self
+            .refresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.store.refresh(report);
+    }
+
     /// Every metric in the Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = Vec::new();
@@ -316,6 +328,7 @@ pub async fn scrape(
         state.metrics.refresh(&health);
     }
     state.metrics.refresh_ledger(&state.ledger);
+    state.metrics.refresh_store(&state.store.health().report());
     Ok(HttpResponse::Ok()
         .content_type(prometheus::TEXT_FORMAT)
         .body(state.metrics.encode()))

@@ -20,6 +20,7 @@ pub mod models;
 pub mod responses;
 pub mod root;
 pub mod sse;
+pub mod store_metrics;
 pub mod websocket;
 
 use std::net::TcpListener;

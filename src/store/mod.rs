@@ -7,6 +7,13 @@
 //! Writes are durable when they return (WAL journal, `synchronous = FULL`):
 //! a caller may acknowledge what it wrote. SQLite calls block, so async code
 //! goes through [`Store::call`], which runs them on tokio's blocking pool.
+//!
+//! A write can fail (a full disk: `SQLITE_FULL`); the features that write
+//! say so in [`health`], which `/health` and `/metrics` show, and keep what
+//! they could not write until they can. [`Store::close`] at a clean stop
+//! checkpoints the WAL into the file and removes it.
+
+pub mod health;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -54,12 +61,20 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("store: a blocking task failed: {0}")]
     Task(String),
+    #[error("store: closed (the daemon is stopping)")]
+    Closed,
+    /// Writes fail, and as much as may wait in memory for them already does.
+    #[error("store: writes fail, and {0} already wait in memory, the most allowed")]
+    Backlog(String),
 }
 
-/// A handle to the store; clones share one connection.
+/// A handle to the store; clones share one connection, and the report of
+/// how writes are going.
 #[derive(Clone)]
 pub struct Store {
-    conn: Arc<Mutex<Connection>>,
+    /// `None` once closed.
+    conn: Arc<Mutex<Option<Connection>>>,
+    health: Arc<health::StoreHealth>,
 }
 
 impl std::fmt::Debug for Store {
@@ -106,11 +121,46 @@ impl Store {
             "CREATE TABLE IF NOT EXISTS schema_versions (
                  schema TEXT PRIMARY KEY,
                  version INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS write_probe (
+                 id INTEGER PRIMARY KEY CHECK (id = 1),
+                 at INTEGER NOT NULL
              );",
         )?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(Mutex::new(Some(conn))),
+            health: Arc::default(),
         })
+    }
+
+    /// How the store's writes are going (`/health`, `/metrics`).
+    pub fn health(&self) -> &Arc<health::StoreHealth> {
+        &self.health
+    }
+
+    /// Writes one row and commits: whether the store takes writes again
+    /// after failing, when nothing else is waiting to be written.
+    pub fn probe(conn: &Connection) -> rusqlite::Result<()> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        conn.execute(
+            "INSERT INTO write_probe (id, at) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+            [now],
+        )?;
+        Ok(())
+    }
+
+    /// Closes the connection (a clean stop): SQLite checkpoints the WAL
+    /// into the file and removes it, leaving one file. Later calls fail
+    /// with [`StoreError::Closed`].
+    pub fn close(&self) -> Result<(), StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match conn {
+            Some(conn) => conn.close().map_err(|(_, e)| StoreError::Sql(e)),
+            None => Ok(()),
+        }
     }
 
     /// Brings `S`'s tables up to date: applies the migrations the file has
@@ -156,7 +206,8 @@ impl Store {
         // A panic while holding the lock left no transaction open (rusqlite
         // rolls back on drop), so the connection is still usable.
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(f(&mut conn)?)
+        let conn = conn.as_mut().ok_or(StoreError::Closed)?;
+        Ok(f(conn)?)
     }
 
     /// Runs `f` on the connection from async code, on the blocking pool.
@@ -319,6 +370,32 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(v, "v");
+    }
+
+    #[test]
+    fn closing_checkpoints_the_wal_and_leaves_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite3");
+        let store = Store::open(&path).unwrap();
+        store.install::<Notes>().unwrap();
+        store
+            .with(|c| c.execute("INSERT INTO notes (text) VALUES ('kept')", []))
+            .unwrap();
+        let wal = dir.path().join("state.sqlite3-wal");
+        assert!(wal.exists(), "a WAL while open");
+        let other = store.clone();
+        store.close().unwrap();
+        assert!(!wal.exists(), "no -wal after close");
+        assert!(!dir.path().join("state.sqlite3-shm").exists());
+        assert!(matches!(
+            other.with(|c| c.execute("DELETE FROM notes", [])),
+            Err(StoreError::Closed)
+        ));
+        let text: String = Store::open(&path)
+            .unwrap()
+            .with(|c| c.query_row("SELECT text FROM notes", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(text, "kept");
     }
 
     #[test]

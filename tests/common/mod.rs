@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod disk;
 pub mod rng;
 pub mod upstream;
 
@@ -161,7 +162,7 @@ pub fn settings_toml(cfg: &DaemonConfig, upstream: &FakeUpstream, dir: &TempDir)
         .iter()
         .map(|(k, v)| format!("{k} = {}\n", toml_str(v)))
         .collect();
-    let [server_extra, pool_extra, claude_extra, tools_extra, agent_extra, batches_extra] =
+    let [server_extra, pool_extra, claude_extra, tools_extra, agent_extra, batches_extra, responses_extra] =
         split_extra(&cfg.extra_toml);
     let server = with_defaults(
         &server_extra,
@@ -209,6 +210,8 @@ pub fn settings_toml(cfg: &DaemonConfig, upstream: &FakeUpstream, dir: &TempDir)
 {agent_extra}
 [batches]
 {batches}
+[responses]
+{responses_extra}
 \
          [claude.env]
 {env_toml}
@@ -234,13 +237,19 @@ fn with_defaults(extra: &str, defaults: &[(&str, String)]) -> String {
 }
 
 /// Splits `extra_toml` lines of the form `server.key = v`, `pool.key = v`,
-/// `claude.key = v`, `tools.key = v`, `agent.key = v`, `batches.key = v`
-/// into the generated sections, in that order.
-fn split_extra(extra: &str) -> [String; 6] {
-    const SECTIONS: [&str; 6] = [
-        "server.", "pool.", "claude.", "tools.", "agent.", "batches.",
+/// `claude.key = v`, `tools.key = v`, `agent.key = v`, `batches.key = v`,
+/// `responses.key = v` into the generated sections, in that order.
+fn split_extra(extra: &str) -> [String; 7] {
+    const SECTIONS: [&str; 7] = [
+        "server.",
+        "pool.",
+        "claude.",
+        "tools.",
+        "agent.",
+        "batches.",
+        "responses.",
     ];
-    let mut out: [String; 6] = Default::default();
+    let mut out: [String; 7] = Default::default();
     for line in extra.lines().filter(|l| !l.trim().is_empty()) {
         let (i, rest) = SECTIONS
             .iter()

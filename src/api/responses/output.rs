@@ -127,8 +127,10 @@ impl ResponseMeta {
         Value::Object(body)
     }
 
-    /// Stores a finished response when the request asked for it.
-    pub(super) fn keep(&self, response: &Value) {
+    /// Stores a finished response when the request asked for it. One the
+    /// store refuses (writes fail and its backlog is full) says
+    /// `store: false`: the client must not count on reading it back.
+    pub(super) fn keep(&self, response: &mut Value) {
         let Some(keep) = &self.keep else { return };
         let Some(store) = &keep.store else { return };
         let stored = StoredResponse {
@@ -139,7 +141,11 @@ impl ResponseMeta {
             context: keep.context.clone(),
         };
         if let Err(e) = store.put(&stored) {
-            log::error!("responses: cannot store {}: {e}", self.id);
+            log::warn!(
+                "responses: {} not stored, answered store: false: {e}",
+                self.id
+            );
+            response["store"] = Value::Bool(false);
         }
     }
 }
@@ -293,7 +299,7 @@ pub fn body(meta: &ResponseMeta, answer: &Assembled) -> Value {
         incomplete,
         ..End::default()
     };
-    let response = meta.response(status, output, end);
-    meta.keep(&response);
+    let mut response = meta.response(status, output, end);
+    meta.keep(&mut response);
     response
 }

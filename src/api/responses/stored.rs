@@ -1,7 +1,8 @@
 //! Stored responses (`store: true`, OpenAI's default): what
 //! `GET /v1/responses/{id}`, its `input_items` and `previous_response_id`
 //! read. Kept in the daemon's SQLite store, so they survive restarts;
-//! bounded by count (`responses.max_stored`, oldest dropped first) and age
+//! bounded by count per API key (`responses.max_stored`, that key's oldest
+//! dropped first, so one key cannot push out another's) and by age
 //! (`responses.ttl_secs`), and scoped to the API key that created them.
 //!
 //! Each row holds the whole conversation before its own input, so a
@@ -82,6 +83,8 @@ impl Schema for ResponsesSchema {
             PRIMARY KEY (id, response_id)
         );
         CREATE INDEX response_items_by_response ON response_items (response_id);",
+        // The count bound is per key.
+        "CREATE INDEX responses_by_scope ON responses (scope, created_at);",
     ];
 }
 
@@ -94,8 +97,8 @@ pub struct SqliteResponses {
 }
 
 impl SqliteResponses {
-    /// Installs the table (once) and keeps at most `max` responses, each
-    /// for `ttl`.
+    /// Installs the table (once) and keeps at most `max` responses of each
+    /// scope (API key), each for `ttl`.
     pub fn new(store: Store, max: usize, ttl: Duration) -> Result<Self, StoreError> {
         store.install::<ResponsesSchema>()?;
         Ok(Self { store, max, ttl })
@@ -153,9 +156,10 @@ impl ResponseStore for SqliteResponses {
             tx.execute("DELETE FROM responses WHERE created_at <= ?1", [expired])?;
             tx.execute(
                 "DELETE FROM responses WHERE rowid IN (
-                     SELECT rowid FROM responses ORDER BY created_at DESC, rowid DESC
-                     LIMIT -1 OFFSET ?1)",
-                [max],
+                     SELECT rowid FROM responses WHERE scope = ?1
+                     ORDER BY created_at DESC, rowid DESC
+                     LIMIT -1 OFFSET ?2)",
+                rusqlite::params![r.scope, max],
             )?;
             tx.commit()
         })
@@ -258,6 +262,28 @@ mod tests {
             None,
             "gone with its response"
         );
+    }
+
+    #[test]
+    fn one_key_does_not_push_out_anothers_responses() {
+        let store = store(2, Duration::from_secs(60));
+        store.put(&stored("a1", "key-a", vec![])).unwrap();
+        store.put(&stored("a2", "key-a", vec![])).unwrap();
+        for i in 0..5 {
+            store
+                .put(&stored(&format!("b{i}"), "key-b", vec![]))
+                .unwrap();
+        }
+        assert!(
+            store.get("key-a", "a1").unwrap().is_some(),
+            "key-a keeps its own"
+        );
+        assert!(store.get("key-a", "a2").unwrap().is_some());
+        assert_eq!(store.get("key-b", "b2").unwrap(), None, "key-b's oldest go");
+        assert!(store.get("key-b", "b3").unwrap().is_some());
+        assert!(store.get("key-b", "b4").unwrap().is_some());
+        store.put(&stored("a3", "key-a", vec![])).unwrap();
+        assert_eq!(store.get("key-a", "a1").unwrap(), None, "each key capped");
     }
 
     #[test]

@@ -278,8 +278,8 @@ impl ResponseStream {
             incomplete,
             ..End::default()
         };
-        let response = self.meta.response(status, output, end);
-        self.meta.keep(&response);
+        let mut response = self.meta.response(status, output, end);
+        self.meta.keep(&mut response);
         let name = if status == "completed" {
             "response.completed"
         } else {

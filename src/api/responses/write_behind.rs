@@ -5,20 +5,38 @@
 //! Read-your-writes: until the writer has committed a response, it is kept
 //! in memory and every read (`get`, `item`) looks there first, so a
 //! `previous_response_id` sent the moment the client has the response
-//! finds it. `delete` waits for a pending write of the same id, so a
-//! deleted response cannot come back when its write lands. A daemon killed
-//! with SIGKILL loses the writes still pending (milliseconds' worth); a
-//! stopping daemon waits for them ([`WriteBehind::flush`]).
+//! finds it. `delete` waits for a write of the same id in progress, and
+//! takes a waiting one out, so a deleted response cannot come back when its
+//! write lands.
+//!
+//! A write that fails (a full disk) is not dropped: the client was told
+//! `store: true`. The response stays in memory, readable, and the writer
+//! retries, oldest first, with a doubling pause, until it is written; the
+//! store's health (`/health`, `/metrics`) shows the failure and the
+//! backlog. Memory is bounded: once the unwritten responses reach
+//! `max_unwritten_bytes`, `put` refuses new ones ([`StoreError::Backlog`])
+//! and the client's response says `store: false`.
+//!
+//! A daemon killed with SIGKILL loses the writes still pending (normally
+//! milliseconds' worth); a stopping daemon waits for them a while
+//! ([`WriteBehind::flush`]) and logs what it could not write.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::stored::{ResponseStore, StoredResponse};
+use crate::store::health::{StoreHealth, Writer};
 use crate::store::StoreError;
+
+/// The first pause before writing again after a failed write; it doubles
+/// on each failure up to [`MAX_RETRY_PAUSE`].
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(250);
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(10);
 
 /// A [`ResponseStore`] whose writes go to `inner` on a thread of their own.
 #[derive(Debug)]
@@ -27,25 +45,128 @@ pub struct WriteBehind {
     pending: Arc<Pending>,
     /// To the writer thread; `None` once closed.
     writes: Mutex<Option<mpsc::Sender<Write>>>,
+    /// Past this many bytes of unwritten responses, new ones are refused.
+    max_unwritten_bytes: u64,
 }
 
 /// A response handed to the writer, with its sequence number. The pending
 /// map and the writer share one copy of the response.
 type Write = (u64, Arc<StoredResponse>);
 
-/// Responses handed to the writer and not yet committed, by id, each with
-/// the sequence number of its latest write.
+/// Responses handed to the writer and not yet committed, by id.
 #[derive(Debug, Default)]
 struct Pending {
     responses: Mutex<PendingMap>,
-    /// Notified whenever a write is committed (or failed).
+    /// Notified whenever a write is committed (or failed, or dropped).
     written: Condvar,
+    health: Arc<StoreHealth>,
 }
 
 #[derive(Debug, Default)]
 struct PendingMap {
-    by_id: HashMap<String, Write>,
+    by_id: HashMap<String, Entry>,
     next: u64,
+    /// The id whose write is under way (`delete` waits for it).
+    writing: Option<String>,
+    /// The last write failed: what is pending waits for the store to
+    /// take writes again, and counts as unwritten.
+    failing: bool,
+    /// Of `by_id`, the entries waiting for a failing store, and their bytes.
+    unwritten: usize,
+    unwritten_bytes: u64,
+}
+
+/// The latest write of one id.
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    response: Arc<StoredResponse>,
+    /// Its size in bytes, once it waits for a failing store (it counts
+    /// towards the bound then).
+    failed: Option<u64>,
+}
+
+impl PendingMap {
+    /// Removes `id`'s entry, taking it out of the unwritten count.
+    fn remove(&mut self, id: &str) -> Option<Entry> {
+        let entry = self.by_id.remove(id)?;
+        if let Some(bytes) = entry.failed {
+            self.unwritten -= 1;
+            self.unwritten_bytes -= bytes;
+        }
+        Some(entry)
+    }
+
+    /// Whether `(id, seq)` is still the write to make; if so it is marked
+    /// under way.
+    fn start(&mut self, id: &str, seq: u64) -> bool {
+        let current = self.by_id.get(id).is_some_and(|e| e.seq == seq);
+        if current {
+            self.writing = Some(id.to_string());
+        }
+        current
+    }
+
+    /// A write failed: everything pending stays, counted as unwritten.
+    fn failed(&mut self) {
+        self.writing = None;
+        if self.failing {
+            return;
+        }
+        self.failing = true;
+        for entry in self.by_id.values_mut().filter(|e| e.failed.is_none()) {
+            let bytes = size_of(&entry.response);
+            entry.failed = Some(bytes);
+            self.unwritten += 1;
+            self.unwritten_bytes += bytes;
+        }
+    }
+
+    /// Adds a write; while the store fails it counts as unwritten at once.
+    fn insert(&mut self, response: Arc<StoredResponse>) -> u64 {
+        self.next += 1;
+        self.remove(&response.id);
+        let failed = self.failing.then(|| size_of(&response));
+        if let Some(bytes) = failed {
+            self.unwritten += 1;
+            self.unwritten_bytes += bytes;
+        }
+        let entry = Entry {
+            seq: self.next,
+            response: response.clone(),
+            failed,
+        };
+        self.by_id.insert(response.id.clone(), entry);
+        self.next
+    }
+
+    /// The write `(id, seq)` is done (or given up): a later write of the
+    /// same id stays pending.
+    fn done(&mut self, id: &str, seq: u64) {
+        self.writing = None;
+        if self.by_id.get(id).is_some_and(|e| e.seq == seq) {
+            self.remove(id);
+        }
+    }
+}
+
+/// The bytes a response takes as JSON: what it holds in memory, roughly.
+fn size_of(response: &StoredResponse) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, &response.response);
+    let _ = serde_json::to_writer(&mut count, &response.input);
+    let _ = serde_json::to_writer(&mut count, &response.context);
+    count.0
 }
 
 impl Pending {
@@ -53,40 +174,131 @@ impl Pending {
         self.responses.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until no write is pending for which `busy` holds.
-    fn wait_until_none(&self, busy: impl Fn(&PendingMap) -> bool) {
+    /// Waits until `busy` no longer holds, or until `deadline`.
+    fn wait_until_none(
+        &self,
+        deadline: Option<Instant>,
+        busy: impl Fn(&PendingMap) -> bool,
+    ) -> MutexGuard<'_, PendingMap> {
         let mut map = self.lock();
         while busy(&map) {
-            map = self.written.wait(map).unwrap_or_else(|e| e.into_inner());
+            map = match deadline {
+                None => self.written.wait(map).unwrap_or_else(|e| e.into_inner()),
+                Some(at) => {
+                    let left = at.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.written
+                        .wait_timeout(map, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
         }
+        map
+    }
+
+    /// Shows the backlog in the store's health.
+    fn publish(&self, map: &PendingMap) {
+        self.health
+            .set_unwritten_responses(map.unwritten, map.unwritten_bytes);
+    }
+}
+
+/// The writer thread: writes in the order handed over; after a failure,
+/// retries the oldest unwritten response first, pausing longer each time.
+fn write_all(inner: Arc<dyn ResponseStore>, pending: Arc<Pending>, rx: mpsc::Receiver<Write>) {
+    let mut queue: VecDeque<Write> = VecDeque::new();
+    let mut pause = FIRST_RETRY_PAUSE;
+    // While writes fail: when to try again.
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        let received = match retry_at {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+        };
+        match received {
+            Ok(write) => queue.push_back(write),
+            Err(RecvTimeoutError::Timeout) => retry_at = None,
+            // The daemon is gone; `flush` has had its chance.
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        queue.extend(rx.try_iter());
+        if retry_at.is_some_and(|at| Instant::now() < at) {
+            continue;
+        }
+        retry_at = None;
+        while let Some((seq, response)) = queue.front().cloned() {
+            if !pending.lock().start(&response.id, seq) {
+                // Replaced by a later write, or deleted.
+                queue.pop_front();
+                continue;
+            }
+            let result = panic::catch_unwind(AssertUnwindSafe(|| inner.put(&response)));
+            let mut map = pending.lock();
+            match result {
+                Ok(Err(e)) => {
+                    map.failed();
+                    if !pending.health.is_failing(Writer::Responses) {
+                        log::error!(
+                            "cannot store response {}: {e}; it stays in memory and is written when the store takes writes again",
+                            response.id
+                        );
+                    }
+                    pending.health.failed(Writer::Responses, &e);
+                    retry_at = Some(Instant::now() + pause);
+                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                }
+                Ok(Ok(())) => {
+                    map.done(&response.id, seq);
+                    map.failing = false;
+                    pending.health.succeeded(Writer::Responses);
+                    pause = FIRST_RETRY_PAUSE;
+                    queue.pop_front();
+                }
+                // A bug, not the disk: retrying would panic again. Logged,
+                // and nothing is left pending (`flush`, `delete` wait).
+                Err(_) => {
+                    log::error!("storing response {} panicked", response.id);
+                    map.done(&response.id, seq);
+                    queue.pop_front();
+                }
+            }
+            pending.publish(&map);
+            drop(map);
+            pending.written.notify_all();
+            if retry_at.is_some() {
+                break;
+            }
+        }
+    }
+    let map = pending.lock();
+    if map.unwritten > 0 {
+        log::error!(
+            "{} stored responses were never written (the store failed) and are lost",
+            map.unwritten
+        );
     }
 }
 
 impl WriteBehind {
-    /// Starts the writer thread in front of `inner`.
-    pub fn new(inner: Arc<dyn ResponseStore>) -> Self {
-        let pending = Arc::new(Pending::default());
+    /// Starts the writer thread in front of `inner`; its failures and
+    /// backlog are reported to `health`, and at most `max_unwritten_bytes`
+    /// of responses wait in memory for a failing store.
+    pub fn new(
+        inner: Arc<dyn ResponseStore>,
+        health: Arc<StoreHealth>,
+        max_unwritten_bytes: u64,
+    ) -> Self {
+        let pending = Arc::new(Pending {
+            health,
+            ..Pending::default()
+        });
         let (tx, rx) = mpsc::channel::<Write>();
         let writer = {
             let (inner, pending) = (inner.clone(), pending.clone());
-            move || {
-                for (seq, response) in rx {
-                    // A panic in the store must not end the writer with the
-                    // response still pending: `flush` and `delete` wait for it.
-                    match panic::catch_unwind(AssertUnwindSafe(|| inner.put(&response))) {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => log::error!("cannot store response {}: {e}", response.id),
-                        Err(_) => log::error!("storing response {} panicked", response.id),
-                    }
-                    let mut map = pending.lock();
-                    // A later write of the same id stays pending.
-                    if map.by_id.get(&response.id).is_some_and(|(s, _)| *s == seq) {
-                        map.by_id.remove(&response.id);
-                    }
-                    drop(map);
-                    pending.written.notify_all();
-                }
-            }
+            move || write_all(inner, pending, rx)
         };
         let spawned = std::thread::Builder::new()
             .name("responses-writer".into())
@@ -98,6 +310,7 @@ impl WriteBehind {
             inner,
             pending,
             writes: Mutex::new(spawned.ok().map(|_| tx)),
+            max_unwritten_bytes,
         }
     }
 
@@ -109,12 +322,17 @@ impl WriteBehind {
             inner,
             pending: Arc::default(),
             writes: Mutex::new(None),
+            max_unwritten_bytes: 0,
         }
     }
 
-    /// Waits until every response handed over so far is committed.
-    pub fn flush(&self) {
-        self.pending.wait_until_none(|map| !map.by_id.is_empty());
+    /// Waits until every response handed over so far is written, at most
+    /// `limit`; returns how many are not.
+    pub fn flush(&self, limit: Duration) -> usize {
+        let map = self
+            .pending
+            .wait_until_none(Some(Instant::now() + limit), |map| !map.by_id.is_empty());
+        map.by_id.len()
     }
 }
 
@@ -126,13 +344,18 @@ impl ResponseStore for WriteBehind {
         };
         let shared = Arc::new(response.clone());
         let mut map = self.pending.lock();
-        map.next += 1;
-        let seq = map.next;
-        map.by_id.insert(response.id.clone(), (seq, shared.clone()));
+        if map.unwritten > 0 && map.unwritten_bytes >= self.max_unwritten_bytes {
+            return Err(StoreError::Backlog(format!(
+                "{} responses ({} bytes)",
+                map.unwritten, map.unwritten_bytes
+            )));
+        }
+        let seq = map.insert(shared.clone());
+        self.pending.publish(&map);
         drop(map);
         if tx.send((seq, shared)).is_err() {
-            // The writer is gone (it panicked): write in line from now on.
-            self.pending.lock().by_id.remove(&response.id);
+            // The writer is gone: write in line from now on.
+            self.pending.lock().remove(&response.id);
             drop(writes);
             *self.writes.lock().unwrap_or_else(|e| e.into_inner()) = None;
             return self.inner.put(response);
@@ -141,16 +364,23 @@ impl ResponseStore for WriteBehind {
     }
 
     fn get(&self, scope: &str, id: &str) -> Result<Option<StoredResponse>, StoreError> {
-        if let Some((_, response)) = self.pending.lock().by_id.get(id) {
+        if let Some(entry) = self.pending.lock().by_id.get(id) {
+            let response = &entry.response;
             return Ok((response.scope == scope).then(|| StoredResponse::clone(response)));
         }
         self.inner.get(scope, id)
     }
 
     fn delete(&self, scope: &str, id: &str) -> Result<bool, StoreError> {
-        self.pending
-            .wait_until_none(|map| map.by_id.contains_key(id));
-        self.inner.delete(scope, id)
+        let mut map = self
+            .pending
+            .wait_until_none(None, |map| map.writing.as_deref() == Some(id));
+        let mine = map.by_id.get(id).is_some_and(|e| e.response.scope == scope);
+        let removed = mine && map.remove(id).is_some();
+        self.pending.publish(&map);
+        drop(map);
+        let on_disk = self.inner.delete(scope, id)?;
+        Ok(removed || on_disk)
     }
 
     fn item(&self, scope: &str, id: &str) -> Result<Option<Value>, StoreError> {
@@ -158,11 +388,12 @@ impl ResponseStore for WriteBehind {
         let newest = pending
             .by_id
             .values()
-            .filter(|(_, r)| r.scope == scope)
-            .filter_map(|(seq, r)| {
+            .filter(|e| e.response.scope == scope)
+            .filter_map(|e| {
+                let r = &e.response;
                 let output = r.response["output"].as_array().into_iter().flatten();
                 let item = r.input.iter().chain(output).find(|i| i["id"] == id)?;
-                Some((*seq, item.clone()))
+                Some((e.seq, item.clone()))
             })
             .max_by_key(|(seq, _)| *seq);
         drop(pending);
@@ -227,7 +458,7 @@ mod tests {
     #[test]
     fn a_write_returns_before_the_disk_and_is_read_back_at_once() {
         let disk = gated();
-        let store = WriteBehind::new(disk.clone());
+        let store = WriteBehind::new(disk.clone(), Arc::default(), u64::MAX);
         // Returns although the disk holds every write.
         store.put(&response("a", "k1")).unwrap();
         assert_eq!(disk.inner.get("k1", "a").unwrap(), None, "not yet on disk");
@@ -236,7 +467,7 @@ mod tests {
         assert_eq!(store.item("k1", "out-a").unwrap().unwrap()["id"], "out-a");
         assert_eq!(store.item("k2", "in-a").unwrap(), None);
         disk.held.store(false, Ordering::SeqCst);
-        store.flush();
+        assert_eq!(store.flush(Duration::from_secs(30)), 0);
         assert_eq!(
             disk.inner.get("k1", "a").unwrap(),
             Some(response("a", "k1"))
@@ -265,14 +496,18 @@ mod tests {
 
     #[test]
     fn a_write_that_panics_is_not_left_pending() {
-        let store = Arc::new(WriteBehind::new(Arc::new(Panicking)));
+        let store = Arc::new(WriteBehind::new(
+            Arc::new(Panicking),
+            Arc::default(),
+            u64::MAX,
+        ));
         store.put(&response("a", "k1")).unwrap();
         store.put(&response("b", "k1")).unwrap();
         let (done, finished) = mpsc::channel();
         std::thread::spawn({
             let store = store.clone();
             move || {
-                store.flush();
+                assert_eq!(store.flush(Duration::from_secs(30)), 0);
                 let deleted = store.delete("k1", "a").unwrap();
                 done.send(deleted).unwrap();
             }
@@ -286,10 +521,125 @@ mod tests {
         assert_eq!(store.get("k1", "b").unwrap(), None);
     }
 
+    /// A store whose writes fail while `full`: a full disk.
+    #[derive(Debug)]
+    struct Full {
+        inner: super::super::stored::SqliteResponses,
+        full: AtomicBool,
+    }
+
+    impl ResponseStore for Full {
+        fn put(&self, r: &StoredResponse) -> Result<(), StoreError> {
+            if self.full.load(Ordering::SeqCst) {
+                return Err(StoreError::Task("database or disk is full".into()));
+            }
+            self.inner.put(r)
+        }
+        fn get(&self, scope: &str, id: &str) -> Result<Option<StoredResponse>, StoreError> {
+            self.inner.get(scope, id)
+        }
+        fn delete(&self, scope: &str, id: &str) -> Result<bool, StoreError> {
+            self.inner.delete(scope, id)
+        }
+        fn item(&self, scope: &str, id: &str) -> Result<Option<Value>, StoreError> {
+            self.inner.item(scope, id)
+        }
+    }
+
+    fn full_disk() -> Arc<Full> {
+        let store = crate::store::Store::in_memory().unwrap();
+        Arc::new(Full {
+            inner: super::super::stored::SqliteResponses::new(store, 10, Duration::from_secs(60))
+                .unwrap(),
+            full: AtomicBool::new(true),
+        })
+    }
+
+    /// Waits until `health` reports `n` unwritten responses.
+    fn wait_unwritten(health: &StoreHealth, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while health.report().unwritten.responses != n {
+            assert!(Instant::now() < deadline, "{:?}", health.report());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_failed_write_stays_readable_and_is_written_once_the_store_takes_it() {
+        let disk = full_disk();
+        let health = Arc::new(StoreHealth::default());
+        let store = WriteBehind::new(disk.clone(), health.clone(), u64::MAX);
+        store.put(&response("a", "k1")).unwrap();
+        store.put(&response("b", "k1")).unwrap();
+        wait_unwritten(&health, 2);
+        let report = health.report();
+        assert_eq!(report.status, "failing");
+        assert!(report.unwritten.responses_bytes > 0);
+        assert_eq!(store.get("k1", "a").unwrap(), Some(response("a", "k1")));
+        assert_eq!(store.item("k1", "out-b").unwrap().unwrap()["id"], "out-b");
+        assert_eq!(
+            store.flush(Duration::from_millis(50)),
+            2,
+            "a flush gives up at its limit"
+        );
+        disk.full.store(false, Ordering::SeqCst);
+        assert_eq!(store.flush(Duration::from_secs(30)), 0);
+        assert_eq!(
+            disk.inner.get("k1", "a").unwrap(),
+            Some(response("a", "k1"))
+        );
+        assert_eq!(
+            disk.inner.get("k1", "b").unwrap(),
+            Some(response("b", "k1"))
+        );
+        let report = health.report();
+        assert_eq!((report.status, report.unwritten.responses), ("ok", 0));
+    }
+
+    #[test]
+    fn past_the_bound_new_responses_are_refused_not_dropped_later() {
+        let disk = full_disk();
+        let health = Arc::new(StoreHealth::default());
+        let store = WriteBehind::new(disk.clone(), health.clone(), 0);
+        store.put(&response("a", "k1")).unwrap();
+        wait_unwritten(&health, 1);
+        let refused = store.put(&response("b", "k1"));
+        assert!(
+            matches!(refused, Err(StoreError::Backlog(_))),
+            "{refused:?}"
+        );
+        assert_eq!(store.get("k1", "b").unwrap(), None);
+        assert!(store.get("k1", "a").unwrap().is_some(), "the first is kept");
+        disk.full.store(false, Ordering::SeqCst);
+        assert_eq!(store.flush(Duration::from_secs(30)), 0);
+        store.put(&response("c", "k1")).unwrap();
+        assert_eq!(store.flush(Duration::from_secs(30)), 0);
+        assert!(disk.inner.get("k1", "a").unwrap().is_some());
+        assert!(disk.inner.get("k1", "c").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_deleted_unwritten_response_is_never_written() {
+        let disk = full_disk();
+        let health = Arc::new(StoreHealth::default());
+        let store = WriteBehind::new(disk.clone(), health.clone(), u64::MAX);
+        store.put(&response("a", "k1")).unwrap();
+        wait_unwritten(&health, 1);
+        assert!(!store.delete("k2", "a").unwrap(), "not another key's");
+        assert!(store.delete("k1", "a").unwrap());
+        assert_eq!(health.report().unwritten.responses, 0);
+        assert_eq!(store.get("k1", "a").unwrap(), None);
+        disk.full.store(false, Ordering::SeqCst);
+        store.put(&response("b", "k1")).unwrap();
+        assert_eq!(store.flush(Duration::from_secs(30)), 0);
+        assert_eq!(disk.inner.get("k1", "a").unwrap(), None);
+        assert!(disk.inner.get("k1", "b").unwrap().is_some());
+    }
+
     #[test]
     fn a_delete_waits_for_the_pending_write_so_nothing_comes_back() {
         let disk = gated();
-        let store = Arc::new(WriteBehind::new(disk.clone()));
+        let store = Arc::new(WriteBehind::new(disk.clone(), Arc::default(), u64::MAX));
         store.put(&response("a", "k1")).unwrap();
         let deleting = std::thread::spawn({
             let store = store.clone();
@@ -298,7 +648,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         disk.held.store(false, Ordering::SeqCst);
         assert!(deleting.join().unwrap(), "the delete found the response");
-        store.flush();
+        assert_eq!(store.flush(Duration::from_secs(30)), 0);
         assert_eq!(store.get("k1", "a").unwrap(), None);
         assert_eq!(disk.inner.get("k1", "a").unwrap(), None);
     }
