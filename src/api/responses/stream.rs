@@ -74,8 +74,8 @@ impl ResponseStream {
     /// status `cancelled` and the items finished so far, stored as such.
     pub fn cancel(&mut self) -> Value {
         let output = std::mem::take(&mut self.output).into_values().collect();
-        let response = self.meta.response("cancelled", output, End::default());
-        self.meta.keep(&response);
+        let mut response = self.meta.response("cancelled", output, End::default());
+        self.meta.keep(&mut response);
         response
     }
 
@@ -299,10 +299,10 @@ impl ResponseStream {
             error: Some(json!({"code": code, "message": error.message})),
             ..End::default()
         };
-        let response = self.meta.response("failed", output, end);
+        let mut response = self.meta.response("failed", output, end);
         // A background response is read back by id, failed or not.
         if self.meta.background {
-            self.meta.keep(&response);
+            self.meta.keep(&mut response);
         }
         self.event(out, "response.failed", json!({"response": response}));
     }
