@@ -3,7 +3,7 @@
 //! and retention. Each function is one transaction; times are Unix
 //! milliseconds chosen by the caller.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, Transaction};
 
 use super::store::{end_if_done, finish_all, Claim, Outcome};
 
@@ -50,11 +50,24 @@ pub fn record(
     outcome: &Outcome,
     now: i64,
 ) -> rusqlite::Result<bool> {
+    let tx = conn.transaction()?;
+    let recorded = record_in(&tx, batch_seq, idx, outcome, now)?;
+    tx.commit()?;
+    Ok(recorded)
+}
+
+/// [`record`], inside the caller's transaction.
+pub fn record_in(
+    tx: &Transaction<'_>,
+    batch_seq: i64,
+    idx: i64,
+    outcome: &Outcome,
+    now: i64,
+) -> rusqlite::Result<bool> {
     let (state, result) = match outcome {
         Outcome::Succeeded(r) => ("succeeded", r),
         Outcome::Errored(r) => ("errored", r),
     };
-    let tx = conn.transaction()?;
     let changed = tx.execute(
         "UPDATE batch_requests SET state = ?3, result = ?4, params = NULL \
          WHERE batch_seq = ?1 AND idx = ?2 AND state = 'running'",
@@ -65,9 +78,8 @@ pub fn record(
             &format!("UPDATE batches SET {state} = {state} + 1 WHERE seq = ?1"),
             [batch_seq],
         )?;
-        end_if_done(&tx, batch_seq, now)?;
+        end_if_done(tx, batch_seq, now)?;
     }
-    tx.commit()?;
     Ok(changed == 1)
 }
 

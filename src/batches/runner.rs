@@ -384,10 +384,15 @@ impl Runner {
                 // Validated when the batch was created; a daemon upgrade
                 // might still refuse it. It fails alone.
                 let body = json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}});
+                // One transaction: a failed write leaves it queued, to be
+                // tried again, never running with no result on the way.
                 self.store
                     .call(move |c| {
-                        queue::mark_running(c, seq, idx)?;
-                        queue::record(c, seq, idx, &Outcome::Errored(errored(&body)), now_ms())
+                        let tx = c.transaction()?;
+                        queue::mark_running(&tx, seq, idx)?;
+                        let outcome = Outcome::Errored(errored(&body));
+                        queue::record_in(&tx, seq, idx, &outcome, now_ms())?;
+                        tx.commit()
                     })
                     .await?;
                 return Ok(true);
