@@ -466,3 +466,42 @@ fn jobs_killed_with_their_worker_are_counted_as_failed() {
     assert_eq!(jobs["failed"], 3, "{jobs}");
     assert_eq!(jobs["completed"], 1, "{jobs}");
 }
+
+#[test]
+fn a_silent_stream_gets_its_first_keepalive_after_keepalive_secs_not_twice_that() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::fake(1).with_toml("server.keepalive_secs = 2"),
+        &upstream,
+    );
+    // The only worker is busy for ~6 s (20 deltas, 300 ms apart).
+    let holder = std::thread::spawn({
+        let url = daemon.url("/v1/messages");
+        move || {
+            client()
+                .post(url)
+                .json(&message_body("hold [[slow:300]]"))
+                .send()
+        }
+    });
+    daemon.wait_health(Duration::from_secs(10), |h| h["workers"]["busy"] == 1);
+    // A stream that waits in the queue meanwhile: silent.
+    let sent_at = Instant::now();
+    let mut res = daemon.post(&stream_body("queued behind it"));
+    assert_eq!(res.status(), 200);
+    let mut first = [0u8; 256];
+    let n = res.read(&mut first).unwrap();
+    let first_frame_after = sent_at.elapsed();
+    let text = String::from_utf8_lossy(&first[..n]).to_string();
+    assert!(text.contains("message_start"), "{text}");
+    // Headers and a first frame at keepalive_secs (2 s), where the old code
+    // sent the first frame only at twice that.
+    assert!(
+        first_frame_after < Duration::from_secs(3),
+        "first frame after {first_frame_after:?}"
+    );
+    let mut rest = String::new();
+    res.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("message_stop"), "{rest}");
+    assert_eq!(holder.join().unwrap().unwrap().status(), 200);
+}
