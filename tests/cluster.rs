@@ -48,12 +48,22 @@ struct Node {
     child: Option<Child>,
 }
 
+/// The balancer's name in the tests' HAProxy config, which keyless nodes
+/// list in `server.allowed_hosts` (the shipped config's `pool.example.com`).
+const BALANCER: &str = "pool.test";
+
 impl Node {
+    /// A keyless node that serves requests addressed to [`BALANCER`].
     fn new(name: &str, upstream: &FakeUpstream, workers: usize) -> Self {
+        let allowed = format!("server.allowed_hosts = [\"{BALANCER}\"]");
+        Self::with_toml(name, upstream, workers, &allowed)
+    }
+
+    fn with_toml(name: &str, upstream: &FakeUpstream, workers: usize, toml: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let cfg = DaemonConfig::real(workers).with_toml(&format!(
-            "server.listen = \"127.0.0.1:{port}\"\nserver.node_id = \"{name}\""
+            "server.listen = \"127.0.0.1:{port}\"\nserver.node_id = \"{name}\"\n{toml}"
         ));
         let config = dir.path().join("config.toml");
         std::fs::write(&config, settings_toml(&cfg, upstream, &dir)).unwrap();
@@ -162,6 +172,10 @@ fn haproxy_config(listen: u16, nodes: &[Node]) -> String {
         text = text.replace(from, to);
     };
     replace("bind 127.0.0.1:8080", &format!("bind 127.0.0.1:{listen}"));
+    replace(
+        "set-header host pool.example.com",
+        &format!("set-header host {BALANCER}"),
+    );
     for (i, node) in nodes.iter().enumerate() {
         assert_eq!(node.name, format!("n{}", i + 1));
         replace(
@@ -169,7 +183,11 @@ fn haproxy_config(listen: u16, nodes: &[Node]) -> String {
             &format!("127.0.0.1:{}", node.port),
         );
     }
-    text
+    // The shipped servers this cluster has no node for.
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("server n") || l.contains("127.0.0.1:"))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 struct Cluster {
@@ -187,6 +205,10 @@ impl Cluster {
         let nodes: Vec<Node> = (1..=count)
             .map(|i| Node::new(&format!("n{i}"), &upstream, 1))
             .collect();
+        Self::with_nodes(upstream, nodes)
+    }
+
+    fn with_nodes(upstream: FakeUpstream, nodes: Vec<Node>) -> Self {
         for node in &nodes {
             node.wait_ready();
         }
@@ -519,10 +541,13 @@ fn a_killed_node_is_taken_out_and_its_batches_are_back_with_it() {
     let body: Value = res.json().unwrap();
     assert_eq!(body["processing_status"], "ended", "{body}");
     assert_eq!(body["request_counts"]["succeeded"], 1, "{body}");
-    let results = client()
-        .get(cluster.url(&format!("/v1/messages/batches/{id}/results")))
-        .send()
-        .unwrap();
+    // Its results_url names the balancer as the client addressed it.
+    let results_url = body["results_url"].as_str().unwrap();
+    assert_eq!(
+        results_url,
+        cluster.url(&format!("/v1/messages/batches/{id}/results"))
+    );
+    let results = client().get(results_url).send().unwrap();
     assert_eq!(results.status(), 200);
     let text = results.text().unwrap();
     assert!(text.contains("\"custom_id\":\"a\""), "{text}");
@@ -633,4 +658,65 @@ fn a_draining_node_still_takes_the_results_of_its_parked_turns() {
     assert_eq!(slow.join().unwrap(), 200);
     let status = node.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{status:?}");
+}
+
+/// What a keyless node behind the shipped config sees of a remote client's
+/// `Host`: nothing. Every request reaches it addressed to the balancer's
+/// name, so a node that does not list that name refuses them all, however
+/// the client names the host (`localhost`, a loopback address, an
+/// absolute-form request line, no `Host` at all).
+#[test]
+fn a_client_of_the_balancer_cannot_pass_for_a_local_caller() {
+    use std::io::{Read, Write};
+    let upstream = FakeUpstream::start();
+    let node = Node::with_toml("n1", &upstream, 1, "");
+    node.wait_ready();
+    let cluster = Cluster::with_nodes(upstream, vec![node]);
+    let body = r#"{"model":"claude-haiku-4-5","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}"#;
+    let address = cluster.base.trim_start_matches("http://").to_string();
+    let raw = |request_line: &str, host: Option<&str>| -> String {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
+        let request = format!(
+            "{request_line}\r\n{host}content-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    // Answers from our node through the balancer, by the same way as the
+    // cases below, before they are sent.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !raw("GET /health HTTP/1.1", Some(address.as_str())).contains("x-claude-pool-node: n1") {
+        assert!(Instant::now() < deadline, "the balancer never reached n1");
+        thread::sleep(Duration::from_millis(200));
+    }
+    let cases = [
+        ("POST /v1/messages HTTP/1.1", Some("localhost")),
+        ("POST /v1/messages HTTP/1.1", Some("localhost:8787")),
+        ("POST /v1/messages HTTP/1.1", Some("127.0.0.1")),
+        ("POST /v1/messages HTTP/1.1", Some("[::1]:8787")),
+        ("POST /v1/messages HTTP/1.1", Some(address.as_str())),
+        (
+            "POST http://localhost/v1/messages HTTP/1.1",
+            Some("localhost"),
+        ),
+        ("POST /v1/messages HTTP/1.0", None),
+    ];
+    for (line, host) in cases {
+        let answer = raw(line, host);
+        let status = answer.split_whitespace().nth(1).unwrap_or_default();
+        assert_eq!(status, "403", "{line} / Host {host:?}:\n{answer}");
+        assert!(
+            answer.contains(BALANCER),
+            "refused as addressed to the balancer: {answer}"
+        );
+    }
+    assert_eq!(cluster.upstream.message_calls().len(), 0, "no job ran");
 }
