@@ -129,6 +129,21 @@ EOF
   fi
 }
 
+# The version of the CLI at $1, asked as the service user would run it: a
+# configured command is never run as root (whoever could edit the config or
+# the file it names would otherwise run code as root at the next install).
+cli_version() {
+  local found="$1"
+  if [ "$(id -u)" -ne 0 ]; then
+    "$found" --version 2>/dev/null || echo 'version unknown'
+  elif getent passwd "$NAME" >/dev/null && command -v runuser >/dev/null; then
+    (cd / && runuser -u "$NAME" -- env HOME="$STATE_DIR" "$found" --version 2>/dev/null) ||
+      echo "version unknown: $NAME could not run it"
+  else
+    echo "not run: root does not run it, and there is no account $NAME to run it as"
+  fi
+}
+
 # The `claude.command` of the installed config, as the service will see it.
 check_claude_cli() {
   local config="$destdir$CONFIG_DIR/config.toml" command found=""
@@ -144,7 +159,7 @@ check_claude_cli() {
   say "absolute path, or a name on the service's PATH ($SERVICE_PATH)."
   say "It must not live under /home or /root (hidden by ProtectHome=yes)."
   if [ -n "$found" ]; then
-    say "found: $found ($("$found" --version 2>/dev/null || echo 'version unknown'))"
+    say "found: $found ($(cli_version "$found"))"
   else
     say "NOT FOUND. Install the pinned Claude Code CLI globally with:"
     say "  npm install -g @anthropic-ai/claude-code@$CLAUDE_CLI_VERSION"

@@ -519,6 +519,56 @@ fn install_script_stages_binary_unit_and_config_without_overwriting() {
     assert!(config.is_file());
 }
 
+/// The configured `claude.command` is run (for its version) as the
+/// service's user, never as root: as root without that account, not at all.
+#[test]
+fn install_script_never_runs_the_configured_cli_as_root() {
+    let stage = TempDir::new().unwrap();
+    let tools = TempDir::new().unwrap();
+    let ran_as = tools.path().join("ran-as");
+    let claude = tools.path().join("claude");
+    std::fs::write(
+        &claude,
+        format!("#!/bin/sh\nid -un >> {}\necho 9.9.9\n", ran_as.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&claude, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = stage.path().join("etc/claude-pool/config.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, format!("[claude]\ncommand = {claude:?}\n")).unwrap();
+    let out = Command::new("bash")
+        .arg(repo("scripts/install.sh"))
+        .env("DESTDIR", stage.path())
+        .env("CLAUDE_POOL_BINARY", env!("CARGO_BIN_EXE_claude-pool"))
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("found: {}", claude.display())),
+        "{text}"
+    );
+    let runners = std::fs::read_to_string(&ran_as).unwrap_or_default();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let has_account = Command::new("getent")
+            .args(["passwd", "claude-pool"])
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if has_account {
+            assert_eq!(runners.trim(), "claude-pool", "{text}");
+        } else {
+            assert!(runners.is_empty(), "run as {runners}: {text}");
+            assert!(text.contains("not run: root does not run it"), "{text}");
+        }
+    } else {
+        assert!(text.contains("(9.9.9)"), "{text}");
+        assert!(!runners.trim().is_empty() && runners.trim() != "root");
+    }
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().mode() & 0o7777
 }
