@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::affinity::ConversationKey;
 use crate::error::JobError;
+use crate::keys::Caller;
 
 /// What a job asks the model to do; everything a worker needs to run it.
 #[derive(Debug, Clone)]
@@ -108,6 +109,9 @@ pub struct Job {
     pub admitted_at: Instant,
     /// Where it ran, noted by the dispatcher for the usage ledger.
     pub placed: Placed,
+    /// Who sent it: the key's name, weight (fair share), the accounts that
+    /// may serve it, its limits. Anonymous unless set by [`Job::with_caller`].
+    pub caller: Arc<Caller>,
 }
 
 /// Where a job ran: filled in by the dispatcher when a worker takes the job
@@ -146,8 +150,15 @@ impl Job {
             events,
             admitted_at: Instant::now(),
             placed: Placed::default(),
+            caller: Arc::new(Caller::anonymous(Default::default())),
         };
         (job, rx)
+    }
+
+    /// The job, sent by `caller`.
+    pub fn with_caller(mut self, caller: Arc<Caller>) -> Self {
+        self.caller = caller;
+        self
     }
 
     /// Whether the client has stopped listening.

@@ -28,14 +28,17 @@
 //! - [`ledger`]: the usage ledger and audit log (a row per request, hourly
 //!   rollups, per-key usage windows for limits), written behind requests.
 //! - [`node`]: this node's id, carried by every id the daemon hands out.
+//! - [`keys`]: named client keys and admin keys, who a request acts for
+//!   ([`keys::Caller`]), and the per-key limits checked at admission.
 //!
 //! Imports point down the data path of a request: [`http`] uses [`api`],
 //! [`dispatch`] and [`batches`]; [`api`] uses [`job`], [`prompt`],
 //! [`affinity`] and the [`store`]; [`dispatch`] uses [`worker`] and
 //! [`accounts`]; [`worker`] uses [`job`] and [`accounts`], and reports back
 //! through a `Recipient`, so it never names the dispatcher. [`config`],
-//! [`job`], [`error`] and [`node`] are at the bottom: none of them imports
-//! [`http`], [`api`], [`dispatch`] or [`worker`].
+//! [`job`], [`error`], [`keys`] and [`node`] are at the bottom: none of them
+//! imports [`http`], [`api`], [`dispatch`] or [`worker`] ([`keys`] uses only
+//! [`config`] and [`store`]).
 
 pub mod accounts;
 pub mod affinity;
@@ -46,6 +49,7 @@ pub mod dispatch;
 pub mod error;
 pub mod http;
 pub mod job;
+pub mod keys;
 pub mod ledger;
 pub mod node;
 pub mod notify;
@@ -71,16 +75,18 @@ use dispatch::Dispatcher;
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
-    #[error("refusing to listen on {0} without API keys: set server.api_keys (or server.allow_unauthenticated = true to really serve anyone)")]
+    #[error("refusing to listen on {0} without API keys: set server.api_keys or [[keys]] (or server.allow_unauthenticated = true to really serve anyone)")]
     UnauthenticatedPublicListener(std::net::SocketAddr),
-    #[error("refusing agent mode without client keys: its tools run code on this host, and without keys anyone who reaches the port (a web page, another local user, a job's own tools calling the daemon) runs jobs; set server.api_keys or server.api_keys_file")]
+    #[error("refusing agent mode without client keys: its tools run code on this host, and without keys anyone who reaches the port (a web page, another local user, a job's own tools calling the daemon) runs jobs; set server.api_keys, server.api_keys_file or [[keys]]")]
     AgentWithoutKeys,
-    #[error("refusing server.cors_allowed_origins without client keys: any page of those origins opened in a browser that reaches this daemon could use it; set server.api_keys or server.api_keys_file (or server.allow_keyless_cors = true to really allow it)")]
+    #[error("refusing server.cors_allowed_origins without client keys: any page of those origins opened in a browser that reaches this daemon could use it; set server.api_keys, server.api_keys_file or [[keys]] (or server.allow_keyless_cors = true to really allow it)")]
     KeylessCors,
     #[error("claude.command `{0}` is not an executable file (nor found on PATH)")]
     CommandNotFound(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error("keys: {0}")]
+    Keys(#[from] keys::KeyError),
     #[error(transparent)]
     Sandbox(#[from] worker::sandbox::SandboxError),
     #[error("{context}: {source}")]
@@ -96,13 +102,16 @@ pub enum StartError {
 pub fn check_exposure(settings: &Settings, addr: std::net::SocketAddr) -> Result<(), StartError> {
     let server = &settings.server;
     let public = !addr.ip().is_loopback();
-    if public && !server.has_keys() && !server.allow_unauthenticated {
+    if public && !settings.requires_keys() && !server.allow_unauthenticated {
         return Err(StartError::UnauthenticatedPublicListener(addr));
     }
-    if settings.agent.enabled && !server.has_keys() {
+    if settings.agent.enabled && !settings.requires_keys() {
         return Err(StartError::AgentWithoutKeys);
     }
-    if !server.cors_allowed_origins.is_empty() && !server.has_keys() && !server.allow_keyless_cors {
+    if !server.cors_allowed_origins.is_empty()
+        && !settings.requires_keys()
+        && !server.allow_keyless_cors
+    {
         return Err(StartError::KeylessCors);
     }
     Ok(())
@@ -137,7 +146,7 @@ pub async fn run_with_reload(
     })?;
     check_exposure(&settings, addr)?;
     if !addr.ip().is_loopback()
-        && !settings.server.has_keys()
+        && !settings.requires_keys()
         && settings.server.allowed_hosts.is_empty()
     {
         log::warn!(
@@ -162,6 +171,7 @@ pub async fn run_with_reload(
     let ledger = ledger::Ledger::start(store.clone(), settings.ledger.clone())?;
     log::info!("store: {}", store_path.display());
     let settings = Arc::new(settings);
+    let keys = Arc::new(keys::KeyRing::open(settings.clone(), Some(store.clone()))?);
     let spawn = worker::spawn::spawn_spec(&settings, &working_dir);
     let agent_spawn = match settings.agent.enabled {
         true => Some(agent_recipe(&settings, &cli)?),
@@ -199,8 +209,11 @@ pub async fn run_with_reload(
             runner.handle(),
         )
         .with_responses(responses.clone())
-        .with_ledger(ledger.clone()),
+        .with_ledger(ledger.clone())
+        .with_keys(keys),
     );
+    // Token budgets are read from the ledger's windows.
+    state.limiter.set_usage(Arc::new(ledger.clone()));
     let tokens = state.metrics.token_counter();
     let drain_state = state.clone();
     let batch_runner = runner
@@ -340,6 +353,13 @@ fn apply_reload(new: &Settings, state: &web::Data<http::AppState>, addr: std::ne
         }
     };
     if let Err(e) = check_exposure(&plan.settings, addr) {
+        log::error!("reload: not applied, the running configuration stays: {e}");
+        return;
+    }
+    let settings = Arc::new(plan.settings.clone());
+    // First, so that keys clashing with those of the store refuse the whole
+    // reload; from here on the new keys are in force.
+    if let Err(e) = state.keys.reconfigure(settings) {
         log::error!("reload: not applied, the running configuration stays: {e}");
         return;
     }

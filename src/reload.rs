@@ -16,6 +16,8 @@ use crate::config::Settings;
 pub const RELOADABLE: &[&str] = &[
     "server.api_keys",
     "server.api_keys_file",
+    "server.admin_keys",
+    "server.admin_keys_file",
     "server.allow_unauthenticated",
     "server.request_timeout_secs",
     "server.max_body_bytes",
@@ -45,6 +47,13 @@ pub const RELOADABLE: &[&str] = &[
     "batches.max_requests",
     "batches.max_workers",
     "batches.retention_days",
+    "limits.max_concurrent",
+    "limits.requests_per_minute",
+    "limits.tokens_5h",
+    "limits.tokens_day",
+    "limits.tokens_week",
+    "limits.tokens_month",
+    "limits.request_window_secs",
 ];
 
 /// The outcome of comparing reloaded settings with those in force.
@@ -93,7 +102,14 @@ pub fn prepare(current: &Settings, new: &Settings) -> Result<Reload, String> {
     if new.accounts != current.accounts {
         applied.push("accounts".into());
     }
-    // Read from the key file, so not part of the JSON.
+    // Named keys are reloaded whole (the key ring checks them against the
+    // keys of the store before they apply).
+    settings.keys = new.keys.clone();
+    if new.keys != current.keys {
+        applied.push("keys".into());
+    }
+    // Read from the key files, so not part of the JSON.
+    settings.server.file_admin_keys = new.server.file_admin_keys.clone();
     settings.server.file_keys = new.server.file_keys.clone();
     if new.server.file_keys != current.server.file_keys
         && !applied.iter().any(|k| k == "server.api_keys_file")

@@ -321,9 +321,11 @@ fn readme_reference_lists_every_setting_of_the_shipped_config() {
         "README configuration reference vs config/claude-pool.toml:\n  not in README: {missing:?}\n  not in the shipped config: {extra:?}"
     );
     for (key, reload) in &table {
-        // `[[accounts]]` is reloaded whole (see `reload::prepare`).
+        // `[[accounts]]` and `[[keys]]` are reloaded whole (see
+        // `reload::prepare`).
         let expected = if claude_pool::reload::RELOADABLE.contains(&key.as_str())
             || key.starts_with("accounts.")
+            || key.starts_with("keys.")
         {
             "yes"
         } else {

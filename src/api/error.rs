@@ -16,7 +16,13 @@ pub enum ErrorKind {
     Authentication,
     /// A keyless daemon was addressed by a name it does not serve (`Host`).
     HostNotAllowed,
+    /// The caller's key may not do this (a model it is not allowed, a
+    /// client key on the admin API).
+    PermissionDenied,
     NotFound,
+    /// The request clashes with the state of what it names (a key name
+    /// taken, a read-only key).
+    Conflict,
     PayloadTooLarge,
     /// The body is declared as something other than JSON.
     UnsupportedMediaType,
@@ -112,7 +118,8 @@ impl ApiError {
             | ErrorKind::UpstreamInvalid
             | ErrorKind::UnsupportedMediaType => "invalid_request_error",
             ErrorKind::Authentication => "authentication_error",
-            ErrorKind::HostNotAllowed => "permission_error",
+            ErrorKind::HostNotAllowed | ErrorKind::PermissionDenied => "permission_error",
+            ErrorKind::Conflict => "invalid_request_error",
             ErrorKind::NotFound => "not_found_error",
             ErrorKind::PayloadTooLarge => "request_too_large",
             ErrorKind::RateLimited => "rate_limit_error",
@@ -131,6 +138,8 @@ impl ApiError {
             ErrorKind::Authentication => ("invalid_request_error", Some("invalid_api_key")),
             ErrorKind::HostNotAllowed => ("invalid_request_error", Some("host_not_allowed")),
             ErrorKind::NotFound => ("invalid_request_error", Some("not_found")),
+            ErrorKind::PermissionDenied => ("invalid_request_error", Some("permission_denied")),
+            ErrorKind::Conflict => ("invalid_request_error", Some("conflict")),
             ErrorKind::RateLimited => ("rate_limit_exceeded", Some("rate_limit_exceeded")),
             ErrorKind::Overloaded | ErrorKind::Unavailable => ("server_error", Some("overloaded")),
             ErrorKind::Timeout => ("server_error", Some("timeout")),

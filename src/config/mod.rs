@@ -13,6 +13,7 @@ mod agent;
 mod batches;
 pub mod catalogue;
 mod claude;
+mod keys;
 mod ledger;
 mod pool;
 pub mod proxies;
@@ -24,6 +25,10 @@ pub use accounts::{AccountPlan, AccountSettings};
 pub use agent::{AgentSandbox, AgentSettings};
 pub use batches::BatchSettings;
 pub use claude::ClaudeSettings;
+pub use keys::{
+    digest_hex, is_key_name, parse_time, KeySettings, LimitSettings, Limits, TokenWindow,
+    KEY_NAME_RULE,
+};
 pub use ledger::LedgerSettings;
 pub use pool::PoolSettings;
 pub use responses::ResponseSettings;
@@ -58,6 +63,12 @@ pub struct Settings {
     /// Several Claude accounts (`[[accounts]]`); empty: one implicit account
     /// made of `[claude]` (see [`AccountSettings`]).
     pub accounts: Vec<AccountSettings>,
+    /// Named client keys (`[[keys]]`), each with its limits and what it may
+    /// use (see [`KeySettings`]).
+    pub keys: Vec<KeySettings>,
+    /// `[limits]`: the default limits of every client key, and how tokens
+    /// count against budgets.
+    pub limits: LimitSettings,
 }
 
 /// A configuration that cannot be used, with the key at fault where known.
@@ -87,6 +98,7 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("server.api_keys")
+                .with_list_parse_key("server.admin_keys")
                 .with_list_parse_key("server.cors_allowed_origins")
                 .with_list_parse_key("server.allowed_hosts")
                 .with_list_parse_key("claude.extra_args"),
@@ -101,17 +113,32 @@ impl Settings {
     /// Reads `server.api_keys_file` into `server.file_keys` (replacing what
     /// was read before). [`Settings::load`] does this; [`Settings::from_toml`]
     /// does not, and the daemon does it again when it starts.
+    /// Reads `server.admin_keys_file` into `server.file_admin_keys` too.
     pub fn read_api_keys_file(&mut self) -> Result<(), ConfigError> {
-        let Some(path) = &self.server.api_keys_file else {
-            self.server.file_keys.clear();
-            return Ok(());
+        let read = |path: &Option<std::path::PathBuf>, key| match path {
+            None => Ok(Vec::new()),
+            Some(path) => std::fs::read_to_string(path)
+                .map(|text| server::parse_key_file(&text))
+                .map_err(|e| ConfigError::Invalid {
+                    key,
+                    message: format!("cannot read {}: {e}", path.display()),
+                }),
         };
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
-            key: "server.api_keys_file",
-            message: format!("cannot read {}: {e}", path.display()),
-        })?;
-        self.server.file_keys = server::parse_key_file(&text);
-        Ok(())
+        self.server.file_keys = read(&self.server.api_keys_file, "server.api_keys_file")?;
+        self.server.file_admin_keys = read(&self.server.admin_keys_file, "server.admin_keys_file")?;
+        // Keys from the files take part in the checks of duplicates.
+        self.validate_keys()
+    }
+
+    /// Whether requests must carry a key: some client key (`[[keys]]`,
+    /// `server.api_keys`, its file) or admin key is configured. A daemon
+    /// with admin keys only answers clients with keys made through the
+    /// admin API, never without a key. (Keys in the store count too; see
+    /// `keys::KeyRing::keyless`.)
+    pub fn requires_keys(&self) -> bool {
+        !self.keys.is_empty()
+            || self.server.keys().next().is_some()
+            || self.server.all_admin_keys().next().is_some()
     }
 
     /// Loads settings from TOML text alone (no environment), for tests.

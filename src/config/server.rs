@@ -34,6 +34,15 @@ pub struct ServerSettings {
     /// never part of the file or the environment.
     #[serde(skip)]
     pub file_keys: Vec<String>,
+    /// Keys that open the admin API (`/admin/…`) and nothing else: an admin
+    /// key is not a client key.
+    pub admin_keys: Vec<String>,
+    /// More admin keys, one a line, accepted alongside `admin_keys`.
+    pub admin_keys_file: Option<PathBuf>,
+    /// The keys read from `admin_keys_file`; never part of the file or the
+    /// environment.
+    #[serde(skip)]
+    pub file_admin_keys: Vec<String>,
     /// Whether `/health` needs a key as well (when keys are configured).
     pub health_requires_key: bool,
     /// Whether `/metrics` is open to anyone; otherwise only loopback peers
@@ -80,6 +89,9 @@ impl Default for ServerSettings {
             http_workers: 0,
             api_keys_file: None,
             file_keys: Vec::new(),
+            admin_keys: Vec::new(),
+            admin_keys_file: None,
+            file_admin_keys: Vec::new(),
             health_requires_key: false,
             metrics_public: false,
             allowed_hosts: Vec::new(),
@@ -106,9 +118,9 @@ impl ServerSettings {
         self.api_keys.iter().chain(&self.file_keys)
     }
 
-    /// Whether clients must present a key.
-    pub fn has_keys(&self) -> bool {
-        self.keys().next().is_some()
+    /// Every admin key: `admin_keys` and those of `admin_keys_file`.
+    pub fn all_admin_keys(&self) -> impl Iterator<Item = &String> {
+        self.admin_keys.iter().chain(&self.file_admin_keys)
     }
 
     /// `log_level` as a filter; `None` if it names no level.

@@ -123,7 +123,8 @@ impl Settings {
         if !(0.0..=1.0).contains(&weight) {
             return invalid("ledger.cache_read_weight", "must be between 0 and 1");
         }
-        self.validate_accounts()
+        self.validate_accounts()?;
+        self.validate_keys()
     }
 }
 

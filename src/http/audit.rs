@@ -164,7 +164,7 @@ pub(super) fn on_response<B>(state: &AppState, res: &ServiceResponse<B>) -> Opti
         .extensions()
         .get::<KeyName>()
         .map(|k| k.0.clone())
-        .unwrap_or_else(|| match settings.server.has_keys() {
+        .unwrap_or_else(|| match settings.requires_keys() {
             true => crate::ledger::NO_KEY.into(),
             false => crate::ledger::ANONYMOUS.into(),
         });

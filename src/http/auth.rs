@@ -1,45 +1,152 @@
-//! API-key checks: `x-api-key` or `Authorization: Bearer`, compared in
-//! constant time against every configured key.
+//! Who a request is from, as extractors in the handlers' signatures, so a
+//! route cannot forget to check: [`ClientKey`] for the API routes (a client
+//! key, or the host rule of a daemon without keys) and [`AdminCaller`] for
+//! `/admin/…` (an admin key only). Keys come in `x-api-key` or
+//! `Authorization: Bearer`, and are compared in constant time against the
+//! digests of every key (see `keys::KeyRing`).
 
-use actix_web::{http::header, HttpMessage, HttpRequest};
-use subtle::ConstantTimeEq;
+use std::future::{ready, Ready};
+use std::sync::Arc;
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
 
 use super::error::{ApiError, ErrorKind};
-use super::host;
+use super::{host, AppState};
 use crate::api::Dialect;
-use crate::config::Settings;
+use crate::keys::{now_ms, rfc3339, Caller, Identified};
 
-/// Ok when the request carries one of the configured keys (from
-/// `server.api_keys` or `server.api_keys_file`), or, when none are
-/// configured, when it is addressed to this host (see [`host::check`]).
-pub fn authorize(req: &HttpRequest, settings: &Settings, dialect: Dialect) -> Result<(), ApiError> {
-    if !settings.server.has_keys() {
-        return host::check(req, settings, dialect);
+/// The caller of an API route: the client key it presented, resolved (or
+/// the anonymous caller of a daemon without keys). Dereferences to
+/// [`Caller`]: `client.name`, `key.scope`, `client.limits`, …
+#[derive(Debug, Clone)]
+pub struct ClientKey(pub Arc<Caller>);
+
+impl std::ops::Deref for ClientKey {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
+}
+
+impl FromRequest for ClientKey {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(client(req, dialect_of(req.path())))
+    }
+}
+
+/// The caller of an admin route: it presented an admin key
+/// (`server.admin_keys`). A client key gets 403, no or a wrong key 401.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminCaller;
+
+impl FromRequest for AdminCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(admin(req))
+    }
+}
+
+fn state(req: &HttpRequest, dialect: Dialect) -> Result<&web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::new(ErrorKind::Api, "no application state", dialect))
+}
+
+fn unauthorized(message: impl Into<String>, dialect: Dialect) -> ApiError {
+    ApiError::new(ErrorKind::Authentication, message, dialect)
+}
+
+/// The client of `req` (see [`ClientKey`]); errors in `dialect`'s shape.
+pub fn client(req: &HttpRequest, dialect: Dialect) -> Result<ClientKey, ApiError> {
+    let state = state(req, dialect)?;
+    if state.keys.keyless() {
+        let settings = state.settings();
+        host::check(req, &settings, dialect)?;
+        let caller = Arc::new(Caller::anonymous(settings.limits.defaults()));
+        req.extensions_mut()
+            .insert(super::audit::KeyName(caller.name.clone()));
+        return Ok(ClientKey(caller));
     }
     let Some(presented) = presented_key(req) else {
-        return Err(ApiError::new(
-            ErrorKind::Authentication,
+        return Err(unauthorized(
             "missing API key: send it in x-api-key or Authorization: Bearer",
             dialect,
         ));
     };
-    // Fold over all keys so the time taken does not depend on which matched.
-    let matched = settings
-        .server
-        .keys()
-        .fold(subtle::Choice::from(0), |acc, key| {
-            acc | key.as_bytes().ct_eq(presented.as_bytes())
-        });
-    if bool::from(matched) {
-        let name = crate::ledger::record::unnamed_key(&crate::batches::owner_of(Some(presented)));
-        req.extensions_mut().insert(super::audit::KeyName(name));
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorKind::Authentication,
-            "invalid API key",
+    match state.keys.identify(presented) {
+        Identified::Client(caller) => {
+            if let Some(at) = caller.expires_at.filter(|_| caller.expired(now_ms())) {
+                return Err(unauthorized(
+                    format!("API key `{}` expired at {}", caller.name, rfc3339(at)),
+                    dialect,
+                ));
+            }
+            state.keys.touch(&caller.name);
+            req.extensions_mut()
+                .insert(super::audit::KeyName(caller.name.clone()));
+            Ok(ClientKey(caller))
+        }
+        Identified::Admin => Err(unauthorized(
+            "this is an admin key: it opens only the admin API (/admin/…); send a client key",
             dialect,
-        ))
+        )),
+        Identified::Unknown => Err(unauthorized("invalid API key", dialect)),
+    }
+}
+
+fn admin(req: &HttpRequest) -> Result<AdminCaller, ApiError> {
+    let dialect = Dialect::Anthropic;
+    let state = state(req, dialect)?;
+    if state.settings().server.all_admin_keys().next().is_none() {
+        return Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            "the admin API is off: no admin key is configured (server.admin_keys)",
+            dialect,
+        ));
+    }
+    let Some(presented) = presented_key(req) else {
+        return Err(unauthorized(
+            "missing admin key: send it in x-api-key or Authorization: Bearer",
+            dialect,
+        ));
+    };
+    match state.keys.identify(presented) {
+        Identified::Admin => Ok(AdminCaller),
+        Identified::Client(_) => Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            "this is a client key: the admin API needs an admin key (server.admin_keys)",
+            dialect,
+        )),
+        Identified::Unknown => Err(unauthorized("invalid admin key", dialect)),
+    }
+}
+
+/// Ok for a request with a client or an admin key, or any request to a
+/// daemon without keys that passes the host rule: for `/health` and
+/// `/metrics` when they ask for a key.
+pub fn authorize(req: &HttpRequest, dialect: Dialect) -> Result<(), ApiError> {
+    match client(req, dialect) {
+        Ok(_) => Ok(()),
+        Err(e) => match admin(req) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(e),
+        },
+    }
+}
+
+/// The dialect of a route by its path, for errors raised before a handler
+/// runs: OpenAI's shape for Chat Completions and Responses, else Anthropic's.
+pub fn dialect_of(path: &str) -> Dialect {
+    if path.contains("/responses") {
+        Dialect::Responses
+    } else if path.contains("/chat/completions") {
+        Dialect::OpenAi
+    } else {
+        Dialect::Anthropic
     }
 }
 
@@ -55,11 +162,4 @@ pub fn presented_key(req: &HttpRequest) -> Option<&str> {
                 .and_then(|v| v.strip_prefix("Bearer "))
         })
         .map(str::trim)
-}
-
-/// Who an authorized request acts for, for state kept between requests
-/// (stored responses): a digest of its key, as for batches (the key itself
-/// is never stored); empty when no keys are configured (one shared scope).
-pub fn scope(req: &HttpRequest, settings: &Settings) -> String {
-    crate::batches::owner_of(presented_key(req).filter(|_| settings.server.has_keys()))
 }

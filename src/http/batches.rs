@@ -6,31 +6,19 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use serde::Deserialize;
 
+use super::auth::ClientKey;
 use super::error::{ApiError, ErrorKind};
-use super::{auth, body, AppState};
+use super::{body, limits, AppState};
 use crate::api::batches::{batch_object, deleted_object, parse_create, result_line};
 use crate::api::Dialect;
 use crate::batches::store::{self, Batch, Cursor, Deleted};
-use crate::batches::{new_id, now_ms, owner_of};
+use crate::batches::{new_id, now_ms};
 use crate::store::StoreError;
 
 const DIALECT: Dialect = Dialect::Anthropic;
 
 /// Results are read from the store this many lines at a time.
 const RESULTS_PAGE: usize = 500;
-
-/// Whose batches the request may see: a digest of its key when keys are
-/// configured (the key was checked), else the keyless daemon's one caller.
-fn owner(req: &HttpRequest, state: &AppState) -> String {
-    let keyed = state.settings().server.has_keys();
-    owner_of(auth::presented_key(req).filter(|_| keyed))
-}
-
-/// Checks the key of a request without a body; returns its owner.
-fn authorized_owner(req: &HttpRequest, state: &AppState) -> Result<String, ApiError> {
-    auth::authorize(req, &state.settings(), DIALECT)?;
-    Ok(owner(req, state))
-}
 
 /// The daemon's address as this client reaches it: `server.public_url`,
 /// else the scheme and `Host` of the request.
@@ -70,10 +58,10 @@ fn not_found(id: &str) -> ApiError {
     )
 }
 
-/// The batch `id` of the caller of a request without a body (its key
-/// checked), or 404.
-async fn find(req: &HttpRequest, state: &AppState, id: &str) -> Result<Batch, ApiError> {
-    let owner = authorized_owner(req, state)?;
+/// The batch `id` of `client` (whose batches are those of its scope: a
+/// digest of its key, empty without keys), or 404.
+async fn find(key: &ClientKey, state: &AppState, id: &str) -> Result<Batch, ApiError> {
+    let owner = key.scope.clone();
     let key = id.to_string();
     stored(state, move |c| store::get(c, &owner, &key))
         .await?
@@ -83,11 +71,16 @@ async fn find(req: &HttpRequest, state: &AppState, id: &str) -> Result<Batch, Ap
 /// `POST /v1/messages/batches`
 pub async fn create(
     req: HttpRequest,
+    key: ClientKey,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body::authorized(&req, payload, &state, DIALECT).await?;
-    let owner = owner(&req, &state);
+    let body = body::read_limited(&req, payload, &state, DIALECT).await?;
+    // A batch counts as one request against the key's request rate and
+    // needs budget left; its jobs run on spare capacity, outside
+    // max_concurrent.
+    limits::admit(&req, &state, &key, false, DIALECT)?;
+    let owner = key.scope.clone();
     let settings = state.settings();
     let max_requests = settings.batches.max_requests;
     // Validating a large batch is real work: off the HTTP thread.
@@ -114,10 +107,11 @@ pub async fn create(
 /// `GET /v1/messages/batches/{id}`
 pub async fn get(
     req: HttpRequest,
+    key: ClientKey,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let batch = find(&req, &state, &id).await?;
+    let batch = find(&key, &state, &id).await?;
     Ok(batch_response(&req, &state, &batch))
 }
 
@@ -131,8 +125,12 @@ struct ListQuery {
 }
 
 /// `GET /v1/messages/batches?limit&before_id&after_id`: newest first.
-pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let owner = authorized_owner(&req, &state)?;
+pub async fn list(
+    req: HttpRequest,
+    key: ClientKey,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let owner = key.scope.clone();
     let query = web::Query::<ListQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::invalid(format!("query: {e}"), DIALECT))?
         .into_inner();
@@ -176,13 +174,14 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 /// `POST /v1/messages/batches/{id}/cancel`
 pub async fn cancel(
     req: HttpRequest,
+    key: ClientKey,
     id: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     // The body is empty; reading it applies the same checks as every POST.
-    body::authorized(&req, payload, &state, DIALECT).await?;
-    let owner = owner(&req, &state);
+    body::read_limited(&req, payload, &state, DIALECT).await?;
+    let owner = key.scope.clone();
     let key = id.clone();
     let batch = stored(&state, move |c| store::cancel(c, &owner, &key, now_ms()))
         .await?
@@ -193,11 +192,11 @@ pub async fn cancel(
 
 /// `DELETE /v1/messages/batches/{id}`: only an ended batch.
 pub async fn delete(
-    req: HttpRequest,
+    key: ClientKey,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = authorized_owner(&req, &state)?;
+    let owner = key.scope.clone();
     let key = id.clone();
     let deleted = stored(&state, move |c| store::delete(c, &owner, &key)).await?;
     match deleted {
@@ -213,11 +212,11 @@ pub async fn delete(
 /// `GET /v1/messages/batches/{id}/results`: JSONL, one line per request, in
 /// request order, read from the store page by page as the client reads.
 pub async fn results(
-    req: HttpRequest,
+    key: ClientKey,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let batch = find(&req, &state, &id).await?;
+    let batch = find(&key, &state, &id).await?;
     if batch.ended_at.is_none() {
         return Err(ApiError::invalid(
             format!("message batch {id:?} is still processing; its results are available once it has ended"),

@@ -1,24 +1,23 @@
-//! Reading request bodies: from an authorized client, JSON only, under the
-//! configured size limit.
+//! Reading request bodies: JSON only, under the configured size limit. (The
+//! caller was checked before, by the handler's `auth::ClientKey` extractor.)
 
 use actix_web::{http::header, web, HttpRequest};
 use bytes::Bytes;
 
 use super::error::{ApiError, ErrorKind};
-use super::{auth, AppState};
+use super::AppState;
 use crate::api::Dialect;
 
-/// The body of a request to an API route: the client's key is checked
-/// first, then the body read under `server.max_body_bytes`.
-pub async fn authorized(
+/// The body of a request to an API route, read under
+/// `server.max_body_bytes`.
+pub async fn read_limited(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
     dialect: Dialect,
 ) -> Result<Bytes, ApiError> {
-    let settings = state.settings();
-    auth::authorize(req, &settings, dialect)?;
-    read(req, payload, settings.server.max_body_bytes, dialect).await
+    let limit = state.settings().server.max_body_bytes;
+    read(req, payload, limit, dialect).await
 }
 
 /// The whole body, or 413 in the route's dialect when it exceeds `limit`.

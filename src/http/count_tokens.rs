@@ -4,6 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
+use super::auth::ClientKey;
 use super::error::ApiError;
 use super::{body, AppState};
 use crate::api::anthropic::MessagesRequest;
@@ -16,10 +17,11 @@ const DIALECT: Dialect = Dialect::Anthropic;
 /// here, as in the real endpoint) and answers `{"input_tokens": N}`.
 pub async fn count(
     req: HttpRequest,
+    _key: ClientKey,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body::authorized(&req, payload, &state, DIALECT).await?;
+    let body = body::read_limited(&req, payload, &state, DIALECT).await?;
     let request = MessagesRequest::parse(&body).map_err(|e| ApiError::invalid(e.0, DIALECT))?;
     // The estimate counts tool definitions as the client wrote them; a body
     // that parsed above is valid JSON, so this cannot fail in practice.

@@ -13,7 +13,8 @@ impl ApiError {
         match self.kind {
             ErrorKind::InvalidRequest | ErrorKind::UpstreamInvalid => StatusCode::BAD_REQUEST,
             ErrorKind::Authentication => StatusCode::UNAUTHORIZED,
-            ErrorKind::HostNotAllowed => StatusCode::FORBIDDEN,
+            ErrorKind::HostNotAllowed | ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -29,7 +29,7 @@ pub async fn health(
 ) -> Result<HttpResponse, ApiError> {
     let settings = state.settings();
     if settings.server.health_requires_key {
-        auth::authorize(&req, &settings, Dialect::Anthropic)?;
+        auth::authorize(&req, Dialect::Anthropic)?;
     }
     let store = state.store.health().report();
     Ok(match state.dispatcher.send(GetHealth).await {

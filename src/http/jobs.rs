@@ -7,40 +7,49 @@ use std::time::Duration;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::auth::ClientKey;
 use super::disconnect::Client;
 use super::error::{ApiError, ErrorKind};
-use super::{access, audit, auth, body, metrics, sse, AccessNote, AppState, RequestId};
+use super::{access, audit, body, limits, metrics, sse, AccessNote, AppState, RequestId};
 use crate::api::{Codec, Context, Dialect, Parsed};
 use crate::dispatch::messages::Submit;
 use crate::error::JobError;
 use crate::job::assemble::{Assembled, Assembler};
 use crate::job::{Job, JobEvent, JobSpec};
+use crate::keys::Caller;
 
 /// `POST` to a job-running route of dialect `C` (`/v1/messages`,
 /// `/v1/chat/completions`, `/v1/responses`).
 pub async fn create<C: Codec>(
     req: HttpRequest,
+    key: ClientKey,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body::authorized(&req, payload, &state, C::DIALECT).await?;
-    let parsed = C::parse(&body, &context(&req, &state))?;
+    let body = body::read_limited(&req, payload, &state, C::DIALECT).await?;
+    let parsed = C::parse(&body, &context(&req, &state, &key))?;
     if state.ledger.settings().record_content {
         audit::body(&req, &body);
     }
-    respond::<C>(req, state, parsed).await
+    respond::<C>(req, key, state, parsed).await
 }
 
 /// Runs a parsed request and answers with its body or stream.
 pub async fn respond<C: Codec>(
     req: HttpRequest,
+    key: ClientKey,
     state: web::Data<AppState>,
     parsed: Parsed<C::Meta>,
 ) -> Result<HttpResponse, ApiError> {
+    check_model(&key, &parsed.spec.model, C::DIALECT)?;
+    // Held until the response is done: the key's place among its
+    // concurrent jobs (`max_concurrent`).
+    let admitted = limits::admit(&req, &state, &key, true, C::DIALECT)?;
     let placed = crate::job::Placed::default();
     audit::job(&req, &parsed.spec.model, parsed.stream, &placed);
     let id = request_id(&req);
-    let mut events = submit_placed(id, &state, parsed.spec, C::DIALECT, placed).await?;
+    let mut events =
+        submit_placed(id, &state, parsed.spec, key.0.clone(), C::DIALECT, placed).await?;
     let client = Client::of(&req, &state.dispatcher);
     if parsed.stream {
         let keepalive = state.settings().server.keepalive();
@@ -48,6 +57,7 @@ pub async fn respond<C: Codec>(
         let encoder = metrics::observe_stream(&state, &req, C::DIALECT, C::stream(parsed.meta));
         let encoder = access::note_stream(&req, encoder);
         let encoder = audit::note_stream(&req, encoder);
+        let encoder = limits::Holding::new(encoder, admitted);
         Ok(sse::response(first, events, encoder, keepalive, client))
     } else {
         let answer = collect(events, &client, C::DIALECT, |e| audit::observe(&req, e)).await?;
@@ -55,12 +65,32 @@ pub async fn respond<C: Codec>(
             .metrics
             .completed(&req, C::DIALECT, &answer.completion.usage);
         AccessNote::record(&req, answer.completion.usage);
+        drop(admitted);
         Ok(HttpResponse::Ok().json(C::body(&parsed.meta, &answer)))
     }
 }
 
-/// What the request's headers and the settings in force add to its body.
-pub fn context(req: &HttpRequest, state: &AppState) -> Context {
+/// 403 unless the caller's key may use `model` (the model the CLI is asked
+/// for), naming the models it may use.
+pub fn check_model(caller: &Caller, model: &str, dialect: Dialect) -> Result<(), ApiError> {
+    if caller.allows_model(model) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorKind::PermissionDenied,
+        format!(
+            "key `{}` may not use model `{model}`; it may use: {}",
+            caller.name,
+            caller.models.join(", ")
+        ),
+        dialect,
+    )
+    .with_param("model"))
+}
+
+/// What the request's headers, its caller and the settings in force add to
+/// its body.
+pub fn context(req: &HttpRequest, state: &AppState, caller: &Caller) -> Context {
     let opted_out = req
         .headers()
         .get(AGENT_HEADER)
@@ -69,9 +99,9 @@ pub fn context(req: &HttpRequest, state: &AppState) -> Context {
     let settings = state.settings();
     Context {
         default_model: settings.claude.default_model.clone(),
-        agent_allowed: settings.agent.enabled && !opted_out,
+        agent_allowed: settings.agent.enabled && caller.agent && !opted_out,
         session: session_pin(req),
-        scope: auth::scope(req, &settings),
+        scope: caller.scope.clone(),
         responses: state.responses.clone(),
         connection_local: false,
         node: settings.server.node_id().to_string(),
@@ -83,9 +113,10 @@ pub async fn submit(
     req: &HttpRequest,
     state: &AppState,
     spec: JobSpec,
+    key: &ClientKey,
     dialect: Dialect,
 ) -> Result<UnboundedReceiver<JobEvent>, ApiError> {
-    submit_as(request_id(req), state, spec, dialect).await
+    submit_as(request_id(req), state, spec, key.0.clone(), dialect).await
 }
 
 /// The request id the access log gave `req`.
@@ -102,9 +133,18 @@ pub async fn submit_as(
     id: String,
     state: &AppState,
     spec: JobSpec,
+    caller: std::sync::Arc<Caller>,
     dialect: Dialect,
 ) -> Result<UnboundedReceiver<JobEvent>, ApiError> {
-    submit_placed(id, state, spec, dialect, crate::job::Placed::default()).await
+    submit_placed(
+        id,
+        state,
+        spec,
+        caller,
+        dialect,
+        crate::job::Placed::default(),
+    )
+    .await
 }
 
 /// [`submit_as`], noting where the job runs in `placed` (usage ledger).
@@ -112,11 +152,13 @@ async fn submit_placed(
     id: String,
     state: &AppState,
     spec: JobSpec,
+    caller: std::sync::Arc<Caller>,
     dialect: Dialect,
     placed: crate::job::Placed,
 ) -> Result<UnboundedReceiver<JobEvent>, ApiError> {
     let (mut job, events) = Job::new(id, spec);
     job.placed = placed;
+    let job = job.with_caller(caller);
     match state.dispatcher.send(Submit(job)).await {
         Ok(Ok(())) => Ok(events),
         Ok(Err(error)) => Err(ApiError::from_job(error, dialect)),

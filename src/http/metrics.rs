@@ -322,7 +322,7 @@ pub async fn scrape(
 ) -> Result<HttpResponse, ApiError> {
     let settings = state.settings();
     if !open_to(&settings, req.peer_addr(), host::is_local(&req, &settings)) {
-        auth::authorize(&req, &settings, Dialect::Anthropic)?;
+        auth::authorize(&req, Dialect::Anthropic)?;
     }
     if let Ok(health) = state.dispatcher.send(GetHealth).await {
         state.metrics.refresh(&health);
@@ -378,6 +378,8 @@ fn upstream_kind(kind: ErrorKind) -> Option<&'static str> {
         ErrorKind::InvalidRequest
         | ErrorKind::Authentication
         | ErrorKind::HostNotAllowed
+        | ErrorKind::PermissionDenied
+        | ErrorKind::Conflict
         | ErrorKind::NotFound
         | ErrorKind::PayloadTooLarge
         | ErrorKind::UnsupportedMediaType => return None,

@@ -15,6 +15,7 @@ pub mod health;
 pub mod host;
 pub mod jobs;
 pub mod ledger_metrics;
+pub mod limits;
 pub mod metrics;
 pub mod models;
 pub mod responses;
@@ -39,6 +40,7 @@ use crate::api::responses::stored::ResponseStore;
 use crate::api::Dialect;
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
+use crate::keys::{KeyRing, Limiter};
 use crate::store::Store;
 pub use access::{AccessNote, RequestId};
 use error::{ApiError, ErrorKind};
@@ -65,6 +67,12 @@ pub struct AppState {
     draining: tokio::sync::watch::Sender<bool>,
     /// The usage ledger and audit log: a row per request.
     pub ledger: crate::ledger::Ledger,
+    /// Every client and admin key (config and store), read by the
+    /// `auth::ClientKey` and `auth::AdminCaller` extractors.
+    pub keys: Arc<KeyRing>,
+    /// Per-key limits checked at admission (`limits::admit`); the ledger
+    /// hands it token usage (`Limiter::set_usage`).
+    pub limiter: Arc<Limiter>,
 }
 
 impl AppState {
@@ -76,7 +84,6 @@ impl AppState {
     ) -> Self {
         Self {
             dispatcher,
-            settings: ArcSwap::new(settings),
             metrics: metrics::Metrics::new(),
             store,
             batch_runner,
@@ -84,7 +91,16 @@ impl AppState {
             runs: background::Runs::default(),
             draining: tokio::sync::watch::channel(false).0,
             ledger: crate::ledger::Ledger::default(),
+            keys: Arc::new(KeyRing::from_settings(settings.clone())),
+            limiter: Arc::default(),
+            settings: ArcSwap::new(settings),
         }
+    }
+
+    /// Takes its keys from `keys` (with the store's).
+    pub fn with_keys(mut self, keys: Arc<KeyRing>) -> Self {
+        self.keys = keys;
+        self
     }
 
     /// The daemon has begun draining (see [`AppState::draining`]).
@@ -221,6 +237,7 @@ pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Res
                 let node = node.clone();
                 async move {
                     let mut res = fut.await?;
+                    limits::add_headers(&mut res);
                     if let Some(node) = node {
                         let name = HeaderName::from_static(crate::node::HEADER);
                         res.headers_mut().insert(name, node);

@@ -4,15 +4,19 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::auth::ClientKey;
 use super::error::{ApiError, ErrorKind};
-use super::{auth, AppState};
+use super::AppState;
 use crate::api::models::{self, ListQuery};
 use crate::api::Dialect;
 
 const DIALECT: Dialect = Dialect::Anthropic;
 
-pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    auth::authorize(&req, &state.settings(), DIALECT)?;
+pub async fn list(
+    req: HttpRequest,
+    _key: ClientKey,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let query = web::Query::<ListQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::invalid(format!("invalid query string: {e}"), DIALECT))?;
     let page = models::list_page(&query, &state.settings().claude.models)
@@ -21,11 +25,10 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 }
 
 pub async fn get(
-    req: HttpRequest,
+    _key: ClientKey,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::authorize(&req, &state.settings(), DIALECT)?;
     match models::find_model(&id, &state.settings().claude.models) {
         Some(model) => Ok(HttpResponse::Ok().json(model.to_json())),
         None => Err(ApiError::new(

@@ -8,8 +8,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::auth::ClientKey;
 use super::error::{ApiError, ErrorKind};
-use super::{auth, background, body, jobs, AppState};
+use super::{background, body, jobs, limits, AppState};
 use crate::api::responses::stored::StoredResponse;
 use crate::api::responses::stream::replay;
 use crate::api::responses::Responses;
@@ -28,12 +29,9 @@ pub fn scope(prefix: &str) -> actix_web::Scope {
 }
 
 /// The stored response `id` of the caller, or 404 as OpenAI says it.
-fn find(req: &HttpRequest, state: &AppState, id: &str) -> Result<StoredResponse, ApiError> {
-    let settings = state.settings();
-    auth::authorize(req, &settings, DIALECT)?;
-    let scope = auth::scope(req, &settings);
+fn find(key: &ClientKey, state: &AppState, id: &str) -> Result<StoredResponse, ApiError> {
     let found = match &state.responses {
-        Some(store) => store.get(&scope, id).map_err(|e| {
+        Some(store) => store.get(&key.scope, id).map_err(|e| {
             ApiError::new(ErrorKind::Api, format!("stored responses: {e}"), DIALECT)
         })?,
         None => None,
@@ -53,14 +51,19 @@ fn not_found(id: &str) -> ApiError {
 /// at once; any other runs as a job of the request.
 pub async fn create(
     req: HttpRequest,
+    key: ClientKey,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body::authorized(&req, payload, &state, DIALECT).await?;
-    let parsed = Responses::parse(&body, &jobs::context(&req, &state))?;
+    let body = body::read_limited(&req, payload, &state, DIALECT).await?;
+    let parsed = Responses::parse(&body, &jobs::context(&req, &state, &key))?;
     if !parsed.meta.background {
-        return jobs::respond::<Responses>(req, state, parsed).await;
+        return jobs::respond::<Responses>(req, key, state, parsed).await;
     }
+    jobs::check_model(&key, &parsed.spec.model, DIALECT)?;
+    // A background run counts as a request of its key; it runs on spare
+    // capacity, outside max_concurrent (as batches do).
+    limits::admit(&req, &state, &key, false, DIALECT)?;
     let Parsed {
         mut spec,
         stream,
@@ -90,6 +93,7 @@ pub async fn create(
             )
         })?;
     let (job, events) = Job::new(jobs::request_id(&req), spec);
+    let job = job.with_caller(key.0.clone());
     actix_rt::spawn(background::drive(
         run.clone(),
         job,
@@ -116,20 +120,21 @@ struct Retrieve {
 
 async fn get(
     req: HttpRequest,
+    key: ClientKey,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = web::Query::<Retrieve>::from_query(req.query_string())
         .map_err(|e| ApiError::invalid(format!("invalid query string: {e}"), DIALECT))?;
     let streamed = query.stream == Some(true);
-    if let Some(run) = running(&req, &state, &id)? {
+    if let Some(run) = running(&key, &state, &id) {
         if streamed {
             let keepalive = state.settings().server.keepalive();
             return Ok(background::stream(run, query.starting_after, keepalive));
         }
         return Ok(HttpResponse::Ok().json(run.snapshot()));
     }
-    let stored = find(&req, &state, &id)?;
+    let stored = find(&key, &state, &id)?;
     if streamed {
         let frames = replay(&stored.response);
         return Ok(background::stream_frames(frames, query.starting_after));
@@ -138,31 +143,25 @@ async fn get(
 }
 
 /// The caller's background run `id`, if it is running or finished lately.
-fn running(
-    req: &HttpRequest,
-    state: &AppState,
-    id: &str,
-) -> Result<Option<std::sync::Arc<background::Run>>, ApiError> {
-    let settings = state.settings();
-    auth::authorize(req, &settings, DIALECT)?;
-    Ok(state.runs.get(&auth::scope(req, &settings), id))
+fn running(key: &ClientKey, state: &AppState, id: &str) -> Option<std::sync::Arc<background::Run>> {
+    state.runs.get(&key.scope, id)
 }
 
 /// `POST /v1/responses/{id}/cancel`: a running background response is
 /// interrupted and answered `cancelled` (again if it already was); any
 /// other finished response cannot be cancelled.
 async fn cancel(
-    req: HttpRequest,
+    key: ClientKey,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let response = match running(&req, &state, &id)? {
+    let response = match running(&key, &state, &id) {
         Some(run) => {
             run.request_cancel();
             run.finished().await;
             run.snapshot()
         }
-        None => find(&req, &state, &id)?.response,
+        None => find(&key, &state, &id)?.response,
     };
     match response["status"].as_str() {
         Some("cancelled") => Ok(HttpResponse::Ok().json(response)),
@@ -178,15 +177,12 @@ async fn cancel(
 }
 
 async fn delete(
-    req: HttpRequest,
+    key: ClientKey,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = state.settings();
-    auth::authorize(&req, &settings, DIALECT)?;
-    let scope = auth::scope(&req, &settings);
     let deleted = match &state.responses {
-        Some(store) => store.delete(&scope, &id).map_err(|e| {
+        Some(store) => store.delete(&key.scope, &id).map_err(|e| {
             ApiError::new(ErrorKind::Api, format!("stored responses: {e}"), DIALECT)
         })?,
         None => false,
@@ -211,10 +207,11 @@ struct Page {
 
 async fn input_items(
     req: HttpRequest,
+    key: ClientKey,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let stored = find(&req, &state, &id)?;
+    let stored = find(&key, &state, &id)?;
     let page = web::Query::<Page>::from_query(req.query_string())
         .map_err(|e| ApiError::invalid(format!("invalid query string: {e}"), DIALECT))?;
     Ok(HttpResponse::Ok().json(list_page(stored.input, &page)?))

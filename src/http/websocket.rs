@@ -31,14 +31,16 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
+use super::auth::ClientKey;
 use super::error::{ApiError, ErrorKind};
-use super::{auth, jobs, AppState};
+use super::{jobs, limits, AppState};
 use crate::api::responses::connection::ConnectionStore;
 use crate::api::responses::stream::ResponseStream;
 use crate::api::responses::Responses;
 use crate::api::{Codec, Context, Dialect, EventEncoder, Frame};
 use crate::error::JobError;
 use crate::job::JobEvent;
+use crate::keys::{Admitted, Caller};
 
 const DIALECT: Dialect = Dialect::Responses;
 /// A socket that sent nothing for this many keep-alive intervals is closed.
@@ -57,6 +59,7 @@ pub fn is_upgrade(req: &HttpRequest) -> bool {
 /// refused, since browsers let any site open a WebSocket to localhost.
 pub async fn upgrade(
     req: HttpRequest,
+    key: ClientKey,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -68,7 +71,6 @@ pub async fn upgrade(
             DIALECT,
         ));
     }
-    auth::authorize(&req, &settings, DIALECT)?;
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let allowed = origin.to_str().is_ok_and(|o| {
             settings
@@ -91,7 +93,7 @@ pub async fn upgrade(
         .max_frame_size(settings.server.max_body_bytes)
         .aggregate_continuations()
         .max_continuation_size(settings.server.max_body_bytes);
-    let mut ctx = jobs::context(&req, &state);
+    let mut ctx = jobs::context(&req, &state, &key);
     let socket = crate::node::new_id("ws_", &ctx.node);
     if ctx.session.is_none() {
         ctx.session = Some(socket.clone());
@@ -103,6 +105,7 @@ pub async fn upgrade(
     log::info!("[{}] WebSocket {socket} opened", jobs::request_id(&req));
     actix_rt::spawn(serve(
         state.into_inner(),
+        key.0,
         ctx,
         socket,
         session,
@@ -115,6 +118,9 @@ pub async fn upgrade(
 struct Turn {
     events: UnboundedReceiver<JobEvent>,
     encoder: ResponseStream,
+    /// The turn's place among its key's concurrent jobs, given back when
+    /// the turn ends.
+    _admitted: Option<Admitted>,
 }
 
 type Messages = std::pin::Pin<
@@ -124,6 +130,7 @@ type Messages = std::pin::Pin<
 /// The socket's life: turns one at a time, pings, and the close.
 async fn serve(
     state: std::sync::Arc<AppState>,
+    caller: std::sync::Arc<Caller>,
     ctx: Context,
     socket: String,
     mut session: Session,
@@ -148,7 +155,7 @@ async fn serve(
                             Some(_) => Err(in_flight()),
                             None => {
                                 turns += 1;
-                                start(&state, &ctx, &format!("{socket}/{turns}"), text.as_bytes()).await
+                                start(&state, &caller, &ctx, &format!("{socket}/{turns}"), text.as_bytes()).await
                             }
                         };
                         match reply {
@@ -237,19 +244,37 @@ async fn send_frames(session: &mut Session, frames: Vec<Frame>) -> Result<(), ac
     Ok(())
 }
 
-/// Parses a `response.create` message and submits its job.
-async fn start(state: &AppState, ctx: &Context, log_id: &str, text: &[u8]) -> Result<Turn, Value> {
+/// Parses a `response.create` message and submits its job, as `caller`
+/// (its models and limits checked as for a request).
+async fn start(
+    state: &AppState,
+    caller: &std::sync::Arc<Caller>,
+    ctx: &Context,
+    log_id: &str,
+    text: &[u8],
+) -> Result<Turn, Value> {
     let body = request_body(text).map_err(|e| error_event(&e))?;
     let parsed = Responses::parse(&body, ctx).map_err(|e| error_event(&e))?;
     if serde_json::from_slice::<Value>(&body).is_ok_and(|b| b["generate"] == false) {
         return Ok(prewarmed(parsed.meta));
     }
-    let events = jobs::submit_as(log_id.to_string(), state, parsed.spec, DIALECT)
-        .await
+    jobs::check_model(caller, &parsed.spec.model, DIALECT).map_err(|e| error_event(&e))?;
+    let admitted = limits::check(state, caller, true, DIALECT)
+        .0
         .map_err(|e| error_event(&e))?;
+    let events = jobs::submit_as(
+        log_id.to_string(),
+        state,
+        parsed.spec,
+        caller.clone(),
+        DIALECT,
+    )
+    .await
+    .map_err(|e| error_event(&e))?;
     Ok(Turn {
         events,
         encoder: Responses::stream(parsed.meta),
+        _admitted: Some(admitted),
     })
 }
 
@@ -266,6 +291,7 @@ fn prewarmed(meta: crate::api::responses::output::ResponseMeta) -> Turn {
     Turn {
         events: rx,
         encoder: Responses::stream(meta),
+        _admitted: None,
     }
 }
 
