@@ -19,7 +19,7 @@ impl Dispatcher {
             return None;
         }
         let lookup = job.spec.conversation.as_ref()?.lookup;
-        let usable = self.usable_accounts();
+        let usable = self.accounts_for(job);
         self.workers
             .iter()
             .find(|(_, s)| {
@@ -40,11 +40,27 @@ impl Dispatcher {
         }
     }
 
-    /// A ready worker for a job with this system prompt, on the account in
-    /// best standing that has one: a worker already set up with the same
-    /// prompt first (cheapest), else a blank one.
-    pub(super) fn pick(&self, system: &str, kind: WorkerKind) -> Option<WorkerId> {
-        self.usable_accounts().into_iter().find_map(|account| {
+    /// The accounts that may take `job` now, best first: the usable ones
+    /// its key may use (`accounts` of a key; empty: any).
+    pub(super) fn accounts_for(&self, job: &Job) -> Vec<AccountKey> {
+        let mut usable = self.usable_accounts();
+        if !job.caller.accounts.is_empty() {
+            usable.retain(|key| {
+                self.account(*key)
+                    .is_some_and(|a| job.caller.allows_account(&a.plan.name))
+            });
+        }
+        usable
+    }
+
+    /// A ready worker for `job` (its system prompt, its kind), on the
+    /// account in best standing that has one and that may serve the job's
+    /// key: a worker already set up with the same prompt first (cheapest),
+    /// else a blank one.
+    pub(super) fn pick(&self, job: &Job) -> Option<WorkerId> {
+        let system = job.spec.system.as_str();
+        let kind = WorkerKind::for_job(job.spec.agent);
+        self.accounts_for(job).into_iter().find_map(|account| {
             let ready = || {
                 self.workers.iter().filter(|(_, s)| {
                     s.state == SlotState::Ready && s.kind == kind && s.account == account
@@ -69,7 +85,7 @@ impl Dispatcher {
             .map(|r| r.tool_use_id.as_str())
             .collect();
         ids.sort_unstable();
-        let usable = self.usable_accounts();
+        let usable = self.accounts_for(job);
         self.workers
             .iter()
             .find(|(_, s)| {
@@ -89,7 +105,7 @@ impl Dispatcher {
     fn worker_for(&self, job: &Job) -> Option<WorkerId> {
         self.parked_for(job)
             .or_else(|| self.bound_for(job))
-            .or_else(|| self.pick(&job.spec.system, WorkerKind::for_job(job.spec.agent)))
+            .or_else(|| self.pick(job))
     }
 
     /// Hands queued jobs to free workers in fair-share order (see `fair`:
@@ -210,8 +226,8 @@ impl Dispatcher {
 }
 
 /// Whose share a job counts in, and that key's weight: the scope (a digest
-/// of the client's key; one shared scope without keys). Every key weighs 1
-/// until keys carry a weight of their own.
+/// of the client's key; one shared scope without keys) and the key's
+/// `weight`.
 fn share_of(job: &Job) -> (String, f64) {
-    (job.spec.scope.clone(), 1.0)
+    (job.spec.scope.clone(), f64::from(job.caller.weight))
 }

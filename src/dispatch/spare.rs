@@ -104,7 +104,7 @@ impl Handler<RunIfIdle> for Dispatcher {
             return Err(job);
         }
         let kind = WorkerKind::for_job(job.spec.agent);
-        let Some(id) = self.pick(&job.spec.system, kind) else {
+        let Some(id) = self.pick(&job) else {
             self.make_room(kind);
             return Err(job);
         };
