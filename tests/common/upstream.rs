@@ -16,7 +16,17 @@
 //! | `[[tool:NAME]]` | a `tool_use` of the offered tool NAME (repeat for parallel calls) |
 //! | `[[call:NAME:JSON]]` | a `tool_use` of NAME with input JSON (e.g. the CLI's `Bash`) |
 //! | `[[force:NAME:JSON]]` | the same even if NAME was not offered, as a misbehaving model might |
+//! | `[[tools_only]]` | with tool calls: no text block before them |
 //! | `[[limit_after_first_token:S]]` | streams one word, then limits the request's key for S seconds and ends the stream with a `rate_limit_error` event |
+//! | `[[cut:K]]` | a streamed answer stops after K deltas (text words `part0 part1 …`): the connection drops, no `message_stop` |
+//! | `[[sse_error:K]]` | a streamed answer gets an `error` event (`overloaded_error`) after K deltas |
+//! | `[[drop]]` | the connection closes before any byte of the response |
+//! | `[[first_byte_ms:MS]]` | MS milliseconds before the response's first byte |
+//! | `[[fault_once:NONCE]]` | the faults above only on the first call carrying NONCE ([`faults::once`]); later calls answer normally |
+//! | `[[reuse_id]]` | with `fault_once`: the repeat answers with the faulted call's message id |
+//!
+//! Every answer is logged ([`FakeUpstream::answers`]) with whether it was
+//! sent whole, so a test can tell what the upstream finally sent.
 //!
 //! Answers depend on the credential too: a key limited with
 //! [`FakeUpstream::limit_key`] (or by the marker above) gets `429` with
@@ -42,6 +52,9 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use bytes::Bytes;
 use futures_util::stream;
 use serde_json::{json, Value};
+
+pub mod faults;
+use faults::{Answer, Faults, Frame};
 
 /// The API key the fake refuses with 401.
 pub const REJECTED_KEY: &str = "sk-rejected";
@@ -106,6 +119,7 @@ pub struct FakeUpstream {
     pub url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
     limits: Limits,
+    faults: Faults,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -118,6 +132,8 @@ impl FakeUpstream {
         let shared = web::Data::new(requests.clone());
         let limits: Limits = Arc::default();
         let shared_limits = web::Data::new(limits.clone());
+        let faults: Faults = Arc::default();
+        let shared_faults = web::Data::new(faults.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let system = actix_rt::System::new();
@@ -126,6 +142,7 @@ impl FakeUpstream {
                     App::new()
                         .app_data(shared.clone())
                         .app_data(shared_limits.clone())
+                        .app_data(shared_faults.clone())
                         .app_data(web::JsonConfig::default().limit(64 * 1024 * 1024))
                         .route("/v1/messages", web::post().to(messages))
                         .route("/v1/messages/count_tokens", web::post().to(count_tokens))
@@ -145,9 +162,15 @@ impl FakeUpstream {
             url,
             requests,
             limits,
+            faults,
             handle,
             thread: Some(thread),
         }
+    }
+
+    /// Every answer sent (or begun) so far, in order.
+    pub fn answers(&self) -> Vec<Answer> {
+        self.faults.lock().unwrap().answers.clone()
     }
 
     /// Every request received so far.
@@ -381,7 +404,10 @@ fn script_for(body: &Value, text: &str) -> Script {
             .collect();
     }
     let stop_reason = if !calls.is_empty() {
-        words = vec!["Calling ".into(), "tools.".into()];
+        words = match marker(text, "tools_only") {
+            Some(_) => Vec::new(),
+            None => vec!["Calling ".into(), "tools.".into()],
+        };
         "tool_use"
     } else if marker(text, "max_tokens").is_some() {
         "max_tokens"
@@ -471,7 +497,7 @@ fn limit_after_first_token(
     let model = body["model"].as_str().unwrap_or("claude-fake");
     let events = [
         json!({"type": "message_start", "message": {
-            "id": "msg_fake_limited", "type": "message", "role": "assistant", "content": [], "model": model,
+            "id": format!("msg_fake_limited_{}", NEXT_TOOL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)), "type": "message", "role": "assistant", "content": [], "model": model,
             "stop_reason": null, "stop_sequence": null,
             "usage": {"input_tokens": 10, "output_tokens": 1}}}),
         json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
@@ -492,11 +518,23 @@ fn limit_after_first_token(
         .body(frames)
 }
 
+/// A response whose body fails before its first byte: actix then closes
+/// the connection without sending even the headers.
+fn dropped_connection() -> HttpResponse {
+    let body = stream::once(async {
+        Err::<Bytes, _>(std::io::Error::other("fake upstream: connection dropped"))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .streaming(body)
+}
+
 async fn messages(
     req: HttpRequest,
     body: web::Json<Value>,
     log: web::Data<Arc<Mutex<Vec<Recorded>>>>,
     limits: web::Data<Limits>,
+    faults: web::Data<Faults>,
 ) -> HttpResponse {
     let body = body.into_inner();
     record(&req, &body, &log);
@@ -533,16 +571,29 @@ async fn messages(
         return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
             .json(json!({"type": "error", "error": {"type": kind, "message": format!("fake {status} error")}}));
     }
-    let script = script_for(&body, &text);
+    let plan = faults::plan(&faults, &text, body["stream"] == true);
+    if !plan.first_byte.is_zero() {
+        tokio::time::sleep(plan.first_byte).await;
+    }
+    if plan.drop {
+        return dropped_connection();
+    }
+    let mut script = script_for(&body, &text);
+    if let (Some(broken), true) = (plan.broken, script.calls.is_empty()) {
+        script.words = faults::aborted_words(broken);
+    }
     // Unique, as the real API's: the CLI merges consecutive assistant
     // messages that share an id into one.
-    let message_id = format!(
-        "msg_fake_{}",
-        NEXT_TOOL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
+    let message_id = plan.reuse_id.clone().unwrap_or_else(|| {
+        format!(
+            "msg_fake_{}",
+            NEXT_TOOL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        )
+    });
+    plan.note_call(&faults, &message_id);
     let model = body["model"].as_str().unwrap_or("claude-fake").to_string();
     let input_tokens = estimate_tokens(&body);
-    let output_tokens = script.words.len() as u64;
+    let output_tokens = script.words.len().max(1) as u64;
     if body["stream"] != true {
         let mut content = Vec::new();
         if script.thinking {
@@ -550,16 +601,20 @@ async fn messages(
                 json!({"type": "thinking", "thinking": "Let me think.", "signature": "sig-fake"}),
             );
         }
-        content.push(json!({"type": "text", "text": script.words.concat()}));
+        if !script.words.is_empty() {
+            content.push(json!({"type": "text", "text": script.words.concat()}));
+        }
         for (id, name, input) in &script.calls {
             content.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
         }
-        return HttpResponse::Ok().json(json!({
+        let answer = json!({
             "id": message_id, "type": "message", "role": "assistant", "model": model,
             "content": content, "stop_reason": script.stop_reason, "stop_sequence": null,
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-        }));
+        });
+        plan.note_answer(&faults, &answer);
+        return HttpResponse::Ok().json(answer);
     }
     let mut events: Vec<(Duration, Value)> = vec![(
         Duration::ZERO,
@@ -580,16 +635,21 @@ async fn messages(
         ));
         index = 1;
     }
-    events.push((Duration::ZERO, json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})));
-    for word in &script.words {
-        events.push((script.delay, json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": word}})));
+    let mut next_index = index;
+    if !script.words.is_empty() {
+        events.push((Duration::ZERO, json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})));
+        for word in &script.words {
+            events.push((script.delay, json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": word}})));
+        }
+        events.push((
+            Duration::ZERO,
+            json!({"type": "content_block_stop", "index": index}),
+        ));
+        next_index += 1;
     }
-    events.push((
-        Duration::ZERO,
-        json!({"type": "content_block_stop", "index": index}),
-    ));
     for (id, name, input) in &script.calls {
-        index += 1;
+        index = next_index;
+        next_index += 1;
         let input = input.to_string();
         let (head, tail) = input.split_at(input.len() / 2);
         let start = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
@@ -612,14 +672,25 @@ async fn messages(
     events.push((Duration::ZERO, json!({"type": "message_delta", "delta": {"stop_reason": script.stop_reason, "stop_sequence": null}, "usage": {"output_tokens": output_tokens}})));
     events.push((Duration::ZERO, json!({"type": "message_stop"})));
 
-    let body = stream::unfold(events.into_iter(), |mut rest| async move {
-        let (delay, event) = rest.next()?;
+    let frames = faults::break_stream(&faults, &plan, events);
+    let body = stream::unfold(frames.into_iter(), |mut rest| async move {
+        let (delay, event) = match rest.next()? {
+            Frame::Event(delay, event) => (delay, event),
+            // An error in the body makes actix close the connection
+            // without ending the chunked body: a dropped connection.
+            Frame::Drop => {
+                // Sent first: actix drops what it has not yet written.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let dropped = std::io::Error::other("fake upstream: connection dropped");
+                return Some((Err(dropped), rest));
+            }
+        };
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         let name = event["type"].as_str().unwrap_or("ping").to_string();
         let frame = Bytes::from(format!("event: {name}\ndata: {event}\n\n"));
-        Some((Ok::<_, std::convert::Infallible>(frame), rest))
+        Some((Ok::<_, std::io::Error>(frame), rest))
     });
     HttpResponse::Ok()
         .content_type("text/event-stream")
