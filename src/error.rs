@@ -10,6 +10,10 @@ const PARK_RELEASED_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// What `Retry-After` says while no worker can run.
 const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(10);
 
+/// What `Retry-After` says after the upstream answered 529: it names no
+/// time, and the CLI has already retried with backoff (`claude.max_retries`).
+const UPSTREAM_OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(10);
+
 /// A job that did not produce a completion.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum JobError {
@@ -54,6 +58,10 @@ pub enum JobError {
          see the README, Credentials"
     )]
     Credentials(String),
+    /// The connection to the upstream failed or broke off mid-answer (no
+    /// HTTP status, and not a timeout): what the CLI said.
+    #[error("the connection to the upstream API failed: {0}")]
+    UpstreamBroken(String),
     /// The turn ended with an error the CLI reported (not an API status).
     #[error("the model turn failed: {0}")]
     TurnFailed(String),
@@ -83,6 +91,9 @@ impl JobError {
             // client may come back later rather than at once.
             JobError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
             JobError::ParkReleased => Some(PARK_RELEASED_RETRY_AFTER),
+            JobError::Upstream {
+                status: Some(529), ..
+            } => Some(UPSTREAM_OVERLOADED_RETRY_AFTER),
             _ => None,
         }
     }

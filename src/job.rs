@@ -54,6 +54,10 @@ pub struct JobSpec {
     /// A message batch's request: nobody continues its turn, so a turn
     /// ending in tool calls is answered and interrupted, never parked.
     pub background: bool,
+    /// The client reads the answer as a stream: what the worker forwards
+    /// reaches it at once and cannot be taken back. A job answered whole
+    /// gets only what the CLI settled on (see `worker::translate`).
+    pub streamed: bool,
     /// Who sent the job (a digest of the client's API key; empty without
     /// keys). A job continues only a turn or conversation of its own scope.
     pub scope: String,

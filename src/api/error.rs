@@ -38,6 +38,8 @@ pub enum ErrorKind {
     UpstreamInvalid,
     /// The worker's credentials were rejected upstream.
     UpstreamAuth,
+    /// The connection to the upstream failed or broke off mid-answer.
+    UpstreamConnection,
 }
 
 /// An error response in the dialect of the route that produced it.
@@ -83,6 +85,7 @@ impl ApiError {
             }
             JobError::ShuttingDown | JobError::Unavailable(_) => ErrorKind::Unavailable,
             JobError::WorkerCrashed(_) | JobError::TurnFailed(_) => ErrorKind::Api,
+            JobError::UpstreamBroken(_) => ErrorKind::UpstreamConnection,
             JobError::Timeout(_) => ErrorKind::Timeout,
             JobError::Credentials(_) => ErrorKind::UpstreamAuth,
             JobError::RateLimited { .. } => ErrorKind::RateLimited,
@@ -125,7 +128,7 @@ impl ApiError {
             ErrorKind::RateLimited => "rate_limit_error",
             ErrorKind::Overloaded | ErrorKind::Unavailable => "overloaded_error",
             ErrorKind::Timeout => "timeout_error",
-            ErrorKind::Api | ErrorKind::UpstreamAuth => "api_error",
+            ErrorKind::Api | ErrorKind::UpstreamAuth | ErrorKind::UpstreamConnection => "api_error",
         }
     }
 
@@ -143,7 +146,9 @@ impl ApiError {
             ErrorKind::RateLimited => ("rate_limit_exceeded", Some("rate_limit_exceeded")),
             ErrorKind::Overloaded | ErrorKind::Unavailable => ("server_error", Some("overloaded")),
             ErrorKind::Timeout => ("server_error", Some("timeout")),
-            ErrorKind::Api | ErrorKind::UpstreamAuth => ("server_error", None),
+            ErrorKind::Api | ErrorKind::UpstreamAuth | ErrorKind::UpstreamConnection => {
+                ("server_error", None)
+            }
         }
     }
 

@@ -76,6 +76,7 @@ impl Conversation<'_> {
             stop_sequences: self.stop_sequences,
             agent,
             background: false,
+            streamed: false,
             scope: ctx.scope.clone(),
         }
     }

@@ -25,7 +25,7 @@ impl ApiError {
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Api => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorKind::UpstreamAuth => StatusCode::BAD_GATEWAY,
+            ErrorKind::UpstreamAuth | ErrorKind::UpstreamConnection => StatusCode::BAD_GATEWAY,
         }
     }
 }
@@ -55,6 +55,7 @@ impl ApiError {
                 | ErrorKind::Overloaded
                 | ErrorKind::Unavailable
                 | ErrorKind::Timeout
+                | ErrorKind::UpstreamConnection
         )
     }
 }
@@ -86,5 +87,12 @@ mod tests {
         assert_eq!(e(Some(400)).status(), StatusCode::BAD_REQUEST);
         assert_eq!(e(Some(500)).anthropic_body()["error"]["type"], "api_error");
         assert_eq!(e(None).status(), StatusCode::GATEWAY_TIMEOUT);
+        assert!(e(Some(529)).retry_after.is_some(), "529 says when to retry");
+        let broken = ApiError::from_job(
+            JobError::UpstreamBroken("ECONNRESET".into()),
+            Dialect::Anthropic,
+        );
+        assert_eq!(broken.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(broken.anthropic_body()["error"]["type"], "api_error");
     }
 }

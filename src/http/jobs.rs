@@ -39,12 +39,13 @@ pub async fn respond<C: Codec>(
     req: HttpRequest,
     key: ClientKey,
     state: web::Data<AppState>,
-    parsed: Parsed<C::Meta>,
+    mut parsed: Parsed<C::Meta>,
 ) -> Result<HttpResponse, ApiError> {
     check_model(&key, &parsed.spec.model, C::DIALECT)?;
     // Held until the response is done: the key's place among its
     // concurrent jobs (`max_concurrent`).
     let admitted = limits::admit(&req, &state, &key, true, C::DIALECT)?;
+    parsed.spec.streamed = parsed.stream;
     let placed = crate::job::Placed::default();
     audit::job(&req, &parsed.spec.model, parsed.stream, &placed);
     let id = request_id(&req);

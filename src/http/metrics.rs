@@ -385,6 +385,7 @@ fn upstream_kind(kind: ErrorKind) -> Option<&'static str> {
         | ErrorKind::UnsupportedMediaType => return None,
         ErrorKind::UpstreamInvalid => "upstream_invalid",
         ErrorKind::UpstreamAuth => "upstream_auth",
+        ErrorKind::UpstreamConnection => "upstream_connection",
         ErrorKind::RateLimited => "rate_limited",
         ErrorKind::Overloaded => "overloaded",
         ErrorKind::Unavailable => "unavailable",

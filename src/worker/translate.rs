@@ -6,6 +6,17 @@
 //! a non-streaming upstream call there are no stream events, and the blocks
 //! are synthesised from the `assistant` lines instead. A turn may make several
 //! upstream calls (tool use); block indexes are renumbered to stay unique.
+//!
+//! When an upstream stream breaks before its first block is complete, the
+//! CLI gives the call up and repeats it without streaming; only the repeat
+//! counts (docs/cli-protocol.md, "Upstream stream interrupted mid-way"). A
+//! streamed call is therefore *open* from its `message_start` to its
+//! `message_stop`, and an `assistant` line that is not one of its blocks
+//! (another id, or a `stop_reason`: a whole message) ends it as given up.
+//! What the client already has of a given-up call cannot be taken back: a
+//! job answered whole holds each call's events back until the call
+//! completes ([`TurnTranslator::holding_back`]); a streamed one ends with
+//! [`JobError::UpstreamBroken`] if blocks of the given-up call went out.
 
 use std::collections::HashSet;
 
@@ -45,6 +56,32 @@ pub struct TurnTranslator {
     already_reported: Usage,
     /// The CLI said the upstream refused its credentials (or it has none).
     auth_failed: bool,
+    /// The streamed upstream call in progress (no `message_stop` yet).
+    open: Option<OpenCall>,
+    /// Events of the open call are held until it completes (the client
+    /// gets the answer whole, so holding costs it nothing).
+    hold_back: bool,
+    /// The open call's events, while held back.
+    held: Vec<JobEvent>,
+    /// Some upstream call of this job was a non-streamed one, whose usage
+    /// the CLI's `result` leaves out.
+    unstreamed_call: bool,
+    /// The client got part of a call the CLI gave up: the job ends here.
+    broken_off: bool,
+}
+
+/// A streamed upstream call between its `message_start` and `message_stop`.
+#[derive(Debug)]
+struct OpenCall {
+    id: String,
+    /// Whether any of its blocks went to the client.
+    sent_blocks: bool,
+    /// The translator as it was before the call, restored if the CLI
+    /// gives the call up.
+    started: bool,
+    usage: Usage,
+    stop_reason: Option<String>,
+    stop_sequence: Option<String>,
 }
 
 impl TurnTranslator {
@@ -60,9 +97,33 @@ impl TurnTranslator {
         }
     }
 
+    /// Holds each streamed call's events back until the call completes, for
+    /// a job whose client gets the answer whole: a call the CLI gives up
+    /// then leaves no trace in it.
+    pub fn holding_back(mut self, hold_back: bool) -> Self {
+        self.hold_back = hold_back;
+        self
+    }
+
     /// Whether the turn has produced anything for the client yet.
     pub fn has_output(&self) -> bool {
         self.started
+    }
+
+    /// The client got blocks of an upstream call the CLI then gave up: the
+    /// events just returned end with [`JobError::UpstreamBroken`], and the
+    /// rest of the turn is of no use to this job. Reported once.
+    pub fn take_broken_off(&mut self) -> bool {
+        std::mem::take(&mut self.broken_off)
+    }
+
+    /// The events held back of a call still open, as if it completed: the
+    /// CLI acts on the call (it runs its tools) before it ends.
+    pub fn release_held(&mut self) -> Vec<JobEvent> {
+        if let Some(call) = &mut self.open {
+            call.sent_blocks |= self.held.iter().any(is_block_event);
+        }
+        std::mem::take(&mut self.held)
     }
 
     /// The CLI's ids of the tool_use blocks of the latest upstream call.
@@ -119,9 +180,64 @@ impl TurnTranslator {
                 self.auth_failed |= error.as_deref() == Some("authentication_failed");
                 self.on_assistant(message)
             }
-            CliMessage::Result(result) => vec![self.on_result(result)],
+            CliMessage::Result(result) => {
+                // A call still open when the turn ends: its events count
+                // only if the turn succeeded (the CLI kept its answer).
+                let mut events = self.release_held();
+                self.open = None;
+                let last = self.on_result(result);
+                if !matches!(last, JobEvent::Finished(_)) {
+                    events.clear();
+                }
+                events.push(last);
+                events
+            }
             _ => Vec::new(),
         }
+    }
+
+    /// Events of the open call: held back, or passed on now.
+    fn pass(&mut self, events: Vec<JobEvent>) -> Vec<JobEvent> {
+        match &mut self.open {
+            Some(_) if self.hold_back => {
+                self.held.extend(events);
+                Vec::new()
+            }
+            Some(call) => {
+                call.sent_blocks |= events.iter().any(is_block_event);
+                events
+            }
+            None => events,
+        }
+    }
+
+    /// The CLI gave up the open call (it repeats it without streaming):
+    /// the translator forgets it. Returns the job's failure if the client
+    /// already has blocks of it.
+    fn give_up_open_call(&mut self) -> Option<JobEvent> {
+        let call = self.open.take()?;
+        self.held.clear();
+        self.streamed_ids.remove(&call.id);
+        self.started = call.started;
+        self.streamed_usage = call.usage;
+        self.stop_reason = call.stop_reason;
+        self.stop_sequence = call.stop_sequence;
+        // The repeat's blocks take the given-up call's indexes.
+        self.blocks_in_call = 0;
+        self.tool_ids.clear();
+        log::info!(
+            "the upstream stream of {} broke off; the CLI repeats the call",
+            call.id
+        );
+        if !call.sent_blocks {
+            return None;
+        }
+        self.broken_off = true;
+        Some(JobEvent::Failed(JobError::UpstreamBroken(
+            "the upstream's stream broke off after part of the answer was sent; \
+             the call was repeated, but what was sent cannot be taken back: retry the request"
+                .into(),
+        )))
     }
 
     fn next_call(&mut self) {
@@ -133,6 +249,17 @@ impl TurnTranslator {
     fn on_stream_event(&mut self, event: &ApiStreamEvent) -> Vec<JobEvent> {
         match event {
             ApiStreamEvent::MessageStart { message } => {
+                if let Some(failed) = self.give_up_open_call() {
+                    return vec![failed];
+                }
+                self.open = Some(OpenCall {
+                    id: message.id.clone(),
+                    sent_blocks: false,
+                    started: self.started,
+                    usage: self.streamed_usage,
+                    stop_reason: self.stop_reason.clone(),
+                    stop_sequence: self.stop_sequence.clone(),
+                });
                 self.next_call();
                 self.streamed_ids.insert(message.id.clone());
                 self.streamed_usage = add_usage(
@@ -146,29 +273,39 @@ impl TurnTranslator {
                     return Vec::new();
                 }
                 self.started = true;
-                vec![JobEvent::Started {
+                self.pass(vec![JobEvent::Started {
                     model: message.model.clone(),
                     usage: message.usage,
-                }]
+                }])
             }
+            // The late end of a call the CLI gave up (it closes the broken
+            // stream when it next calls the upstream): nothing of it counts.
+            _ if self.open.is_none() => Vec::new(),
             ApiStreamEvent::ContentBlockStart {
                 index,
                 content_block,
             } => {
                 self.blocks_in_call = self.blocks_in_call.max(index + 1);
                 self.note_block(content_block);
-                vec![JobEvent::BlockStart {
+                let start = JobEvent::BlockStart {
                     index: self.index_offset + index,
                     block: self.rename_tool(content_block.clone()),
-                }]
+                };
+                self.pass(vec![start])
             }
-            ApiStreamEvent::ContentBlockDelta { index, delta } => vec![JobEvent::BlockDelta {
-                index: self.index_offset + index,
-                delta: delta.clone(),
-            }],
-            ApiStreamEvent::ContentBlockStop { index } => vec![JobEvent::BlockStop {
-                index: self.index_offset + index,
-            }],
+            ApiStreamEvent::ContentBlockDelta { index, delta } => {
+                let delta = JobEvent::BlockDelta {
+                    index: self.index_offset + index,
+                    delta: delta.clone(),
+                };
+                self.pass(vec![delta])
+            }
+            ApiStreamEvent::ContentBlockStop { index } => {
+                let stop = JobEvent::BlockStop {
+                    index: self.index_offset + index,
+                };
+                self.pass(vec![stop])
+            }
             ApiStreamEvent::MessageDelta { delta, usage } => {
                 self.stop_reason = delta.stop_reason.clone();
                 self.stop_sequence = delta.stop_sequence.clone();
@@ -177,14 +314,32 @@ impl TurnTranslator {
                 }
                 Vec::new()
             }
-            ApiStreamEvent::MessageStop | ApiStreamEvent::Other => Vec::new(),
+            ApiStreamEvent::MessageStop => {
+                self.open = None;
+                std::mem::take(&mut self.held)
+            }
+            ApiStreamEvent::Other => Vec::new(),
         }
     }
 
     fn on_assistant(&mut self, message: &AssistantMessage) -> Vec<JobEvent> {
-        if message.is_synthetic() || self.streamed_ids.contains(&message.id) {
+        if message.is_synthetic() {
             return Vec::new();
         }
+        let of_open_call = self
+            .open
+            .as_ref()
+            .is_some_and(|call| call.id == message.id && message.stop_reason.is_none());
+        if of_open_call {
+            return Vec::new();
+        }
+        if let Some(failed) = self.give_up_open_call() {
+            return vec![failed];
+        }
+        if self.streamed_ids.contains(&message.id) && message.stop_reason.is_none() {
+            return Vec::new();
+        }
+        self.unstreamed_call = true;
         // A block of a non-streamed upstream call: synthesise its events.
         if self.fallback_id.as_deref() != Some(message.id.as_str()) {
             self.next_call();
@@ -232,9 +387,21 @@ impl TurnTranslator {
                 .clone()
                 .or_else(|| self.stop_reason.clone()),
             stop_sequence: self.stop_sequence.clone(),
-            usage: sub_usage(result.usage, self.already_reported),
+            // The CLI's sum leaves non-streamed calls out; this job's own
+            // count has them (and never a given-up call).
+            usage: match self.unstreamed_call {
+                true => self.streamed_usage,
+                false => sub_usage(result.usage, self.already_reported),
+            },
         })
     }
+}
+
+fn is_block_event(event: &JobEvent) -> bool {
+    matches!(
+        event,
+        JobEvent::BlockStart { .. } | JobEvent::BlockDelta { .. } | JobEvent::BlockStop { .. }
+    )
 }
 
 fn add_usage(a: Usage, b: Usage) -> Usage {
@@ -281,6 +448,15 @@ pub fn result_error(result: &ResultMessage, auth_failed: bool) -> Option<JobErro
         .unwrap_or_else(|| result.subtype.clone());
     if auth_failed || matches!(result.api_error_status, Some(401 | 403)) {
         return Some(JobError::Credentials(text));
+    }
+    // No status and no timeout: the connection failed or broke off
+    // ("Unable to connect to API (ECONNRESET)", "Connection closed
+    // mid-response"); a timeout says "Request timed out".
+    if result.api_error_status.is_none()
+        && result.subtype == "success"
+        && !text.to_ascii_lowercase().contains("timed out")
+    {
+        return Some(JobError::UpstreamBroken(text));
     }
     if result.api_error_status.is_some() || result.subtype == "success" {
         return Some(JobError::Upstream {
@@ -512,6 +688,135 @@ mod tests {
         let paused = t.pause_for_tools();
         assert_eq!(paused.stop_reason.as_deref(), Some("tool_use"));
         assert_eq!(paused.usage.input_tokens, 17);
+    }
+
+    /// [`translate`] with a translator holding back (a job answered whole)
+    /// or not (a streamed one).
+    fn translate_holding(fixture: &str, hold_back: bool) -> Vec<JobEvent> {
+        let path = format!(
+            "{}/tests/fixtures/cli-transcripts/{fixture}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut translator = TurnTranslator::default().holding_back(hold_back);
+        let mut events = Vec::new();
+        for line in text.lines().filter_map(|l| l.strip_prefix("<< ")) {
+            let msg = parse_line(line.as_bytes()).unwrap().unwrap();
+            let out = translator.on_message(&msg);
+            let done = out.iter().any(JobEvent::is_terminal);
+            events.extend(out);
+            if done {
+                break;
+            }
+        }
+        events
+    }
+
+    fn blocks(events: &[JobEvent]) -> Vec<usize> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                JobEvent::BlockStart { index, .. } => Some(*index),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_answer_keeps_only_the_repeat_of_a_broken_stream() {
+        for fixture in [
+            "stream-cut-text-cut.jsonl",
+            "stream-cut-error-event.jsonl",
+            "stream-cut-same-id.jsonl",
+        ] {
+            let events = translate_holding(fixture, true);
+            let text = text_of(&events);
+            assert!(text.starts_with("Hello! You said: "), "{fixture}: {text}");
+            assert!(!text.contains("part0"), "{fixture}: {text}");
+            assert_eq!(blocks(&events), [0], "{fixture}: {events:?}");
+            match events.last().unwrap() {
+                // The repeat's usage: the result's is all zero.
+                JobEvent::Finished(c) => assert!(c.usage.output_tokens > 1, "{fixture}: {c:?}"),
+                other => panic!("{fixture}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_whole_answer_offers_only_the_repeats_tool_call() {
+        let events = translate_holding("stream-cut-tool-cut.jsonl", true);
+        let tools: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                JobEvent::BlockStart {
+                    block: BlockStart::ToolUse { id, .. },
+                    ..
+                } => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        // toolu_fake_6 was cut mid-JSON; toolu_fake_8 is the repeat's.
+        assert_eq!(tools, ["toolu_fake_8"]);
+        // The late end of the broken stream (after the tool ran) adds no
+        // block stop of its own, and the answer after the tool is whole.
+        let stops = events
+            .iter()
+            .filter(|e| matches!(e, JobEvent::BlockStop { .. }))
+            .count();
+        assert_eq!(stops, blocks(&events).len(), "{events:?}");
+        assert!(text_of(&events).starts_with("Tool results: "));
+    }
+
+    #[test]
+    fn a_streamed_answer_ends_in_an_error_once_part_of_a_broken_call_went_out() {
+        for fixture in [
+            "stream-cut-text-cut.jsonl",
+            "stream-cut-same-id.jsonl",
+            "stream-cut-tool-cut.jsonl",
+        ] {
+            let mut translator = TurnTranslator::default();
+            let path = format!(
+                "{}/tests/fixtures/cli-transcripts/{fixture}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read_to_string(path).unwrap();
+            let mut events = Vec::new();
+            for line in text.lines().filter_map(|l| l.strip_prefix("<< ")) {
+                let msg = parse_line(line.as_bytes()).unwrap().unwrap();
+                events.extend(translator.on_message(&msg));
+                if translator.take_broken_off() {
+                    break;
+                }
+            }
+            assert!(
+                matches!(
+                    events.last(),
+                    Some(JobEvent::Failed(JobError::UpstreamBroken(_)))
+                ),
+                "{fixture}: {events:?}"
+            );
+            assert!(
+                !text_of(&events).contains("Hello!"),
+                "{fixture}: {events:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_break_after_a_whole_block_and_a_dropped_connection_are_upstream_failures() {
+        for fixture in [
+            "stream-cut-cut-after-a-block.jsonl",
+            "stream-cut-drop.jsonl",
+        ] {
+            let events = translate_holding(fixture, true);
+            assert!(
+                matches!(
+                    events.last(),
+                    Some(JobEvent::Failed(JobError::UpstreamBroken(_)))
+                ),
+                "{fixture}: {events:?}"
+            );
+        }
     }
 
     #[test]

@@ -54,7 +54,8 @@ use futures_util::stream;
 use serde_json::{json, Value};
 
 pub mod faults;
-use faults::{Answer, Faults, Frame};
+pub use faults::Answer;
+use faults::{Faults, Frame};
 
 /// The API key the fake refuses with 401.
 pub const REJECTED_KEY: &str = "sk-rejected";
@@ -171,6 +172,16 @@ impl FakeUpstream {
     /// Every answer sent (or begun) so far, in order.
     pub fn answers(&self) -> Vec<Answer> {
         self.faults.lock().unwrap().answers.clone()
+    }
+
+    /// The last answer sent whole to a request whose text carries the
+    /// `[[fault_once]]` marker `once`: what the upstream finally sent.
+    pub fn final_answer(&self, once: &str) -> Option<Answer> {
+        let nonce = faults::nonce_in(once)?;
+        self.answers()
+            .into_iter()
+            .rev()
+            .find(|a| a.completed && a.nonce.as_deref() == Some(nonce))
     }
 
     /// Every request received so far.

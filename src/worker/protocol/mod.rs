@@ -236,6 +236,10 @@ pub struct AssistantMessage {
     pub content: Vec<Value>,
     #[serde(default)]
     pub usage: Usage,
+    /// Set only on a whole message (a non-streamed call, or a synthetic
+    /// one); a streamed call's block lines carry `null`.
+    #[serde(default)]
+    pub stop_reason: Option<String>,
 }
 
 impl AssistantMessage {

@@ -64,6 +64,12 @@ impl Session {
         if self.tool_results.contains_key(&call.tool_use_id) {
             return self.answer_call(&call);
         }
+        // The CLI runs the tools of a call it keeps: events of it held back
+        // (see `TurnTranslator::holding_back`) go out before the pause.
+        if let Phase::Running(run) = &mut self.phase {
+            let held = run.translator.release_held();
+            self.forward(held);
+        }
         match std::mem::replace(&mut self.phase, Phase::Idle) {
             // Park only for a client still waiting for this answer; a
             // departed or already answered one gets its turn interrupted by

@@ -91,7 +91,8 @@ impl Session {
                 job.spec.tools.as_ref().map(ToolSet::api_prefix),
                 self.settings.server.node_id(),
                 reported,
-            ),
+            )
+            .holding_back(!job.spec.streamed),
             job,
             started: now,
             last_output: now,

@@ -140,6 +140,7 @@ fn spec() -> JobSpec {
         agent: false,
         tool_results: Vec::new(),
         background: false,
+        streamed: true,
         scope: String::new(),
     }
 }

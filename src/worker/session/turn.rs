@@ -17,8 +17,37 @@ impl Session {
             return;
         };
         run.last_output = self.now;
+        let events = run.translator.on_message(&message);
+        if run.translator.take_broken_off() {
+            return self.end_broken_off(events);
+        }
+        self.forward(events);
+    }
+
+    /// The client has part of an upstream call the CLI gave up: it gets
+    /// `events` (ending with the failure) and the rest of the turn is
+    /// interrupted, as after a stop sequence, but the job failed.
+    fn end_broken_off(&mut self, events: Vec<JobEvent>) {
+        let Phase::Running(run) = &mut self.phase else {
+            return;
+        };
+        let answered = std::mem::replace(&mut run.answered, true);
+        let to = run.job.events.clone();
+        if !answered {
+            let emits = events.into_iter().map(|e| Effect::Emit(to.clone(), e));
+            self.effects.extend(emits);
+        }
+        self.interrupt();
+    }
+
+    /// Passes a turn's events on to the job's client through the job's
+    /// filters, and finishes the job at its terminal event.
+    pub(super) fn forward(&mut self, events: Vec<JobEvent>) {
+        let Phase::Running(run) = &mut self.phase else {
+            return;
+        };
         let mut outcome = None;
-        let mut events = run.translator.on_message(&message);
+        let mut events = events;
         if let Some(hide) = &mut run.hide_thinking {
             events = events.into_iter().filter_map(|e| hide.map(e)).collect();
         }

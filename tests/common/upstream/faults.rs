@@ -57,6 +57,10 @@ pub struct Answer {
     pub tool_ids: Vec<String>,
     /// The `[[fault_once]]` nonce of the request, if it had one.
     pub nonce: Option<String>,
+    /// The usage it reported: input tokens, and output tokens (0 for a
+    /// broken stream, which never reports them).
+    pub input_tokens: u64,
+    pub output_tokens: u64,
 }
 
 /// What the fake remembers about faults and answers.
@@ -75,6 +79,11 @@ pub fn once() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("[[fault_once:{}-{n}]]", std::process::id())
+}
+
+/// The nonce of a request text's `[[fault_once]]` marker.
+pub fn nonce_in(text: &str) -> Option<&str> {
+    marker(text, "fault_once")
 }
 
 /// The faults of a call whose last text is `text`.
@@ -149,6 +158,8 @@ impl Plan {
             text,
             tool_ids,
             nonce: self.nonce.clone(),
+            input_tokens: body["usage"]["input_tokens"].as_u64().unwrap_or(0),
+            output_tokens: body["usage"]["output_tokens"].as_u64().unwrap_or(0),
         });
     }
 }
@@ -170,6 +181,8 @@ pub fn break_stream(faults: &Faults, plan: &Plan, events: Vec<(Duration, Value)>
         text: String::new(),
         tool_ids: Vec::new(),
         nonce: plan.nonce.clone(),
+        input_tokens: 0,
+        output_tokens: 0,
     };
     let mut open_tool: Option<String> = None;
     for (delay, event) in events {
@@ -194,7 +207,13 @@ pub fn break_stream(faults: &Faults, plan: &Plan, events: Vec<(Duration, Value)>
         }
         match event["type"].as_str() {
             Some("message_start") => {
-                answer.message_id = event["message"]["id"].as_str().unwrap_or_default().into()
+                answer.message_id = event["message"]["id"].as_str().unwrap_or_default().into();
+                answer.input_tokens = event["message"]["usage"]["input_tokens"]
+                    .as_u64()
+                    .unwrap_or(0);
+            }
+            Some("message_delta") => {
+                answer.output_tokens = event["usage"]["output_tokens"].as_u64().unwrap_or(0)
             }
             Some("content_block_start") if event["content_block"]["type"] == "tool_use" => {
                 open_tool = event["content_block"]["id"].as_str().map(str::to_string)
