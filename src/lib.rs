@@ -30,15 +30,16 @@
 //! - [`node`]: this node's id, carried by every id the daemon hands out.
 //! - [`keys`]: named client keys and admin keys, who a request acts for
 //!   ([`keys::Caller`]), and the per-key limits checked at admission.
+//! - [`private_fs`]: directories and files only the daemon's user may use.
 //!
 //! Imports point down the data path of a request: [`http`] uses [`api`],
 //! [`dispatch`] and [`batches`]; [`api`] uses [`job`], [`prompt`],
 //! [`affinity`] and the [`store`]; [`dispatch`] uses [`worker`] and
 //! [`accounts`]; [`worker`] uses [`job`] and [`accounts`], and reports back
 //! through a `Recipient`, so it never names the dispatcher. [`config`],
-//! [`job`], [`error`], [`keys`] and [`node`] are at the bottom: none of them
-//! imports [`http`], [`api`], [`dispatch`] or [`worker`] ([`keys`] uses only
-//! [`config`] and [`store`]).
+//! [`job`], [`error`], [`keys`], [`node`] and [`private_fs`] are at the
+//! bottom: none of them imports [`http`], [`api`], [`dispatch`] or
+//! [`worker`] ([`keys`] uses only [`config`] and [`store`]).
 
 pub mod accounts;
 pub mod affinity;
@@ -53,6 +54,7 @@ pub mod keys;
 pub mod ledger;
 pub mod node;
 pub mod notify;
+pub mod private_fs;
 pub mod prompt;
 pub mod reload;
 pub mod store;
@@ -172,10 +174,19 @@ pub async fn run_with_reload(
     log::info!("store: {}", store_path.display());
     let settings = Arc::new(settings);
     let keys = Arc::new(keys::KeyRing::open(settings.clone(), Some(store.clone()))?);
-    let spawn = worker::spawn::spawn_spec(&settings, &working_dir);
-    let agent_spawn = match settings.agent.enabled {
-        true => Some(agent_recipe(&settings, &cli)?),
+    let spawn = worker::spawn::spawn_spec(&settings, working_dir.path());
+    let agent_root = match settings.agent.enabled {
+        true => Some(
+            worker::spawn::prepare_workspace_root(&settings).map_err(|source| StartError::Io {
+                context: "creating the agent workspace root".into(),
+                source,
+            })?,
+        ),
         false => None,
+    };
+    let agent_spawn = match &agent_root {
+        Some(root) => Some(agent_recipe(&settings, &cli, root.path())?),
+        None => None,
     };
     let spare = Arc::new(tokio::sync::Notify::new());
     let dispatcher = Dispatcher::new(settings.clone(), spawn)
@@ -279,6 +290,9 @@ pub async fn run_with_reload(
     if let Err(e) = store.close() {
         log::warn!("closing the store: {e}");
     }
+    // The workers are gone: the directories made for this run go too.
+    drop(agent_root);
+    drop(working_dir);
     if let Some(task) = watchdog_task {
         task.abort();
     }
@@ -291,19 +305,16 @@ pub async fn run_with_reload(
 fn agent_recipe(
     settings: &Settings,
     cli: &std::path::Path,
+    root: &std::path::Path,
 ) -> Result<worker::spawn::AgentRecipe, StartError> {
     use config::AgentSandbox;
-    let root =
-        worker::spawn::prepare_workspace_root(settings).map_err(|source| StartError::Io {
-            context: "creating the agent workspace root".into(),
-            source,
-        })?;
+    let root = root.to_path_buf();
     let tools = settings.agent.tools.join(", ");
     let sandbox = match settings.agent.sandbox {
         AgentSandbox::Bwrap => {
             let sandbox = worker::sandbox::Sandbox::prepare(cli, &root)?;
             log::warn!(
-                "agent mode is ON: requests without tools run Claude Code's tools ({tools}), each worker in a bubblewrap sandbox with its workspace under {} (network shared)",
+                "agent mode is ON: requests without tools run Claude Code's tools ({tools}), each worker in a bubblewrap sandbox with its workspace under {} (Bash commands without network)",
                 root.display()
             );
             Some(sandbox)

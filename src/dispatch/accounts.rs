@@ -244,8 +244,9 @@ impl Dispatcher {
                 account.plan = plan;
                 continue;
             }
-            if let Some(dir) = &plan.config_dir {
-                if let Err(e) = std::fs::create_dir_all(dir) {
+            // Made private (it will hold the account's login) when missing.
+            if let Some(dir) = plan.config_dir.as_ref().filter(|d| !d.exists()) {
+                if let Err(e) = crate::private_fs::ensure_dir(dir) {
                     log::error!(
                         "account {}: cannot create {}: {e}",
                         plan.name,

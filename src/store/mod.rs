@@ -51,6 +51,11 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot make the store file {path} private: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("schema `{schema}` in the store is at version {found}, newer than this daemon knows ({known})")]
     TooNew {
         schema: &'static str,
@@ -85,12 +90,30 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating if needed) the store at `path`, and its directory.
+    /// The file is made mode 0600 whatever the umask (SQLite gives its WAL
+    /// and shared-memory files the same mode), a new directory 0700; a
+    /// directory another user owns or may write is refused.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+            crate::private_fs::ensure_dir(dir).map_err(|source| StoreError::Directory {
                 path: dir.to_path_buf(),
                 source,
             })?;
+        }
+        let private = |file: &Path| {
+            crate::private_fs::ensure_file(file).map_err(|source| StoreError::File {
+                path: file.to_path_buf(),
+                source,
+            })
+        };
+        private(path)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let companion = PathBuf::from(name);
+            if companion.exists() {
+                private(&companion)?;
+            }
         }
         let open = || -> rusqlite::Result<Connection> {
             let conn = Connection::open(path)?;
@@ -305,6 +328,28 @@ mod tests {
         assert_eq!(text, "kept");
         assert_eq!(version(&store, "notes"), Some(1));
         assert_eq!(version(&store, "other"), Some(1));
+    }
+
+    #[test]
+    fn the_file_its_journal_and_a_new_directory_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/state.sqlite3");
+        let store = Store::open(&path).unwrap();
+        store.install::<Notes>().unwrap();
+        store
+            .with(|c| c.execute("INSERT INTO notes (text) VALUES ('secret')", []))
+            .unwrap();
+        assert_eq!(mode(&dir.path().join("nested")), 0o700);
+        for file in ["state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm"] {
+            assert_eq!(mode(&dir.path().join("nested").join(file)), 0o600, "{file}");
+        }
+        // A file an earlier version left readable is made private.
+        drop(store);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Store::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
     }
 
     #[test]

@@ -339,7 +339,7 @@ async fn reap(
     }
     for dir in &remove_on_exit {
         // Read-only subdirectories a tool made are removed too.
-        match super::spawn::remove_tree(dir) {
+        match crate::private_fs::remove_tree(dir) {
             Ok(()) => log::debug!("removed {}", dir.display()),
             Err(e) => log::warn!("cannot remove {}: {e}", dir.display()),
         }

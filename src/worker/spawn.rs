@@ -8,6 +8,7 @@ use super::permission::Workspace;
 use super::process::SpawnSpec;
 use super::sandbox::Sandbox;
 use crate::config::Settings;
+use crate::private_fs::{remove_tree, RunDir};
 
 /// The flags that keep a `claude` process lean: stream-json output, no
 /// session files, no settings, CLAUDE.md or MCP servers from disk, no
@@ -169,39 +170,10 @@ impl AgentRecipe {
     }
 }
 
-/// Makes `dir` an empty directory, removing whatever is there.
+/// Makes `dir` an empty private directory, removing whatever is there.
 fn fresh_dir(dir: &Path) -> std::io::Result<()> {
     remove_tree(dir)?;
-    std::fs::create_dir(dir)
-}
-
-/// Removes `dir` and everything in it, including subdirectories a tool made
-/// read-only; a missing `dir` is fine.
-pub(super) fn remove_tree(dir: &Path) -> std::io::Result<()> {
-    use std::io::ErrorKind;
-    use std::os::unix::fs::PermissionsExt;
-    let remove = || match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        other => other,
-    };
-    if let Err(e) = remove() {
-        if e.kind() != ErrorKind::PermissionDenied {
-            return Err(e);
-        }
-        // `file_type` does not follow symlinks: only the tree's own
-        // directories are made writable.
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700));
-            for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(entry.path());
-                }
-            }
-        }
-        remove()?;
-    }
-    Ok(())
+    crate::private_fs::create_dir(dir)
 }
 
 /// The CLI's name for a working directory under `projects/`: every
@@ -229,25 +201,20 @@ pub fn shared_config_dir(settings: &Settings) -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".claude")))
 }
 
-/// The agent workspace root: configured, or a fresh private directory.
-pub fn prepare_workspace_root(settings: &Settings) -> std::io::Result<PathBuf> {
-    let dir = match &settings.agent.workspace_root {
-        Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("claude-pool-{}-agents", std::process::id())),
-    };
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+/// The agent workspace root: the configured one (made private if missing,
+/// refused if another user owns it or may write it), or a new private
+/// directory with an unguessable name, removed when the returned value is
+/// dropped.
+pub fn prepare_workspace_root(settings: &Settings) -> std::io::Result<RunDir> {
+    RunDir::configured_or_temporary(settings.agent.workspace_root.as_deref(), "agents")
 }
 
-/// Where workers run: the configured directory, or a fresh private one.
-pub fn prepare_working_dir(settings: &Settings) -> std::io::Result<PathBuf> {
-    let dir = match &settings.claude.working_dir {
-        Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("claude-pool-{}", std::process::id())),
-    };
-    std::fs::create_dir_all(&dir)?;
+/// Where workers run: as [`prepare_workspace_root`], for
+/// `claude.working_dir`; `claude.config_dir` is made private if missing.
+pub fn prepare_working_dir(settings: &Settings) -> std::io::Result<RunDir> {
+    let dir = RunDir::configured_or_temporary(settings.claude.working_dir.as_deref(), "work")?;
     if let Some(config_dir) = &settings.claude.config_dir {
-        std::fs::create_dir_all(config_dir)?;
+        crate::private_fs::ensure_dir(config_dir)?;
     }
     Ok(dir)
 }
