@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod account_metrics;
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod background;
@@ -155,6 +156,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(count_tokens::count),
         )
         .configure(batch_routes)
+        .configure(admin::routes)
         .route(
             "/v1/chat/completions",
             web::post().to(jobs::create::<ChatCompletions>),
