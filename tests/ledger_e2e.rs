@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 const KEY_A: &str = "sk-ledger-a";
 const KEY_B: &str = "sk-ledger-b";
+const ADMIN: &str = "sk-ledger-admin";
 
 /// `key-` and the first 8 hex digits of the key's SHA-256.
 fn key_name(key: &str) -> String {
@@ -21,7 +22,14 @@ fn key_name(key: &str) -> String {
 }
 
 fn two_keys(pool: usize) -> DaemonConfig {
-    DaemonConfig::real(pool).with_toml(&format!("server.api_keys = [\"{KEY_A}\", \"{KEY_B}\"]"))
+    DaemonConfig::real(pool).with_toml(&format!(
+        "server.api_keys = [\"{KEY_A}\", \"{KEY_B}\"]\nserver.admin_keys = [\"{ADMIN}\"]"
+    ))
+}
+
+/// A GET with the admin key.
+fn admin_get(url: &str) -> reqwest::blocking::Response {
+    client().get(url).header("x-api-key", ADMIN).send().unwrap()
 }
 
 /// Every ledger row of the store at `path`, oldest first, as JSON.
@@ -205,4 +213,127 @@ fn a_sigkill_loses_at_most_the_queue_capacity() {
         .iter()
         .all(|r| r["key"] == "anonymous" && r["status"] == 200));
     eprintln!("{} of {N} rows survived SIGKILL", kept.len());
+}
+
+/// Totals from `GET /admin/usage?group_by=key` equal, key by key, the
+/// tokens the official SDKs were told (and the input the upstream counted);
+/// `/admin/requests` pages through every row once; a client key's
+/// `/v1/usage` shows only its own rows and windows.
+#[test]
+fn reports_add_up_to_what_the_sdks_were_told() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(two_keys(1), &upstream);
+    let out = std::process::Command::new(python())
+        .arg(repo_path("tests/ledger_sdk.py"))
+        .args([&daemon.base, KEY_A, KEY_B])
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("OPENAI_BASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let told: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let report: Value = admin_get(&daemon.url("/admin/usage?group_by=key&from=2020-01-01"))
+        .json()
+        .unwrap();
+    let data = report["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{report}");
+    for (who, key) in [("a", KEY_A), ("b", KEY_B)] {
+        let group = data
+            .iter()
+            .find(|g| g["key"] == json!(key_name(key)))
+            .unwrap_or_else(|| panic!("no group for {who}: {report}"));
+        assert_eq!(group["requests"], told[who][0], "{who}: {report}");
+        assert_eq!(group["input_tokens"], told[who][1], "{who}: {report}");
+        assert_eq!(group["output_tokens"], told[who][2], "{who}: {report}");
+        assert_eq!(group["errors"], 0);
+    }
+    let upstream_input: u64 = upstream
+        .message_calls()
+        .iter()
+        .map(|c| (c.body.to_string().len() / 4) as u64)
+        .sum();
+    assert_eq!(
+        report["total"]["input_tokens"],
+        json!(upstream_input),
+        "the input tokens the upstream counted: {report}"
+    );
+
+    // Paging: every row once, newest first.
+    let mut seen = Vec::new();
+    let mut url = daemon.url("/admin/requests?limit=2");
+    loop {
+        let page: Value = admin_get(&url).json().unwrap();
+        seen.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_i64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => url = daemon.url(&format!("/admin/requests?limit=2&cursor={cursor}")),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort_unstable_by(|x, y| y.cmp(x));
+    sorted.dedup();
+    assert_eq!(seen, sorted, "newest first, no repeats");
+    assert_eq!(seen.len(), 6);
+    let by_hour: Value = admin_get(
+        &(daemon.url("/admin/usage?group_by=model,hour&key=")
+            + &key_name(KEY_B)
+            + "&from=2020-01-01"),
+    )
+    .json()
+    .unwrap();
+    assert_eq!(by_hour["total"]["requests"], 2, "{by_hour}");
+    assert!(by_hour["data"][0]["period_start"]
+        .as_str()
+        .unwrap()
+        .ends_with(":00:00.000Z"));
+
+    // A client sees its own rows and windows only.
+    let mine: Value = client()
+        .get(daemon.url("/v1/usage"))
+        .header("x-api-key", KEY_B)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(mine["key"], json!(key_name(KEY_B)));
+    assert_eq!(mine["data"].as_array().unwrap().len(), 2, "{mine}");
+    assert!(mine["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["key"] == mine["key"]));
+    assert_eq!(mine["windows"]["5h"]["requests"], 2, "{mine}");
+    assert_eq!(mine["windows"]["5h"]["input_tokens"], told["b"][1]);
+    let other = client()
+        .get(daemon.url("/v1/usage?key=") + &key_name(KEY_A))
+        .header("x-api-key", KEY_B)
+        .send()
+        .unwrap();
+    assert_eq!(other.status(), 400, "no key may read another's usage");
+    let anonymous = client().get(daemon.url("/v1/usage")).send().unwrap();
+    assert_eq!(anonymous.status(), 401);
+    for bad in [
+        "group_by=colour",
+        "from=yesterday",
+        "from=2030-01-01&to=2020-01-01",
+    ] {
+        let res = admin_get(&daemon.url(&format!("/admin/usage?{bad}")));
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+    let bad_cursor = admin_get(&daemon.url("/admin/requests?cursor=x"));
+    assert_eq!(bad_cursor.status(), 400);
 }

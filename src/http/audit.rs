@@ -139,9 +139,27 @@ impl<E: EventEncoder> EventEncoder for Noted<E> {
     }
 }
 
-/// Probes and scrapes are not requests anyone is accounted for.
+/// The key name `req` acts for: the one `auth` found, else `anonymous`
+/// without keys, else [`crate::ledger::NO_KEY`].
+pub fn key_of(req: &HttpRequest, settings: &Settings) -> String {
+    req.extensions()
+        .get::<KeyName>()
+        .map(|k| k.0.clone())
+        .unwrap_or_else(|| match settings.requires_keys() {
+            true => crate::ledger::NO_KEY.into(),
+            false => crate::ledger::ANONYMOUS.into(),
+        })
+}
+
+/// Probes, scrapes and reads of the ledger itself are not requests anyone
+/// is accounted for (a dashboard polling usage would otherwise fill it).
 fn is_recorded(method: &Method, path: &str) -> bool {
-    *method != Method::OPTIONS && !matches!(path, "/" | "/health" | "/metrics")
+    let ledger_read = *method == Method::GET
+        && matches!(
+            path,
+            "/admin/usage" | "/admin/requests" | "/v1/usage" | "/usage"
+        );
+    *method != Method::OPTIONS && !ledger_read && !matches!(path, "/" | "/health" | "/metrics")
 }
 
 /// Returns what records the request's row once its body is done (nothing
@@ -160,14 +178,7 @@ pub(super) fn on_response<B>(state: &AppState, res: &ServiceResponse<B>) -> Opti
         .error()
         .and_then(|e| e.as_error::<ApiError>())
         .map(ApiError::anthropic_type);
-    let key = req
-        .extensions()
-        .get::<KeyName>()
-        .map(|k| k.0.clone())
-        .unwrap_or_else(|| match settings.requires_keys() {
-            true => crate::ledger::NO_KEY.into(),
-            false => crate::ledger::ANONYMOUS.into(),
-        });
+    let key = key_of(req, &settings);
     let header = |name: &str| {
         req.headers()
             .get(name)

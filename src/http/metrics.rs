@@ -337,7 +337,7 @@ pub async fn scrape(
 /// Whether `peer` may read `/metrics` without a key. A loopback peer must
 /// also have addressed a local name: a web page reaching the daemon through
 /// DNS rebinding comes from loopback too, but under its own name.
-fn open_to(settings: &Settings, peer: Option<SocketAddr>, local_host: bool) -> bool {
+pub(super) fn open_to(settings: &Settings, peer: Option<SocketAddr>, local_host: bool) -> bool {
     settings.server.metrics_public || (local_host && peer.is_some_and(|a| a.ip().is_loopback()))
 }
 

@@ -23,6 +23,7 @@ pub mod responses;
 pub mod root;
 pub mod sse;
 pub mod store_metrics;
+pub mod usage;
 pub mod websocket;
 
 use std::net::TcpListener;
@@ -145,6 +146,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         // Load balancers often probe with HEAD; the status is the answer.
         .route("/health", web::head().to(health::health))
         .route("/metrics", web::get().to(metrics::scrape))
+        .route("/admin/usage", web::get().to(usage::admin_usage))
+        .route("/admin/requests", web::get().to(usage::admin_requests))
+        .route("/v1/usage", web::get().to(usage::client_usage))
+        .route("/usage", web::get().to(usage::client_usage))
         .route("/v1/messages", web::post().to(jobs::create::<Anthropic>))
         .route("/messages", web::post().to(jobs::create::<Anthropic>))
         .route(
