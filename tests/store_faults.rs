@@ -115,10 +115,12 @@ fn a_full_disk_pauses_batch_work_and_no_request_reaches_the_upstream_twice() {
     );
     assert_eq!(hold.join().unwrap(), 200);
     // The worker is free: the runner tries the request now. Watch a few of
-    // its tries (each a write error), or the request reaching the upstream
+    // its tries (each a write error; the usage ledger's rows of the two
+    // requests above may fail too), or the request reaching the upstream
     // again and again.
-    wait_until(Duration::from_secs(30), "three store errors", || {
-        daemon.health()["store"]["write_errors"].as_u64() >= Some(3)
+    wait_until(Duration::from_secs(30), "the runner's third try", || {
+        let store = &daemon.health()["store"];
+        (store["batches_paused"] == true && store["write_errors"].as_u64() >= Some(5))
             || calls_with(&upstream, "BATCH-ONE") > 1
     });
     let calls = calls_with(&upstream, "BATCH-ONE");
@@ -336,4 +338,34 @@ fn max_stored_is_per_key_so_one_key_cannot_push_out_anothers() {
         "key-b pushed out key-a's response"
     );
     assert_eq!(read_as("key-b", &b[3]), 200);
+}
+
+#[test]
+fn usage_ledger_rows_that_cannot_be_written_show_in_health_until_a_write_succeeds() {
+    let Some(disk) = SmallDisk::mount(8192) else {
+        return;
+    };
+    let upstream = FakeUpstream::start();
+    let cfg = DaemonConfig::fake(1).with_toml(&format!(
+        "batches.store_path = {}",
+        serde_json::to_string(&disk.path().join("store.sqlite3").display().to_string()).unwrap()
+    ));
+    let daemon = Daemon::start(cfg, &upstream);
+    disk.fill();
+    assert_eq!(daemon.post(&message_body("served")).status(), 200);
+    let health = daemon.wait_health(Duration::from_secs(30), |h| {
+        h["store"]["status"] == "failing"
+    });
+    assert_eq!(health["status"], "ok", "still serving: {health}");
+    assert!(
+        health["store"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("full"),
+        "{health}"
+    );
+    assert_eq!(health["store"]["batches_paused"], false, "{health}");
+    disk.free();
+    assert_eq!(daemon.post(&message_body("again")).status(), 200);
+    daemon.wait_health(Duration::from_secs(30), |h| h["store"]["status"] == "ok");
 }

@@ -108,7 +108,8 @@ pub struct Runner {
     /// Writes the store failed to take, oldest first, written before any
     /// new work starts.
     owed: Arc<std::sync::Mutex<Vec<Owed>>>,
-    /// When the store failed: when to try it again, and the next pause.
+    /// When the store failed: when to try it again (`None` while it works),
+    /// and the next pause.
     store_pause: Arc<std::sync::Mutex<StorePause>>,
 }
 
@@ -246,20 +247,23 @@ impl Runner {
     /// store's health says why.
     fn store_failed(&self, doing: &str, error: &StoreError) {
         let health = self.store.health();
-        if !health.is_failing(Writer::Batches) {
+        let mut pause = self.store_pause.lock().unwrap_or_else(|e| e.into_inner());
+        if pause.until.is_none() {
             log::error!(
                 "batches: the store fails ({doing}: {error}); batch work pauses until it takes writes again"
             );
         }
         health.failed(Writer::Batches, error);
-        let mut pause = self.store_pause.lock().unwrap_or_else(|e| e.into_inner());
+        health.set_batches_paused(true);
         pause.until = Some(tokio::time::Instant::now() + pause.next);
         pause.next = (pause.next * 2).min(MAX_STORE_PAUSE);
     }
 
     /// A write succeeded: the store works (again).
     fn store_works(&self) {
-        self.store.health().succeeded(Writer::Batches);
+        let health = self.store.health();
+        health.succeeded(Writer::Batches);
+        health.set_batches_paused(false);
         *self.store_pause.lock().unwrap_or_else(|e| e.into_inner()) = StorePause::default();
     }
 
@@ -300,7 +304,13 @@ impl Runner {
             drop(all);
             self.store_works();
         }
-        if self.store.health().is_failing(Writer::Batches) {
+        let paused = self
+            .store_pause
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .until
+            .is_some();
+        if paused {
             if let Err(e) = self.store.call(|c| Store::probe(c)).await {
                 self.store_failed("probing", &e);
                 return false;

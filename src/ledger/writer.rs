@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::record::{now_ms, Record};
 use super::{schema, Shared};
 use crate::config::LedgerSettings;
+use crate::store::health::Writer;
 use crate::store::Store;
 
 /// Most rows in one transaction.
@@ -68,10 +69,12 @@ fn write(store: &Store, rows: &[Record], shared: &Shared) {
     match written {
         Ok(Ok(())) => {
             shared.written.fetch_add(n, Ordering::Relaxed);
+            store.health().succeeded(Writer::Ledger);
         }
         Ok(Err(e)) => {
             log::error!("ledger: {n} rows not written: {e}");
             shared.failed.fetch_add(n, Ordering::Relaxed);
+            store.health().failed(Writer::Ledger, &e);
         }
         Err(_) => {
             log::error!("ledger: {n} rows not written: the write panicked");

@@ -1,7 +1,9 @@
 //! How the store's writes are going, for `/health` (its `store` entry) and
 //! `/metrics`: the features that write (the batch runner, the stored
-//! responses' writer) report each failed and each successful write; what
-//! they hold in memory until it can be written is reported with them.
+//! responses' writer, the usage ledger) report each failed and each
+//! successful write, and the store is `failing` while the latest of them
+//! failed; what they hold in memory until it can be written is reported
+//! with them, and whether batch work is paused.
 //!
 //! A full disk (`SQLITE_FULL`) or a failing one must be seen from outside:
 //! batch work pauses and stored responses wait in memory until writes
@@ -19,6 +21,9 @@ pub enum Writer {
     Batches,
     /// The writer of stored responses.
     Responses,
+    /// The usage ledger's writer (its rows are dropped and counted when
+    /// their write fails).
+    Ledger,
 }
 
 /// The store's write health, shared by the writers and the HTTP layer.
@@ -29,10 +34,10 @@ pub struct StoreHealth {
 
 #[derive(Debug, Default)]
 struct State {
-    /// The last error of each writer whose last write failed, and since
-    /// when (Unix seconds) its writes fail.
-    batches: Option<Failure>,
-    responses: Option<Failure>,
+    /// Set while the latest write failed.
+    failure: Option<Failure>,
+    /// The batch runner has stopped starting requests.
+    batches_paused: bool,
     /// Failed writes since the daemon started.
     write_errors: u64,
     /// Batch results received and not yet written.
@@ -46,15 +51,17 @@ struct State {
 #[derive(Debug, Clone)]
 struct Failure {
     error: String,
+    /// Since when (Unix seconds) writes fail.
     since: u64,
+    writer: Writer,
 }
 
 /// The store's entry in `/health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoreReport {
-    /// `ok`, or `failing` while a writer's last write failed.
+    /// `ok`, or `failing` while the latest write failed.
     pub status: &'static str,
-    /// The latest error of a failing writer.
+    /// The latest write's error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Since when (Unix seconds) writes fail.
@@ -91,28 +98,29 @@ impl StoreHealth {
     pub fn failed(&self, writer: Writer, error: &dyn std::fmt::Display) {
         let mut state = self.lock();
         state.write_errors += 1;
-        let slot = state.slot(writer);
-        let since = slot.as_ref().map_or_else(now_secs, |f| f.since);
-        *slot = Some(Failure {
+        let since = state.failure.as_ref().map_or_else(now_secs, |f| f.since);
+        state.failure = Some(Failure {
             error: error.to_string(),
             since,
+            writer,
         });
     }
 
-    /// A write of `writer` succeeded: its writes work again.
+    /// A write of `writer` succeeded: the store takes writes (again).
     pub fn succeeded(&self, writer: Writer) {
         let mut state = self.lock();
-        if let Some(failure) = state.slot(writer).take() {
+        if let Some(failure) = state.failure.take() {
             log::info!(
-                "store: writes work again ({writer:?}) after failing for {}s",
+                "store: writes work again ({writer:?} wrote; {:?} failed last) after failing for {}s",
+                failure.writer,
                 now_secs().saturating_sub(failure.since)
             );
         }
     }
 
-    /// Whether the last write of `writer` failed.
-    pub fn is_failing(&self, writer: Writer) -> bool {
-        self.lock().slot(writer).is_some()
+    /// Whether batch work is paused for the store.
+    pub fn set_batches_paused(&self, paused: bool) {
+        self.lock().batches_paused = paused;
     }
 
     /// How many batch results wait in memory.
@@ -130,21 +138,13 @@ impl StoreHealth {
     /// The `/health` entry.
     pub fn report(&self) -> StoreReport {
         let state = self.lock();
-        let latest = [&state.batches, &state.responses]
-            .into_iter()
-            .flatten()
-            .max_by_key(|f| f.since);
-        let since = [&state.batches, &state.responses]
-            .into_iter()
-            .flatten()
-            .map(|f| f.since)
-            .min();
+        let failure = state.failure.as_ref();
         StoreReport {
-            status: if latest.is_some() { "failing" } else { "ok" },
-            error: latest.map(|f| f.error.clone()),
-            failing_since: since,
+            status: if failure.is_some() { "failing" } else { "ok" },
+            error: failure.map(|f| f.error.clone()),
+            failing_since: failure.map(|f| f.since),
             write_errors: state.write_errors,
-            batches_paused: state.batches.is_some(),
+            batches_paused: state.batches_paused,
             unwritten: Unwritten {
                 batch_results: state.unwritten_batch_results,
                 responses: state.unwritten_responses,
@@ -154,36 +154,24 @@ impl StoreHealth {
     }
 }
 
-impl State {
-    fn slot(&mut self, writer: Writer) -> &mut Option<Failure> {
-        match writer {
-            Writer::Batches => &mut self.batches,
-            Writer::Responses => &mut self.responses,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_writer_fails_until_its_next_success() {
+    fn the_store_fails_until_the_next_successful_write() {
         let health = StoreHealth::default();
         assert_eq!(health.report().status, "ok");
         health.failed(Writer::Batches, &"disk full");
+        let since = health.report().failing_since;
+        assert!(since.is_some());
         health.failed(Writer::Responses, &"disk full too");
         let report = health.report();
         assert_eq!(report.status, "failing");
-        assert!(report.batches_paused);
-        assert_eq!(report.write_errors, 2);
-        assert!(report.failing_since.is_some());
-        health.succeeded(Writer::Batches);
-        let report = health.report();
-        assert_eq!(report.status, "failing", "responses still fail");
         assert_eq!(report.error.as_deref(), Some("disk full too"));
-        assert!(!report.batches_paused);
-        health.succeeded(Writer::Responses);
+        assert_eq!(report.failing_since, since, "since the first failure");
+        assert_eq!(report.write_errors, 2);
+        health.succeeded(Writer::Ledger);
         let report = health.report();
         assert_eq!((report.status, report.error), ("ok", None));
         assert_eq!(report.write_errors, 2, "a count since start");

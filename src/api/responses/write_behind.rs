@@ -239,13 +239,13 @@ fn write_all(inner: Arc<dyn ResponseStore>, pending: Arc<Pending>, rx: mpsc::Rec
             let mut map = pending.lock();
             match result {
                 Ok(Err(e)) => {
-                    map.failed();
-                    if !pending.health.is_failing(Writer::Responses) {
+                    if !map.failing {
                         log::error!(
                             "cannot store response {}: {e}; it stays in memory and is written when the store takes writes again",
                             response.id
                         );
                     }
+                    map.failed();
                     pending.health.failed(Writer::Responses, &e);
                     retry_at = Some(Instant::now() + pause);
                     pause = (pause * 2).min(MAX_RETRY_PAUSE);
