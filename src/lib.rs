@@ -212,6 +212,9 @@ pub async fn run_with_reload(
             ),
         })
     };
+    let conversations = Arc::new(api::responses::conversations::SqliteConversations::new(
+        store.clone(),
+    )?);
     let state = web::Data::new(
         http::AppState::new(
             dispatcher.clone(),
@@ -220,6 +223,7 @@ pub async fn run_with_reload(
             runner.handle(),
         )
         .with_responses(responses.clone())
+        .with_conversations(conversations)
         .with_ledger(ledger.clone())
         .with_keys(keys),
     );

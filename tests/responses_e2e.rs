@@ -99,6 +99,17 @@ fn official_python_sdk_speaks_the_responses_api() {
         "previous_response_id was served as a rendered history: {}",
         again.body["messages"]
     );
+    // A conversation's second turn continued on its warm worker too.
+    let two = calls
+        .iter()
+        .find(|c| c.all_text().contains("conversation turn two"))
+        .expect("the conversation's second turn reached the upstream");
+    assert!(
+        two.body["messages"].as_array().unwrap().len() >= 3
+            && !two.all_text().contains("conversation_history"),
+        "the conversation's turn was served as a rendered history: {}",
+        two.body["messages"]
+    );
     let health: Value = daemon.health();
     assert_eq!(health["status"], "ok", "{health}");
 }

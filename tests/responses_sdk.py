@@ -153,8 +153,52 @@ def background(o):
         check(e.body.get("type") == "invalid_request_error", f"error body: {e.body}")
 
 
+def conversations(o):
+    conv = o.conversations.create(
+        metadata={"topic": "demo"},
+        items=[{"type": "message", "role": "user", "content": "my name is Grace"}],
+    )
+    check(conv.id.startswith("conv_") and conv.metadata == {"topic": "demo"}, f"created: {conv}")
+    check(o.conversations.retrieve(conv.id).id == conv.id, "retrieve")
+    first = o.responses.create(model=MODEL, conversation=conv.id, input="conversation turn one")
+    check(first.output_text == "Hello! You said: conversation turn one", f"text: {first.output_text!r}")
+    check(first.conversation.id == conv.id, f"echo: {first.conversation}")
+    second = o.responses.create(model=MODEL, conversation={"id": conv.id}, input="conversation turn two")
+    check(second.output_text == "Hello! You said: conversation turn two", f"text: {second.output_text!r}")
+    items = o.conversations.items.list(conv.id, order="asc")
+    kinds = [(i.type, getattr(i, "role", None)) for i in items.data]
+    check(len(items.data) == 5, f"items: {kinds}")
+    check(kinds[1] == ("message", "user") and kinds[2] == ("message", "assistant"), f"items: {kinds}")
+    added = o.conversations.items.create(conv.id, items=[{"type": "message", "role": "user", "content": "noted"}])
+    check(len(added.data) == 1 and added.data[0].id, f"added: {added}")
+    got = o.conversations.items.retrieve(added.data[0].id, conversation_id=conv.id)
+    check(got.id == added.data[0].id, f"item: {got}")
+    o.conversations.items.delete(added.data[0].id, conversation_id=conv.id)
+    check(len(o.conversations.items.list(conv.id).data) == 5, "item deleted")
+    updated = o.conversations.update(conv.id, metadata={"topic": "changed"})
+    check(updated.metadata == {"topic": "changed"}, f"updated: {updated}")
+    try:
+        o.responses.create(model=MODEL, conversation=conv.id, previous_response_id=first.id, input="x")
+        check(False, "conversation and previous_response_id together were accepted")
+    except openai.BadRequestError:
+        pass
+    deleted = o.conversations.delete(conv.id)
+    check(deleted.deleted, f"deleted: {deleted}")
+    try:
+        o.conversations.retrieve(conv.id)
+        check(False, "a deleted conversation is still there")
+    except openai.NotFoundError:
+        pass
+    try:
+        o.responses.create(model=MODEL, conversation=conv.id, input="x")
+        check(False, "a deleted conversation was continued")
+    except openai.NotFoundError as e:
+        check(e.body.get("param") == "conversation", f"error body: {e.body}")
+
+
 CHECKS = [
     create,
+    conversations,
     stream,
     retrieve_and_items,
     previous_response,

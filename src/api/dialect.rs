@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::error::ApiError;
+use super::responses::conversations::ConversationStore;
 use super::responses::stored::ResponseStore;
 use super::Dialect;
 use crate::job::assemble::Assembled;
@@ -60,6 +61,8 @@ pub struct Context {
     /// latest response in memory, so even a `store: false` response is
     /// kept there (for the next turn's `previous_response_id`).
     pub connection_local: bool,
+    /// Conversations (`conversation` on the Responses API).
+    pub conversations: Option<Arc<dyn ConversationStore>>,
     /// This node's id (`server.node_id`), in the ids the response hands out
     /// and read back from the tool_use ids the request carries.
     pub node: String,

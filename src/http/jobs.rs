@@ -105,6 +105,7 @@ pub fn context(req: &HttpRequest, state: &AppState, caller: &Caller) -> Context 
         scope: caller.scope.clone(),
         responses: state.responses.clone(),
         connection_local: false,
+        conversations: state.conversations.clone(),
         node: settings.server.node_id().to_string(),
     }
 }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod background;
 pub mod batches;
 pub mod body;
+pub mod conversations;
 pub mod cors;
 pub mod count_tokens;
 pub mod disconnect;
@@ -38,6 +39,7 @@ use arc_swap::ArcSwap;
 
 use crate::api::anthropic::Anthropic;
 use crate::api::openai::ChatCompletions;
+use crate::api::responses::conversations::ConversationStore;
 use crate::api::responses::stored::ResponseStore;
 use crate::api::Dialect;
 use crate::config::Settings;
@@ -62,6 +64,8 @@ pub struct AppState {
     pub batch_runner: crate::batches::RunnerHandle,
     /// Stored responses of the Responses API (in `store`).
     pub responses: Option<Arc<dyn ResponseStore>>,
+    /// Conversations of the Responses API (in `store`).
+    pub conversations: Option<Arc<dyn ConversationStore>>,
     /// Background responses running or lately finished.
     pub runs: background::Runs,
     /// Becomes true when the daemon starts draining (shutdown): background
@@ -90,6 +94,7 @@ impl AppState {
             store,
             batch_runner,
             responses: None,
+            conversations: None,
             runs: background::Runs::default(),
             draining: tokio::sync::watch::channel(false).0,
             ledger: crate::ledger::Ledger::default(),
@@ -124,6 +129,12 @@ impl AppState {
     /// Serves stored responses from `responses`.
     pub fn with_responses(mut self, responses: Arc<dyn ResponseStore>) -> Self {
         self.responses = Some(responses);
+        self
+    }
+
+    /// Serves conversations from `conversations`.
+    pub fn with_conversations(mut self, conversations: Arc<dyn ConversationStore>) -> Self {
+        self.conversations = Some(conversations);
         self
     }
 
@@ -175,6 +186,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/responses", web::get().to(websocket::upgrade))
         .route("/responses", web::get().to(websocket::upgrade))
         .service(responses::scope("/v1/responses"))
+        .service(conversations::scope("/v1/conversations"))
+        .service(conversations::scope("/conversations"))
         .service(responses::scope("/responses"))
         .route("/v1/models", web::get().to(models::list))
         .route("/models", web::get().to(models::list))

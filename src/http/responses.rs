@@ -196,7 +196,7 @@ async fn delete(
 /// `input_items` paging: `limit` (1–100, default 20), `order` (`desc` by
 /// default, as OpenAI), `after` an item id.
 #[derive(Debug, Deserialize)]
-struct Page {
+pub(super) struct Page {
     #[serde(default)]
     limit: Option<usize>,
     #[serde(default)]
@@ -217,7 +217,7 @@ async fn input_items(
     Ok(HttpResponse::Ok().json(list_page(stored.input, &page)?))
 }
 
-fn list_page(mut items: Vec<Value>, page: &Page) -> Result<Value, ApiError> {
+pub(super) fn list_page(mut items: Vec<Value>, page: &Page) -> Result<Value, ApiError> {
     let limit = page.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::invalid(

@@ -23,6 +23,8 @@
 //! (within `server.shutdown_grace_secs`), then the socket is closed the same
 //! way; the client reconnects, to another node behind a load balancer.
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
@@ -95,23 +97,51 @@ pub async fn upgrade(
         .max_continuation_size(settings.server.max_body_bytes);
     let mut ctx = jobs::context(&req, &state, &key);
     let socket = crate::node::new_id("ws_", &ctx.node);
-    if ctx.session.is_none() {
-        ctx.session = Some(socket.clone());
-    }
-    ctx.responses = Some(std::sync::Arc::new(ConnectionStore::new(
-        state.responses.clone(),
-    )));
+    let connection = Arc::new(ConnectionStore::new(state.responses.clone()));
+    ctx.responses = Some(connection.clone());
     ctx.connection_local = true;
+    let conversation = SocketConversation {
+        pin: ctx.session.is_none().then(|| socket.clone()),
+        connection,
+    };
     log::info!("[{}] WebSocket {socket} opened", jobs::request_id(&req));
     actix_rt::spawn(serve(
         state.into_inner(),
         key.0,
         ctx,
+        conversation,
         socket,
         session,
         Box::pin(messages),
     ));
     Ok(response)
+}
+
+/// The socket's own conversation: its latest response, and the session pin
+/// its turns carry while they continue it (none when the client pinned a
+/// session of its own with `x-claude-pool-session`).
+struct SocketConversation {
+    pin: Option<String>,
+    connection: Arc<ConnectionStore>,
+}
+
+impl SocketConversation {
+    /// The context of a turn continuing `previous` (its
+    /// `previous_response_id`). Only a turn that continues the socket's
+    /// conversation exactly — the first turn without a previous response,
+    /// or one continuing the socket's latest — carries the pin, which sends
+    /// it to the worker holding that conversation whatever its input says.
+    /// Any other (full history resent mid-socket, a fork from an older
+    /// response) goes by its content, as over HTTP.
+    fn context(&self, base: &Context, previous: Option<&str>) -> Context {
+        let latest = self.connection.latest_id();
+        let continues = latest.as_deref() == previous;
+        let mut ctx = base.clone();
+        if continues && ctx.session.is_none() {
+            ctx.session = self.pin.clone();
+        }
+        ctx
+    }
 }
 
 /// A turn running on the socket.
@@ -129,9 +159,10 @@ type Messages = std::pin::Pin<
 
 /// The socket's life: turns one at a time, pings, and the close.
 async fn serve(
-    state: std::sync::Arc<AppState>,
-    caller: std::sync::Arc<Caller>,
+    state: Arc<AppState>,
+    caller: Arc<Caller>,
     ctx: Context,
+    conversation: SocketConversation,
     socket: String,
     mut session: Session,
     mut messages: Messages,
@@ -155,7 +186,7 @@ async fn serve(
                             Some(_) => Err(in_flight()),
                             None => {
                                 turns += 1;
-                                start(&state, &caller, &ctx, &format!("{socket}/{turns}"), text.as_bytes()).await
+                                start(&state, &caller, &ctx, &conversation, &format!("{socket}/{turns}"), text.as_bytes()).await
                             }
                         };
                         match reply {
@@ -248,14 +279,16 @@ async fn send_frames(session: &mut Session, frames: Vec<Frame>) -> Result<(), ac
 /// (its models and limits checked as for a request).
 async fn start(
     state: &AppState,
-    caller: &std::sync::Arc<Caller>,
-    ctx: &Context,
+    caller: &Arc<Caller>,
+    base: &Context,
+    conversation: &SocketConversation,
     log_id: &str,
     text: &[u8],
 ) -> Result<Turn, Value> {
-    let body = request_body(text).map_err(|e| error_event(&e))?;
-    let parsed = Responses::parse(&body, ctx).map_err(|e| error_event(&e))?;
-    if serde_json::from_slice::<Value>(&body).is_ok_and(|b| b["generate"] == false) {
+    let (body, fields) = request_body(text).map_err(|e| error_event(&e))?;
+    let ctx = conversation.context(base, fields["previous_response_id"].as_str());
+    let parsed = Responses::parse(&body, &ctx).map_err(|e| error_event(&e))?;
+    if fields["generate"] == false {
         return Ok(prewarmed(parsed.meta));
     }
     jobs::check_model(caller, &parsed.spec.model, DIALECT).map_err(|e| error_event(&e))?;
@@ -295,8 +328,9 @@ fn prewarmed(meta: crate::api::responses::output::ResponseMeta) -> Turn {
     }
 }
 
-/// The `POST /v1/responses` body a `response.create` message carries.
-fn request_body(text: &[u8]) -> Result<Vec<u8>, ApiError> {
+/// The `POST /v1/responses` body a `response.create` message carries, as
+/// bytes and as JSON.
+fn request_body(text: &[u8]) -> Result<(Vec<u8>, Value), ApiError> {
     let invalid = |m: String| ApiError::invalid(m, DIALECT);
     let mut message: Value =
         serde_json::from_slice(text).map_err(|e| invalid(format!("invalid JSON message: {e}")))?;
@@ -319,7 +353,7 @@ fn request_body(text: &[u8]) -> Result<Vec<u8>, ApiError> {
         );
     }
     fields.insert("stream".into(), Value::Bool(true));
-    Ok(message.to_string().into_bytes())
+    Ok((message.to_string().into_bytes(), message))
 }
 
 /// A `response.create` sent while a response runs on the socket.
@@ -349,9 +383,9 @@ mod tests {
 
     #[test]
     fn a_response_create_message_is_a_streamed_request_body() {
-        let body =
+        let (bytes, body) =
             request_body(br#"{"type":"response.create","input":"hi","stream":false}"#).unwrap();
-        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap(), body);
         assert_eq!(body, json!({"input": "hi", "stream": true}));
         let e = request_body(br#"{"type":"response.cancel"}"#).unwrap_err();
         assert!(e.message.contains("response.cancel"), "{}", e.message);
@@ -359,6 +393,47 @@ mod tests {
         assert_eq!(error_event(&e)["error"]["param"], "background");
         assert!(request_body(b"[1]").is_err());
         assert!(request_body(b"{").is_err());
+    }
+
+    #[test]
+    fn only_turns_that_continue_the_socket_carry_its_pin() {
+        let connection = Arc::new(ConnectionStore::new(None));
+        let socket = SocketConversation {
+            pin: Some("ws_1".into()),
+            connection: connection.clone(),
+        };
+        let base = Context::default();
+        assert_eq!(socket.context(&base, None).session.as_deref(), Some("ws_1"));
+        assert_eq!(socket.context(&base, Some("resp_x")).session, None);
+        use crate::api::responses::stored::{ResponseStore, StoredResponse};
+        connection
+            .put(&StoredResponse {
+                id: "resp_a".into(),
+                scope: String::new(),
+                response: json!({"store": false}),
+                input: Vec::new(),
+                context: Vec::new(),
+            })
+            .unwrap();
+        assert_eq!(
+            socket.context(&base, Some("resp_a")).session.as_deref(),
+            Some("ws_1")
+        );
+        assert_eq!(socket.context(&base, None).session, None, "history resent");
+        assert_eq!(
+            socket.context(&base, Some("resp_old")).session,
+            None,
+            "a fork"
+        );
+        let pinned = Context {
+            session: Some("client".into()),
+            ..Context::default()
+        };
+        assert_eq!(
+            socket.context(&pinned, Some("resp_old")).session.as_deref(),
+            Some("client"),
+            "the client's own pin stands"
+        );
     }
 
     #[test]

@@ -27,6 +27,11 @@ impl ConnectionStore {
         }
     }
 
+    /// The id of the connection's latest response.
+    pub fn latest_id(&self) -> Option<String> {
+        self.latest().as_ref().map(|r| r.id.clone())
+    }
+
     fn latest(&self) -> MutexGuard<'_, Option<StoredResponse>> {
         self.latest.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -13,6 +13,7 @@
 //! `prompt_cache_key`, `truncation`, `service_tier`, `user`.
 
 pub mod connection;
+pub mod conversations;
 pub mod items;
 pub mod output;
 pub mod stored;
@@ -29,7 +30,9 @@ use super::openai::content::{json_instruction, thinking_budget};
 use super::openai::{JsonSchemaFormat, ResponseFormat};
 use super::{Codec, Context, Dialect, InvalidRequest, Parsed};
 use crate::job::assemble::Assembled;
+use conversations::ConversationStore;
 use output::ResponseMeta;
+use std::sync::Arc;
 use stored::StoredResponse;
 use stream::ResponseStream;
 
@@ -117,12 +120,19 @@ impl ResponsesRequest {
                 "background: background responses must be stored (store: true)".into(),
             ));
         }
-        for (field, present) in [
-            ("conversation", self.conversation.is_some()),
-            ("prompt", self.prompt.is_some()),
-        ] {
-            if present {
-                return Err(InvalidRequest(format!("{field}: not supported")));
+        if self.prompt.is_some() {
+            return Err(InvalidRequest("prompt: not supported".into()));
+        }
+        if self.conversation.is_some() {
+            if self.conversation_id().is_none() {
+                return Err(InvalidRequest(
+                    "conversation: must be a conversation id or {\"id\": …}".into(),
+                ));
+            }
+            if self.previous_response_id.is_some() {
+                return Err(InvalidRequest(
+                    "conversation: cannot be used together with previous_response_id".into(),
+                ));
             }
         }
         if self.max_output_tokens == Some(0) {
@@ -138,6 +148,16 @@ impl ResponsesRequest {
             }
         }
         Ok(())
+    }
+
+    /// The conversation the response belongs to: `conversation` as an id
+    /// or `{"id": …}`.
+    pub fn conversation_id(&self) -> Option<&str> {
+        match self.conversation.as_ref()? {
+            Value::String(id) => Some(id.as_str()),
+            other => other.get("id")?.as_str(),
+        }
+        .filter(|id| !id.is_empty())
     }
 
     fn effort(&self) -> Option<&str> {
@@ -206,8 +226,16 @@ impl Codec for Responses {
             Some(id) => Some(previous(ctx, id)?),
             None => None,
         };
+        let conversation = match request.conversation_id() {
+            Some(id) => Some(conversation(ctx, id)?),
+            None => None,
+        };
         let own = output::with_ids(resolve_references(ctx, request.input_items())?);
-        let history = previous.map(|p| p.conversation()).unwrap_or_default();
+        let history = match (previous, &conversation) {
+            (Some(p), _) => p.conversation(),
+            (None, Some((_, _, items))) => items.clone(),
+            (None, None) => Vec::new(),
+        };
         let (defs, names) =
             tools::tool_defs(request.tools.as_deref().unwrap_or_default()).map_err(invalid)?;
         let skip = history.len();
@@ -242,11 +270,16 @@ impl Codec for Responses {
             stop_sequences: Vec::new(),
         }
         .into_spec(ctx);
-        let keep = (request.store.unwrap_or(true) || ctx.connection_local).then(|| output::Keep {
-            store: ctx.responses.clone(),
+        let store = (request.store.unwrap_or(true) || ctx.connection_local)
+            .then(|| ctx.responses.clone())
+            .flatten();
+        let conversation = conversation.map(|(store, id, _)| (store, id));
+        let keep = (store.is_some() || conversation.is_some()).then(|| output::Keep {
+            store,
             scope: ctx.scope.clone(),
             input: own,
             context: history,
+            conversation,
         });
         let mut meta =
             ResponseMeta::new(&request, &ctx.default_model, names, format.is_some(), keep);
@@ -293,6 +326,31 @@ fn resolve_references(ctx: &Context, items: Vec<Value>) -> Result<Vec<Value>, Ap
             })
         })
         .collect()
+}
+
+/// A conversation found: its store, id and items.
+type Found = (Arc<dyn ConversationStore>, String, Vec<Value>);
+
+/// The conversation a request belongs to: its store, id and items.
+fn conversation(ctx: &Context, id: &str) -> Result<Found, ApiError> {
+    let fault = |e: crate::store::StoreError| {
+        ApiError::new(ErrorKind::Api, format!("conversations: {e}"), DIALECT)
+    };
+    let found = match &ctx.conversations {
+        Some(store) => store
+            .items(&ctx.scope, id)
+            .map_err(fault)?
+            .map(|items| (store.clone(), id.to_string(), items)),
+        None => None,
+    };
+    found.ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::NotFound,
+            format!("Conversation with id '{id}' not found."),
+            DIALECT,
+        )
+        .with_param("conversation")
+    })
 }
 
 /// The stored response a request continues.

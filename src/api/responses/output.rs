@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
+use super::conversations::ConversationStore;
 use super::stored::{ResponseStore, StoredResponse};
 use super::tools::{CallerTool, ToolNames};
 use super::ResponsesRequest;
@@ -25,6 +26,9 @@ pub struct Keep {
     pub input: Vec<Value>,
     /// The conversation before them (from `previous_response_id`).
     pub context: Vec<Value>,
+    /// The conversation (`conversation`) the input and output items are
+    /// appended to when the response finishes.
+    pub conversation: Option<(Arc<dyn ConversationStore>, String)>,
 }
 
 /// Response identity and the request fields a response object echoes.
@@ -73,6 +77,7 @@ impl ResponseMeta {
             "metadata": or(&request.metadata, json!({})),
             "parallel_tool_calls": request.parallel_tool_calls.unwrap_or(true),
             "previous_response_id": request.previous_response_id,
+            "conversation": request.conversation_id().map(|id| json!({"id": id})),
             "prompt_cache_key": request.prompt_cache_key,
             "reasoning": {
                 "effort": reasoning.and_then(|r| r.effort.clone()),
@@ -127,11 +132,28 @@ impl ResponseMeta {
         Value::Object(body)
     }
 
-    /// Stores a finished response when the request asked for it. One the
-    /// store refuses (writes fail and its backlog is full) says
-    /// `store: false`: the client must not count on reading it back.
+    /// Stores a finished response when the request asked for it, and adds
+    /// its items to its conversation (a response that ended without an
+    /// answer adds nothing). One the store refuses (writes fail and its
+    /// backlog is full) says `store: false`: the client must not count on
+    /// reading it back.
     pub(super) fn keep(&self, response: &mut Value) {
         let Some(keep) = &self.keep else { return };
+        if let Some((conversations, id)) = &keep.conversation {
+            if matches!(
+                response["status"].as_str(),
+                Some("completed" | "incomplete")
+            ) {
+                let output = response["output"].as_array().into_iter().flatten();
+                let items: Vec<Value> = keep.input.iter().chain(output).cloned().collect();
+                if let Err(e) = conversations.append(&keep.scope, id, &items) {
+                    log::error!(
+                        "responses: cannot add {} to conversation {id}: {e}",
+                        self.id
+                    );
+                }
+            }
+        }
         let Some(store) = &keep.store else { return };
         let stored = StoredResponse {
             id: self.id.clone(),

@@ -1,0 +1,249 @@
+//! `/v1/conversations`: create, retrieve, update and delete a conversation,
+//! and list, add, retrieve and delete its items. Every route acts only on
+//! the caller's own conversations (another key's id is a 404).
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::ClientKey;
+use super::error::{ApiError, ErrorKind};
+use super::responses::{list_page, Page};
+use super::{body, AppState};
+use crate::api::responses::conversations::ConversationStore;
+use crate::api::responses::output::with_ids;
+use crate::api::Dialect;
+use crate::store::StoreError;
+
+const DIALECT: Dialect = Dialect::Responses;
+/// Most items a create or add request may carry (OpenAI's limit).
+const MAX_ITEMS: usize = 20;
+
+/// The routes under `prefix` (`/v1/conversations`).
+pub fn scope(prefix: &str) -> actix_web::Scope {
+    web::scope(prefix)
+        .route("", web::post().to(create))
+        .route("/{id}", web::get().to(get))
+        .route("/{id}", web::post().to(update))
+        .route("/{id}", web::delete().to(delete))
+        .route("/{id}/items", web::get().to(list_items))
+        .route("/{id}/items", web::post().to(add_items))
+        .route("/{id}/items/{item}", web::get().to(get_item))
+        .route("/{id}/items/{item}", web::delete().to(delete_item))
+}
+
+/// The caller's scope and the conversation store.
+fn caller(
+    key: &ClientKey,
+    state: &AppState,
+) -> Result<(String, Arc<dyn ConversationStore>), ApiError> {
+    let store = state
+        .conversations
+        .clone()
+        .ok_or_else(|| ApiError::new(ErrorKind::Api, "conversations are not available", DIALECT))?;
+    Ok((key.scope.clone(), store))
+}
+
+fn fault(e: StoreError) -> ApiError {
+    ApiError::new(ErrorKind::Api, format!("conversations: {e}"), DIALECT)
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!("Conversation with id '{id}' not found."),
+        DIALECT,
+    )
+}
+
+/// A create or update body.
+#[derive(Debug, Default, Deserialize)]
+struct Body {
+    #[serde(default)]
+    items: Option<Vec<Value>>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Body, ApiError> {
+    let bytes = body::read_limited(req, payload, state, DIALECT).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Body::default());
+    }
+    let body: Body = crate::api::parse_json(&bytes).map_err(|e| ApiError::invalid(e.0, DIALECT))?;
+    if let Some(metadata) = &body.metadata {
+        if !metadata.is_object() && !metadata.is_null() {
+            return Err(
+                ApiError::invalid("metadata: must be an object", DIALECT).with_param("metadata")
+            );
+        }
+    }
+    if body.items.as_ref().is_some_and(|i| i.len() > MAX_ITEMS) {
+        return Err(ApiError::invalid(
+            format!("items: at most {MAX_ITEMS} items at a time"),
+            DIALECT,
+        )
+        .with_param("items"));
+    }
+    if let Some(bad) = body.items.iter().flatten().position(|i| !i.is_object()) {
+        return Err(
+            ApiError::invalid(format!("items[{bad}]: must be an object"), DIALECT)
+                .with_param("items"),
+        );
+    }
+    Ok(body)
+}
+
+async fn create(
+    req: HttpRequest,
+    key: ClientKey,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&req, payload, &state).await?;
+    let (scope, store) = caller(&key, &state)?;
+    let id = crate::node::new_id("conv_", state.settings().server.node_id());
+    let metadata = body.metadata.filter(|m| !m.is_null()).unwrap_or(json!({}));
+    let items = with_ids(body.items.unwrap_or_default());
+    let made = store
+        .create(&scope, &id, &metadata, &items)
+        .map_err(fault)?;
+    Ok(HttpResponse::Ok().json(made.object()))
+}
+
+async fn get(
+    key: ClientKey,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (scope, store) = caller(&key, &state)?;
+    let found = store
+        .get(&scope, &id)
+        .map_err(fault)?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(HttpResponse::Ok().json(found.object()))
+}
+
+async fn update(
+    req: HttpRequest,
+    key: ClientKey,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&req, payload, &state).await?;
+    let (scope, store) = caller(&key, &state)?;
+    let metadata = body.metadata.filter(|m| !m.is_null()).unwrap_or(json!({}));
+    let updated = store
+        .update(&scope, &id, &metadata)
+        .map_err(fault)?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(HttpResponse::Ok().json(updated.object()))
+}
+
+async fn delete(
+    key: ClientKey,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (scope, store) = caller(&key, &state)?;
+    if !store.delete(&scope, &id).map_err(fault)? {
+        return Err(not_found(&id));
+    }
+    Ok(HttpResponse::Ok()
+        .json(json!({"id": *id, "object": "conversation.deleted", "deleted": true})))
+}
+
+async fn list_items(
+    req: HttpRequest,
+    key: ClientKey,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (scope, store) = caller(&key, &state)?;
+    let items = store
+        .items(&scope, &id)
+        .map_err(fault)?
+        .ok_or_else(|| not_found(&id))?;
+    let page = web::Query::<Page>::from_query(req.query_string())
+        .map_err(|e| ApiError::invalid(format!("invalid query string: {e}"), DIALECT))?;
+    Ok(HttpResponse::Ok().json(list_page(items, &page)?))
+}
+
+async fn add_items(
+    req: HttpRequest,
+    key: ClientKey,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&req, payload, &state).await?;
+    let (scope, store) = caller(&key, &state)?;
+    let Some(items) = body.items.filter(|i| !i.is_empty()) else {
+        return Err(
+            ApiError::invalid("items: at least one item is needed", DIALECT).with_param("items"),
+        );
+    };
+    let items = with_ids(items);
+    if !store.append(&scope, &id, &items).map_err(fault)? {
+        return Err(not_found(&id));
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "object": "list",
+        "data": items,
+        "first_id": items.first().map(|i| i["id"].clone()),
+        "last_id": items.last().map(|i| i["id"].clone()),
+        "has_more": false,
+    })))
+}
+
+async fn get_item(
+    key: ClientKey,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, item) = path.into_inner();
+    let (scope, store) = caller(&key, &state)?;
+    let items = store
+        .items(&scope, &id)
+        .map_err(fault)?
+        .ok_or_else(|| not_found(&id))?;
+    let found = items
+        .into_iter()
+        .find(|i| i["id"] == item.as_str())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::NotFound,
+                format!("Item with id '{item}' not found."),
+                DIALECT,
+            )
+        })?;
+    Ok(HttpResponse::Ok().json(found))
+}
+
+async fn delete_item(
+    key: ClientKey,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, item) = path.into_inner();
+    let (scope, store) = caller(&key, &state)?;
+    let conversation = store
+        .get(&scope, &id)
+        .map_err(fault)?
+        .ok_or_else(|| not_found(&id))?;
+    if !store.delete_item(&scope, &id, &item).map_err(fault)? {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("Item with id '{item}' not found."),
+            DIALECT,
+        ));
+    }
+    Ok(HttpResponse::Ok().json(conversation.object()))
+}
