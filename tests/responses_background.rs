@@ -211,10 +211,7 @@ fn a_background_response_outlives_its_streaming_client() {
 #[test]
 fn background_responses_are_bounded_and_must_be_stored() {
     let upstream = FakeUpstream::start();
-    let mut cfg = DaemonConfig::real(1);
-    // [responses] is not a generated section: appended as a table of its own.
-    cfg.accounts_toml
-        .push_str("[responses]\nmax_background = 1\n");
+    let cfg = DaemonConfig::real(1).with_toml("responses.max_background = 1");
     let daemon = Daemon::start(cfg, &upstream);
     let (status, err) = post(
         &daemon,
