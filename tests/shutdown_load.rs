@@ -132,3 +132,53 @@ fn in_flight_jobs_finish_queued_jobs_are_refused_and_nothing_is_left() {
         "the fake CLI calls no upstream"
     );
 }
+
+#[test]
+fn a_draining_daemon_keeps_no_connection_alive() {
+    let upstream = FakeUpstream::start();
+    let mut daemon = Daemon::start(DaemonConfig::fake(1), &upstream);
+    let connection = |res: &reqwest::blocking::Response| {
+        res.headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let res = client().get(daemon.url("/health")).send().unwrap();
+    assert_eq!(res.status(), 200);
+    assert_ne!(connection(&res).as_deref(), Some("close"), "kept alive");
+    // A slow job keeps the drain going.
+    let slow = thread::spawn({
+        let url = daemon.url("/v1/messages");
+        move || {
+            let res = client()
+                .post(url)
+                .json(&message_body("slow [[slow:200]]"))
+                .send()
+                .unwrap();
+            (res.status().as_u16(), connection(&res))
+        }
+    });
+    daemon.wait_health(Duration::from_secs(5), |h| h["workers"]["busy"] == 1);
+    daemon.begin_stop();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        let res = client().get(daemon.url("/health")).send().unwrap();
+        if res.status() == 503 {
+            break res;
+        }
+        assert!(Instant::now() < deadline, "never drained");
+        thread::sleep(Duration::from_millis(20));
+    };
+    // Every answer while draining closes its connection, so that a load
+    // balancer keeps none to reuse as the listener closes.
+    assert_eq!(connection(&refused).as_deref(), Some("close"));
+    let res = client()
+        .post(daemon.url("/v1/messages"))
+        .json(&message_body("new work"))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(connection(&res).as_deref(), Some("close"));
+    let (status, _) = slow.join().unwrap();
+    assert_eq!(status, 200, "the job in flight finishes");
+    assert_eq!(daemon.stop(), Ok(()));
+}

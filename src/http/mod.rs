@@ -33,6 +33,7 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::dev::{Server, Service};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::ConnectionType;
 use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpRequest, HttpServer};
 use arc_swap::ArcSwap;
@@ -113,6 +114,11 @@ impl AppState {
     /// The daemon has begun draining (see [`AppState::draining`]).
     pub fn begin_drain(&self) {
         self.draining.send_replace(true);
+    }
+
+    /// Whether the daemon drains now.
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow()
     }
 
     /// Whether the daemon drains, now and as it changes.
@@ -261,6 +267,17 @@ pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Res
                     if let Some(node) = node {
                         let name = HeaderName::from_static(crate::node::HEADER);
                         res.headers_mut().insert(name, node);
+                    }
+                    if state.is_draining() {
+                        // No connection is kept for reuse once the node
+                        // drains: a balancer's next request opens a new one,
+                        // refused outright once the listener closes, rather
+                        // than racing the close on an idle kept-alive one
+                        // (an empty response, which only a replaying retry
+                        // rescues).
+                        res.response_mut()
+                            .head_mut()
+                            .set_connection_type(ConnectionType::Close);
                     }
                     let observed = state.metrics.on_response(&res);
                     let recorded = audit::on_response(&state, &res);
