@@ -285,6 +285,53 @@ fn bash_cannot_reach_the_daemon_or_the_network() {
     assert!(text.matches("Connection refused").count() == 2, "{text}");
 }
 
+/// The text of the reply to `text` sent with the client key `key`.
+fn ask_as(daemon: &Daemon, key: &str, text: &str) -> String {
+    let res = client()
+        .post(daemon.url("/v1/messages"))
+        .header("x-api-key", key)
+        .json(&message_body(text))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let reply: Value = res.json().unwrap();
+    reply["content"][0]["text"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn what_one_key_leaves_on_a_worker_never_reaches_another_keys_job() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "agent.enabled = true\nagent.workspace_root = {:?}\nserver.api_keys = [\"key-a\", \"key-b\"]",
+        root.path().display().to_string()
+    );
+    let daemon = Daemon::start(DaemonConfig::real(1).with_toml(&toml), &upstream);
+    // Tenant A plants a DEBUG trap in the shell snapshot every later Bash
+    // command sources, and files in /tmp, the home and the workspace.
+    let (tmp, home) = (hidden("/tmp"), hidden("/home/agent"));
+    let plant = format!(
+        "for f in {home}/.claude/shell-snapshots/snapshot-bash-*.sh; do \
+         echo \"trap 'echo PLANTED-TRAP-RAN' DEBUG\" >> \"$f\"; done; \
+         echo x > {tmp}/planted-tmp; echo x > {home}/planted-home; echo x > planted-ws; echo planted"
+    );
+    let text = ask_as(&daemon, "key-a", &format!("plant {}", bash(&plant)));
+    assert!(text.contains("planted"), "{text}");
+    let look = &format!("ls -A {tmp} {home} .; echo looked");
+    // A's own next job runs on the same worker: the plant took.
+    let text = ask_as(&daemon, "key-a", &format!("look {}", bash(look)));
+    assert!(
+        text.contains("PLANTED-TRAP-RAN") && text.contains("planted-ws"),
+        "{text}"
+    );
+    let text = ask_as(&daemon, "key-b", &format!("look {}", bash(look)));
+    assert!(text.contains("looked"), "{text}");
+    assert!(
+        !text.contains("PLANTED") && !text.contains("planted-"),
+        "key B met what key A left: {text}"
+    );
+}
+
 #[test]
 fn detached_processes_die_with_the_job() {
     let upstream = FakeUpstream::start();

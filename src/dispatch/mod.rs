@@ -101,6 +101,12 @@ struct Slot {
     /// The scope (caller) of the job it last started: a parked turn or
     /// bound conversation is continued only from the same scope.
     scope: String,
+    /// An agent worker's tenant: the scope of the first job it ran. What
+    /// that job's tools left (workspace, config directory with the shell
+    /// snapshot every Bash command sources, `/tmp`, home) stays with the
+    /// worker, so it never runs a job of another scope (see `pick`): such a
+    /// job gets a fresh worker, the pinned one being replaced when idle.
+    tenant: Option<String>,
     /// While parked: the tool_use ids whose results resume the turn, sorted.
     parked_on: Vec<String>,
     /// When it last parked, for releasing the oldest park (see `parking`).
@@ -251,6 +257,7 @@ impl Dispatcher {
                 jobs: 0,
                 background: false,
                 scope: String::new(),
+                tenant: None,
                 parked_on: Vec::new(),
                 parked_since: Instant::now(),
                 bound: None,

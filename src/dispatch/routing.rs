@@ -56,14 +56,19 @@ impl Dispatcher {
     /// A ready worker for `job` (its system prompt, its kind), on the
     /// account in best standing that has one and that may serve the job's
     /// key: a worker already set up with the same prompt first (cheapest),
-    /// else a blank one.
+    /// else a blank one. An agent worker only for its tenant's jobs (the
+    /// first scope it served): a job of another key waits, and the idle
+    /// worker pinned to another key is replaced for it (see `room`).
     pub(super) fn pick(&self, job: &Job) -> Option<WorkerId> {
         let system = job.spec.system.as_str();
         let kind = WorkerKind::for_job(job.spec.agent);
         self.accounts_for(job).into_iter().find_map(|account| {
             let ready = || {
                 self.workers.iter().filter(|(_, s)| {
-                    s.state == SlotState::Ready && s.kind == kind && s.account == account
+                    s.state == SlotState::Ready
+                        && s.kind == kind
+                        && s.account == account
+                        && s.tenant.as_ref().is_none_or(|t| *t == job.spec.scope)
                 })
             };
             ready()
@@ -177,6 +182,9 @@ impl Dispatcher {
                 }
                 slot.system_prompt = Some(job.spec.system.clone());
                 slot.scope = job.spec.scope.clone();
+                if slot.kind == WorkerKind::Agent && slot.tenant.is_none() {
+                    slot.tenant = Some(job.spec.scope.clone());
+                }
                 log::debug!(
                     "[{}] assigned to worker-{id} after {:?}",
                     job.id,
