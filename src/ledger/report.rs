@@ -100,19 +100,19 @@ pub struct UsageGroup {
 type GroupKey = (Option<i64>, Option<String>, Option<String>, Option<String>);
 
 /// Usage in `q`'s period, grouped as asked, in the groups' order (period,
-/// key, model, account).
+/// key, model, account): whole days from the daily rollups (unless grouped
+/// by the hour), whole hours from the hourly ones, the rest from rows.
 pub fn usage(conn: &Connection, q: &UsageQuery) -> rusqlite::Result<Vec<UsageGroup>> {
     let mut groups: BTreeMap<GroupKey, Rollup> = BTreeMap::new();
-    if q.from_ms < q.to_ms {
-        let first_hour = ceil(q.from_ms, HOUR_MS);
-        let last_hour = floor(q.to_ms, HOUR_MS);
-        if first_hour < last_hour {
-            add_groups(conn, q, &HOURLY, first_hour, last_hour, &mut groups)?;
-            add_groups(conn, q, &ROWS, q.from_ms, first_hour, &mut groups)?;
-            add_groups(conn, q, &ROWS, last_hour, q.to_ms, &mut groups)?;
-        } else {
-            add_groups(conn, q, &ROWS, q.from_ms, q.to_ms, &mut groups)?;
-        }
+    let first_day = ceil(q.from_ms, DAY_MS);
+    let last_day = floor(q.to_ms, DAY_MS);
+    // Whole days from the daily rollups, unless grouped by the hour.
+    if first_day < last_day && q.group_by.period != Some(Period::Hour) {
+        add_groups(conn, q, &DAILY, first_day, last_day, &mut groups)?;
+        add_hours(conn, q, q.from_ms, first_day, &mut groups)?;
+        add_hours(conn, q, last_day, q.to_ms, &mut groups)?;
+    } else {
+        add_hours(conn, q, q.from_ms, q.to_ms, &mut groups)?;
     }
     Ok(groups
         .into_iter()
@@ -128,6 +128,29 @@ pub fn usage(conn: &Connection, q: &UsageQuery) -> rusqlite::Result<Vec<UsageGro
         .collect())
 }
 
+/// Usage of `[from, to)` into `groups`: whole hours from the hourly
+/// rollups, the partial hours at either end from the rows.
+fn add_hours(
+    conn: &Connection,
+    q: &UsageQuery,
+    from: i64,
+    to: i64,
+    groups: &mut BTreeMap<GroupKey, Rollup>,
+) -> rusqlite::Result<()> {
+    if from >= to {
+        return Ok(());
+    }
+    let first_hour = ceil(from, HOUR_MS);
+    let last_hour = floor(to, HOUR_MS);
+    if first_hour < last_hour {
+        add_groups(conn, q, &HOURLY, first_hour, last_hour, groups)?;
+        add_groups(conn, q, &ROWS, from, first_hour, groups)?;
+        add_groups(conn, q, &ROWS, last_hour, to, groups)
+    } else {
+        add_groups(conn, q, &ROWS, from, to, groups)
+    }
+}
+
 /// How a table's columns read as a rollup.
 struct Source {
     table: &'static str,
@@ -136,6 +159,15 @@ struct Source {
     account: &'static str,
     sums: &'static str,
 }
+
+const DAILY: Source = Source {
+    table: "ledger_daily",
+    time: "day_ms",
+    model: "model",
+    account: "account",
+    sums: "sum(requests), sum(errors), sum(input_tokens), sum(output_tokens),
+           sum(cache_read_tokens), sum(cache_creation_tokens), sum(duration_ms)",
+};
 
 const HOURLY: Source = Source {
     table: "ledger_hourly",

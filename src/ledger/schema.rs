@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, Transaction};
 
 use super::record::Record;
-use super::windows::{Tally, Windows, HORIZON_MS, HOUR_MS, MINUTE_MS};
+use super::windows::{Tally, Windows, DAY_MS, HORIZON_MS, HOUR_MS, MINUTE_MS};
 use crate::store::Schema;
 
 /// The ledger's tables in the store.
@@ -15,7 +15,8 @@ pub struct LedgerSchema;
 
 impl Schema for LedgerSchema {
     const NAME: &'static str = "ledger";
-    const MIGRATIONS: &'static [&'static str] = &["
+    const MIGRATIONS: &'static [&'static str] = &[
+        "
         CREATE TABLE ledger_requests (
             id INTEGER PRIMARY KEY,
             at_ms INTEGER NOT NULL,
@@ -60,7 +61,31 @@ impl Schema for LedgerSchema {
             duration_ms INTEGER NOT NULL,
             PRIMARY KEY (hour_ms, key, model, account)
         ) WITHOUT ROWID;
-    "];
+    ",
+        // Daily rollups: a month's report reads thousands of rows, not the
+        // tens of thousands of its hours. Filled from the hourly ones.
+        "
+        CREATE TABLE ledger_daily (
+            day_ms INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            model TEXT NOT NULL,
+            account TEXT NOT NULL,
+            requests INTEGER NOT NULL,
+            errors INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cache_read_tokens INTEGER NOT NULL,
+            cache_creation_tokens INTEGER NOT NULL,
+            duration_ms INTEGER NOT NULL,
+            PRIMARY KEY (day_ms, key, model, account)
+        ) WITHOUT ROWID;
+        INSERT INTO ledger_daily
+            SELECT hour_ms / 86400000 * 86400000, key, model, account, sum(requests),
+                sum(errors), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens),
+                sum(cache_creation_tokens), sum(duration_ms)
+            FROM ledger_hourly GROUP BY 1, 2, 3, 4;
+    ",
+    ];
 }
 
 /// The rollup a row counts in: its hour, key, model (served, else asked,
@@ -109,14 +134,23 @@ pub fn rollup_key(record: &Record) -> RollupKey {
 pub fn write(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     insert_rows(&tx, records)?;
-    let mut rollups: HashMap<RollupKey, Rollup> = HashMap::new();
+    let mut hourly: HashMap<RollupKey, Rollup> = HashMap::new();
     for record in records {
-        rollups
+        hourly
             .entry(rollup_key(record))
             .or_default()
             .add(&Rollup::of(record));
     }
-    add_rollups(&tx, &rollups)?;
+    let mut daily: HashMap<RollupKey, Rollup> = HashMap::new();
+    for ((hour, key, model, account), rollup) in &hourly {
+        let day = hour.div_euclid(DAY_MS) * DAY_MS;
+        daily
+            .entry((day, key.clone(), model.clone(), account.clone()))
+            .or_default()
+            .add(rollup);
+    }
+    add_rollups(&tx, "ledger_hourly", "hour_ms", &hourly)?;
+    add_rollups(&tx, "ledger_daily", "day_ms", &daily)?;
     tx.commit()
 }
 
@@ -161,25 +195,31 @@ fn insert_rows(tx: &Transaction, records: &[Record]) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Adds `rollups` to the hourly table.
-pub fn add_rollups(tx: &Transaction, rollups: &HashMap<RollupKey, Rollup>) -> rusqlite::Result<()> {
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO ledger_hourly (hour_ms, key, model, account, requests, errors,
+/// Adds `rollups` to the rollup table `table` (hourly or daily, whose
+/// period column is `period`).
+fn add_rollups(
+    tx: &Transaction,
+    table: &str,
+    period: &str,
+    rollups: &HashMap<RollupKey, Rollup>,
+) -> rusqlite::Result<()> {
+    let mut upsert = tx.prepare_cached(&format!(
+        "INSERT INTO {table} ({period}, key, model, account, requests, errors,
              input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, duration_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-         ON CONFLICT (hour_ms, key, model, account) DO UPDATE SET
+         ON CONFLICT ({period}, key, model, account) DO UPDATE SET
              requests = requests + excluded.requests,
              errors = errors + excluded.errors,
              input_tokens = input_tokens + excluded.input_tokens,
              output_tokens = output_tokens + excluded.output_tokens,
              cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
              cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
-             duration_ms = duration_ms + excluded.duration_ms",
-    )?;
-    for ((hour, key, model, account), r) in rollups {
+             duration_ms = duration_ms + excluded.duration_ms"
+    ))?;
+    for ((period, key, model, account), r) in rollups {
         let t = &r.tally;
         upsert.execute(params![
-            hour,
+            period,
             key,
             model,
             account,
@@ -208,6 +248,7 @@ pub fn prune(
     }
     if let Some(before) = rollups_before_ms {
         conn.execute("DELETE FROM ledger_hourly WHERE hour_ms < ?1", [before])?;
+        conn.execute("DELETE FROM ledger_daily WHERE day_ms < ?1", [before])?;
     }
     Ok(deleted)
 }

@@ -302,3 +302,58 @@ fn a_disabled_ledger_writes_nothing_but_keeps_windows() {
     let since = SystemTime::now() - Duration::from_secs(60);
     assert_eq!(ledger.usage_since("a", since).tally.input_tokens, 4);
 }
+
+/// A store written before daily rollups existed gets them from its hourly
+/// ones, so month reports over old usage stay exact.
+#[test]
+fn daily_rollups_are_filled_from_hourly_ones_on_upgrade() {
+    struct V1;
+    impl crate::store::Schema for V1 {
+        const NAME: &'static str = "ledger";
+        const MIGRATIONS: &'static [&'static str] = &[schema::LedgerSchema::MIGRATIONS[0]];
+    }
+    let store = Store::in_memory().unwrap();
+    store.install::<V1>().unwrap();
+    let base = 1_800_000_000_000 / DAY_MS * DAY_MS;
+    let rows: Vec<Record> = (0..48)
+        .map(|h| row("a", base + h * HOUR_MS, 3, 200))
+        .collect();
+    store
+        .with(|c| {
+            let tx = c.transaction()?;
+            let mut hourly = std::collections::HashMap::new();
+            for r in &rows {
+                hourly
+                    .entry(schema::rollup_key(r))
+                    .or_insert_with(schema::Rollup::default)
+                    .add(&schema::Rollup::of(r));
+            }
+            for ((hour, key, model, account), r) in hourly {
+                tx.execute(
+                    "INSERT INTO ledger_hourly VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 0, 0, 0, 0)",
+                    rusqlite::params![
+                        hour,
+                        key,
+                        model,
+                        account,
+                        r.tally.requests as i64,
+                        r.tally.input_tokens as i64
+                    ],
+                )?;
+            }
+            tx.commit()
+        })
+        .unwrap();
+    store.install::<schema::LedgerSchema>().unwrap();
+    let q = UsageQuery {
+        from_ms: base,
+        to_ms: base + 2 * DAY_MS,
+        group_by: GroupBy::parse("day").unwrap(),
+        key: None,
+    };
+    let groups = store.with(|c| report::usage(c, &q)).unwrap();
+    assert_eq!(groups.len(), 2);
+    assert!(groups
+        .iter()
+        .all(|g| g.tally.requests == 24 && g.tally.input_tokens == 72));
+}
