@@ -32,6 +32,10 @@
 //! [`FakeUpstream::limit_key`] (or by the marker above) gets `429` with
 //! `retry-after` until its limit ends.
 //!
+//! A request larger than [`CONTEXT_TOKENS`] (estimated as the body's
+//! length / 4, as its `usage` counts) gets 400 `invalid_request_error`
+//! "prompt is too long: N tokens > M maximum", as the real API answers.
+//!
 //! A request whose `x-api-key` is [`REJECTED_KEY`] gets 401
 //! `authentication_error`, as the real API answers a revoked key.
 //!
@@ -59,6 +63,9 @@ use faults::{Faults, Frame};
 
 /// The API key the fake refuses with 401.
 pub const REJECTED_KEY: &str = "sk-rejected";
+
+/// The context window of the fake model, in estimated tokens.
+pub const CONTEXT_TOKENS: u64 = 1_000_000;
 
 /// One request the fake received.
 #[derive(Debug, Clone)]
@@ -560,6 +567,12 @@ async fn messages(
     let key = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
     if let Some(retry_after) = limited(&limits, key) {
         return rate_limit_response(retry_after);
+    }
+    let tokens = estimate_tokens(&body);
+    if tokens > CONTEXT_TOKENS {
+        return HttpResponse::BadRequest().json(json!({"type": "error", "error": {
+            "type": "invalid_request_error",
+            "message": format!("prompt is too long: {tokens} tokens > {CONTEXT_TOKENS} maximum")}}));
     }
     let text = last_text(&body);
     if let Some(secs) = marker(&text, "limit_after_first_token") {
