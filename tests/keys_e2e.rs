@@ -96,6 +96,22 @@ fn an_api_key_survives_a_restart_and_config_keys_reload() {
     assert_eq!(status, 201, "{made}");
     let secret = made["secret"].as_str().unwrap().to_string();
     assert_eq!(message(&daemon, &secret), 200);
+    // Batches run later, outside the request: their models are checked
+    // when the batch is made.
+    let batch = |model: &str| {
+        send(
+            client()
+                .post(daemon.url("/v1/messages/batches"))
+                .header("x-api-key", "bob-secret-1")
+                .json(&json!({"requests": [{"custom_id": "a", "params": {
+                    "model": model, "max_tokens": 8,
+                    "messages": [{"role": "user", "content": "hi"}]}}]})),
+        )
+    };
+    let (status, body) = batch("claude-sonnet-5");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("requests[0]"), "{body}");
+    assert_eq!(batch("claude-haiku-4-5").0, 200);
     daemon.stop().unwrap();
 
     let daemon = Daemon::start(config(DaemonConfig::fake(1), ALICE_BOB, &store), &upstream);

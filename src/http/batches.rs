@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::auth::ClientKey;
 use super::error::{ApiError, ErrorKind};
-use super::{body, limits, AppState};
+use super::{body, jobs, limits, AppState};
 use crate::api::batches::{batch_object, deleted_object, parse_create, result_line};
 use crate::api::Dialect;
 use crate::batches::store::{self, Batch, Cursor, Deleted};
@@ -88,6 +88,7 @@ pub async fn create(
         .await
         .map_err(|e| ApiError::new(ErrorKind::Api, e.to_string(), DIALECT))?
         .map_err(|e| ApiError::invalid(e.0, DIALECT))?;
+    check_key(&key, &settings, &requests)?;
     let now = now_ms();
     let expires_at = now.saturating_add(settings.batches.expiry().as_millis() as i64);
     let id = new_id(settings.server.node_id());
@@ -102,6 +103,43 @@ pub async fn create(
     );
     state.batch_runner.wake();
     Ok(batch_response(&req, &state, &batch))
+}
+
+/// What the key of a new batch may not do: batch jobs run later, on the
+/// runner, which does not know the key; so a key without agent mode gets no
+/// batches while agent mode is on (they would run as agent jobs), and every
+/// request's model must be one the key may use (403 naming the request).
+fn check_key(
+    key: &ClientKey,
+    settings: &crate::config::Settings,
+    requests: &[(String, String)],
+) -> Result<(), ApiError> {
+    if settings.agent.enabled && !key.agent {
+        return Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "key `{}` may not use agent mode, and batch requests run as agent jobs while it is on",
+                key.name
+            ),
+            DIALECT,
+        ));
+    }
+    if key.models.is_empty() {
+        return Ok(());
+    }
+    for (i, (_, params)) in requests.iter().enumerate() {
+        let params: serde_json::Value = serde_json::from_str(params).unwrap_or_default();
+        let model = crate::api::models::resolve_model(
+            params["model"].as_str(),
+            &settings.claude.default_model,
+        );
+        if !key.allows_model(&model) {
+            let mut e = jobs::check_model(&key.0, &model, DIALECT).unwrap_err();
+            e.message = format!("requests[{i}]: {}", e.message);
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// `GET /v1/messages/batches/{id}`
