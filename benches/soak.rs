@@ -13,6 +13,19 @@
 //! | `SOAK_POOL` | 2 | `pool.size` |
 //! | `SOAK_MAX_QUEUE` | 4 | `pool.max_queue` (small, so some requests get 529) |
 //! | `SOAK_SEED` | 1 | seed of the request mix |
+//! | `SOAK_FAULT_PERCENT` | 4 | share of answering requests whose upstream call is broken |
+//!
+//! Upstream faults (issue 23): that share of the Messages, Chat and stream
+//! requests gets one fault on its first upstream call (the fake upstream's
+//! `[[fault_once]]`): a stream cut after K deltas, an `overloaded_error`
+//! event after K deltas, a cut whose repeat has the same message id, a
+//! delay before the first byte, or a connection closed before any byte.
+//! Every request carries a nonce, so at the end each answer a client got
+//! whole is checked against what the upstream finally sent for it
+//! (corrupted answers must be 0), no request may have two whole upstream
+//! answers (billed twice), and the daemon's `upstream_connection` errors
+//! must equal the dropped connections plus the streams that ended in an
+//! error after a break.
 //!
 //! Prints completed / rejected (529, 503) / errored counts, latency
 //! percentiles per kind, the largest summed RSS of the worker processes
@@ -34,6 +47,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::upstream::faults;
 use common::{parse_sse, processes_with_env, sse_text, Daemon, DaemonConfig, FakeUpstream, Rng};
 use serde_json::{json, Value};
 
@@ -85,8 +99,55 @@ enum Outcome {
     Abandoned,
     /// A bad body refused with the expected 4xx.
     Refused,
+    /// A broken upstream stream ended a stream with an `api_error` event,
+    /// after part of the broken call had gone out.
+    Interrupted,
+    /// A dropped upstream connection answered with 502 `api_error`.
+    UpstreamFailed,
     /// Anything else, with what went wrong.
     Errored(String),
+}
+
+/// The upstream fault a request asks for, in the fake upstream's markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    Cut,
+    ErrorEvent,
+    CutSameId,
+    SlowFirstByte,
+    Drop,
+}
+
+impl Fault {
+    fn pick(rng: &mut Rng, percent: u64) -> Option<Fault> {
+        if rng.below(100) >= percent {
+            return None;
+        }
+        Some(match rng.below(5) {
+            0 => Fault::Cut,
+            1 => Fault::ErrorEvent,
+            2 => Fault::CutSameId,
+            3 => Fault::SlowFirstByte,
+            _ => Fault::Drop,
+        })
+    }
+
+    fn markers(self, k: u64) -> String {
+        match self {
+            Fault::Cut => format!("[[cut:{k}]]"),
+            Fault::ErrorEvent => format!("[[sse_error:{k}]]"),
+            Fault::CutSameId => format!("[[reuse_id]] [[cut:{k}]]"),
+            Fault::SlowFirstByte => "[[first_byte_ms:300]]".into(),
+            Fault::Drop => "[[drop]]".into(),
+        }
+    }
+}
+
+/// What a client got whole, to check against the upstream's log.
+struct Got {
+    /// The request's `[[fault_once]]` marker.
+    once: String,
+    text: String,
 }
 
 #[derive(Default)]
@@ -97,6 +158,12 @@ struct Tally {
     refused: u64,
     errored: u64,
     error_samples: Vec<String>,
+    /// Faults asked for, by kind.
+    faults: BTreeMap<Fault, u64>,
+    interrupted: u64,
+    upstream_failed: u64,
+    /// Answers got whole, with their request's nonce marker.
+    got: Vec<Got>,
 }
 
 impl Tally {
@@ -106,6 +173,8 @@ impl Tally {
             Outcome::Rejected(status) => *self.rejected.entry(status).or_default() += 1,
             Outcome::Abandoned => self.abandoned += 1,
             Outcome::Refused => self.refused += 1,
+            Outcome::Interrupted => self.interrupted += 1,
+            Outcome::UpstreamFailed => self.upstream_failed += 1,
             Outcome::Errored(why) => {
                 self.errored += 1;
                 if self.error_samples.len() < 10 {
@@ -132,9 +201,43 @@ fn status_outcome(status: u16, expected: u16, body: &str) -> Option<Outcome> {
     }
 }
 
-fn run_one(http: &reqwest::blocking::Client, base: &str, kind: Kind, rng: &mut Rng) -> Outcome {
+fn run_one(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    kind: Kind,
+    rng: &mut Rng,
+    fault_percent: u64,
+) -> (Outcome, Option<Fault>, Option<Got>) {
     let started = Instant::now();
     let n = 1 + rng.below(30);
+    let once = faults::once();
+    let fault = match kind {
+        Kind::Messages | Kind::Chat | Kind::Stream => Fault::pick(rng, fault_percent),
+        _ => None,
+    };
+    let markers = fault
+        .map(|f| f.markers(1 + rng.below(4)))
+        .unwrap_or_default();
+    let soak = format!("soak {once} {markers} [[words:{n}]]");
+    let (outcome, text) = send_one(http, base, kind, rng, n, &soak, fault, started);
+    let got = text.map(|text| Got { once, text });
+    (outcome, fault, got)
+}
+
+/// One request of `kind` whose answering text is `soak`; the outcome, and
+/// the text of an answer got whole.
+#[allow(clippy::too_many_arguments)]
+fn send_one(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    kind: Kind,
+    rng: &mut Rng,
+    n: u64,
+    soak: &str,
+    fault: Option<Fault>,
+    started: Instant,
+) -> (Outcome, Option<String>) {
+    let outcome = |o| (o, None);
     let messages_url = format!("{base}/v1/messages");
     let ask = |text: String, stream: bool| {
         json!({"model": "claude-haiku-4-5", "max_tokens": 256, "stream": stream,
@@ -143,16 +246,16 @@ fn run_one(http: &reqwest::blocking::Client, base: &str, kind: Kind, rng: &mut R
     let sent = match kind {
         Kind::Messages => http
             .post(&messages_url)
-            .json(&ask(format!("soak [[words:{n}]]"), false))
+            .json(&ask(soak.to_string(), false))
             .send(),
         Kind::Chat => http
             .post(format!("{base}/v1/chat/completions"))
             .json(&json!({"model": "claude-haiku-4-5",
-                          "messages": [{"role": "user", "content": format!("soak [[words:{n}]]")}]}))
+                          "messages": [{"role": "user", "content": soak}]}))
             .send(),
         Kind::Stream => http
             .post(&messages_url)
-            .json(&ask(format!("soak [[words:{n}]]"), true))
+            .json(&ask(soak.to_string(), true))
             .send(),
         Kind::DropStream => http
             .post(&messages_url)
@@ -178,27 +281,43 @@ fn run_one(http: &reqwest::blocking::Client, base: &str, kind: Kind, rng: &mut R
     };
     let mut res = match sent {
         Ok(res) => res,
-        Err(e) if kind == Kind::DropWaiting && e.is_timeout() => return Outcome::Abandoned,
-        Err(e) => return Outcome::Errored(format!("no response: {e}")),
+        Err(e) if kind == Kind::DropWaiting && e.is_timeout() => {
+            return outcome(Outcome::Abandoned)
+        }
+        Err(e) => return outcome(Outcome::Errored(format!("no response: {e}"))),
     };
     let status = res.status().as_u16();
-    match kind {
+    if fault == Some(Fault::Drop) {
+        let body = res.text().unwrap_or_default();
+        return outcome(match status {
+            502 if body.contains("api_error") || body.contains("server_error") => {
+                Outcome::UpstreamFailed
+            }
+            _ => status_outcome(status, 502, &body).unwrap_or(Outcome::UpstreamFailed),
+        });
+    }
+    let (result, text) = match kind {
         Kind::Bad => {
             let body = res.text().unwrap_or_default();
             if matches!(status, 400 | 415) && body.contains("invalid_request_error") {
-                Outcome::Refused
+                (Outcome::Refused, None)
             } else {
-                Outcome::Errored(format!("bad body got {status}: {body}"))
+                (
+                    Outcome::Errored(format!("bad body got {status}: {body}")),
+                    None,
+                )
             }
         }
         Kind::Messages | Kind::Chat | Kind::DropWaiting => {
             let body = match res.text() {
                 Ok(body) => body,
-                Err(e) if kind == Kind::DropWaiting && e.is_timeout() => return Outcome::Abandoned,
-                Err(e) => return Outcome::Errored(format!("reading the body: {e}")),
+                Err(e) if kind == Kind::DropWaiting && e.is_timeout() => {
+                    return outcome(Outcome::Abandoned)
+                }
+                Err(e) => return outcome(Outcome::Errored(format!("reading the body: {e}"))),
             };
-            if let Some(outcome) = status_outcome(status, 200, &body) {
-                return outcome;
+            if let Some(o) = status_outcome(status, 200, &body) {
+                return outcome(o);
             }
             let json: Value = serde_json::from_str(&body).unwrap_or_default();
             let text = match kind {
@@ -209,55 +328,67 @@ fn run_one(http: &reqwest::blocking::Client, base: &str, kind: Kind, rng: &mut R
                 Kind::DropWaiting => text.as_str().is_some_and(|t| t.contains("word19")),
                 _ => text.as_str() == Some(words(n).as_str()),
             };
+            let text = text.as_str().map(str::to_string);
             if ok {
-                Outcome::Completed(started.elapsed())
+                (Outcome::Completed(started.elapsed()), text)
             } else {
-                Outcome::Errored(format!("wrong answer: {body}"))
+                (Outcome::Errored(format!("wrong answer: {body}")), None)
             }
         }
         Kind::Stream => {
             let body = match res.text() {
                 Ok(body) => body,
-                Err(e) => return Outcome::Errored(format!("reading the stream: {e}")),
+                Err(e) => return outcome(Outcome::Errored(format!("reading the stream: {e}"))),
             };
-            if let Some(outcome) = status_outcome(status, 200, &body) {
-                return outcome;
+            if let Some(o) = status_outcome(status, 200, &body) {
+                return outcome(o);
             }
             let events = parse_sse(&body);
-            let last = events.last().map(|(name, _)| name.as_str());
-            if last == Some("message_stop") && sse_text(&events) == words(n) {
-                Outcome::Completed(started.elapsed())
+            let last = events.last();
+            let broke_off = last.is_some_and(|(name, data)| {
+                name == "error" && data["error"]["type"] == "api_error"
+            });
+            if last.map(|(name, _)| name.as_str()) == Some("message_stop")
+                && sse_text(&events) == words(n)
+            {
+                (
+                    Outcome::Completed(started.elapsed()),
+                    Some(sse_text(&events)),
+                )
+            } else if broke_off && fault.is_some() {
+                (Outcome::Interrupted, None)
             } else {
-                Outcome::Errored(format!("incomplete stream: {body}"))
+                (Outcome::Errored(format!("incomplete stream: {body}")), None)
             }
         }
         Kind::DropStream => {
             if status != 200 {
                 let body = res.text().unwrap_or_default();
-                return status_outcome(status, 200, &body).unwrap_or(Outcome::Abandoned);
+                return outcome(status_outcome(status, 200, &body).unwrap_or(Outcome::Abandoned));
             }
             let mut seen = Vec::new();
             let mut buf = [0u8; 1024];
             loop {
                 match res.read(&mut buf) {
                     Ok(0) => {
-                        return Outcome::Errored(format!(
+                        return outcome(Outcome::Errored(format!(
                             "stream ended before a text delta: {}",
                             String::from_utf8_lossy(&seen)
-                        ))
+                        )))
                     }
                     Ok(n) => {
                         seen.extend(&buf[..n]);
                         if String::from_utf8_lossy(&seen).contains("text_delta") {
                             drop(res);
-                            return Outcome::Abandoned;
+                            return outcome(Outcome::Abandoned);
                         }
                     }
-                    Err(e) => return Outcome::Errored(format!("reading the stream: {e}")),
+                    Err(e) => return outcome(Outcome::Errored(format!("reading the stream: {e}"))),
                 }
             }
         }
-    }
+    };
+    (result, text)
 }
 
 /// Summed VmRSS (KiB) and count of the processes carrying `needle`.
@@ -292,9 +423,10 @@ fn main() {
     let pool = env_or("SOAK_POOL", 2);
     let max_queue = env_or("SOAK_MAX_QUEUE", 4);
     let seed = env_or("SOAK_SEED", 1);
+    let fault_percent = env_or("SOAK_FAULT_PERCENT", 4);
     println!(
         "soak: {secs} s, {clients} clients, ≤ {max_requests} requests, pool {pool}, \
-         max_queue {max_queue}, seed {seed}"
+         max_queue {max_queue}, seed {seed}, upstream faults {fault_percent}%"
     );
 
     let upstream = FakeUpstream::start();
@@ -339,11 +471,21 @@ fn main() {
                     && issued.fetch_add(1, Ordering::Relaxed) < max_requests
                 {
                     let kind = Kind::pick(&mut rng);
-                    let outcome = run_one(&http, &base, kind, &mut rng);
+                    let (outcome, fault, got) =
+                        run_one(&http, &base, kind, &mut rng, fault_percent);
                     // A refused client backs off, as SDKs do, rather than
                     // spinning through the request budget on instant 529s.
                     let backoff = matches!(outcome, Outcome::Rejected(_));
-                    tally.lock().unwrap().add(kind, outcome);
+                    let mut tally = tally.lock().unwrap();
+                    // A request refused before it ran met no fault.
+                    if !matches!(outcome, Outcome::Rejected(_)) {
+                        if let Some(fault) = fault {
+                            *tally.faults.entry(fault).or_default() += 1;
+                        }
+                    }
+                    tally.got.extend(got);
+                    tally.add(kind, outcome);
+                    drop(tally);
                     if backoff {
                         thread::sleep(Duration::from_millis(50 + rng.below(200)));
                     }
@@ -356,6 +498,7 @@ fn main() {
     }
     let elapsed = started.elapsed();
     let health = daemon.health();
+    let metrics = daemon.metrics();
     stop.store(true, Ordering::Relaxed);
     let (max_kib, max_procs) = sampler.join().unwrap();
 
@@ -414,9 +557,67 @@ fn main() {
         println!("error: {sample}");
     }
 
+    // Every answer got whole against what the upstream finally sent.
+    let answers = upstream.answers();
+    let corrupted: Vec<&Got> = tally
+        .got
+        .iter()
+        .filter(|got| upstream.final_answer(&got.once).map(|a| a.text) != Some(got.text.clone()))
+        .collect();
+    let mut whole_per_request: BTreeMap<&str, u64> = BTreeMap::new();
+    for answer in answers.iter().filter(|a| a.completed) {
+        if let Some(nonce) = &answer.nonce {
+            *whole_per_request.entry(nonce.as_str()).or_default() += 1;
+        }
+    }
+    let billed_twice = whole_per_request.values().filter(|n| **n > 1).count();
+    let broken_calls = answers.iter().filter(|a| !a.completed).count() as u64;
+    let connection_errors: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("claude_pool_upstream_errors_total{kind=\"upstream_connection\"} ")
+        })
+        .map(|v| v.trim().parse().unwrap_or(f64::NAN))
+        .unwrap_or(0.0);
+    let breaks: u64 = [Fault::Cut, Fault::ErrorEvent, Fault::CutSameId]
+        .iter()
+        .map(|f| tally.faults.get(f).copied().unwrap_or(0))
+        .sum();
+    println!(
+        "\nupstream faults asked for {:?}; broken upstream calls {broken_calls} (cut or error \
+         event: {breaks}); answers checked against the upstream {}, corrupted {}; requests \
+         with two whole upstream answers {billed_twice}; streams ended by a break {}, dropped \
+         connections answered 502 {}, daemon upstream_connection errors {connection_errors}",
+        tally.faults,
+        tally.got.len(),
+        corrupted.len(),
+        tally.interrupted,
+        tally.upstream_failed,
+    );
+
     let mut failed = false;
     if tally.errored > 0 {
         println!("FAIL: {} requests errored", tally.errored);
+        failed = true;
+    }
+    for got in corrupted.iter().take(5) {
+        println!("FAIL: corrupted answer {}: {:?}", got.once, got.text);
+        failed = true;
+    }
+    if billed_twice > 0 {
+        println!("FAIL: {billed_twice} requests got two whole upstream answers");
+        failed = true;
+    }
+    if broken_calls != breaks {
+        println!("FAIL: {breaks} breaks asked for, {broken_calls} broken upstream calls");
+        failed = true;
+    }
+    if connection_errors != (tally.interrupted + tally.upstream_failed) as f64 {
+        println!(
+            "FAIL: upstream_connection errors {connection_errors} are not the {} interrupted \
+             streams plus the {} dropped connections",
+            tally.interrupted, tally.upstream_failed
+        );
         failed = true;
     }
     if let Err(e) = stopped {
