@@ -316,7 +316,8 @@ fn agent_recipe(
     let tools = settings.agent.tools.join(", ");
     let sandbox = match settings.agent.sandbox {
         AgentSandbox::Bwrap => {
-            let sandbox = worker::sandbox::Sandbox::prepare(cli, &root)?;
+            let sandbox =
+                worker::sandbox::Sandbox::prepare(cli, &root, settings.agent.tmpfs_size_mb)?;
             log::warn!(
                 "agent mode is ON: requests without tools run Claude Code's tools ({tools}), each worker in a bubblewrap sandbox with its workspace under {} (Bash commands without network)",
                 root.display()

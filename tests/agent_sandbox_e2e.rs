@@ -333,6 +333,32 @@ fn what_one_key_leaves_on_a_worker_never_reaches_another_keys_job() {
 }
 
 #[test]
+fn the_private_tmp_and_home_are_bounded() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let daemon = agent_daemon(&upstream, root.path(), 1, "agent.tmpfs_size_mb = 4");
+    let fill = |dir: &str| {
+        format!(
+            "head -c 3M /dev/zero > {0}/a && echo {dir}-3M-ok; \
+             head -c 3M /dev/zero > {0}/b || echo {dir}-full",
+            hidden(dir)
+        )
+    };
+    let text = ask(
+        &daemon,
+        &format!(
+            "fill {}",
+            bash(&format!("{}; {}", fill("/tmp"), fill("/home/agent")))
+        ),
+    );
+    for dir in ["/tmp", "/home/agent"] {
+        assert!(text.contains(&format!("{dir}-3M-ok")), "{text}");
+        assert!(text.contains(&format!("{dir}-full")), "{text}");
+    }
+    assert!(text.contains("No space left on device"), "{text}");
+}
+
+#[test]
 fn detached_processes_die_with_the_job() {
     let upstream = FakeUpstream::start();
     let root = tempfile::tempdir().unwrap();

@@ -29,6 +29,10 @@ pub struct AgentSettings {
     pub show_tool_activity: bool,
     /// How agent workers are contained.
     pub sandbox: AgentSandbox,
+    /// The size of each of a sandboxed agent worker's private `/tmp` and
+    /// home (tmpfs, in memory), MiB: writing past it fails with "No space
+    /// left on device".
+    pub tmpfs_size_mb: u64,
 }
 
 /// How agent workers are contained (`agent.sandbox`).
@@ -56,6 +60,7 @@ impl Default for AgentSettings {
             workspace_root: None,
             show_tool_activity: false,
             sandbox: AgentSandbox::Bwrap,
+            tmpfs_size_mb: 256,
         }
     }
 }

@@ -147,13 +147,16 @@ pub struct Sandbox {
     cli: PathBuf,
     /// The CLI's install, mounted read-only at the same path.
     cli_install: PathBuf,
+    /// The size of each of the private `/tmp` and home, bytes.
+    tmpfs_bytes: u64,
 }
 
 impl Sandbox {
     /// Finds `bwrap`, writes the Bash prefix into `root` (the workspace
     /// root), and checks that the sandbox this daemon would use can run `cli`
     /// (`--version`) and a Bash command through the prefix.
-    pub fn prepare(cli: &Path, root: &Path) -> Result<Self, SandboxError> {
+    /// `/tmp` and the home get `tmpfs_mb` MiB each.
+    pub fn prepare(cli: &Path, root: &Path, tmpfs_mb: u64) -> Result<Self, SandboxError> {
         use std::os::unix::fs::PermissionsExt;
         let unusable = |e: std::io::Error| SandboxError::Unusable(e.to_string());
         let bwrap = super::spawn::find_executable("bwrap").ok_or(SandboxError::Missing)?;
@@ -174,6 +177,7 @@ impl Sandbox {
             bash_prefix,
             cli_install: install_dir(&cli),
             cli,
+            tmpfs_bytes: tmpfs_mb.saturating_mul(1 << 20),
         };
         let scratch = root.join(".sandbox-check");
         std::fs::create_dir_all(&scratch).map_err(unusable)?;
@@ -193,6 +197,7 @@ impl Sandbox {
             bash_prefix: "/srv/ws/.bash-prefix".into(),
             cli: "/opt/claude/bin/claude".into(),
             cli_install: "/opt/claude".into(),
+            tmpfs_bytes: 1 << 20,
         }
     }
 
@@ -247,13 +252,15 @@ impl Sandbox {
             "/proc",
             "--dev",
             "/dev",
-            "--tmpfs",
-            "/tmp",
-            "--tmpfs",
-            HOME,
         ]
         .map(String::from)
         .to_vec();
+        // In memory and kept for the worker's life: bounded, so a job
+        // cannot fill the host's memory through them.
+        for dir in ["/tmp", HOME] {
+            let size = self.tmpfs_bytes.to_string();
+            args.extend(["--size".into(), size, "--tmpfs".into(), dir.into()]);
+        }
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0 {
             args.extend(AS_ROOT.iter().map(|s| s.to_string()));
