@@ -337,3 +337,39 @@ fn reports_add_up_to_what_the_sdks_were_told() {
     let bad_cursor = admin_get(&daemon.url("/admin/requests?cursor=x"));
     assert_eq!(bad_cursor.status(), 400);
 }
+
+/// `GET /v1/usage` of a named key with limits: each limit with what its
+/// requests used and what is left, from the ledger.
+#[test]
+fn a_named_key_sees_its_limits_used_and_left() {
+    let upstream = FakeUpstream::start();
+    let mut cfg = DaemonConfig::real(1);
+    cfg.accounts_toml.push_str(
+        "[[keys]]\nname = \"alice\"\nsecret = \"sk-ledger-alice\"\n\
+         limits = { requests_per_minute = 50, tokens_day = 1000000 }\n",
+    );
+    let daemon = Daemon::start(cfg, &upstream);
+    let reply: Value = post_with_key(&daemon, "sk-ledger-alice", &message_body("hi [[words:4]]"))
+        .json()
+        .unwrap();
+    let tokens = reply["usage"]["input_tokens"].as_u64().unwrap()
+        + reply["usage"]["output_tokens"].as_u64().unwrap();
+    let mine: Value = client()
+        .get(daemon.url("/v1/usage"))
+        .header("x-api-key", "sk-ledger-alice")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(mine["key"], "alice", "{mine}");
+    assert_eq!(mine["data"][0]["key"], "alice");
+    let rpm = &mine["limits"]["requests_per_minute"];
+    assert_eq!(
+        (rpm["limit"].as_u64(), rpm["used"].as_u64()),
+        (Some(50), Some(1)),
+        "{mine}"
+    );
+    let day = &mine["limits"]["tokens_day"];
+    assert_eq!(day["used"].as_u64(), Some(tokens), "{mine}");
+    assert_eq!(day["remaining"].as_u64(), Some(1_000_000 - tokens));
+}
