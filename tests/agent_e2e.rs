@@ -179,3 +179,78 @@ fn caller_tool_requests_and_agent_jobs_share_one_pool() {
         .collect();
     assert!(last_tools.contains(&"Bash"), "{last_tools:?}");
 }
+
+/// Batch requests opt out of agent mode per request (`"agent": false`
+/// beside `custom_id`) or all at once (`x-claude-pool-agent: off` on the
+/// create request); the others run as agent jobs, offered Claude Code's
+/// tools.
+#[test]
+fn batch_requests_opt_out_of_agent_mode() {
+    let upstream = FakeUpstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let daemon = agent_daemon(&upstream, root.path());
+    let run = |requests: Value, header: Option<&str>| {
+        let mut req = client()
+            .post(daemon.url("/v1/messages/batches"))
+            .header("x-api-key", "sk-agent-client")
+            .json(&json!({ "requests": requests }));
+        if let Some(value) = header {
+            req = req.header("x-claude-pool-agent", value);
+        }
+        let batch: Value = req.send().unwrap().json().unwrap();
+        let url = daemon.url(&format!(
+            "/v1/messages/batches/{}",
+            batch["id"].as_str().unwrap()
+        ));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let res = client()
+                .get(&url)
+                .header("x-api-key", "sk-agent-client")
+                .send();
+            let batch: Value = res.unwrap().json().unwrap();
+            if batch["processing_status"] == "ended" {
+                assert_eq!(
+                    batch["request_counts"]["succeeded"],
+                    requests.as_array().unwrap().len()
+                );
+                return;
+            }
+            assert!(Instant::now() < deadline, "never ended: {batch}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let item = |id: &str, agent: Option<bool>| {
+        let mut item = json!({"custom_id": id, "params": message_body(&format!("batch {id}"))});
+        if let Some(agent) = agent {
+            item["agent"] = json!(agent);
+        }
+        item
+    };
+    run(
+        json!([
+            item("plain-1", Some(false)),
+            item("agent-1", None),
+            item("agent-2", Some(true))
+        ]),
+        None,
+    );
+    run(
+        json!([item("plain-2", None), item("plain-3", Some(true))]),
+        Some("off"),
+    );
+    for id in ["plain-1", "agent-1", "agent-2", "plain-2", "plain-3"] {
+        let call = upstream
+            .last_message_call(|r| r.all_text().contains(&format!("batch {id}")))
+            .unwrap_or_else(|| panic!("{id} reached the upstream"));
+        let offered_bash = call.body["tools"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["name"] == "Bash"));
+        assert_eq!(
+            offered_bash,
+            id.starts_with("agent"),
+            "{id}: {}",
+            call.body["tools"]
+        );
+    }
+}

@@ -22,6 +22,28 @@ pub struct CreateBatch {
 pub struct BatchRequest {
     pub custom_id: String,
     pub params: Value,
+    /// claude-pool's own: `false` runs this request on a plain worker even
+    /// when agent mode would take it (as `x-claude-pool-agent: off` does for
+    /// an interactive request); `true` cannot enable what the batch may not.
+    #[serde(default)]
+    pub agent: Option<bool>,
+}
+
+/// The field of a stored request's params that keeps it out of agent mode
+/// (removed before the params are parsed to run it).
+pub const AGENT_OFF: &str = "claude_pool_agent_off";
+
+/// A stored request's params, and whether it may run as an agent job.
+pub fn stored_params(params: &str) -> Result<(Vec<u8>, bool), String> {
+    if !params.contains(AGENT_OFF) {
+        return Ok((params.as_bytes().to_vec(), true));
+    }
+    let mut value: Value = serde_json::from_str(params).map_err(|e| e.to_string())?;
+    let off = value
+        .as_object_mut()
+        .and_then(|o| o.remove(AGENT_OFF))
+        .is_some_and(|v| v == Value::Bool(true));
+    Ok((value.to_string().into_bytes(), !off))
 }
 
 /// Longest `custom_id`.
@@ -30,10 +52,13 @@ const MAX_CUSTOM_ID: usize = 64;
 /// Parses and validates a create body: at least one and at most
 /// `max_requests` requests, each `custom_id` well-formed and unique, each
 /// `params` a valid non-streaming Messages request. Returns the requests as
-/// (`custom_id`, params JSON text).
+/// (`custom_id`, params JSON text). `agent`: whether the batch's requests
+/// may run as agent jobs (agent mode on, the key allowed, not opted out);
+/// a request kept out of it carries [`AGENT_OFF`] in its stored params.
 pub fn parse_create(
     body: &[u8],
     max_requests: usize,
+    agent: bool,
 ) -> Result<Vec<(String, String)>, InvalidRequest> {
     let create: CreateBatch = super::parse_json(body)?;
     if create.requests.is_empty() {
@@ -62,7 +87,7 @@ pub fn parse_create(
                 "custom_id {id:?} is already used by requests[{first}]; custom_ids must be unique within a batch"
             )));
         }
-        let params = request.params.to_string();
+        let mut params = request.params.to_string();
         if !request.params.is_object() {
             return Err(at(format!("({id}) params: expected an object")));
         }
@@ -73,6 +98,11 @@ pub fn parse_create(
         }
         MessagesRequest::parse(params.as_bytes())
             .map_err(|e| at(format!("({id}) params.{}", e.0)))?;
+        if !(agent && request.agent.unwrap_or(true)) {
+            let mut value = request.params.clone();
+            value[AGENT_OFF] = Value::Bool(true);
+            params = value.to_string();
+        }
         out.push((id.clone(), params));
     }
     Ok(out)
@@ -178,11 +208,37 @@ mod tests {
     }
 
     #[test]
+    fn requests_kept_out_of_agent_mode_say_so_in_their_stored_params() {
+        let requests = json!([{"custom_id": "a", "params": params("hi")},
+                              {"custom_id": "b", "params": params("hi"), "agent": false},
+                              {"custom_id": "c", "params": params("hi"), "agent": true}]);
+        let agent_of = |batch_agent: bool| -> Vec<bool> {
+            parse_create(&body(requests.clone()), 10, batch_agent)
+                .unwrap()
+                .iter()
+                .map(|(_, stored)| {
+                    let (bytes, agent) = stored_params(stored).unwrap();
+                    let back: Value = serde_json::from_slice(&bytes).unwrap();
+                    assert_eq!(back, params("hi"), "the marker is gone again");
+                    agent
+                })
+                .collect()
+        };
+        assert_eq!(agent_of(true), [true, false, true]);
+        assert_eq!(
+            agent_of(false),
+            [false, false, false],
+            "true cannot enable it"
+        );
+    }
+
+    #[test]
     fn valid_batches_keep_their_params() {
         let parsed = parse_create(
             &body(json!([{"custom_id": "a-1_B", "params": params("hi")},
                          {"custom_id": "x".repeat(64), "params": params("yo")}])),
             10,
+            true,
         )
         .unwrap();
         assert_eq!(parsed.len(), 2);
@@ -193,7 +249,8 @@ mod tests {
 
     #[test]
     fn invalid_batches_name_the_request_and_the_reason() {
-        let err = |requests: Value, max: usize| parse_create(&body(requests), max).unwrap_err().0;
+        let err =
+            |requests: Value, max: usize| parse_create(&body(requests), max, true).unwrap_err().0;
         assert!(err(json!([]), 10).contains("at least one"));
         let two = json!([{"custom_id": "a", "params": params("x")},
                          {"custom_id": "b", "params": params("y")}]);
@@ -223,7 +280,7 @@ mod tests {
         assert!(e.contains("cannot stream"), "{e}");
         let e = err(json!([{"custom_id": "s", "params": "text"}]), 10);
         assert!(e.contains("expected an object"), "{e}");
-        let e = parse_create(b"{\"requests\": 5}", 10).unwrap_err().0;
+        let e = parse_create(b"{\"requests\": 5}", 10, true).unwrap_err().0;
         assert!(e.starts_with("requests"), "{e}");
     }
 

@@ -446,11 +446,12 @@ impl Runner {
     /// that nothing continues it: it never stays bound to its conversation,
     /// nor parks on tool calls.
     fn spec_for(&self, claim: &Claim) -> Result<(JobSpec, MessageMeta), String> {
-        let request = MessagesRequest::parse(claim.params.as_bytes()).map_err(|e| e.0)?;
+        let (params, agent) = crate::api::batches::stored_params(&claim.params)?;
+        let request = MessagesRequest::parse(&params).map_err(|e| e.0)?;
         let settings = self.settings.load();
         let ctx = Context {
             default_model: settings.claude.default_model.clone(),
-            agent_allowed: settings.agent.enabled,
+            agent_allowed: settings.agent.enabled && agent,
             ..Context::default()
         };
         let meta = MessageMeta::new(request.response_model(&ctx.default_model));

@@ -83,8 +83,11 @@ pub async fn create(
     let owner = key.scope.clone();
     let settings = state.settings();
     let max_requests = settings.batches.max_requests;
+    // As an interactive request would run (agent mode, the key's own
+    // permission, x-claude-pool-agent): the default of every request.
+    let agent = super::jobs::context(&req, &state, &key).agent_allowed;
     // Validating a large batch is real work: off the HTTP thread.
-    let requests = web::block(move || parse_create(&body, max_requests))
+    let requests = web::block(move || parse_create(&body, max_requests, agent))
         .await
         .map_err(|e| ApiError::new(ErrorKind::Api, e.to_string(), DIALECT))?
         .map_err(|e| ApiError::invalid(e.0, DIALECT))?;
