@@ -720,3 +720,75 @@ fn a_client_of_the_balancer_cannot_pass_for_a_local_caller() {
     }
     assert_eq!(cluster.upstream.message_calls().len(), 0, "no job ran");
 }
+
+/// The node tag of an id `<prefix><node>_…`.
+fn node_in(id: &str, prefix: &str) -> String {
+    id.strip_prefix(prefix)
+        .and_then(|rest| rest.split('_').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// One WebSocket turn through the balancer with Codex's `session-id`
+/// header; the completed response's id.
+fn websocket_turn(cluster: &Cluster, session: &str) -> String {
+    let python = python();
+    let script = r#"
+import json, sys
+from websockets.sync.client import connect
+with connect(sys.argv[1], additional_headers={"session-id": sys.argv[2]}) as ws:
+    ws.send(json.dumps({"type": "response.create", "model": "claude-haiku-4-5", "input": "hi"}))
+    while True:
+        event = json.loads(ws.recv(timeout=60))
+        if event["type"] in ("response.completed", "error"):
+            print(json.dumps(event))
+            break
+"#;
+    let url = cluster.base.replace("http://", "ws://") + "/v1/responses";
+    let out = Command::new(&python)
+        .args(["-c", script, &url, session])
+        .output()
+        .expect("python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let event: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(event["type"], "response.completed", "{event}");
+    event["response"]["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn conversations_and_websockets_reach_their_node() {
+    let cluster = Cluster::start(2);
+    let made = post(&cluster.url("/v1/conversations"), &json!({}), None);
+    assert_eq!(made.status, 200, "{}", made.body);
+    let id = made.body["id"].as_str().unwrap().to_string();
+    assert_eq!(node_in(&id, "conv_"), made.node, "{id}");
+    for turn in 0..4 {
+        let res = client()
+            .get(cluster.url(&format!("/v1/conversations/{id}")))
+            .send()
+            .unwrap();
+        assert_eq!(
+            (res.status().as_u16(), node_of(&res)),
+            (200, made.node.clone())
+        );
+        let body = json!({"model": "claude-haiku-4-5", "input": format!("turn {turn}"),
+                          "conversation": {"id": id}});
+        let reply = post(&cluster.url("/v1/responses"), &body, None);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(
+            reply.node, made.node,
+            "a conversation's turn went elsewhere"
+        );
+    }
+    // A session's sockets meet on one node.
+    let first = websocket_turn(&cluster, "codex-session-1");
+    for _ in 0..3 {
+        let again = websocket_turn(&cluster, "codex-session-1");
+        assert_eq!(node_in(&again, "resp_"), node_in(&first, "resp_"));
+    }
+}

@@ -196,8 +196,28 @@ def conversations(o):
         check(e.body.get("param") == "conversation", f"error body: {e.body}")
 
 
+def input_tokens_and_fields(o):
+    short = o.responses.input_tokens.count(model=MODEL, input="hello")
+    longer = o.responses.input_tokens.count(model=MODEL, input="hello " * 200, tools=[WEATHER])
+    check(short.object == "response.input_tokens" and short.input_tokens > 0, f"count: {short}")
+    check(longer.input_tokens > short.input_tokens + 300, f"counts: {short} {longer}")
+    r = o.responses.create(
+        model=MODEL, input="fields", include=["reasoning.encrypted_content"], truncation="auto",
+        max_tool_calls=2, parallel_tool_calls=False, prompt_cache_key="pk", safety_identifier="u1",
+        service_tier="auto",
+    )
+    check(r.status == "completed" and r.max_tool_calls == 2 and r.safety_identifier == "u1", f"echo: {r}")
+    check(r.truncation == "auto" and r.prompt_cache_key == "pk", f"echo: {r}")
+    try:
+        o.responses.create(model=MODEL, input="x", service_tier="gold")
+        check(False, "an unknown service_tier was accepted")
+    except openai.BadRequestError as e:
+        check("service_tier" in str(e), f"error: {e}")
+
+
 CHECKS = [
     create,
+    input_tokens_and_fields,
     conversations,
     stream,
     retrieve_and_items,

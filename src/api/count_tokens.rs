@@ -37,6 +37,27 @@ const PDF_BYTES_PER_PAGE: usize = 60_000;
 /// thumbnails can put the frame header tens of KiB in.
 const IMAGE_HEADER_BYTES: usize = 256 * 1024;
 
+/// Estimated input tokens of a job as a fresh worker would send it: its
+/// system prompt, the rendered conversation (one user message) and its
+/// tools, by the same method as [`estimate`] (the Responses API's
+/// `input_tokens`, whose request is translated to a job first).
+pub fn estimate_spec(spec: &crate::job::JobSpec) -> u64 {
+    let mut total = REQUEST_OVERHEAD + MESSAGE_OVERHEAD;
+    if !spec.system.is_empty() {
+        total += SYSTEM_OVERHEAD + text_tokens(&spec.system);
+    }
+    total += spec.prompt.iter().map(block_tokens).sum::<f64>();
+    if let Some(tools) = spec.tools.as_ref().filter(|t| !t.tools.is_empty()) {
+        total += TOOLS_PREAMBLE_AUTO;
+        total += tools
+            .tools
+            .iter()
+            .map(|t| text_tokens(&t.to_string()))
+            .sum::<f64>();
+    }
+    total.ceil().max(1.0) as u64
+}
+
 /// Estimated input tokens of a Messages request.
 ///
 /// # Method

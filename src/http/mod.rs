@@ -189,6 +189,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/v1/responses", web::post().to(responses::create))
         .route("/responses", web::post().to(responses::create))
+        .route(
+            "/v1/responses/input_tokens",
+            web::post().to(responses::input_tokens),
+        )
+        .route(
+            "/responses/input_tokens",
+            web::post().to(responses::input_tokens),
+        )
         .route("/v1/responses", web::get().to(websocket::upgrade))
         .route("/responses", web::get().to(websocket::upgrade))
         .service(responses::scope("/v1/responses"))

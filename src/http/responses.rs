@@ -108,6 +108,24 @@ pub async fn create(
     Ok(HttpResponse::Ok().json(run.snapshot()))
 }
 
+/// `POST /v1/responses/input_tokens`: the body of a response request
+/// (`previous_response_id` and `conversation` included), answered with a
+/// local estimate of its input tokens (see `api::count_tokens`): the pool
+/// has no tokenizer and spends no model turn on counting.
+pub async fn input_tokens(
+    req: HttpRequest,
+    key: ClientKey,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body::read_limited(&req, payload, &state, DIALECT).await?;
+    let parsed = Responses::parse(&body, &jobs::context(&req, &state, &key))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "object": "response.input_tokens",
+        "input_tokens": crate::api::count_tokens::estimate_spec(&parsed.spec),
+    })))
+}
+
 /// `GET /v1/responses/{id}` query: stream the response's events, from
 /// after `starting_after`.
 #[derive(Debug, Deserialize)]

@@ -9,8 +9,9 @@
 //! `reasoning_effort` in Chat Completions), `text.format` (JSON modes, best
 //! effort: the model is asked, not constrained), `stream`, `store`,
 //! `previous_response_id`, `metadata` (stored and echoed). Accepted, not
-//! applied: sampling fields, `parallel_tool_calls`, `include`,
-//! `prompt_cache_key`, `truncation`, `service_tier`, `user`.
+//! applied (validated, echoed): sampling fields, `parallel_tool_calls`,
+//! `include`, `prompt_cache_key`, `truncation`, `service_tier`,
+//! `max_tool_calls`, `safety_identifier`, `user`.
 
 pub mod connection;
 pub mod conversations;
@@ -86,6 +87,10 @@ pub struct ResponsesRequest {
     #[serde(default)]
     pub service_tier: Option<Value>,
     #[serde(default)]
+    pub max_tool_calls: Option<u64>,
+    #[serde(default)]
+    pub safety_identifier: Option<String>,
+    #[serde(default)]
     pub user: Option<Value>,
 }
 
@@ -132,6 +137,34 @@ impl ResponsesRequest {
             if self.previous_response_id.is_some() {
                 return Err(InvalidRequest(
                     "conversation: cannot be used together with previous_response_id".into(),
+                ));
+            }
+        }
+        if let Some(tier) = &self.service_tier {
+            if !matches!(
+                tier.as_str(),
+                Some("auto" | "default" | "flex" | "scale" | "priority")
+            ) && !tier.is_null()
+            {
+                return Err(InvalidRequest(format!(
+                    "service_tier: Invalid service_tier argument {tier}; use auto, default, flex, scale or priority"
+                )));
+            }
+        }
+        if let Some(truncation) = &self.truncation {
+            if !matches!(truncation.as_str(), Some("auto" | "disabled")) && !truncation.is_null() {
+                return Err(InvalidRequest(format!(
+                    "truncation: must be `auto` or `disabled`, not {truncation}"
+                )));
+            }
+        }
+        if let Some(include) = &self.include {
+            let strings = include
+                .as_array()
+                .is_some_and(|a| a.iter().all(Value::is_string));
+            if !strings && !include.is_null() {
+                return Err(InvalidRequest(
+                    "include: must be an array of strings".into(),
                 ));
             }
         }
@@ -205,6 +238,8 @@ impl ResponsesRequest {
             ("prompt_cache_key", self.prompt_cache_key.is_some()),
             ("truncation", self.truncation.is_some()),
             ("service_tier", self.service_tier.is_some()),
+            ("max_tool_calls", self.max_tool_calls.is_some()),
+            ("safety_identifier", self.safety_identifier.is_some()),
             ("user", self.user.is_some()),
         ]);
     }

@@ -406,3 +406,44 @@ fn a_stored_response_replays_as_its_events() {
     assert_eq!(first["response"]["status"], "in_progress");
     assert_eq!(first["response"]["output"], json!([]));
 }
+
+#[test]
+fn the_fields_sdks_send_are_checked_and_echoed() {
+    let parsed = parse(
+        json!({"input": "x", "include": ["reasoning.encrypted_content"],
+        "truncation": "auto", "max_tool_calls": 3, "parallel_tool_calls": false,
+        "prompt_cache_key": "k", "safety_identifier": "user-1", "service_tier": "auto"}),
+    )
+    .unwrap();
+    let response = parsed
+        .meta
+        .response("completed", Vec::new(), output::End::default());
+    assert_eq!(response["max_tool_calls"], 3);
+    assert_eq!(response["safety_identifier"], "user-1");
+    assert_eq!(response["truncation"], "auto");
+    assert_eq!(response["prompt_cache_key"], "k");
+    assert_eq!(response["parallel_tool_calls"], false);
+    assert_eq!(response["service_tier"], "default");
+    let err = |body: Value| parse(body).unwrap_err();
+    assert_eq!(
+        err(json!({"input": "x", "service_tier": "gold"}))
+            .message
+            .split(':')
+            .next(),
+        Some("service_tier")
+    );
+    assert_eq!(
+        err(json!({"input": "x", "truncation": "middle"}))
+            .message
+            .split(':')
+            .next(),
+        Some("truncation")
+    );
+    assert_eq!(
+        err(json!({"input": "x", "include": "all"}))
+            .message
+            .split(':')
+            .next(),
+        Some("include")
+    );
+}
