@@ -36,10 +36,79 @@ impl Workspace {
         else {
             return false;
         };
+        if self.seen_as != self.host {
+            return self.stays_inside_as_seen(&relative);
+        }
         let Ok(root) = self.host.canonicalize() else {
             return false;
         };
         resolve_existing(&self.host.join(relative)).is_some_and(|p| p.starts_with(root))
+    }
+}
+
+impl Workspace {
+    /// Whether `relative` (below the workspace) stays inside it with its
+    /// symlinks followed as the sandboxed tools see them: an absolute link
+    /// target means a path inside the sandbox, so one under [`Self::seen_as`]
+    /// continues in the workspace and any other leads out — also one naming
+    /// the workspace's host path, which inside is somewhere else entirely
+    /// (e.g. under the sandbox's private `/tmp`, where a tool can make it a
+    /// link to anything).
+    fn stays_inside_as_seen(&self, relative: &Path) -> bool {
+        use std::collections::VecDeque;
+        let mut todo: VecDeque<std::ffi::OsString> = VecDeque::new();
+        let push_front = |todo: &mut VecDeque<std::ffi::OsString>, path: &Path| {
+            let parts: Vec<_> = path
+                .components()
+                .map(|c| c.as_os_str().to_owned())
+                .collect();
+            for part in parts.into_iter().rev() {
+                todo.push_front(part);
+            }
+        };
+        push_front(&mut todo, relative);
+        let mut inside: Vec<std::ffi::OsString> = Vec::new();
+        let mut links = 0;
+        while let Some(part) = todo.pop_front() {
+            match part.to_str() {
+                Some(".") => continue,
+                Some("..") => {
+                    if inside.pop().is_none() {
+                        return false;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let host: PathBuf = inside
+                .iter()
+                .fold(self.host.clone(), |p, c| p.join(c))
+                .join(&part);
+            match std::fs::symlink_metadata(&host) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    links += 1;
+                    let Ok(target) = std::fs::read_link(&host) else {
+                        return false;
+                    };
+                    if links > 40 {
+                        return false;
+                    }
+                    if target.is_absolute() {
+                        let Ok(rest) = target.strip_prefix(&self.seen_as) else {
+                            return false;
+                        };
+                        inside.clear();
+                        push_front(&mut todo, rest);
+                    } else {
+                        push_front(&mut todo, &target);
+                    }
+                }
+                Ok(_) => inside.push(part),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => inside.push(part),
+                Err(_) => return false,
+            }
+        }
+        true
     }
 }
 
@@ -172,5 +241,20 @@ mod tests {
         assert!(!ws.contains(&format!("{}/a.txt", host.display())));
         assert!(!ws.contains("/workspace/../etc/passwd"));
         assert!(!ws.contains("/workspacex/a"));
+        // Links resolve as the sandbox sees them: its host path is not the
+        // workspace inside (there it may be a tool's own link to /proc/2).
+        std::os::unix::fs::symlink(host.join("a.txt"), host.join("by-host-path")).unwrap();
+        std::os::unix::fs::symlink(&host, host.join("host-dir")).unwrap();
+        assert!(!ws.contains("by-host-path"));
+        assert!(!ws.contains("host-dir/a.txt"));
+        std::os::unix::fs::symlink("/workspace/sub", host.join("inside")).unwrap();
+        std::os::unix::fs::symlink("sub/../a.txt", host.join("relative")).unwrap();
+        std::fs::create_dir(host.join("sub")).unwrap();
+        assert!(ws.contains("inside/new.txt"));
+        assert!(ws.contains("relative"));
+        std::os::unix::fs::symlink("../..", host.join("up")).unwrap();
+        assert!(!ws.contains("up/etc/passwd"));
+        std::os::unix::fs::symlink("/proc/2/environ", host.join("proc")).unwrap();
+        assert!(!ws.contains("proc"));
     }
 }
