@@ -72,6 +72,11 @@ pub async fn create(
     // Nobody waits on the turn: one ending in tool calls is answered, not
     // parked (the client continues it with previous_response_id).
     spec.background = true;
+    // Its events are read as they come (polled status, streamed retrieval),
+    // as a stream's are: the worker forwards them at once rather than
+    // holding each upstream call until it completes, so the run shows
+    // `in_progress` while it runs (a call cut mid-way then ends it failed).
+    spec.streamed = true;
     let settings = state.settings();
     let encoder = Responses::stream(meta.clone());
     let run = state
