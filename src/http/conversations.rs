@@ -58,6 +58,14 @@ fn not_found(id: &str) -> ApiError {
     )
 }
 
+fn item_not_found(item: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!("Item with id '{item}' not found."),
+        DIALECT,
+    )
+}
+
 /// A create or update body.
 #[derive(Debug, Default, Deserialize)]
 struct Body {
@@ -217,13 +225,7 @@ async fn get_item(
     let found = items
         .into_iter()
         .find(|i| i["id"] == item.as_str())
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::NotFound,
-                format!("Item with id '{item}' not found."),
-                DIALECT,
-            )
-        })?;
+        .ok_or_else(|| item_not_found(&item))?;
     Ok(HttpResponse::Ok().json(found))
 }
 
@@ -239,11 +241,7 @@ async fn delete_item(
         .map_err(fault)?
         .ok_or_else(|| not_found(&id))?;
     if !store.delete_item(&scope, &id, &item).map_err(fault)? {
-        return Err(ApiError::new(
-            ErrorKind::NotFound,
-            format!("Item with id '{item}' not found."),
-            DIALECT,
-        ));
+        return Err(item_not_found(&item));
     }
     Ok(HttpResponse::Ok().json(conversation.object()))
 }

@@ -160,13 +160,16 @@ struct Source {
     sums: &'static str,
 }
 
+/// What the rollup tables (hourly and daily) add up, in the order a report reads them.
+const ROLLUP_SUMS: &str = "sum(requests), sum(errors), sum(input_tokens), sum(output_tokens),
+           sum(cache_read_tokens), sum(cache_creation_tokens), sum(duration_ms)";
+
 const DAILY: Source = Source {
     table: "ledger_daily",
     time: "day_ms",
     model: "model",
     account: "account",
-    sums: "sum(requests), sum(errors), sum(input_tokens), sum(output_tokens),
-           sum(cache_read_tokens), sum(cache_creation_tokens), sum(duration_ms)",
+    sums: ROLLUP_SUMS,
 };
 
 const HOURLY: Source = Source {
@@ -174,8 +177,7 @@ const HOURLY: Source = Source {
     time: "hour_ms",
     model: "model",
     account: "account",
-    sums: "sum(requests), sum(errors), sum(input_tokens), sum(output_tokens),
-           sum(cache_read_tokens), sum(cache_creation_tokens), sum(duration_ms)",
+    sums: ROLLUP_SUMS,
 };
 
 const ROWS: Source = Source {
