@@ -51,6 +51,8 @@ pub mod error;
 pub mod http;
 pub mod job;
 pub mod keys;
+#[cfg(test)]
+mod layering;
 pub mod ledger;
 pub mod node;
 pub mod notify;

@@ -399,3 +399,98 @@ fn allowed_hosts_add_names_and_keys_lift_the_host_rule() {
     );
     assert_eq!(status, 200);
 }
+
+/// Walks the route table: every route that needs a client key refuses a
+/// request without one, with a wrong one and with an admin key, in its
+/// dialect's error shape; every admin route refuses a client key (403)
+/// and a request without a key (401). A route added to the table is
+/// checked here without a line more.
+#[test]
+fn every_declared_route_refuses_a_caller_without_the_right_key() {
+    use claude_pool::api::Dialect;
+    use claude_pool::http::routes::{Access, ROUTES};
+    let upstream = FakeUpstream::start();
+    let (daemon, _keys) = keyed_daemon(&upstream, "server.admin_keys = [\"admin-key-1\"]");
+    let mut checked = 0;
+    for route in ROUTES {
+        for path in route.paths() {
+            let path = path
+                .replace("{id}", "x1")
+                .replace("{item}", "i1")
+                .replace("{name}", "n1");
+            let method = Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
+            let request = || {
+                let req = client().request(method.clone(), daemon.url(&path));
+                if method == Method::POST || method == Method::PATCH {
+                    req.json(&json!({}))
+                } else {
+                    req
+                }
+            };
+            let what = format!("{method} {path}");
+            match route.access {
+                Access::Client => {
+                    for (who, req) in [
+                        ("no key", request()),
+                        ("a wrong key", request().header("x-api-key", "nope")),
+                        ("an admin key", request().bearer_auth("admin-key-1")),
+                    ] {
+                        let (status, body) = send(req);
+                        assert_eq!(status, 401, "{what} with {who}: {body}");
+                        match route.dialect {
+                            Dialect::Anthropic => {
+                                assert_eq!(body["type"], "error", "{what}: {body}");
+                                assert_eq!(
+                                    body["error"]["type"], "authentication_error",
+                                    "{what}: {body}"
+                                );
+                            }
+                            Dialect::ChatCompletions | Dialect::Responses => {
+                                assert_eq!(
+                                    body["error"]["code"], "invalid_api_key",
+                                    "{what}: {body}"
+                                );
+                            }
+                        }
+                    }
+                    checked += 1;
+                }
+                Access::Admin => {
+                    let (status, body) = send(request().header("x-api-key", "k1"));
+                    assert_eq!(status, 403, "{what} with a client key: {body}");
+                    assert_eq!(body["error"]["type"], "permission_error", "{body}");
+                    let (status, body) = send(request());
+                    assert_eq!(status, 401, "{what} without a key: {body}");
+                    checked += 1;
+                }
+                Access::Open | Access::Probe => {}
+            }
+        }
+    }
+    // Messages, count_tokens, 6 batch routes, chat, 7 responses routes,
+    // 8 conversations routes, 2 models, usage: each with and without /v1.
+    assert!(checked >= 2 * 26 + 7, "only {checked} routes checked");
+
+    // A path no route takes: 404 in the dialect of the routes nearest it.
+    let (status, body) = send(client().get(daemon.url("/v1/responses/x1/nope")));
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    assert!(body["type"].is_null(), "OpenAI's shape: {body}");
+    let (status, body) = send(client().get(daemon.url("/v1/messages/x/y/z")));
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["error"]["type"], "not_found_error", "{body}");
+    // `/` lists the table.
+    let (status, root) = send(client().get(daemon.url("/")));
+    assert_eq!(status, 200);
+    let listed = root["routes"].as_array().unwrap();
+    assert_eq!(listed.len(), ROUTES.len(), "{root}");
+    assert!(
+        listed
+            .iter()
+            .any(|r| r["path"] == "/v1/responses/{id}/cancel"
+                && r["method"] == "POST"
+                && r["access"] == "client_key"),
+        "{root}"
+    );
+}

@@ -166,7 +166,7 @@ impl ApiError {
     pub fn body(&self) -> Value {
         match self.dialect {
             Dialect::Anthropic => self.anthropic_body(),
-            Dialect::OpenAi | Dialect::Responses => self.openai_body(),
+            Dialect::ChatCompletions | Dialect::Responses => self.openai_body(),
         }
     }
 }
@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn openai_shape_has_all_fields() {
-        let e = ApiError::invalid("bad", Dialect::OpenAi);
+        let e = ApiError::invalid("bad", Dialect::ChatCompletions);
         let body = e.body();
         assert_eq!(body["error"]["message"], "bad");
         assert_eq!(body["error"]["type"], "invalid_request_error");

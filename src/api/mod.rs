@@ -160,8 +160,10 @@ pub fn note_ignored_fields(fields: &[(&'static str, bool)]) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Anthropic,
-    /// OpenAI Chat Completions.
-    OpenAi,
+    /// OpenAI Chat Completions (`/v1/chat/completions`) only; the
+    /// Responses API is [`Dialect::Responses`], though both share OpenAI's
+    /// error shape.
+    ChatCompletions,
     /// The OpenAI Responses API.
     Responses,
 }

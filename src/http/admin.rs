@@ -17,15 +17,6 @@ use crate::keys::{KeyError, KeyView, NewKey, Patch};
 
 const DIALECT: Dialect = Dialect::Anthropic;
 
-/// Registers the routes under `/admin`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/keys", web::post().to(create))
-        .route("/admin/keys", web::get().to(list))
-        .route("/admin/keys/{name}", web::get().to(get))
-        .route("/admin/keys/{name}", web::patch().to(update))
-        .route("/admin/keys/{name}", web::delete().to(revoke));
-}
-
 fn key_error(e: KeyError) -> ApiError {
     let kind = match &e {
         KeyError::Invalid { .. } => ErrorKind::InvalidRequest,
@@ -68,7 +59,7 @@ async fn blocking<R: Send + 'static>(
 
 /// `POST /admin/keys`: `{name, limits?, weight?, models?, accounts?,
 /// agent?, expires_at?}` → the key, with its `secret` (shown this once).
-async fn create(
+pub(super) async fn create(
     _admin: AdminCaller,
     body: Bytes,
     state: web::Data<AppState>,
@@ -82,7 +73,10 @@ async fn create(
 }
 
 /// `GET /admin/keys`: every client key, by name.
-async fn list(_admin: AdminCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn list(
+    _admin: AdminCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let data: Vec<_> = state
         .keys
         .list()
@@ -93,7 +87,7 @@ async fn list(_admin: AdminCaller, state: web::Data<AppState>) -> Result<HttpRes
 }
 
 /// `GET /admin/keys/{name}`
-async fn get(
+pub(super) async fn get(
     _admin: AdminCaller,
     name: web::Path<String>,
     state: web::Data<AppState>,
@@ -107,7 +101,7 @@ async fn get(
 
 /// `PATCH /admin/keys/{name}`: the fields given change (limits one by
 /// one, `null` back to the default).
-async fn update(
+pub(super) async fn update(
     _admin: AdminCaller,
     name: web::Path<String>,
     body: Bytes,
@@ -121,7 +115,7 @@ async fn update(
 }
 
 /// `DELETE /admin/keys/{name}`: revoked at once; jobs in flight finish.
-async fn revoke(
+pub(super) async fn revoke(
     _admin: AdminCaller,
     name: web::Path<String>,
     state: web::Data<AppState>,

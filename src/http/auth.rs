@@ -33,7 +33,7 @@ impl FromRequest for ClientKey {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(client(req, dialect_of(req.path())))
+        ready(client(req, super::routes::dialect_of(req)))
     }
 }
 
@@ -135,18 +135,6 @@ pub fn authorize(req: &HttpRequest, dialect: Dialect) -> Result<(), ApiError> {
             Ok(_) => Ok(()),
             Err(_) => Err(e),
         },
-    }
-}
-
-/// The dialect of a route by its path, for errors raised before a handler
-/// runs: OpenAI's shape for Chat Completions and Responses, else Anthropic's.
-pub fn dialect_of(path: &str) -> Dialect {
-    if path.contains("/responses") {
-        Dialect::Responses
-    } else if path.contains("/chat/completions") {
-        Dialect::OpenAi
-    } else {
-        Dialect::Anthropic
     }
 }
 

@@ -7,9 +7,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::auth::ClientKey;
+use super::batch_objects::{batch_object, result_line};
 use super::error::{ApiError, ErrorKind};
 use super::{body, jobs, limits, AppState};
-use crate::api::batches::{batch_object, deleted_object, parse_create, result_line};
+use crate::api::batches::{deleted_object, parse_create};
 use crate::api::Dialect;
 use crate::batches::store::{self, Batch, Cursor, Deleted};
 use crate::batches::{new_id, now_ms};

@@ -135,6 +135,6 @@ mod tests {
             assert_eq!(e.body()["error"]["type"], "invalid_request_error");
         }
         let bytes = header::HeaderValue::from_bytes(b"text/\xffplain").unwrap();
-        assert!(check_content_type(Some(&bytes), Dialect::OpenAi).is_err());
+        assert!(check_content_type(Some(&bytes), Dialect::ChatCompletions).is_err());
     }
 }

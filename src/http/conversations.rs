@@ -21,19 +21,6 @@ const DIALECT: Dialect = Dialect::Responses;
 /// Most items a create or add request may carry (OpenAI's limit).
 const MAX_ITEMS: usize = 20;
 
-/// The routes under `prefix` (`/v1/conversations`).
-pub fn scope(prefix: &str) -> actix_web::Scope {
-    web::scope(prefix)
-        .route("", web::post().to(create))
-        .route("/{id}", web::get().to(get))
-        .route("/{id}", web::post().to(update))
-        .route("/{id}", web::delete().to(delete))
-        .route("/{id}/items", web::get().to(list_items))
-        .route("/{id}/items", web::post().to(add_items))
-        .route("/{id}/items/{item}", web::get().to(get_item))
-        .route("/{id}/items/{item}", web::delete().to(delete_item))
-}
-
 /// The caller's scope and the conversation store.
 fn caller(
     key: &ClientKey,
@@ -108,7 +95,7 @@ async fn read_body(
     Ok(body)
 }
 
-async fn create(
+pub(super) async fn create(
     req: HttpRequest,
     key: ClientKey,
     payload: web::Payload,
@@ -125,7 +112,7 @@ async fn create(
     Ok(HttpResponse::Ok().json(made.object()))
 }
 
-async fn get(
+pub(super) async fn get(
     key: ClientKey,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -138,7 +125,7 @@ async fn get(
     Ok(HttpResponse::Ok().json(found.object()))
 }
 
-async fn update(
+pub(super) async fn update(
     req: HttpRequest,
     key: ClientKey,
     id: web::Path<String>,
@@ -155,7 +142,7 @@ async fn update(
     Ok(HttpResponse::Ok().json(updated.object()))
 }
 
-async fn delete(
+pub(super) async fn delete(
     key: ClientKey,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -168,7 +155,7 @@ async fn delete(
         .json(json!({"id": *id, "object": "conversation.deleted", "deleted": true})))
 }
 
-async fn list_items(
+pub(super) async fn list_items(
     req: HttpRequest,
     key: ClientKey,
     id: web::Path<String>,
@@ -184,7 +171,7 @@ async fn list_items(
     Ok(HttpResponse::Ok().json(list_page(items, &page)?))
 }
 
-async fn add_items(
+pub(super) async fn add_items(
     req: HttpRequest,
     key: ClientKey,
     id: web::Path<String>,
@@ -211,7 +198,7 @@ async fn add_items(
     })))
 }
 
-async fn get_item(
+pub(super) async fn get_item(
     key: ClientKey,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
@@ -229,7 +216,7 @@ async fn get_item(
     Ok(HttpResponse::Ok().json(found))
 }
 
-async fn delete_item(
+pub(super) async fn delete_item(
     key: ClientKey,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,

@@ -119,7 +119,7 @@ fn write_headers(headers: &mut HeaderMap, status: &LimitStatus, dialect: Dialect
                     humantime::format_rfc3339_seconds(reset).to_string(),
                 );
             }
-            Dialect::OpenAi | Dialect::Responses => {
+            Dialect::ChatCompletions | Dialect::Responses => {
                 put(format!("x-ratelimit-limit-{what}"), limit.to_string());
                 put(
                     format!("x-ratelimit-remaining-{what}"),
@@ -193,7 +193,7 @@ mod tests {
             tokens: None,
         };
         let mut headers = HeaderMap::new();
-        write_headers(&mut headers, &status, Dialect::OpenAi);
+        write_headers(&mut headers, &status, Dialect::ChatCompletions);
         assert_eq!(headers.get("x-ratelimit-limit-requests").unwrap(), "10");
         assert_eq!(headers.get("x-ratelimit-remaining-requests").unwrap(), "3");
         assert_eq!(headers.get("x-ratelimit-reset-requests").unwrap(), "1m15s");

@@ -357,7 +357,7 @@ pub(super) fn dialect_label(route: &str) -> &'static str {
 fn dialect_name(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Anthropic => "anthropic",
-        Dialect::OpenAi => "openai",
+        Dialect::ChatCompletions => "openai",
         Dialect::Responses => "responses",
     }
 }

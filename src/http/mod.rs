@@ -6,6 +6,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod background;
+pub mod batch_objects;
 pub mod batches;
 pub mod body;
 pub mod conversations;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod models;
 pub mod responses;
 pub mod root;
+pub mod routes;
 pub mod sse;
 pub mod store_metrics;
 pub mod usage;
@@ -35,20 +37,16 @@ use actix_web::dev::{Server, Service};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::ConnectionType;
 use actix_web::middleware::Condition;
-use actix_web::{web, App, HttpRequest, HttpServer};
+use actix_web::{web, App, HttpServer};
 use arc_swap::ArcSwap;
 
-use crate::api::anthropic::Anthropic;
-use crate::api::openai::ChatCompletions;
 use crate::api::responses::conversations::ConversationStore;
 use crate::api::responses::stored::ResponseStore;
-use crate::api::Dialect;
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
 use crate::keys::{KeyRing, Limiter};
 use crate::store::Store;
 pub use access::{AccessNote, RequestId};
-use error::{ApiError, ErrorKind};
 
 /// Shared by all handlers.
 pub struct AppState {
@@ -155,98 +153,6 @@ impl AppState {
     }
 }
 
-/// Registers the API routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(root::root))
-        .route("/", web::head().to(root::root))
-        .route("/health", web::get().to(health::health))
-        // Load balancers often probe with HEAD; the status is the answer.
-        .route("/health", web::head().to(health::health))
-        .route("/metrics", web::get().to(metrics::scrape))
-        .route("/admin/usage", web::get().to(usage::admin_usage))
-        .route("/admin/requests", web::get().to(usage::admin_requests))
-        .route("/v1/usage", web::get().to(usage::client_usage))
-        .route("/usage", web::get().to(usage::client_usage))
-        .route("/v1/messages", web::post().to(jobs::create::<Anthropic>))
-        .route("/messages", web::post().to(jobs::create::<Anthropic>))
-        .route(
-            "/v1/messages/count_tokens",
-            web::post().to(count_tokens::count),
-        )
-        .route(
-            "/messages/count_tokens",
-            web::post().to(count_tokens::count),
-        )
-        .configure(batch_routes)
-        .configure(admin::routes)
-        .route(
-            "/v1/chat/completions",
-            web::post().to(jobs::create::<ChatCompletions>),
-        )
-        .route(
-            "/chat/completions",
-            web::post().to(jobs::create::<ChatCompletions>),
-        )
-        .route("/v1/responses", web::post().to(responses::create))
-        .route("/responses", web::post().to(responses::create))
-        .route(
-            "/v1/responses/input_tokens",
-            web::post().to(responses::input_tokens),
-        )
-        .route(
-            "/responses/input_tokens",
-            web::post().to(responses::input_tokens),
-        )
-        .route("/v1/responses", web::get().to(websocket::upgrade))
-        .route("/responses", web::get().to(websocket::upgrade))
-        .service(responses::scope("/v1/responses"))
-        .service(conversations::scope("/v1/conversations"))
-        .service(conversations::scope("/conversations"))
-        .service(responses::scope("/responses"))
-        .route("/v1/models", web::get().to(models::list))
-        .route("/models", web::get().to(models::list))
-        .route("/v1/models/{id}", web::get().to(models::get))
-        .route("/models/{id}", web::get().to(models::get));
-}
-
-/// The Message Batches routes, with and without the `/v1` prefix.
-fn batch_routes(cfg: &mut web::ServiceConfig) {
-    for prefix in ["/v1/messages/batches", "/messages/batches"] {
-        cfg.route(prefix, web::post().to(batches::create))
-            .route(prefix, web::get().to(batches::list))
-            .route(&format!("{prefix}/{{id}}"), web::get().to(batches::get))
-            .route(
-                &format!("{prefix}/{{id}}"),
-                web::delete().to(batches::delete),
-            )
-            .route(
-                &format!("{prefix}/{{id}}/cancel"),
-                web::post().to(batches::cancel),
-            )
-            .route(
-                &format!("{prefix}/{{id}}/results"),
-                web::get().to(batches::results),
-            );
-    }
-}
-
-/// Unknown routes: 404 in the dialect the path suggests.
-async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    let path = req.path();
-    let dialect = if path.contains("responses") {
-        Dialect::Responses
-    } else if path.contains("chat/completions") || path.contains("/completions") {
-        Dialect::OpenAi
-    } else {
-        Dialect::Anthropic
-    };
-    Err(ApiError::new(
-        ErrorKind::NotFound,
-        format!("no route for {} {path}", req.method()),
-        dialect,
-    ))
-}
-
 /// Binds the app to `listener` and returns the (not yet awaited) server.
 pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Result<Server> {
     let settings = state.settings();
@@ -302,8 +208,8 @@ pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Res
                 !cors_origins.is_empty(),
                 cors::middleware(&cors_origins),
             ))
-            .configure(routes)
-            .default_service(web::to(not_found))
+            .configure(routes::register)
+            .default_service(web::to(routes::not_found))
     })
     .on_connect(disconnect::remember_socket)
     .workers(workers)

@@ -19,15 +19,6 @@ use crate::job::Job;
 
 const DIALECT: Dialect = Dialect::Responses;
 
-/// The routes under `prefix` (`/v1/responses`).
-pub fn scope(prefix: &str) -> actix_web::Scope {
-    web::scope(prefix)
-        .route("/{id}", web::get().to(get))
-        .route("/{id}", web::delete().to(delete))
-        .route("/{id}/cancel", web::post().to(cancel))
-        .route("/{id}/input_items", web::get().to(input_items))
-}
-
 /// The stored response `id` of the caller, or 404 as OpenAI says it.
 fn find(key: &ClientKey, state: &AppState, id: &str) -> Result<StoredResponse, ApiError> {
     let found = match &state.responses {
@@ -141,7 +132,7 @@ struct Retrieve {
     starting_after: Option<u64>,
 }
 
-async fn get(
+pub(super) async fn get(
     req: HttpRequest,
     key: ClientKey,
     id: web::Path<String>,
@@ -173,7 +164,7 @@ fn running(key: &ClientKey, state: &AppState, id: &str) -> Option<std::sync::Arc
 /// `POST /v1/responses/{id}/cancel`: a running background response is
 /// interrupted and answered `cancelled` (again if it already was); any
 /// other finished response cannot be cancelled.
-async fn cancel(
+pub(super) async fn cancel(
     key: ClientKey,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -199,7 +190,7 @@ async fn cancel(
     }
 }
 
-async fn delete(
+pub(super) async fn delete(
     key: ClientKey,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -228,7 +219,7 @@ pub(super) struct Page {
     after: Option<String>,
 }
 
-async fn input_items(
+pub(super) async fn input_items(
     req: HttpRequest,
     key: ClientKey,
     id: web::Path<String>,

@@ -45,7 +45,7 @@ pub use response::*;
 pub struct ChatCompletions;
 
 impl Codec for ChatCompletions {
-    const DIALECT: Dialect = Dialect::OpenAi;
+    const DIALECT: Dialect = Dialect::ChatCompletions;
     type Meta = ChatMeta;
     type Stream = ChunkEncoder;
 

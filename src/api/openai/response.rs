@@ -250,7 +250,7 @@ impl ChunkEncoder {
                 }
             }
             JobEvent::Failed(error) => {
-                out.push(ApiError::from_job(error, Dialect::OpenAi).openai_body());
+                out.push(ApiError::from_job(error, Dialect::ChatCompletions).openai_body());
             }
         }
         out
