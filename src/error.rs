@@ -55,7 +55,7 @@ pub enum JobError {
         "the workers' Claude credentials are missing or were rejected ({0}): log in as the \
          daemon's account (`claude login`, with the same CLAUDE_CONFIG_DIR) or set \
          ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN in its environment, then restart it; \
-         see the README, Credentials"
+         see docs/operations.md, Credentials"
     )]
     Credentials(String),
     /// The connection to the upstream failed or broke off mid-answer (no

@@ -278,17 +278,19 @@ fn the_classifier_tells_keys_from_prose() {
     assert_eq!(classify("[claude.env]"), Line::Header("claude.env".into()));
 }
 
-/// The README's configuration reference lists exactly the settings of the
-/// shipped config, and its `reload` column agrees with what a reload applies.
+/// The configuration reference (docs/configuration.md) lists exactly the
+/// settings of the shipped config, and its `reload` column agrees with what a
+/// reload applies.
 #[test]
-fn readme_reference_lists_every_setting_of_the_shipped_config() {
-    let readme =
-        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-            .expect("README.md is readable");
-    let reference = readme
-        .split("### Configuration reference")
+fn the_configuration_reference_lists_every_setting_of_the_shipped_config() {
+    let doc = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .expect("docs/configuration.md is readable");
+    let reference = doc
+        .split("\n## Configuration reference\n")
         .nth(1)
-        .expect("README has a `### Configuration reference` section");
+        .expect("docs/configuration.md has a `## Configuration reference` section");
     let reference = reference.split("\n## ").next().unwrap_or_default();
     // `| `section.key` | default | reload | what |`
     let mut table = Vec::new();
@@ -318,7 +320,7 @@ fn readme_reference_lists_every_setting_of_the_shipped_config() {
     let extra: Vec<&&String> = table_keys.iter().filter(|k| !shipped.contains(k)).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "README configuration reference vs config/claude-pool.toml:\n  not in README: {missing:?}\n  not in the shipped config: {extra:?}"
+        "docs/configuration.md reference vs config/claude-pool.toml:\n  not in the reference: {missing:?}\n  not in the shipped config: {extra:?}"
     );
     for (key, reload) in &table {
         // `[[accounts]]` and `[[keys]]` are reloaded whole (see
@@ -331,7 +333,10 @@ fn readme_reference_lists_every_setting_of_the_shipped_config() {
         } else {
             "restart"
         };
-        assert_eq!(reload, expected, "{key}: README says `{reload}`");
+        assert_eq!(
+            reload, expected,
+            "{key}: docs/configuration.md says `{reload}`"
+        );
     }
 }
 

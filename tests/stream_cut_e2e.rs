@@ -70,7 +70,7 @@ fn cli_transcript(upstream: &FakeUpstream, prompt: &str) -> Vec<String> {
 }
 
 /// What the real CLI prints when the upstream's stream breaks: the source
-/// of `docs/cli-protocol.md`, "Upstream stream interrupted mid-way", and of
+/// of `docs/cli-protocol.md` §12, "Upstream stream interrupted mid-way", and of
 /// the `stream-cut-*` fixtures. With `TRANSCRIPT_DIR` set, each case is written
 /// there as `<name>.jsonl`; otherwise printed.
 #[test]

@@ -1,5 +1,5 @@
 //! What a worker's CLI says about its account's rate limits (see
-//! [`crate::accounts::signal`]), read from its stdout lines (protocol notes
+//! [`crate::accounts::signal`]), read from its stdout lines (docs/cli-protocol.md
 //! §5):
 //!
 //! - `system/api_retry` with `error_status: 429`: the upstream refused a

@@ -1,5 +1,5 @@
 //! How a worker's `claude` is started: the lean command line and environment
-//! recommended by the protocol notes (no built-in tools, no settings or
+//! of docs/cli-protocol.md §9.1 (no built-in tools, no settings or
 //! CLAUDE.md from disk, no session files, bounded upstream retries).
 
 use std::path::{Path, PathBuf};
@@ -56,7 +56,7 @@ const INHERITED_NOT: &[&str] = &["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID
 /// resource read, which would let any caller read every file the daemon
 /// can. It also drops the CLI's other per-turn reminders (todo, plan mode,
 /// changed files, …), none of which a pool worker uses; today's date is not
-/// one of them (it is user context), see docs/cli-protocol.md.
+/// one of them (it is user context), see docs/cli-protocol.md §11.
 pub const ENFORCED_ENV: &[(&str, &str)] = &[("CLAUDE_CODE_DISABLE_ATTACHMENTS", "1")];
 
 /// The spawn recipe for workers under `settings`, run in `working_dir`.

@@ -9,7 +9,7 @@
 //!
 //! When an upstream stream breaks before its first block is complete, the
 //! CLI gives the call up and repeats it without streaming; only the repeat
-//! counts (docs/cli-protocol.md, "Upstream stream interrupted mid-way"). A
+//! counts (docs/cli-protocol.md §12). A
 //! streamed call is therefore *open* from its `message_start` to its
 //! `message_stop`, and an `assistant` line that is not one of its blocks
 //! (another id, or a `stop_reason`: a whole message) ends it as given up.

@@ -50,7 +50,7 @@ pub enum CliMessage {
     Unknown,
 }
 
-/// A control request the CLI sends the daemon (protocol notes §2.4, §6).
+/// A control request the CLI sends the daemon (docs/cli-protocol.md §2.4, §6).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(from = "Value")]
 pub enum CliRequest {

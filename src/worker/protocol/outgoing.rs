@@ -12,13 +12,13 @@ use serde_json::Value;
 use super::mcp::RpcReply;
 use crate::job::ToolSet;
 
-/// A control request the daemon sends the CLI (protocol notes §2.3). Each
+/// A control request the daemon sends the CLI (docs/cli-protocol.md §2.3). Each
 /// awaits a `control_response` with the same request id.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "subtype", rename_all = "snake_case")]
 pub enum Request {
     /// Harmless, answered once the CLI has booted, and unlike `initialize`
-    /// it leaves the system prompt open (§10). The workers' readiness probe
+    /// it leaves the system prompt open (docs/cli-protocol.md §10). The workers' readiness probe
     /// is [`Request::max_output_tokens`]`(None)`, as harmless and warming.
     GetBinaryVersion,
     /// Gives a blank conversation its system prompt; a second one is
@@ -43,7 +43,7 @@ pub enum Request {
     ApplyFlagSettings {
         settings: FlagSettings,
     },
-    /// Ends the running turn with `error_during_execution` (§4).
+    /// Ends the running turn with `error_during_execution` (docs/cli-protocol.md §4).
     Interrupt,
 }
 
@@ -104,7 +104,7 @@ fn one_block<S: Serializer>(prompt: &str, s: S) -> Result<S::Ok, S::Error> {
     [prompt].serialize(s)
 }
 
-/// The daemon's answer to a control request the CLI sent (§2.4, §6).
+/// The daemon's answer to a control request the CLI sent (docs/cli-protocol.md §2.4, §6).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// A JSON-RPC message for the CLI's SDK MCP client.
@@ -342,8 +342,8 @@ mod tests {
         );
     }
 
-    /// Not in the recordings: the shapes verified by hand (protocol notes
-    /// §2.3, and the output token limit through `apply_flag_settings`).
+    /// Not in the recordings: the shapes verified by hand
+    /// (docs/cli-protocol.md §2.3, `mcp_set_servers` and `apply_flag_settings`).
     #[test]
     fn unrecorded_requests_have_the_verified_shape() {
         assert_eq!(
@@ -408,7 +408,7 @@ mod tests {
             recorded(|v| v["message"]["content"] == "/clear")
         );
         // Recorded with string content; the daemon sends blocks, which the
-        // CLI takes alike (§2.1).
+        // CLI takes alike (docs/cli-protocol.md §2.1).
         let mut hello = recorded(|v| v["message"]["content"] == "hello");
         hello["message"]["content"] = json!([{"type": "text", "text": "hello"}]);
         assert_eq!(

@@ -228,7 +228,7 @@ impl Session {
         self.phase = Phase::Abandoning { since: self.now };
     }
 
-    /// Interrupts the running turn; its `result` follows (§4).
+    /// Interrupts the running turn; its `result` follows (docs/cli-protocol.md §4).
     pub(super) fn interrupt(&mut self) {
         self.send_control("interrupt", Request::Interrupt);
         let now = self.now;
