@@ -188,6 +188,24 @@ pub fn get(conn: &Connection, owner: &str, id: &str) -> rusqlite::Result<Option<
     .optional()
 }
 
+/// The newest `limit` batches of every owner, with their owners: for the
+/// admin API (`/admin/batches`), which sees all of them.
+pub fn list_all(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<(String, Batch)>> {
+    let mut statement = conn.prepare(&format!(
+        "SELECT {BATCH_COLUMNS}, owner FROM batches ORDER BY seq DESC LIMIT ?1"
+    ))?;
+    let rows = statement.query_map([limit as i64], |row| Ok((row.get(12)?, batch_from(row)?)))?;
+    rows.collect()
+}
+
+/// The owner of batch `id`, whoever it is (the admin API acts for any).
+pub fn owner_of_batch(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT owner FROM batches WHERE id = ?1", [id], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
 /// Which page of a list: newest first, `limit` long, after (older than) or
 /// before (newer than) a batch of the list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

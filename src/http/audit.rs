@@ -151,22 +151,26 @@ pub fn key_of(req: &HttpRequest, settings: &Settings) -> String {
         })
 }
 
-/// Probes, scrapes and reads of the ledger itself are not requests anyone
-/// is accounted for (a dashboard polling usage would otherwise fill it).
-fn is_recorded(method: &Method, path: &str) -> bool {
-    let ledger_read = *method == Method::GET
-        && matches!(
-            path,
-            "/admin/usage" | "/admin/requests" | "/v1/usage" | "/usage"
-        );
-    *method != Method::OPTIONS && !ledger_read && !matches!(path, "/" | "/health" | "/metrics")
+/// Probes, scrapes, reads of the ledger itself and the admin's reads that
+/// succeeded (the dashboard, its event stream, key lists) are not requests
+/// anyone is accounted for (a dashboard polling would otherwise fill the
+/// ledger); the admin's changes (`POST`, `PATCH`, `DELETE /admin/…`) and
+/// refused attempts at the admin API are.
+fn is_recorded(method: &Method, path: &str, status: u16) -> bool {
+    let ledger_read = *method == Method::GET && matches!(path, "/v1/usage" | "/usage");
+    let admin_read =
+        *method == Method::GET && (path == "/admin" || path.starts_with("/admin/")) && status < 400;
+    *method != Method::OPTIONS
+        && !ledger_read
+        && !admin_read
+        && !matches!(path, "/" | "/health" | "/metrics")
 }
 
 /// Returns what records the request's row once its body is done (nothing
 /// for probes). Called by the middleware as the response head goes out.
 pub(super) fn on_response<B>(state: &AppState, res: &ServiceResponse<B>) -> Option<impl FnOnce()> {
     let req = res.request();
-    if !is_recorded(req.method(), req.path()) {
+    if !is_recorded(req.method(), req.path(), res.status().as_u16()) {
         return None;
     }
     let settings = state.settings();
@@ -204,6 +208,7 @@ pub(super) fn on_response<B>(state: &AppState, res: &ServiceResponse<B>) -> Opti
     };
     let started = started(req);
     let ledger = state.ledger.clone();
+    let events = state.events.clone();
     Some(move || {
         let note = std::mem::take(&mut *note.0.borrow_mut());
         row.at_ms = note.at.map_or_else(record::now_ms, record::to_ms);
@@ -226,6 +231,14 @@ pub(super) fn on_response<B>(state: &AppState, res: &ServiceResponse<B>) -> Opti
         row.content = note.content.map(|(request, answer)| {
             serde_json::json!({"request": request, "answer": answer}).to_string()
         });
+        if events.has_listeners() {
+            // The admins see the row as the ledger keeps it, less content.
+            let shown = Record {
+                content: None,
+                ..row.clone()
+            };
+            events.publish("request", &shown);
+        }
         ledger.record(row);
     })
 }
@@ -282,6 +295,23 @@ mod tests {
             req = req.insert_header(("x-forwarded-for", f));
         }
         req.to_http_request()
+    }
+
+    #[test]
+    fn admin_reads_are_not_recorded_but_changes_and_refusals_are() {
+        assert!(!is_recorded(&Method::GET, "/admin", 200));
+        assert!(!is_recorded(&Method::GET, "/admin/events", 200));
+        assert!(!is_recorded(&Method::GET, "/admin/keys", 200));
+        assert!(
+            is_recorded(&Method::GET, "/admin/keys", 403),
+            "a refused attempt"
+        );
+        assert!(is_recorded(&Method::POST, "/admin/keys", 201));
+        assert!(is_recorded(&Method::DELETE, "/admin/keys/a", 200));
+        assert!(is_recorded(&Method::POST, "/admin/events/ticket", 201));
+        assert!(is_recorded(&Method::GET, "/administrator", 404));
+        assert!(!is_recorded(&Method::GET, "/health", 200));
+        assert!(is_recorded(&Method::POST, "/v1/messages", 200));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod body;
 pub mod conversations;
 pub mod cors;
 pub mod count_tokens;
+pub mod dashboard;
 pub mod disconnect;
 pub mod error;
 pub mod health;
@@ -78,6 +79,8 @@ pub struct AppState {
     /// Per-key limits checked at admission (`limits::admit`); the ledger
     /// hands it token usage (`Limiter::set_usage`).
     pub limiter: Arc<Limiter>,
+    /// What the admins' event stream (`/admin/events`) carries.
+    pub events: dashboard::Hub,
 }
 
 impl AppState {
@@ -99,6 +102,7 @@ impl AppState {
             ledger: crate::ledger::Ledger::default(),
             keys: Arc::new(KeyRing::from_settings(settings.clone())),
             limiter: Arc::default(),
+            events: dashboard::Hub::default(),
             settings: ArcSwap::new(settings),
         }
     }

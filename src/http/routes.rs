@@ -9,8 +9,8 @@ use actix_web::{guard, web, HttpRequest, HttpResponse};
 
 use super::error::{ApiError, ErrorKind};
 use super::{
-    admin, batches, conversations, count_tokens, health, jobs, metrics, models, responses, root,
-    usage, websocket,
+    admin, batches, conversations, count_tokens, dashboard, health, jobs, metrics, models,
+    responses, root, usage, websocket,
 };
 use crate::api::anthropic::Anthropic;
 use crate::api::openai::ChatCompletions;
@@ -105,6 +105,25 @@ pub static ROUTES: &[Route] = &[
     }),
     route(Method::DELETE, "/admin/keys/{name}", A, Admin, || {
         web::to(admin::revoke)
+    }),
+    route(Method::POST, "/admin/events/ticket", A, Admin, || {
+        web::to(dashboard::stream::ticket)
+    }),
+    // With an admin key in a header, or the ticket the route above gave.
+    route(Method::GET, "/admin/events", A, Admin, || {
+        web::to(dashboard::stream::events)
+    }),
+    route(Method::GET, "/admin/batches", A, Admin, || {
+        web::to(dashboard::batches::list)
+    }),
+    route(Method::POST, "/admin/batches/{id}/cancel", A, Admin, || {
+        web::to(dashboard::batches::cancel)
+    }),
+    // The dashboard's page and files: they name no secret (the page asks
+    // for an admin key and calls the routes above with it).
+    route(Method::GET, "/admin", A, Open, || web::to(dashboard::page)),
+    route(Method::GET, "/admin/assets/{file}", A, Open, || {
+        web::to(dashboard::file)
     }),
     // Anthropic Messages, its token counting and batches.
     route(Method::GET, "/v1/usage", A, Client, || {
@@ -308,7 +327,9 @@ mod tests {
                 assert_eq!(route.access, Access::Client, "{}", route.path);
             }
             if route.path.starts_with("/admin") {
-                assert_eq!(route.access, Access::Admin, "{}", route.path);
+                let page = route.path == "/admin" || route.path.starts_with("/admin/assets/");
+                let access = if page { Access::Open } else { Access::Admin };
+                assert_eq!(route.access, access, "{}", route.path);
             }
         }
     }
