@@ -1,16 +1,15 @@
 //! Checks of the crate's layering, read from the source: no import cycle
 //! among the top-level modules of `src/` (each can be read, tested and
-//! changed knowing only what it imports).
+//! changed knowing only what it imports), and `api` does no I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Each top-level module and the top-level modules its code (not its
-/// comments, not its `#[cfg(test)]` tail) names through `crate::`, with a
-/// file that does.
-fn imports() -> BTreeMap<String, BTreeMap<String, String>> {
+/// Each source file (relative to `src/`) and its code: not its comments,
+/// not its `#[cfg(test)]` tail.
+fn sources() -> Vec<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut out = Vec::new();
     let mut files = vec![root.clone()];
     while let Some(path) = files.pop() {
         if path.is_dir() {
@@ -21,16 +20,27 @@ fn imports() -> BTreeMap<String, BTreeMap<String, String>> {
             continue;
         }
         let rel = path.strip_prefix(&root).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code: Vec<&str> = text
+            .lines()
+            .take_while(|l| !l.trim_start().starts_with("#[cfg(test)]"))
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect();
+        out.push((rel, code.join("\n")));
+    }
+    out
+}
+
+/// Each top-level module and the top-level modules its code names through
+/// `crate::`, with a file that does.
+fn imports() -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (rel, code) in sources() {
         let module = rel.split(['/', '.']).next().unwrap().to_string();
         if matches!(module.as_str(), "lib" | "main" | "layering") {
             continue;
         }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let code = text
-            .lines()
-            .take_while(|l| !l.trim_start().starts_with("#[cfg(test)]"))
-            .filter(|l| !l.trim_start().starts_with("//"));
-        for line in code {
+        for line in code.lines() {
             for named in named_modules(line) {
                 if named != module {
                     out.entry(module.clone())
@@ -136,5 +146,28 @@ fn no_import_cycle_among_the_top_level_modules() {
             .map(|w| format!("{} -> {} ({})", w[0], w[1], graph[&w[0]][&w[1]]))
             .collect();
         panic!("import cycle: {}", edges.join(", "));
+    }
+}
+
+#[test]
+fn api_does_no_io() {
+    let graph = imports();
+    for io in [
+        "store", "stored", "batches", "ledger", "dispatch", "worker", "http",
+    ] {
+        if let Some(file) = graph["api"].get(io) {
+            panic!("api imports `{io}` (in {file}): the codecs do no I/O");
+        }
+    }
+    for (rel, code) in sources().iter().filter(|(rel, _)| rel.starts_with("api/")) {
+        for io in [
+            "rusqlite",
+            "std::fs",
+            "spawn_blocking",
+            "Condvar",
+            "tokio::",
+        ] {
+            assert!(!code.contains(io), "{rel} uses {io}: the codecs do no I/O");
+        }
     }
 }

@@ -25,6 +25,9 @@
 //! - [`notify`]: systemd readiness, stopping and watchdog notifications.
 //! - [`reload`]: what a configuration reload (SIGHUP) may change.
 //! - [`store`]: the durable SQLite store shared by features that keep state.
+//! - [`stored`]: what the Responses API keeps between requests (stored
+//!   responses, conversations), and how the routes reach it off their
+//!   threads: the codec in [`api`] only reads what they looked up.
 //! - [`ledger`]: the usage ledger and audit log (a row per request, hourly
 //!   rollups, per-key usage windows for limits), written behind requests.
 //! - [`node`]: this node's id, carried by every id the daemon hands out.
@@ -33,8 +36,9 @@
 //! - [`private_fs`]: directories and files only the daemon's user may use.
 //!
 //! Imports point down the data path of a request: [`http`] uses [`api`],
-//! [`dispatch`] and [`batches`]; [`api`] uses [`job`], [`prompt`],
-//! [`affinity`] and the [`store`]; [`dispatch`] uses [`worker`] and
+//! [`stored`], [`dispatch`] and [`batches`]; [`api`] uses [`job`],
+//! [`prompt`] and [`affinity`], and no I/O module ([`store`], [`stored`],
+//! [`batches`]: a test checks it); [`dispatch`] uses [`worker`] and
 //! [`accounts`]; [`worker`] uses [`job`] and [`accounts`], and reports back
 //! through a `Recipient`, so it never names the dispatcher. [`config`],
 //! [`job`], [`error`], [`keys`], [`node`] and [`private_fs`] are at the
@@ -60,6 +64,7 @@ pub mod private_fs;
 pub mod prompt;
 pub mod reload;
 pub mod store;
+pub mod stored;
 pub mod worker;
 
 use std::future::Future;
@@ -198,7 +203,7 @@ pub async fn run_with_reload(
     let runner = batches::Runner::new(store.clone(), dispatcher.clone(), settings.clone(), spare);
 
     let responses = {
-        use api::responses::{stored::SqliteResponses, write_behind::WriteBehind};
+        use stored::{responses::SqliteResponses, write_behind::WriteBehind};
         let max = settings.responses.max_stored;
         let sqlite = Arc::new(SqliteResponses::new(
             store.clone(),
@@ -214,7 +219,7 @@ pub async fn run_with_reload(
             ),
         })
     };
-    let conversations = Arc::new(api::responses::conversations::SqliteConversations::new(
+    let conversations = Arc::new(stored::conversations::SqliteConversations::new(
         store.clone(),
     )?);
     let state = web::Data::new(

@@ -3,13 +3,10 @@
 //! frames. The job-running route handler (`http::jobs::create`) is generic
 //! over it, so a dialect is one module here and one route line.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::responses::conversations::ConversationStore;
-use super::responses::stored::ResponseStore;
+use super::responses::kept::{Kept, Lookups};
 use super::Dialect;
 use crate::job::assemble::Assembled;
 use crate::job::{JobEvent, JobSpec};
@@ -29,6 +26,11 @@ pub trait Codec: 'static {
     fn parse(body: &[u8], ctx: &Context) -> Result<Parsed<Self::Meta>, ApiError>;
     /// The non-streaming response body for a finished answer.
     fn body(meta: &Self::Meta, answer: &Assembled) -> Value;
+    /// What of a finished response body the daemon keeps (the Responses
+    /// API's stored responses and conversations); the route writes it.
+    fn kept(_meta: &Self::Meta, _response: &Value) -> Option<Kept> {
+        None
+    }
     /// The encoder of a streamed response.
     fn stream(meta: Self::Meta) -> Self::Stream;
 }
@@ -54,15 +56,15 @@ pub struct Context {
     /// Who is asking: a digest of the client's API key (empty without
     /// one). Stored state is visible only to the same scope.
     pub scope: String,
-    /// Stored responses (the Responses API's `store` and
-    /// `previous_response_id`).
-    pub responses: Option<Arc<dyn ResponseStore>>,
+    /// What the route looked up of the stored state the request names
+    /// (the Responses API's `previous_response_id`, `conversation`,
+    /// `item_reference`), and whether responses can be stored. Parsing
+    /// reads only this: it does no I/O.
+    pub stored: Lookups,
     /// The request came over a WebSocket whose `responses` store keeps its
     /// latest response in memory, so even a `store: false` response is
     /// kept there (for the next turn's `previous_response_id`).
     pub connection_local: bool,
-    /// Conversations (`conversation` on the Responses API).
-    pub conversations: Option<Arc<dyn ConversationStore>>,
     /// This node's id (`server.node_id`), in the ids the response hands out
     /// and read back from the tool_use ids the request carries.
     pub node: String,
@@ -107,5 +109,11 @@ pub trait EventEncoder: 'static {
     /// Frames after the terminal event (e.g. OpenAI's `[DONE]`).
     fn finish(&mut self) -> Vec<Frame> {
         Vec::new()
+    }
+    /// What of the response just finished is to be kept, once: the
+    /// encoder says it, a decorator outside `api` writes it (and marks
+    /// the frames `store: false` if the store refuses).
+    fn take_kept(&mut self) -> Option<Kept> {
+        None
     }
 }

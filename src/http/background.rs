@@ -33,6 +33,7 @@ use crate::dispatch::spare::RunIfIdle;
 use crate::dispatch::Dispatcher;
 use crate::error::JobError;
 use crate::job::{Job, JobEvent};
+use crate::stored::Keeping;
 
 /// How long a finished run's events stay replayable from memory; after
 /// that, a stream of the stored response is rebuilt from its items.
@@ -206,7 +207,7 @@ pub async fn drive(
     run: Arc<Run>,
     mut job: Job,
     mut events: tokio::sync::mpsc::UnboundedReceiver<JobEvent>,
-    mut encoder: ResponseStream,
+    mut encoder: Keeping<ResponseStream>,
     dispatcher: Addr<Dispatcher>,
     draining: watch::Receiver<bool>,
 ) {

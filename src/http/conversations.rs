@@ -12,10 +12,10 @@ use super::auth::ClientKey;
 use super::error::{ApiError, ErrorKind};
 use super::responses::{list_page, Page};
 use super::{body, AppState};
-use crate::api::responses::conversations::ConversationStore;
 use crate::api::responses::output::with_ids;
 use crate::api::Dialect;
 use crate::store::StoreError;
+use crate::stored::conversations::ConversationStore;
 
 const DIALECT: Dialect = Dialect::Responses;
 /// Most items a create or add request may carry (OpenAI's limit).

@@ -55,7 +55,9 @@ pub async fn respond<C: Codec>(
     if parsed.stream {
         let keepalive = state.settings().server.keepalive();
         let first = first_events(&mut events, keepalive, &client, C::DIALECT).await?;
-        let encoder = metrics::observe_stream(&state, &req, C::DIALECT, C::stream(parsed.meta));
+        // Innermost, so it sees what the codec says to keep.
+        let encoder = crate::stored::Keeping::new(C::stream(parsed.meta), state.stores());
+        let encoder = metrics::observe_stream(&state, &req, C::DIALECT, encoder);
         let encoder = access::note_stream(&req, encoder);
         let encoder = audit::note_stream(&req, encoder);
         let encoder = limits::Holding::new(encoder, admitted);
@@ -66,8 +68,14 @@ pub async fn respond<C: Codec>(
             .metrics
             .completed(&req, C::DIALECT, &answer.completion.usage);
         AccessNote::record(&req, answer.completion.usage);
+        let mut body = C::body(&parsed.meta, &answer);
+        if let Some(kept) = C::kept(&parsed.meta, &body) {
+            if !state.stores().keep_async(kept).await {
+                body["store"] = serde_json::Value::Bool(false);
+            }
+        }
         drop(admitted);
-        Ok(HttpResponse::Ok().json(C::body(&parsed.meta, &answer)))
+        Ok(HttpResponse::Ok().json(body))
     }
 }
 
@@ -103,9 +111,8 @@ pub fn context(req: &HttpRequest, state: &AppState, caller: &Caller) -> Context 
         agent_allowed: settings.agent.enabled && caller.agent && !opted_out,
         session: session_pin(req),
         scope: caller.scope.clone(),
-        responses: state.responses.clone(),
+        stored: Default::default(),
         connection_local: false,
-        conversations: state.conversations.clone(),
         node: settings.server.node_id().to_string(),
     }
 }

@@ -41,12 +41,13 @@ use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpServer};
 use arc_swap::ArcSwap;
 
-use crate::api::responses::conversations::ConversationStore;
-use crate::api::responses::stored::ResponseStore;
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
 use crate::keys::{KeyRing, Limiter};
 use crate::store::Store;
+use crate::stored::conversations::ConversationStore;
+use crate::stored::responses::ResponseStore;
+use crate::stored::Stores;
 pub use access::{AccessNote, RequestId};
 
 /// Shared by all handlers.
@@ -144,6 +145,14 @@ impl AppState {
     pub fn with_conversations(mut self, conversations: Arc<dyn ConversationStore>) -> Self {
         self.conversations = Some(conversations);
         self
+    }
+
+    /// The stores of the Responses API's stored state.
+    pub fn stores(&self) -> Stores {
+        Stores {
+            responses: self.responses.clone(),
+            conversations: self.conversations.clone(),
+        }
     }
 
     /// The settings in force now. A request keeps the ones it started with.

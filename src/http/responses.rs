@@ -11,23 +11,34 @@ use serde_json::{json, Value};
 use super::auth::ClientKey;
 use super::error::{ApiError, ErrorKind};
 use super::{background, body, jobs, limits, AppState};
-use crate::api::responses::stored::StoredResponse;
+use crate::api::responses::kept::StoredResponse;
+use crate::api::responses::output::ResponseMeta;
 use crate::api::responses::stream::replay;
 use crate::api::responses::Responses;
-use crate::api::{Codec, Dialect, Parsed};
+use crate::api::responses::ResponsesRequest;
+use crate::api::{Codec, Context, Dialect, Parsed};
 use crate::job::Job;
+use crate::stored::{Keeping, Stores};
 
 const DIALECT: Dialect = Dialect::Responses;
 
 /// The stored response `id` of the caller, or 404 as OpenAI says it.
-fn find(key: &ClientKey, state: &AppState, id: &str) -> Result<StoredResponse, ApiError> {
-    let found = match &state.responses {
-        Some(store) => store.get(&key.scope, id).map_err(|e| {
-            ApiError::new(ErrorKind::Api, format!("stored responses: {e}"), DIALECT)
-        })?,
-        None => None,
-    };
+async fn find(key: &ClientKey, state: &AppState, id: &str) -> Result<StoredResponse, ApiError> {
+    let found = state.stores().get(&key.scope, id).await?;
     found.ok_or_else(|| not_found(id))
+}
+
+/// A request body parsed into its job, the stored state it names
+/// (`previous_response_id`, `conversation`, `item_reference`) looked up in
+/// `stores` first, off the HTTP thread: the codec itself does no I/O.
+pub async fn parse(
+    body: &[u8],
+    mut ctx: Context,
+    stores: &Stores,
+) -> Result<Parsed<ResponseMeta>, ApiError> {
+    let request = ResponsesRequest::parse(body).map_err(|e| ApiError::invalid(e.0, DIALECT))?;
+    ctx.stored = stores.look_up(&ctx.scope, request.references()).await?;
+    Responses::translate(request, &ctx)
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -47,7 +58,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body::read_limited(&req, payload, &state, DIALECT).await?;
-    let parsed = Responses::parse(&body, &jobs::context(&req, &state, &key))?;
+    let parsed = parse(&body, jobs::context(&req, &state, &key), &state.stores()).await?;
     if !parsed.meta.background {
         return jobs::respond::<Responses>(req, key, state, parsed).await;
     }
@@ -69,13 +80,13 @@ pub async fn create(
     // `in_progress` while it runs (a call cut mid-way then ends it failed).
     spec.streamed = true;
     let settings = state.settings();
-    let encoder = Responses::stream(meta.clone());
+    let encoder = Keeping::new(Responses::stream(meta.clone()), state.stores());
     let run = state
         .runs
         .start(
             &meta.id,
             &spec.scope,
-            encoder.queued(),
+            encoder.inner().queued(),
             settings.responses.max_background,
         )
         .map_err(|background::TooMany(max)| {
@@ -115,7 +126,7 @@ pub async fn input_tokens(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body::read_limited(&req, payload, &state, DIALECT).await?;
-    let parsed = Responses::parse(&body, &jobs::context(&req, &state, &key))?;
+    let parsed = parse(&body, jobs::context(&req, &state, &key), &state.stores()).await?;
     Ok(HttpResponse::Ok().json(json!({
         "object": "response.input_tokens",
         "input_tokens": crate::api::count_tokens::estimate_spec(&parsed.spec),
@@ -148,7 +159,7 @@ pub(super) async fn get(
         }
         return Ok(HttpResponse::Ok().json(run.snapshot()));
     }
-    let stored = find(&key, &state, &id)?;
+    let stored = find(&key, &state, &id).await?;
     if streamed {
         let frames = replay(&stored.response);
         return Ok(background::stream_frames(frames, query.starting_after));
@@ -175,7 +186,7 @@ pub(super) async fn cancel(
             run.finished().await;
             run.snapshot()
         }
-        None => find(&key, &state, &id)?.response,
+        None => find(&key, &state, &id).await?.response,
     };
     match response["status"].as_str() {
         Some("cancelled") => Ok(HttpResponse::Ok().json(response)),
@@ -195,12 +206,9 @@ pub(super) async fn delete(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let deleted = match &state.responses {
-        Some(store) => store.delete(&key.scope, &id).map_err(|e| {
-            ApiError::new(ErrorKind::Api, format!("stored responses: {e}"), DIALECT)
-        })?,
-        None => false,
-    };
+    // Off the HTTP thread: a delete waits for a write of the same
+    // response in progress (see `stored::write_behind`).
+    let deleted = state.stores().delete(&key.scope, &id).await?;
     if !deleted {
         return Err(not_found(&id));
     }
@@ -225,7 +233,7 @@ pub(super) async fn input_items(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let stored = find(&key, &state, &id)?;
+    let stored = find(&key, &state, &id).await?;
     let page = web::Query::<Page>::from_query(req.query_string())
         .map_err(|e| ApiError::invalid(format!("invalid query string: {e}"), DIALECT))?;
     Ok(HttpResponse::Ok().json(list_page(stored.input, &page)?))

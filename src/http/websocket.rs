@@ -36,13 +36,14 @@ use tokio::time::Instant;
 use super::auth::ClientKey;
 use super::error::{ApiError, ErrorKind};
 use super::{jobs, limits, AppState};
-use crate::api::responses::connection::ConnectionStore;
 use crate::api::responses::stream::ResponseStream;
 use crate::api::responses::Responses;
 use crate::api::{Codec, Context, Dialect, EventEncoder, Frame};
 use crate::error::JobError;
 use crate::job::JobEvent;
 use crate::keys::{Admitted, Caller};
+use crate::stored::connection::ConnectionStore;
+use crate::stored::{Keeping, Stores};
 
 const DIALECT: Dialect = Dialect::Responses;
 /// A socket that sent nothing for this many keep-alive intervals is closed.
@@ -98,10 +99,13 @@ pub async fn upgrade(
     let mut ctx = jobs::context(&req, &state, &key);
     let socket = crate::node::new_id("ws_", &ctx.node);
     let connection = Arc::new(ConnectionStore::new(state.responses.clone()));
-    ctx.responses = Some(connection.clone());
     ctx.connection_local = true;
     let conversation = SocketConversation {
         pin: ctx.session.is_none().then(|| socket.clone()),
+        stores: Stores {
+            responses: Some(connection.clone()),
+            conversations: state.conversations.clone(),
+        },
         connection,
     };
     log::info!("[{}] WebSocket {socket} opened", jobs::request_id(&req));
@@ -123,6 +127,8 @@ pub async fn upgrade(
 struct SocketConversation {
     pin: Option<String>,
     connection: Arc<ConnectionStore>,
+    /// The connection's store in front of the daemon's, and conversations.
+    stores: Stores,
 }
 
 impl SocketConversation {
@@ -147,7 +153,7 @@ impl SocketConversation {
 /// A turn running on the socket.
 struct Turn {
     events: UnboundedReceiver<JobEvent>,
-    encoder: ResponseStream,
+    encoder: Keeping<ResponseStream>,
     /// The turn's place among its key's concurrent jobs, given back when
     /// the turn ends.
     _admitted: Option<Admitted>,
@@ -287,9 +293,11 @@ async fn start(
 ) -> Result<Turn, Value> {
     let (body, fields) = request_body(text).map_err(|e| error_event(&e))?;
     let ctx = conversation.context(base, fields["previous_response_id"].as_str());
-    let parsed = Responses::parse(&body, &ctx).map_err(|e| error_event(&e))?;
+    let parsed = super::responses::parse(&body, ctx, &conversation.stores)
+        .await
+        .map_err(|e| error_event(&e))?;
     if fields["generate"] == false {
-        return Ok(prewarmed(parsed.meta));
+        return Ok(prewarmed(parsed.meta, &conversation.stores));
     }
     jobs::check_model(caller, &parsed.spec.model, DIALECT).map_err(|e| error_event(&e))?;
     let admitted = limits::check(state, caller, true, DIALECT)
@@ -306,7 +314,7 @@ async fn start(
     .map_err(|e| error_event(&e))?;
     Ok(Turn {
         events,
-        encoder: Responses::stream(parsed.meta),
+        encoder: Keeping::new(Responses::stream(parsed.meta), conversation.stores.clone()),
         _admitted: Some(admitted),
     })
 }
@@ -314,7 +322,7 @@ async fn start(
 /// `generate: false` (Codex's prewarm of a new socket): the response is
 /// made and kept, so a later turn may continue it, but no model turn runs;
 /// it completes at once with no output.
-fn prewarmed(meta: crate::api::responses::output::ResponseMeta) -> Turn {
+fn prewarmed(meta: crate::api::responses::output::ResponseMeta, stores: &Stores) -> Turn {
     let (events, rx) = tokio::sync::mpsc::unbounded_channel();
     let _ = events.send(JobEvent::Finished(crate::job::Completion {
         stop_reason: Some("end_turn".into()),
@@ -323,7 +331,7 @@ fn prewarmed(meta: crate::api::responses::output::ResponseMeta) -> Turn {
     }));
     Turn {
         events: rx,
-        encoder: Responses::stream(meta),
+        encoder: Keeping::new(Responses::stream(meta), stores.clone()),
         _admitted: None,
     }
 }
@@ -401,11 +409,12 @@ mod tests {
         let socket = SocketConversation {
             pin: Some("ws_1".into()),
             connection: connection.clone(),
+            stores: Stores::default(),
         };
         let base = Context::default();
         assert_eq!(socket.context(&base, None).session.as_deref(), Some("ws_1"));
         assert_eq!(socket.context(&base, Some("resp_x")).session, None);
-        use crate::api::responses::stored::{ResponseStore, StoredResponse};
+        use crate::stored::responses::{ResponseStore, StoredResponse};
         connection
             .put(&StoredResponse {
                 id: "resp_a".into(),

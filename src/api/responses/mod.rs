@@ -13,14 +13,11 @@
 //! `include`, `prompt_cache_key`, `truncation`, `service_tier`,
 //! `max_tool_calls`, `safety_identifier`, `user`.
 
-pub mod connection;
-pub mod conversations;
 pub mod items;
+pub mod kept;
 pub mod output;
-pub mod stored;
 pub mod stream;
 pub mod tools;
-pub mod write_behind;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -31,10 +28,8 @@ use super::openai::content::{json_instruction, thinking_budget};
 use super::openai::{JsonSchemaFormat, ResponseFormat};
 use super::{Codec, Context, Dialect, InvalidRequest, Parsed};
 use crate::job::assemble::Assembled;
-use conversations::ConversationStore;
+use kept::{Kept, References, StoredResponse};
 use output::ResponseMeta;
-use std::sync::Arc;
-use stored::StoredResponse;
 use stream::ResponseStream;
 
 const DIALECT: Dialect = Dialect::Responses;
@@ -197,6 +192,24 @@ impl ResponsesRequest {
         self.reasoning.as_ref().and_then(|r| r.effort.as_deref())
     }
 
+    /// The stored state it names, for the route to look up before it is
+    /// parsed into a job (see [`kept::Lookups`]).
+    pub fn references(&self) -> References {
+        let items = match &self.input {
+            Some(Input::Items(items)) => items
+                .iter()
+                .filter(|i| i["type"] == "item_reference")
+                .filter_map(|i| i["id"].as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        References {
+            previous: self.previous_response_id.clone(),
+            conversation: self.conversation_id().map(str::to_string),
+            items,
+        }
+    }
+
     /// The request's own input items; a string input is one user message.
     pub fn input_items(&self) -> Vec<Value> {
         match &self.input {
@@ -254,21 +267,44 @@ impl Codec for Responses {
     type Stream = ResponseStream;
 
     fn parse(body: &[u8], ctx: &Context) -> Result<Parsed<ResponseMeta>, ApiError> {
+        let request = ResponsesRequest::parse(body).map_err(|e| ApiError::invalid(e.0, DIALECT))?;
+        Responses::translate(request, ctx)
+    }
+
+    fn body(meta: &ResponseMeta, answer: &Assembled) -> Value {
+        output::body(meta, answer)
+    }
+
+    fn kept(meta: &ResponseMeta, response: &Value) -> Option<Kept> {
+        meta.kept(response)
+    }
+
+    fn stream(meta: ResponseMeta) -> ResponseStream {
+        ResponseStream::new(meta)
+    }
+}
+
+impl Responses {
+    /// A parsed request into the job to run, with what the route looked up
+    /// of the stored state it names (`ctx.stored`): no I/O.
+    pub fn translate(
+        request: ResponsesRequest,
+        ctx: &Context,
+    ) -> Result<Parsed<ResponseMeta>, ApiError> {
         let invalid = |e: InvalidRequest| ApiError::invalid(e.0, DIALECT);
-        let request = ResponsesRequest::parse(body).map_err(invalid)?;
         request.note_ignored();
         let previous = match &request.previous_response_id {
             Some(id) => Some(previous(ctx, id)?),
             None => None,
         };
         let conversation = match request.conversation_id() {
-            Some(id) => Some(conversation(ctx, id)?),
+            Some(id) => Some((id.to_string(), conversation(ctx, id)?)),
             None => None,
         };
         let own = output::with_ids(resolve_references(ctx, request.input_items())?);
         let history = match (previous, &conversation) {
             (Some(p), _) => p.conversation(),
-            (None, Some((_, _, items))) => items.clone(),
+            (None, Some((_, items))) => items.clone(),
             (None, None) => Vec::new(),
         };
         let (defs, names) =
@@ -305,11 +341,9 @@ impl Codec for Responses {
             stop_sequences: Vec::new(),
         }
         .into_spec(ctx);
-        let store = (request.store.unwrap_or(true) || ctx.connection_local)
-            .then(|| ctx.responses.clone())
-            .flatten();
-        let conversation = conversation.map(|(store, id, _)| (store, id));
-        let keep = (store.is_some() || conversation.is_some()).then(|| output::Keep {
+        let store = (request.store.unwrap_or(true) || ctx.connection_local) && ctx.stored.can_store;
+        let conversation = conversation.map(|(id, _)| id);
+        let keep = (store || conversation.is_some()).then(|| output::Keep {
             store,
             scope: ctx.scope.clone(),
             input: own,
@@ -325,18 +359,11 @@ impl Codec for Responses {
             meta,
         })
     }
-
-    fn body(meta: &ResponseMeta, answer: &Assembled) -> Value {
-        output::body(meta, answer)
-    }
-
-    fn stream(meta: ResponseMeta) -> ResponseStream {
-        ResponseStream::new(meta)
-    }
 }
 
 /// Input items with each `item_reference` replaced by the stored item it
-/// names (the Vercel AI SDK sends earlier answers that way).
+/// names (the Vercel AI SDK sends earlier answers that way), as the route
+/// looked it up.
 fn resolve_references(ctx: &Context, items: Vec<Value>) -> Result<Vec<Value>, ApiError> {
     items
         .into_iter()
@@ -346,13 +373,7 @@ fn resolve_references(ctx: &Context, items: Vec<Value>) -> Result<Vec<Value>, Ap
                 return Ok(item);
             }
             let id = item["id"].as_str().unwrap_or_default();
-            let found = match &ctx.responses {
-                Some(store) => store.item(&ctx.scope, id).map_err(|e| {
-                    ApiError::new(ErrorKind::Api, format!("stored responses: {e}"), DIALECT)
-                })?,
-                None => None,
-            };
-            found.ok_or_else(|| {
+            ctx.stored.items.get(id).cloned().ok_or_else(|| {
                 ApiError::invalid(
                     format!("input[{i}]: Item with id '{id}' not found."),
                     DIALECT,
@@ -363,22 +384,9 @@ fn resolve_references(ctx: &Context, items: Vec<Value>) -> Result<Vec<Value>, Ap
         .collect()
 }
 
-/// A conversation found: its store, id and items.
-type Found = (Arc<dyn ConversationStore>, String, Vec<Value>);
-
-/// The conversation a request belongs to: its store, id and items.
-fn conversation(ctx: &Context, id: &str) -> Result<Found, ApiError> {
-    let fault = |e: crate::store::StoreError| {
-        ApiError::new(ErrorKind::Api, format!("conversations: {e}"), DIALECT)
-    };
-    let found = match &ctx.conversations {
-        Some(store) => store
-            .items(&ctx.scope, id)
-            .map_err(fault)?
-            .map(|items| (store.clone(), id.to_string(), items)),
-        None => None,
-    };
-    found.ok_or_else(|| {
+/// The items of the conversation a request belongs to.
+fn conversation(ctx: &Context, id: &str) -> Result<Vec<Value>, ApiError> {
+    ctx.stored.conversation.clone().ok_or_else(|| {
         ApiError::new(
             ErrorKind::NotFound,
             format!("Conversation with id '{id}' not found."),
@@ -390,13 +398,7 @@ fn conversation(ctx: &Context, id: &str) -> Result<Found, ApiError> {
 
 /// The stored response a request continues.
 fn previous(ctx: &Context, id: &str) -> Result<StoredResponse, ApiError> {
-    let found = match &ctx.responses {
-        Some(store) => store.get(&ctx.scope, id).map_err(|e| {
-            ApiError::new(ErrorKind::Api, format!("stored responses: {e}"), DIALECT)
-        })?,
-        None => None,
-    };
-    found.ok_or_else(|| {
+    ctx.stored.previous.clone().ok_or_else(|| {
         ApiError::new(
             ErrorKind::InvalidRequest,
             format!("Previous response with id '{id}' not found."),

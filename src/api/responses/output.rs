@@ -3,13 +3,11 @@
 //! summary, and tool calls `function_call` (or `custom_tool_call`) items
 //! under the caller's own names. The stream is in `stream`.
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
-use super::conversations::ConversationStore;
-use super::stored::{ResponseStore, StoredResponse};
+use super::kept::{Kept, StoredResponse};
 use super::tools::{CallerTool, ToolNames};
 use super::ResponsesRequest;
 use crate::api::models::reported_model;
@@ -17,10 +15,12 @@ use crate::api::openai::strip_code_fence;
 use crate::job::assemble::Assembled;
 use crate::job::{Completion, Usage};
 
-/// What a finished response is stored with (`store` was not false).
+/// What a finished response is kept with: stored (`store` was not false
+/// and the daemon stores responses), added to its conversation, or both.
 #[derive(Debug, Clone)]
 pub struct Keep {
-    pub store: Option<Arc<dyn ResponseStore>>,
+    /// The response is stored.
+    pub store: bool,
     pub scope: String,
     /// The request's own input items, with ids.
     pub input: Vec<Value>,
@@ -28,7 +28,7 @@ pub struct Keep {
     pub context: Vec<Value>,
     /// The conversation (`conversation`) the input and output items are
     /// appended to when the response finishes.
-    pub conversation: Option<(Arc<dyn ConversationStore>, String)>,
+    pub conversation: Option<String>,
 }
 
 /// Response identity and the request fields a response object echoes.
@@ -132,43 +132,37 @@ impl ResponseMeta {
         Value::Object(body)
     }
 
-    /// Stores a finished response when the request asked for it, and adds
-    /// its items to its conversation (a response that ended without an
-    /// answer adds nothing). One the store refuses (writes fail and its
-    /// backlog is full) says `store: false`: the client must not count on
-    /// reading it back.
-    pub(super) fn keep(&self, response: &mut Value) {
-        let Some(keep) = &self.keep else { return };
-        if let Some((conversations, id)) = &keep.conversation {
-            if matches!(
-                response["status"].as_str(),
-                Some("completed" | "incomplete")
-            ) {
-                let output = response["output"].as_array().into_iter().flatten();
-                let items: Vec<Value> = keep.input.iter().chain(output).cloned().collect();
-                if let Err(e) = conversations.append(&keep.scope, id, &items) {
-                    log::error!(
-                        "responses: cannot add {} to conversation {id}: {e}",
-                        self.id
-                    );
-                }
-            }
-        }
-        let Some(store) = &keep.store else { return };
-        let stored = StoredResponse {
+    /// What of a finished response is kept: the response, when the
+    /// request asked to store it, and its items, added to its conversation
+    /// (a response that ended without an answer adds nothing). The route
+    /// writes it (`stored::Keeping`); one the store refuses (writes fail
+    /// and its backlog is full) says `store: false`: the client must not
+    /// count on reading it back.
+    pub fn kept(&self, response: &Value) -> Option<Kept> {
+        let keep = self.keep.as_ref()?;
+        let answered = matches!(
+            response["status"].as_str(),
+            Some("completed" | "incomplete")
+        );
+        let conversation = keep.conversation.as_ref().filter(|_| answered).map(|id| {
+            let output = response["output"].as_array().into_iter().flatten();
+            (
+                id.clone(),
+                keep.input.iter().chain(output).cloned().collect(),
+            )
+        });
+        let stored = keep.store.then(|| StoredResponse {
             id: self.id.clone(),
             scope: keep.scope.clone(),
             response: response.clone(),
             input: keep.input.clone(),
             context: keep.context.clone(),
-        };
-        if let Err(e) = store.put(&stored) {
-            log::warn!(
-                "responses: {} not stored, answered store: false: {e}",
-                self.id
-            );
-            response["store"] = Value::Bool(false);
-        }
+        });
+        (stored.is_some() || conversation.is_some()).then(|| Kept {
+            scope: keep.scope.clone(),
+            response: stored,
+            conversation,
+        })
     }
 }
 
@@ -321,7 +315,5 @@ pub fn body(meta: &ResponseMeta, answer: &Assembled) -> Value {
         incomplete,
         ..End::default()
     };
-    let mut response = meta.response(status, output, end);
-    meta.keep(&mut response);
-    response
+    meta.response(status, output, end)
 }

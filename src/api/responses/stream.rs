@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use super::kept::Kept;
 use super::output::{
     call_id_of, call_item, message_item, new_id, outcome, reasoning_item, text_part, End,
     ResponseMeta,
@@ -50,6 +51,8 @@ pub struct ResponseStream {
     next_output: usize,
     /// Usage from `Started`, for a completion that carries none.
     input_usage: Usage,
+    /// What of the finished response is to be kept, until taken.
+    kept: Option<Kept>,
 }
 
 impl ResponseStream {
@@ -62,6 +65,7 @@ impl ResponseStream {
             output: BTreeMap::new(),
             next_output: 0,
             input_usage: Usage::default(),
+            kept: None,
         }
     }
 
@@ -74,8 +78,8 @@ impl ResponseStream {
     /// status `cancelled` and the items finished so far, stored as such.
     pub fn cancel(&mut self) -> Value {
         let output = std::mem::take(&mut self.output).into_values().collect();
-        let mut response = self.meta.response("cancelled", output, End::default());
-        self.meta.keep(&mut response);
+        let response = self.meta.response("cancelled", output, End::default());
+        self.kept = self.meta.kept(&response);
         response
     }
 
@@ -278,8 +282,8 @@ impl ResponseStream {
             incomplete,
             ..End::default()
         };
-        let mut response = self.meta.response(status, output, end);
-        self.meta.keep(&mut response);
+        let response = self.meta.response(status, output, end);
+        self.kept = self.meta.kept(&response);
         let name = if status == "completed" {
             "response.completed"
         } else {
@@ -299,10 +303,10 @@ impl ResponseStream {
             error: Some(json!({"code": code, "message": error.message})),
             ..End::default()
         };
-        let mut response = self.meta.response("failed", output, end);
+        let response = self.meta.response("failed", output, end);
         // A background response is read back by id, failed or not.
         if self.meta.background {
-            self.meta.keep(&mut response);
+            self.kept = self.meta.kept(&response);
         }
         self.event(out, "response.failed", json!({"response": response}));
     }
@@ -340,6 +344,10 @@ impl EventEncoder for ResponseStream {
             self.start(&mut out);
         }
         out
+    }
+
+    fn take_kept(&mut self) -> Option<Kept> {
+        self.kept.take()
     }
 }
 

@@ -313,61 +313,67 @@ fn the_body_has_the_same_items() {
 }
 
 #[test]
-fn item_references_and_previous_responses_come_from_the_store() {
-    use stored::{ResponseStore, SqliteResponses};
-    let store = SqliteResponses::new(
-        crate::store::Store::in_memory().unwrap(),
-        10,
-        std::time::Duration::from_secs(60),
-    )
-    .unwrap();
-    store
-        .put(&StoredResponse {
-            id: "resp_1".into(),
-            scope: "me".into(),
-            response: json!({"output": [{"id": "msg_a", "type": "message", "role": "assistant",
-                "content": [{"type": "output_text", "text": "Earlier answer."}]}]}),
-            input: vec![json!({"id": "msg_q", "type": "message", "role": "user", "content": "First question"})],
-            context: vec![],
-        })
-        .unwrap();
-    let ctx = |scope: &str| Context {
-        scope: scope.into(),
-        responses: Some(std::sync::Arc::new(store.clone())),
+fn item_references_and_previous_responses_come_from_the_lookups() {
+    let earlier = StoredResponse {
+        id: "resp_1".into(),
+        scope: "me".into(),
+        response: json!({"output": [{"id": "msg_a", "type": "message", "role": "assistant",
+            "content": [{"type": "output_text", "text": "Earlier answer."}]}]}),
+        input: vec![
+            json!({"id": "msg_q", "type": "message", "role": "user", "content": "First question"}),
+        ],
+        context: vec![],
+    };
+    // What the route found in the store (nothing, for another key).
+    let found = kept::Lookups {
+        can_store: true,
+        previous: Some(earlier.clone()),
+        conversation: None,
+        items: [("msg_a".to_string(), earlier.response["output"][0].clone())].into(),
+    };
+    let ctx = |lookups: &kept::Lookups| Context {
+        scope: "me".into(),
+        stored: lookups.clone(),
         ..Context::new("sonnet")
     };
-    let parse_in =
-        |scope: &str, body: Value| Responses::parse(body.to_string().as_bytes(), &ctx(scope));
-    let referenced = parse_in(
-        "me",
-        json!({"input": [
-            {"role": "user", "content": "Q"},
-            {"type": "item_reference", "id": "msg_a"},
-            {"role": "user", "content": "next"},
-        ]}),
-    )
-    .unwrap();
+    let parse_with = |lookups: &kept::Lookups, body: Value| {
+        let request = ResponsesRequest::parse(body.to_string().as_bytes()).unwrap();
+        Responses::translate(request, &ctx(lookups))
+    };
+    let referencing = json!({"input": [
+        {"role": "user", "content": "Q"},
+        {"type": "item_reference", "id": "msg_a"},
+        {"role": "user", "content": "next"},
+    ]});
+    let request = ResponsesRequest::parse(referencing.to_string().as_bytes()).unwrap();
+    assert_eq!(request.references().items, ["msg_a"]);
+    let referenced = parse_with(&found, referencing.clone()).unwrap();
     assert!(text_of(&referenced.spec.prompt).contains("Earlier answer."));
-    let continued = parse_in(
-        "me",
-        json!({"input": "next", "previous_response_id": "resp_1"}),
-    )
-    .unwrap();
+    let continuing = json!({"input": "next", "previous_response_id": "resp_1"});
+    let request = ResponsesRequest::parse(continuing.to_string().as_bytes()).unwrap();
+    assert_eq!(request.references().previous.as_deref(), Some("resp_1"));
+    let continued = parse_with(&found, continuing.clone()).unwrap();
     let text = text_of(&continued.spec.prompt);
     assert!(
         text.contains("First question") && text.contains("Earlier answer."),
         "{text}"
     );
-    assert!(parse_in(
-        "other",
-        json!({"input": [{"type": "item_reference", "id": "msg_a"}]})
-    )
-    .is_err());
-    assert!(parse_in(
-        "other",
-        json!({"input": "x", "previous_response_id": "resp_1"})
-    )
-    .is_err());
+    let nothing = kept::Lookups::default();
+    let e = parse_with(&nothing, referencing).unwrap_err();
+    assert!(e.message.contains("msg_a"), "{}", e.message);
+    let e = parse_with(&nothing, continuing).unwrap_err();
+    assert_eq!(e.param, Some("previous_response_id"));
+    // Without a response store nothing is kept, whatever `store` says.
+    let meta = parse_with(&nothing, json!({"input": "x"})).unwrap().meta;
+    assert_eq!(
+        meta.kept(&json!({"status": "completed", "output": []})),
+        None
+    );
+    let meta = parse_with(&found, json!({"input": "x"})).unwrap().meta;
+    let kept = meta
+        .kept(&json!({"status": "completed", "output": []}))
+        .unwrap();
+    assert_eq!(kept.response.unwrap().input[0]["content"][0]["text"], "x");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
-use super::stored::{ResponseStore, StoredResponse};
+use super::responses::{ResponseStore, StoredResponse};
 use crate::store::StoreError;
 
 /// The latest response of a connection, in front of the daemon's store.
@@ -93,8 +93,8 @@ impl ResponseStore for ConnectionStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::responses::stored::SqliteResponses;
     use crate::store::Store;
+    use crate::stored::responses::SqliteResponses;
     use serde_json::json;
     use std::time::Duration;
 

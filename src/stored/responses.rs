@@ -15,36 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::OptionalExtension;
 use serde_json::Value;
 
+pub use crate::api::responses::kept::StoredResponse;
 use crate::store::{Schema, Store, StoreError};
-
-/// One stored response.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredResponse {
-    /// `resp_…`
-    pub id: String,
-    /// Who may read it: a digest of the API key that created it.
-    pub scope: String,
-    /// The response object as the client received it.
-    pub response: Value,
-    /// The request's own input items, each with an `id`.
-    pub input: Vec<Value>,
-    /// Every item of the conversation before `input`, oldest first.
-    pub context: Vec<Value>,
-}
-
-impl StoredResponse {
-    /// Every item of the conversation up to and including this response's
-    /// output, oldest first.
-    pub fn conversation(&self) -> Vec<Value> {
-        let output = self.response["output"].as_array().into_iter().flatten();
-        self.context
-            .iter()
-            .chain(&self.input)
-            .chain(output)
-            .cloned()
-            .collect()
-    }
-}
 
 /// Where stored responses are kept.
 pub trait ResponseStore: Send + Sync + Debug {

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::stored::{ResponseStore, StoredResponse};
+use super::responses::{ResponseStore, StoredResponse};
 use crate::store::health::{StoreHealth, Writer};
 use crate::store::StoreError;
 
@@ -414,7 +414,7 @@ mod tests {
     /// A store whose writes wait while `held`: a slow disk.
     #[derive(Debug)]
     struct Gated {
-        inner: super::super::stored::SqliteResponses,
+        inner: crate::stored::responses::SqliteResponses,
         held: AtomicBool,
     }
 
@@ -439,8 +439,12 @@ mod tests {
     fn gated() -> Arc<Gated> {
         let store = crate::store::Store::in_memory().unwrap();
         Arc::new(Gated {
-            inner: super::super::stored::SqliteResponses::new(store, 10, Duration::from_secs(60))
-                .unwrap(),
+            inner: crate::stored::responses::SqliteResponses::new(
+                store,
+                10,
+                Duration::from_secs(60),
+            )
+            .unwrap(),
             held: AtomicBool::new(true),
         })
     }
@@ -524,7 +528,7 @@ mod tests {
     /// A store whose writes fail while `full`: a full disk.
     #[derive(Debug)]
     struct Full {
-        inner: super::super::stored::SqliteResponses,
+        inner: crate::stored::responses::SqliteResponses,
         full: AtomicBool,
     }
 
@@ -549,8 +553,12 @@ mod tests {
     fn full_disk() -> Arc<Full> {
         let store = crate::store::Store::in_memory().unwrap();
         Arc::new(Full {
-            inner: super::super::stored::SqliteResponses::new(store, 10, Duration::from_secs(60))
-                .unwrap(),
+            inner: crate::stored::responses::SqliteResponses::new(
+                store,
+                10,
+                Duration::from_secs(60),
+            )
+            .unwrap(),
             full: AtomicBool::new(true),
         })
     }
