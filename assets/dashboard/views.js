@@ -183,10 +183,16 @@ const views = {
       (!key || r.key === key) &&
       (!status || (status === "error") === (r.status >= 400)) &&
       (!model || `${r.model_asked || ""} ${r.model_served || ""}`.includes(model))).slice(0, 200);
+    // New rows arrive while a keyboard user moves through the table: the
+    // focused row keeps its focus across the re-render.
+    const focused = document.activeElement && document.activeElement.closest("#requests tr[data-id]");
+    const focusedId = focused && focused.dataset.id;
     $("#requests tbody").replaceChildren(...rows.map((r) => el("tr", {
       "data-id": r.request_id, class: r.status >= 400 ? "err" : null, tabindex: 0,
       onclick: () => views.details(r),
-      onkeydown: (ev) => { if (ev.key === "Enter") views.details(r); } },
+      // preventDefault: the same Enter would otherwise press the dialog's
+      // Close button, which takes the focus as it opens.
+      onkeydown: (ev) => { if (ev.key === "Enter") { ev.preventDefault(); views.details(r); } } },
     el("td", {}, timeEl(r.at_ms)),
     el("td", { class: "key" }, r.key),
     el("td", {}, r.model_served || r.model_asked || "–"),
@@ -196,6 +202,10 @@ const views = {
     el("td", { class: "num tokens" }, `${fmt.n(r.usage.input_tokens)} / ${fmt.n(r.usage.output_tokens)}`),
     el("td", { class: "num" }, fmt.ms(r.duration_ms)),
     el("td", { class: "num" }, fmt.ms(r.ttft_ms)))));
+    if (focusedId) {
+      const again = [...document.querySelectorAll("#requests tr[data-id]")].find((tr) => tr.dataset.id === focusedId);
+      if (again) again.focus();
+    }
   },
 
   details(r) {
@@ -209,7 +219,7 @@ const views = {
       ["First content", fmt.ms(r.ttft_ms)], ["Duration", fmt.ms(r.duration_ms)], ["Batch", r.batch_id],
       ["Client", r.client_addr], ["User agent", r.user_agent]];
     openDialog("Request", el("dl", { class: "details" },
-      fields.filter(([, v]) => v != null).map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
+      fields.filter(([, v]) => v != null).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
   },
 
   // ---- Usage ----
