@@ -16,73 +16,13 @@
 mod common;
 mod support;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{client, real_cli, Daemon, DaemonConfig, FakeUpstream};
-use serde_json::{json, Value};
+use common::{client, Daemon, DaemonConfig, FakeUpstream};
+use serde_json::json;
+use support::claude_code::{capture, first_request, reply_text, send};
 
 const CONVERSATIONS: usize = 20;
-
-/// The body of Claude Code's first request for `claude -p "capture me"`.
-fn capture(upstream: &FakeUpstream) -> Value {
-    let config = tempfile::tempdir().unwrap();
-    let cwd = tempfile::tempdir().unwrap();
-    let status = Command::new(real_cli())
-        .args(["-p", "capture me"])
-        .current_dir(cwd.path())
-        .env("ANTHROPIC_BASE_URL", &upstream.url)
-        .env("ANTHROPIC_API_KEY", "sk-test")
-        .env("CLAUDE_CONFIG_DIR", config.path())
-        .env("DISABLE_TELEMETRY", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run claude -p");
-    assert!(status.success(), "claude -p failed: {status}");
-    upstream.message_calls()[0].body.clone()
-}
-
-/// Conversation `i`'s first request: its own first message and, as Claude
-/// Code derives it from that message, its own billing-header hash.
-fn first_request(captured: &Value, i: usize) -> Value {
-    let mut body = captured.clone();
-    let header = body["system"][0]["text"].as_str().unwrap().to_string();
-    let at = header.find("cc_version=").unwrap();
-    let end = at + header[at..].find(';').unwrap();
-    let version = &header[at..end];
-    let hashed = format!("{}.{:03x}", &version[..version.rfind('.').unwrap()], i);
-    body["system"][0]["text"] = json!(header.replace(version, &hashed));
-    let text = serde_json::to_string(&body["messages"]).unwrap();
-    body["messages"] =
-        serde_json::from_str(&text.replace("capture me", &format!("conversation {i}: hello")))
-            .unwrap();
-    body
-}
-
-/// POSTs like Claude Code and reads the whole stream; the elapsed time.
-fn send(http: &reqwest::blocking::Client, daemon: &Daemon, body: &Value) -> (Duration, String) {
-    let start = Instant::now();
-    let res = http
-        .post(daemon.url("/v1/messages?beta=true"))
-        .header(
-            "anthropic-beta",
-            "claude-code-20250219,mid-conversation-system-2026-04-07",
-        )
-        .header("anthropic-version", "2023-06-01")
-        .json(body)
-        .send()
-        .expect("request");
-    assert_eq!(res.status(), 200);
-    let text = res.text().unwrap();
-    (start.elapsed(), text)
-}
-
-/// The reply text of an SSE body.
-fn reply_text(sse: &str) -> String {
-    common::sse_text(&common::parse_sse(sse))
-}
 
 fn main() {
     if !support::measuring() {
@@ -123,14 +63,14 @@ fn main() {
     ];
     println!(
         "\n{:<34} {:>4} {:>9} {:>9} {:>9} {:>9}",
-        "Claude Code request", "n", "min ms", "median", "p90", "max"
+        "Claude Code request", "n", "min ms", "median", "p95", "max"
     );
     let mut medians = Vec::new();
     for (name, times) in rows {
         let n = times.len();
-        let [min, med, p90, max] = support::stats(times);
+        let [min, med, p95, max] = support::stats(times);
         medians.push(med);
-        println!("{name:<34} {n:>4} {min:>9.1} {med:>9.1} {p90:>9.1} {max:>9.1}");
+        println!("{name:<34} {n:>4} {min:>9.1} {med:>9.1} {p95:>9.1} {max:>9.1}");
     }
     println!("\nworkers spawned beyond the pool's own: {spawned}");
     let met = medians[1] < 100.0 && spawned == 0;

@@ -73,6 +73,9 @@ pub struct Recorded {
     pub path: String,
     pub api_key: Option<String>,
     pub body: Value,
+    /// When the handler had the whole body (benches split a turn's time
+    /// with it).
+    pub received_at: std::time::Instant,
 }
 
 impl Recorded {
@@ -469,6 +472,7 @@ fn record(req: &HttpRequest, body: &Value, log: &Arc<Mutex<Vec<Recorded>>>) {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         body: body.clone(),
+        received_at: std::time::Instant::now(),
     });
 }
 

@@ -147,6 +147,10 @@ struct Run {
     translator: TurnTranslator,
     started: Instant,
     last_output: Instant,
+    /// When the prompt was written to the CLI (setup done).
+    prompt_sent: Option<Instant>,
+    /// When the CLI's first line of the turn came after that.
+    first_output: Option<Instant>,
     /// When an interrupt was sent, if it was.
     interrupted_at: Option<Instant>,
     /// The client already has its terminal event (e.g. a timeout error).

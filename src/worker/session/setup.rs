@@ -96,6 +96,8 @@ impl Session {
             job,
             started: now,
             last_output: now,
+            prompt_sent: None,
+            first_output: None,
             interrupted_at: None,
             stopped_at_sequence: false,
             answered: false,
@@ -111,7 +113,7 @@ impl Session {
 
     /// Sends the next setup request, or the prompt once setup is done. The
     /// worker's record of the CLI's state changes with the request.
-    pub(super) fn continue_setup(&mut self, run: Run, mut rest: VecDeque<Setup>) {
+    pub(super) fn continue_setup(&mut self, mut run: Run, mut rest: VecDeque<Setup>) {
         let (what, request) = match rest.pop_front() {
             Some(Setup::Initialize(system)) => {
                 self.system_prompt = Some(system.clone());
@@ -152,6 +154,7 @@ impl Session {
                     &run.job.spec.prompt
                 };
                 self.send(Outgoing::User(prompt.clone()));
+                run.prompt_sent = Some(self.now);
                 self.phase = Phase::Running(run);
                 return;
             }

@@ -3,7 +3,9 @@
 //! sequences), and what happens to the conversation after the job (bound,
 //! cleared or retired).
 
-use super::{Effect, Phase, Session, RETIRE_GRACE};
+use std::time::Instant;
+
+use super::{Effect, Phase, Run, Session, RETIRE_GRACE};
 use crate::error::JobError;
 use crate::job::JobEvent;
 use crate::worker::protocol::{CliMessage, Outgoing, Request};
@@ -17,6 +19,13 @@ impl Session {
             return;
         };
         run.last_output = self.now;
+        if matches!(
+            message,
+            CliMessage::StreamEvent { .. } | CliMessage::Assistant { .. }
+        ) {
+            // The model's output: the upstream's first bytes have arrived.
+            run.first_output.get_or_insert(self.now);
+        }
         let events = run.translator.on_message(&message);
         if run.translator.take_broken_off() {
             return self.end_broken_off(events);
@@ -124,14 +133,16 @@ impl Session {
         let Some(run) = self.take_run() else { return };
         self.jobs_done += 1;
         log::info!(
-            "[{}] {} job {} in {} ms (waited {} ms for a worker)",
+            "[{}] {} job {} in {} ms (waited {:.1} ms for a worker{})",
             run.job.id,
             self.name,
             if succeeded { "done" } else { "failed" },
             self.since(run.started).as_millis(),
             run.started
                 .saturating_duration_since(run.job.admitted_at)
-                .as_millis()
+                .as_secs_f64()
+                * 1e3,
+            self.stages(&run)
         );
         if self.kind == WorkerKind::Agent {
             // Tools may have left processes behind (Bash children run in
@@ -180,6 +191,25 @@ impl Session {
         if recycle.is_some() {
             self.retire(ExitReason::Retired, RETIRE_GRACE);
         }
+    }
+
+    /// Where a finished turn's time went, for the job's log line: setting
+    /// the conversation up (control requests), from the prompt to the CLI's
+    /// first line of model output (its own work before the call, and the
+    /// upstream's first byte), and from there to the result (the stream).
+    fn stages(&self, run: &Run) -> String {
+        let ms =
+            |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64() * 1e3;
+        let Some(sent) = run.prompt_sent else {
+            return String::new();
+        };
+        let first = run.first_output.unwrap_or(self.now);
+        format!(
+            "; setup {:.1} ms, prompt to model output {:.1} ms, to result {:.1} ms",
+            ms(run.started, sent),
+            ms(sent, first),
+            ms(first, self.now)
+        )
     }
 
     /// Starts a fresh conversation (the system prompt stays): `/clear`,
