@@ -5,6 +5,8 @@
 //! fake upstream, which answers at once.
 //! Run: `cargo bench --bench affinity` (after scripts/install-claude-cli.sh).
 
+// Each bench uses part of the test support.
+#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;

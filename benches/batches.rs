@@ -10,6 +10,8 @@
 //! Target: the batch on 4 workers reaches 0.8 × the interactive jobs/s.
 //! Run: `cargo bench --bench batches` (after scripts/install-claude-cli.sh).
 
+// Each bench uses part of the test support.
+#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;

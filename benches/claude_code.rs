@@ -12,6 +12,8 @@
 //! Target: conversations after the first start in under 100 ms (median).
 //! Run: `cargo bench --bench claude_code`; exits non-zero on a missed target.
 
+// Each bench uses part of the test support.
+#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;

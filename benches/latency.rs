@@ -19,6 +19,8 @@
 //! new prompt per boot, 0.4–0.7 s: a boot then has 0.5 s, with two 1 s).
 //! Run: `cargo bench --bench latency` (after scripts/install-claude-cli.sh).
 
+// Each bench uses part of the test support.
+#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;

@@ -12,6 +12,8 @@
 //!
 //! Run: `cargo bench --bench ledger`.
 
+// Each bench uses part of the test support.
+#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;

@@ -7,6 +7,8 @@
 //! (≈ tokens, chars/4). The client is `benches/responses_ws.py`.
 //! Run: `cargo bench --bench responses_ws`.
 
+// Each bench uses part of the test support.
+#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;

@@ -36,6 +36,8 @@
 //! `cargo test --all-targets` runs bench targets without `--bench`; this one
 //! then does nothing, so the test suite never soaks.
 
+// Each bench uses part of the test support.
+#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;

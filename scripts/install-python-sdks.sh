@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the official Anthropic and OpenAI Python SDKs, pinned, into a
-# git-ignored virtualenv (.tools/pyenv) for tests/sdk_compat.rs. Idempotent:
+# git-ignored virtualenv (.tools/pyenv) for tests/integration/real_cli/sdk_compat.rs. Idempotent:
 # a second run with the right versions already present does nothing.
 # Needs python3 with the venv module (Debian: apt-get install python3-venv).
 set -euo pipefail
@@ -26,7 +26,7 @@ if [ -x "$py" ] && installed; then
   exit 0
 fi
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  echo "error: python3 with the venv module is needed to install the SDKs for tests/sdk_compat.rs;" >&2
+  echo "error: python3 with the venv module is needed to install the SDKs for tests/integration/real_cli/sdk_compat.rs;" >&2
   echo "       install it (Debian/Ubuntu: apt-get install python3 python3-venv) and run $0 again" >&2
   exit 1
 fi

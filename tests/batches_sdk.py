@@ -2,7 +2,7 @@
 
 Usage: .tools/pyenv/bin/python tests/batches_sdk.py http://127.0.0.1:PORT SCENARIO
 
-Run by tests/batches_e2e.rs against a daemon with the real CLI and the fake
+Run by tests/integration/real_cli/batches_e2e.rs against a daemon with the real CLI and the fake
 upstream (tests/common/upstream.rs), whose `[[marker]]`s script the replies.
 Scenarios:
 - lifecycle: create (one request the upstream fails) -> poll -> results per

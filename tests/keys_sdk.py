@@ -2,7 +2,7 @@
 
 Usage: .tools/pyenv/bin/python tests/keys_sdk.py BASE_URL
 
-Run by tests/keys_e2e.rs against a daemon with the real CLI and the fake
+Run by tests/integration/real_cli/keys_e2e.rs against a daemon with the real CLI and the fake
 upstream, configured with an admin key `admin-secret-1`, a key `alice`
 (`alice-secret-1`, requests_per_minute = 2 over a 4 s window) and a key `bob`
 (`bob-secret-1`, only claude-haiku-4-5). Every check runs; each prints `ok`

@@ -3,7 +3,7 @@ as JSON, the tokens each key's answers reported (what the SDKs parsed).
 
 Usage: .tools/pyenv/bin/python tests/ledger_sdk.py BASE KEY_A KEY_B
 
-Run by tests/ledger_e2e.rs, which compares the sums with the usage ledger.
+Run by tests/integration/real_cli/ledger_e2e.rs, which compares the sums with the usage ledger.
 Key A uses the Anthropic SDK (plain and streamed), key B the OpenAI SDK
 (plain and streamed with include_usage).
 """

@@ -3,7 +3,7 @@
 
 Usage: .tools/pyenv/bin/python tests/responses_sdk.py http://127.0.0.1:PORT
 
-Run by tests/responses_e2e.rs against a daemon using the real CLI and the
+Run by tests/integration/real_cli/responses_e2e.rs against a daemon using the real CLI and the
 fake upstream (tests/common/upstream.rs), whose `[[marker]]`s script the
 replies. Every check runs; each prints `ok` or `FAIL` with the reason, and
 the exit status is 1 if any failed.

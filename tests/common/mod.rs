@@ -1,8 +1,6 @@
 //! Test support: the fake upstream, the daemon running in-process on a
 //! port-0 listener, paths of the real and the fake CLI, and process checks.
 
-#![allow(dead_code)]
-
 pub mod binary;
 pub mod disk;
 pub mod rng;

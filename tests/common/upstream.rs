@@ -46,8 +46,6 @@
 //! Without markers the reply is `Hello! You said: <excerpt>`. A request with
 //! `thinking.type == "enabled"` first gets a thinking block.
 
-#![allow(dead_code)]
-
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -47,8 +47,6 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub message_id: String,
-    /// Whether it was a streamed (SSE) answer.
-    pub streamed: bool,
     /// Whether it was sent whole: `false` for a broken stream.
     pub completed: bool,
     /// The text of its text blocks, as far as it was sent.
@@ -153,7 +151,6 @@ impl Plan {
             .collect();
         faults.lock().unwrap().answers.push(Answer {
             message_id: body["id"].as_str().unwrap_or_default().to_string(),
-            streamed: false,
             completed: true,
             text,
             tool_ids,
@@ -176,7 +173,6 @@ pub fn break_stream(faults: &Faults, plan: &Plan, events: Vec<(Duration, Value)>
     let mut deltas = 0;
     let mut answer = Answer {
         message_id: String::new(),
-        streamed: true,
         completed: true,
         text: String::new(),
         tool_ids: Vec::new(),

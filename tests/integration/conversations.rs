@@ -1,0 +1,82 @@
+//! `/v1/conversations` belong to the API key that made them: another key
+//! can neither read, list, add to, continue nor delete them.
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+const KEYS: &str = "server.api_keys = [\"key-a\", \"key-b\"]";
+
+fn send(
+    method: reqwest::Method,
+    daemon: &Daemon,
+    key: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = client().request(method, daemon.url(path)).bearer_auth(key);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn conversations_are_per_key() {
+    use reqwest::Method;
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::fake(1).with_toml(KEYS), &upstream);
+    let (status, conv) = send(
+        Method::POST,
+        &daemon,
+        "key-a",
+        "/v1/conversations",
+        Some(json!({"items": [{"type": "message", "role": "user", "content": "secret ALPHA"}]})),
+    );
+    assert_eq!(status, 200, "{conv}");
+    let id = conv["id"].as_str().unwrap();
+    assert!(id.starts_with("conv_"), "{conv}");
+    let path = format!("/v1/conversations/{id}");
+    let items = format!("{path}/items");
+    for (method, path, body) in [
+        (Method::GET, path.clone(), None),
+        (Method::GET, items.clone(), None),
+        (
+            Method::POST,
+            items.clone(),
+            Some(json!({"items": [{"type": "message", "role": "user", "content": "x"}]})),
+        ),
+        (
+            Method::POST,
+            path.clone(),
+            Some(json!({"metadata": {"a": "b"}})),
+        ),
+        (
+            Method::POST,
+            "/v1/responses".to_string(),
+            Some(
+                json!({"model": "claude-haiku-4-5", "conversation": id, "input": "what is the secret?"}),
+            ),
+        ),
+        (Method::DELETE, path.clone(), None),
+    ] {
+        let (status, body) = send(method.clone(), &daemon, "key-b", &path, body);
+        assert_eq!(status, 404, "{method} {path} with another key: {body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    }
+    let (status, listed) = send(Method::GET, &daemon, "key-a", &items, None);
+    assert_eq!(status, 200);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
+    assert!(
+        !upstream
+            .message_calls()
+            .iter()
+            .any(|c| c.all_text().contains("ALPHA")),
+        "another key's request read the conversation"
+    );
+    let (status, _) = send(Method::DELETE, &daemon, "key-a", &path, None);
+    assert_eq!(status, 200);
+    let (status, _) = send(Method::GET, &daemon, "key-a", &path, None);
+    assert_eq!(status, 404);
+}

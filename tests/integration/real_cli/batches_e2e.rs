@@ -1,0 +1,447 @@
+//! Message batches end to end: the official Python SDK through a whole
+//! batch's life and a cancel (`tests/batches_sdk.py`), priority of
+//! interactive requests over batch work, expiry, per-key visibility, and a
+//! daemon killed with SIGKILL mid-batch that finishes the batch after a
+//! restart, every request answered exactly once; with one of two accounts
+//! limited, batch work leaves one of the other's workers free.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+fn run_sdk_scenario(scenario: &str) {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    let out = Command::new(python())
+        .arg(repo_path("tests/batches_sdk.py"))
+        .arg(&daemon.base)
+        .arg(scenario)
+        .env("PYTHONUNBUFFERED", "1")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .output()
+        .expect("python runs");
+    let report = format!(
+        "{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "batches_sdk.py {scenario}:\n{report}");
+    println!("{report}");
+}
+
+#[test]
+fn the_python_sdk_runs_a_batch_from_create_to_delete() {
+    run_sdk_scenario("lifecycle");
+}
+
+#[test]
+fn the_python_sdk_cancels_a_batch_mid_way() {
+    run_sdk_scenario("cancel");
+}
+
+fn params(text: &str) -> Value {
+    json!({"model": "claude-haiku-4-5", "max_tokens": 64,
+           "messages": [{"role": "user", "content": text}]})
+}
+
+/// Creates a batch of `(custom_id, text)` requests with `key` (if any).
+fn create(base: &str, key: Option<&str>, requests: &[(String, String)]) -> Value {
+    let requests: Vec<Value> = requests
+        .iter()
+        .map(|(id, text)| json!({"custom_id": id, "params": params(text)}))
+        .collect();
+    let mut req = client()
+        .post(format!("{base}/v1/messages/batches"))
+        .json(&json!({ "requests": requests }));
+    if let Some(key) = key {
+        req = req.header("x-api-key", key);
+    }
+    let res = req.send().expect("create");
+    assert_eq!(res.status(), 200);
+    res.json().unwrap()
+}
+
+fn get(base: &str, path: &str) -> (u16, Value) {
+    let res = client().get(format!("{base}{path}")).send().expect("GET");
+    (res.status().as_u16(), res.json().unwrap_or(Value::Null))
+}
+
+fn wait_ended(base: &str, id: &str, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (_, batch) = get(base, &format!("/v1/messages/batches/{id}"));
+        if batch["processing_status"] == "ended" {
+            return batch;
+        }
+        assert!(Instant::now() < deadline, "batch never ended: {batch}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The results by custom_id; a custom_id twice fails the test.
+fn results(batch: &Value) -> HashMap<String, Value> {
+    let url = batch["results_url"].as_str().expect("results_url");
+    let text = client().get(url).send().unwrap().text().unwrap();
+    let mut by_id = HashMap::new();
+    for line in text.lines() {
+        let line: Value = serde_json::from_str(line).unwrap();
+        let id = line["custom_id"].as_str().unwrap().to_string();
+        assert!(
+            by_id.insert(id.clone(), line["result"].clone()).is_none(),
+            "{id} twice"
+        );
+    }
+    by_id
+}
+
+fn numbered(prefix: &str, n: usize, text: &str) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| (format!("{prefix}{i}"), format!("{prefix}{i} {text}")))
+        .collect()
+}
+
+#[test]
+fn an_interactive_request_does_not_wait_behind_a_large_batch() {
+    let upstream = FakeUpstream::start();
+    // One worker, which batch jobs may use: the hardest case.
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    // Each batch job takes about a second (20 words, 50 ms apart).
+    let batch = create(&daemon.base, None, &numbered("b", 25, "[[slow:50]]"));
+    let id = batch["id"].as_str().unwrap();
+    daemon.wait_health(Duration::from_secs(30), |h| h["workers"]["busy"] == 1);
+    let started = Instant::now();
+    let res = daemon.post(&message_body("interactive"));
+    let waited = started.elapsed();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().unwrap();
+    assert_eq!(body["content"][0]["text"], "Hello! You said: interactive");
+    // About one batch job's time (the one running), not the batch's 25 s.
+    assert!(waited < Duration::from_secs(6), "waited {waited:?}");
+    let (_, now) = get(&daemon.base, &format!("/v1/messages/batches/{id}"));
+    assert_eq!(now["processing_status"], "in_progress", "{now}");
+    println!("interactive request served in {waited:?} during a 25-request batch");
+    // Cancel rather than wait 25 s; the running job may finish.
+    let res = client()
+        .post(daemon.url(&format!("/v1/messages/batches/{id}/cancel")))
+        .header("content-type", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    wait_ended(&daemon.base, id, Duration::from_secs(30));
+}
+
+#[test]
+fn requests_still_queued_at_expires_at_expire() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::real(1).with_toml("batches.expiry_secs = 2"),
+        &upstream,
+    );
+    let batch = create(&daemon.base, None, &numbered("e", 8, "[[slow:50]]"));
+    let created = humantime::parse_rfc3339(batch["created_at"].as_str().unwrap()).unwrap();
+    let expires = humantime::parse_rfc3339(batch["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        expires.duration_since(created).unwrap(),
+        Duration::from_secs(2)
+    );
+    let ended = wait_ended(
+        &daemon.base,
+        batch["id"].as_str().unwrap(),
+        Duration::from_secs(30),
+    );
+    let counts = &ended["request_counts"];
+    let (succeeded, expired) = (
+        counts["succeeded"].as_u64().unwrap(),
+        counts["expired"].as_u64().unwrap(),
+    );
+    assert!(succeeded >= 1 && expired >= 4, "{counts}");
+    assert_eq!(succeeded + expired, 8, "{counts}");
+    let results = results(&ended);
+    assert_eq!(results.len(), 8);
+    let expired_lines = results.values().filter(|r| r["type"] == "expired").count();
+    assert_eq!(expired_lines as u64, expired);
+    // Batch jobs count in the token metric as interactive ones do (20
+    // words each: the fake's usage), and there were no others.
+    let metrics = daemon.metrics();
+    let output = metrics
+        .lines()
+        .find(|l| l.starts_with("claude_pool_tokens_total{direction=\"output\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+    assert_eq!(output, Some(20 * succeeded), "{metrics}");
+}
+
+#[test]
+fn batches_belong_to_the_key_that_created_them() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::fake(1).with_toml(
+            "server.api_keys = [\"key-a\", \"key-b\"]\n\
+             server.public_url = \"https://pool.example.com/\"",
+        ),
+        &upstream,
+    );
+    let batch = create(&daemon.base, Some("key-a"), &numbered("k", 2, "hi"));
+    let id = batch["id"].as_str().unwrap();
+    let as_key = |key: &str, path: &str| {
+        let res = client()
+            .get(daemon.url(path))
+            .header("x-api-key", key)
+            .send()
+            .unwrap();
+        (res.status().as_u16(), res.json::<Value>().unwrap())
+    };
+    let path = format!("/v1/messages/batches/{id}");
+    let (status, seen) = as_key("key-b", &path);
+    assert_eq!(status, 404, "{seen}");
+    assert_eq!(seen["error"]["type"], "not_found_error");
+    let (_, list) = as_key("key-b", "/v1/messages/batches?beta=true");
+    assert_eq!(list["data"], json!([]), "{list}");
+    let (status, _) = get(&daemon.base, &path);
+    assert_eq!(status, 401, "no key, no batch");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ended = loop {
+        let (status, b) = as_key("key-a", &path);
+        assert_eq!(status, 200, "{b}");
+        if b["processing_status"] == "ended" {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "{b}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        ended["results_url"],
+        format!("https://pool.example.com/v1/messages/batches/{id}/results")
+    );
+    let (_, list) = as_key("key-a", "/v1/messages/batches?limit=5");
+    assert_eq!(list["data"][0]["id"], id, "{list}");
+    assert_eq!(
+        (list["first_id"].as_str(), list["has_more"].as_bool()),
+        (Some(id), Some(false))
+    );
+    let res = client()
+        .get(daemon.url(&format!("/v1/messages/batches/{id}/results")))
+        .header("x-api-key", "key-b")
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[test]
+fn a_batch_survives_sigkill_and_every_request_is_answered_once() {
+    let upstream = FakeUpstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Port 0 for both runs: each reports the port it got in its log.
+    let cfg = DaemonConfig::real(2).with_toml("server.listen = \"127.0.0.1:0\"");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, settings_toml(&cfg, &upstream, &dir)).unwrap();
+    let mut daemon = DaemonProcess::start(&config, dir.path().join("daemon.log"));
+    let n = 12;
+    // About 0.6 s each, on one worker (batches.max_workers: all but one).
+    let batch = create(&daemon.base, None, &numbered("s", n, "[[slow:30]]"));
+    let id = batch["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while upstream.message_calls().len() < 3 {
+        assert!(Instant::now() < deadline, "the batch never got going");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Mid-request: the third is streaming.
+    std::thread::sleep(Duration::from_millis(200));
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+    let before = upstream.message_calls().len();
+
+    let daemon = DaemonProcess::start(&config, dir.path().join("daemon2.log"));
+    let ended = wait_ended(&daemon.base, &id, Duration::from_secs(90));
+    let results = results(&ended);
+    drop(daemon);
+    assert_eq!(ended["request_counts"]["succeeded"], n, "{ended}");
+    assert_eq!(results.len(), n, "every custom_id exactly once");
+    for i in 0..n {
+        let r = &results[&format!("s{i}")];
+        assert_eq!(r["type"], "succeeded", "s{i}: {r}");
+        let text = r["message"]["content"][0]["text"].as_str().unwrap();
+        assert!(text.ends_with("word19 "), "s{i} ran to the end: {text}");
+    }
+    // Each request reached the upstream once, the one interrupted twice.
+    let calls = upstream.message_calls();
+    let runs = |i: usize| {
+        let marker = format!("s{i} [[slow");
+        calls
+            .iter()
+            .filter(|c| c.all_text().contains(&marker))
+            .count()
+    };
+    let counts: Vec<usize> = (0..n).map(runs).collect();
+    assert!(counts.iter().all(|&c| (1..=2).contains(&c)), "{counts:?}");
+    assert!(
+        counts.iter().filter(|&&c| c == 2).count() == 1,
+        "the request running at the kill, and only it, runs again: {counts:?} ({before} calls before)"
+    );
+}
+
+#[test]
+fn a_batch_request_ending_in_tool_calls_does_not_hold_its_worker() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
+    let mut with_tools = params("weather please [[tool:get_weather]]");
+    with_tools["tools"] = json!([{"name": "get_weather", "description": "Weather of a city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let res = client()
+        .post(daemon.url("/v1/messages/batches"))
+        .json(&json!({"requests": [
+            {"custom_id": "tool", "params": with_tools},
+            {"custom_id": "after", "params": params("next one")},
+        ]}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let batch: Value = res.json().unwrap();
+    // Well within tools.park_timeout_secs (300): the turn was not parked.
+    let ended = wait_ended(
+        &daemon.base,
+        batch["id"].as_str().unwrap(),
+        Duration::from_secs(60),
+    );
+    let results = results(&ended);
+    let tool = &results["tool"]["message"];
+    assert_eq!(tool["stop_reason"], "tool_use", "{tool}");
+    assert_eq!(tool_use(tool)["name"], "get_weather", "{tool}");
+    assert_eq!(
+        results["after"]["message"]["content"][0]["text"],
+        "Hello! You said: next one"
+    );
+    daemon.wait_ready(Duration::from_secs(30));
+}
+
+#[test]
+fn the_store_defaults_to_systemds_state_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, cwd) = (dir.path().join("state"), dir.path().join("cwd"));
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::create_dir_all(&cwd).unwrap();
+    // No batches.store_path: the unit's StateDirectory= decides.
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[pool]\nsize = 1\n[claude]\n\
+             command = {:?}\nworking_dir = {:?}\nconfig_dir = {:?}\n",
+            fake_cli(),
+            dir.path().join("work"),
+            dir.path().join("claude"),
+        ),
+    )
+    .unwrap();
+    let mut cmd = DaemonProcess::command(&config);
+    cmd.current_dir(&cwd).env("STATE_DIRECTORY", &state);
+    let daemon = DaemonProcess::start_command(cmd, dir.path().join("daemon.log"));
+    let batch = create(&daemon.base, None, &numbered("d", 1, "hi"));
+    assert_eq!(batch["type"], "message_batch");
+    drop(daemon);
+    assert!(
+        state.join("batches.sqlite3").exists(),
+        "the store is in $STATE_DIRECTORY"
+    );
+    assert_eq!(
+        std::fs::read_dir(&cwd).unwrap().count(),
+        0,
+        "nothing in the working directory"
+    );
+}
+
+#[test]
+fn a_rate_limited_request_waits_for_capacity_instead_of_failing() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(
+        DaemonConfig::real(1).with_toml("batches.expiry_secs = 3"),
+        &upstream,
+    );
+    let batch = create(
+        &daemon.base,
+        None,
+        &[
+            ("fine".into(), "all good".into()),
+            ("limited".into(), "too much [[status:429]]".into()),
+        ],
+    );
+    let ended = wait_ended(
+        &daemon.base,
+        batch["id"].as_str().unwrap(),
+        Duration::from_secs(30),
+    );
+    let results = results(&ended);
+    assert_eq!(results["fine"]["type"], "succeeded", "{results:?}");
+    // Queued again after the 429, never errored; still waiting at expiry.
+    assert_eq!(results["limited"]["type"], "expired", "{results:?}");
+    let tries = upstream
+        .message_calls()
+        .iter()
+        .filter(|c| c.all_text().contains("too much"))
+        .count();
+    assert!(tries >= 1, "the limited request was tried");
+}
+
+#[test]
+fn batch_work_leaves_a_worker_of_the_accounts_that_can_serve_free() {
+    let upstream = FakeUpstream::start();
+    // Two accounts of two workers (a pool-wide batch cap of 3); `b` is
+    // limited for the whole test, so only `a`'s two workers can serve.
+    upstream.limit_key("sk-b", 60, Duration::from_secs(600));
+    let daemon = Daemon::start(
+        // (No affinity: the probes below leave no worker bound.)
+        DaemonConfig::real(4)
+            .with_toml("claude.max_retries = 2\npool.affinity = false")
+            .with_account("a", "sk-a", 2)
+            .with_account("b", "sk-b", 2),
+        &upstream,
+    );
+    daemon.wait_ready(Duration::from_secs(60));
+    let b_limited = |h: &Value| {
+        h["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "b" && a["status"] == "limited")
+    };
+    for i in 0..4 {
+        if b_limited(&daemon.health()) {
+            break;
+        }
+        let res = daemon.post(&message_body(&format!("probe {i}")));
+        assert_eq!(res.status(), 200);
+    }
+    daemon.wait_health(Duration::from_secs(30), b_limited);
+
+    let n = 8;
+    let batch = create(&daemon.base, None, &numbered("c", n, "[[slow:30]]"));
+    let id = batch["id"].as_str().unwrap().to_string();
+    // While it runs, at most one of `a`'s two workers runs a job (a worker
+    // clearing after its job is not busy with one).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut most_busy = 0;
+    loop {
+        let health = daemon.health();
+        let busy = health["workers"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["state"] == "busy")
+            .count();
+        most_busy = most_busy.max(busy);
+        let (_, now) = get(&daemon.base, &format!("/v1/messages/batches/{id}"));
+        if now["processing_status"] == "ended" {
+            assert_eq!(now["request_counts"]["succeeded"], n, "{now}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the batch never ended: {now}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        most_busy, 1,
+        "one of a's workers stays free for interactive work"
+    );
+}
