@@ -16,6 +16,8 @@
 //! `BOOT_BENCH_ENV="K=V,K=V"` adds one more candidate.
 //! Run: `cargo bench --bench boot`.
 
+// Each bench uses part of the test support.
+#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;

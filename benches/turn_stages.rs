@@ -19,6 +19,8 @@
 //! the rest) under 2 ms median (release build; issue 27).
 //! Run: `cargo bench --bench turn_stages`.
 
+// Each bench uses part of the test support.
+#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 ./scripts/install-claude-cli.sh
 ./scripts/ensure-apt-package.sh bwrap bubblewrap
 ./scripts/ensure-apt-package.sh systemd-analyze systemd
-# tests/dashboard_browser.rs drives the dashboard in headless Chromium.
+# tests/integration/real_cli/dashboard_browser.rs drives the dashboard in headless Chromium.
 ./scripts/ensure-apt-package.sh chromium chromium
 ./scripts/ensure-apt-package.sh chromedriver chromium-driver
 ./scripts/install-python-sdks.sh

@@ -5,7 +5,7 @@ requests the page shows.
 Usage: .tools/pyenv/bin/python tests/dashboard_browser.py BASE ADMIN_KEY
        CLIENT_KEY CLIENT_NAME POOL_SIZE LIMITED_ACCOUNT SCREENSHOT_DIR
 
-Run by tests/dashboard_browser.rs against a daemon with the real CLI and
+Run by tests/integration/real_cli/dashboard_browser.rs against a daemon with the real CLI and
 the fake upstream, whose account LIMITED_ACCOUNT answers 429 (retry-after: 60).
 Each scenario prints one `ok` line; a screenshot of each view is saved.
 """

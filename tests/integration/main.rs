@@ -45,6 +45,7 @@ mod real_cli {
     mod content_e2e;
     mod credentials;
     mod daemon_binary;
+    mod dashboard_browser;
     mod fair_share_e2e;
     mod fast_clients;
     mod keys_e2e;

@@ -8,12 +8,10 @@
 //! batch's progress bar reach 100 %. Screenshots of each view go to
 //! `target/tmp/dashboard-screenshots/`.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const ADMIN: &str = "admin-browser-secret";
 const CLIENT: &str = "sdk-user-secret";
