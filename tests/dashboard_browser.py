@@ -2,8 +2,12 @@
 (tests/webdriver.py), with the official Anthropic SDK as the client whose
 requests the page shows.
 
-Usage: .tools/pyenv/bin/python tests/dashboard_browser.py BASE ADMIN_KEY
-       CLIENT_KEY CLIENT_NAME POOL_SIZE LIMITED_ACCOUNT SCREENSHOT_DIR
+Usage: .tools/pyenv/bin/python tests/dashboard_browser.py SCENARIO BASE
+       ADMIN_KEY CLIENT_KEY CLIENT_NAME POOL_SIZE LIMITED_ACCOUNT SCREENSHOT_DIR
+
+SCENARIO is `tour` (every view) or `restart` (the page reconnects after the
+daemon restarts: the script prints RESTART and waits for a line on its
+standard input, which the test writes once the new daemon listens).
 
 Run by tests/integration/real_cli/dashboard_browser.rs against a daemon with the real CLI and
 the fake upstream, whose account LIMITED_ACCOUNT answers 429 (retry-after: 60).
@@ -23,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from webdriver import ENTER, Browser  # noqa: E402
 
 MODEL = "claude-haiku-4-5"
-base, admin_key, client_key, client_name, pool_size, limited, shots = sys.argv[1:8]
+scenario, base, admin_key, client_key, client_name, pool_size, limited, shots = sys.argv[1:9]
 pool_size = int(pool_size)
 os.makedirs(shots, exist_ok=True)
 
@@ -118,6 +122,13 @@ def a_request_appears_in_the_live_tail(b):
     check(request_id in b.text("#dialog-body"), "details name the request")
     shot(b, "request-details")
     b.click("#dialog-close")
+    # The status filter: only the errors (the client key's refused sign-in).
+    b.click('#filter-status option[value="error"]')
+    b.wait("errors only", lambda: b.js(
+        "const rows = [...document.querySelectorAll('#requests tbody tr')];"
+        "return rows.length > 0 && rows.every(r => r.classList.contains('err'));"))
+    b.click('#filter-status option[value=""]')
+    b.wait("every row again", lambda: b.js(f"return !!document.querySelector('{row}');"))
     shot(b, "requests")
     print(f"ok the SDK's request is in the live tail {seen:.2f} s after it returned, "
           f"with key {key} and tokens {tokens}")
@@ -141,6 +152,12 @@ def a_key_made_in_the_page_works_until_revoked_there(b):
         f"return Number(document.querySelector('{row} [role=meter]').getAttribute('aria-valuenow')) > 0;"),
         limit=5)
     shot(b, "keys")
+    b.click(f"{row} button.limits")
+    b.type('#dialog-body input[name="tokens_month"]', "5000000")
+    b.click('#dialog-body button[type="submit"]')
+    b.wait("the month bar against the new limit", lambda: b.js(
+        f"const m = document.querySelectorAll('{row} [role=meter]');"
+        "return m.length === 2 && m[1].getAttribute('aria-valuemax') === '5000000';"))
     b.click(f"{row} button.revoke")
     b.wait("the confirm", b.alert_open)
     b.accept_alert()
@@ -150,7 +167,8 @@ def a_key_made_in_the_page_works_until_revoked_there(b):
         raise AssertionError("a revoked key was served")
     except anthropic.AuthenticationError as e:
         check(e.status_code == 401, f"status {e.status_code}")
-    print("ok a key made in the page (secret shown once) served the SDK; revoked there, the SDK got 401")
+    print("ok a key made in the page (secret shown once) served the SDK; its limit changed in the page; "
+          "revoked there, the SDK got 401")
 
 
 def a_limited_account_shows_its_countdown(b):
@@ -190,7 +208,20 @@ def a_batch_progress_bar_reaches_100(b):
         f"return document.querySelector('{bar}').getAttribute('aria-valuenow') === '100';"), limit=120)
     check(b.text(f'tr[data-batch="{batch.id}"] .badge') == "ended", "ended")
     shot(b, "batches")
-    print(f"ok batch {batch.id}'s progress bar reached 100 % from the event stream")
+    slow = sdk(client_key).messages.batches.create(requests=[
+        {"custom_id": f"s{i}", "params": {"model": MODEL, "max_tokens": 16, "messages": [
+            {"role": "user", "content": f"slow {i} [[slow:40]]"}]}} for i in range(8)])
+    row = f'tr[data-batch="{slow.id}"]'
+    b.wait("the slow batch", lambda: b.js(f"return !!document.querySelector('{row} button.cancel');"), limit=5)
+    b.click(f"{row} button.cancel")
+    b.wait("the confirm", b.alert_open)
+    b.accept_alert()
+    b.wait("ended", lambda: b.text(f"{row} .badge") == "ended", limit=60)
+    title = b.js(f"return document.querySelector('{row} [role=progressbar]').title;")
+    canceled = int(re.search(r"(\d+) canceled", title)[1])
+    check(canceled > 0, f"nothing canceled: {title}")
+    print(f"ok batch {batch.id}'s progress bar reached 100 % from the event stream; "
+          f"another, canceled in the page, ended with {canceled} of 8 canceled")
 
 
 def usage_and_phone_width(b):
@@ -208,19 +239,41 @@ def usage_and_phone_width(b):
     print("ok usage charts drawn; the page fits a 390 px phone")
 
 
+def reconnects_after_a_restart(b):
+    b.go(base + "/admin")
+    sign_in(b, admin_key)
+    b.wait("the live stream", lambda: b.text("#live") == "live")
+    boot = b.wait("the boot", lambda: b.js("return state.boot;"))
+    view(b, "requests")
+    print("RESTART", flush=True)
+    sys.stdin.readline()
+    b.wait("the page to notice", lambda: b.js("return state.boot;") != boot, limit=20)
+    b.wait("the stream live again", lambda: b.text("#live") == "live")
+    raw = ask(client_key, "after the restart")
+    done = time.time()
+    row = f'#requests tbody tr[data-id="{raw.headers["request-id"]}"]'
+    b.wait("the new daemon's request", lambda: b.js(f"return !!document.querySelector('{row}');"), limit=2.0)
+    shot(b, "after-restart")
+    print(f"ok after a restart the page reconnected by itself (boot {boot} -> "
+          f"{b.js('return state.boot;')}) and showed a new request {time.time() - done:.2f} s after it returned")
+
+
 def main():
     b = Browser()
     try:
-        signs_in_and_a_client_key_is_refused(b)
-        shows_the_pool(b)
-        a_request_appears_in_the_live_tail(b)
-        a_key_made_in_the_page_works_until_revoked_there(b)
-        a_limited_account_shows_its_countdown(b)
-        a_batch_progress_bar_reaches_100(b)
-        usage_and_phone_width(b)
+        if scenario == "restart":
+            reconnects_after_a_restart(b)
+        else:
+            signs_in_and_a_client_key_is_refused(b)
+            shows_the_pool(b)
+            a_request_appears_in_the_live_tail(b)
+            a_key_made_in_the_page_works_until_revoked_there(b)
+            a_limited_account_shows_its_countdown(b)
+            a_batch_progress_bar_reaches_100(b)
+            usage_and_phone_width(b)
     except Exception:
         try:
-            shot(b, "failure")
+            shot(b, f"failure-{scenario}")
             print("console:", *b.console(), sep="\n  ")
         finally:
             b.quit()

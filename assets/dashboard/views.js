@@ -279,7 +279,8 @@ const views = {
 
   bind() {
     $("#new-key").addEventListener("submit", views.createKey);
-    for (const id of ["#filter-key", "#filter-status", "#filter-model"]) $(id).addEventListener("input", views.requests);
+    for (const id of ["#filter-key", "#filter-model"]) $(id).addEventListener("input", views.requests);
+    $("#filter-status").addEventListener("change", views.requests);
     for (const id of ["#usage-range", "#usage-measure"]) $(id).addEventListener("change", () => views.usage().catch(report));
   },
 };
