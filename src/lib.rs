@@ -200,7 +200,10 @@ pub async fn run_with_reload(
         .with_agent(agent_spawn)
         .with_spare_signal(spare.clone())
         .start();
-    let runner = batches::Runner::new(store.clone(), dispatcher.clone(), settings.clone(), spare);
+    // Each batch request runs as its batch's key and leaves a ledger row.
+    let runner = batches::Runner::new(store.clone(), dispatcher.clone(), settings.clone(), spare)
+        .with_keys(keys.clone())
+        .with_ledger(ledger.clone());
 
     let responses = {
         use stored::{responses::SqliteResponses, write_behind::WriteBehind};

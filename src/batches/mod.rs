@@ -7,7 +7,10 @@
 //!   recovery, expiry, retention.
 //! - [`runner`]: feeds queued requests to the dispatcher, records results,
 //!   expires and archives.
+//! - [`attribution`]: each request runs as the key that created its batch,
+//!   and leaves its row in the usage ledger.
 
+pub mod attribution;
 pub mod queue;
 pub mod runner;
 pub mod store;

@@ -14,8 +14,9 @@ pub const MAX_ATTEMPTS: i64 = 2;
 /// Up to `limit` queued requests, oldest batch first, in request order.
 pub fn next_queued(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Claim>> {
     let mut statement = conn.prepare_cached(
-        "SELECT batch_seq, idx, custom_id, params FROM batch_requests \
-         WHERE state = 'queued' ORDER BY batch_seq, idx LIMIT ?1",
+        "SELECT r.batch_seq, r.idx, r.custom_id, r.params, b.id, b.owner \
+         FROM batch_requests r JOIN batches b ON b.seq = r.batch_seq \
+         WHERE r.state = 'queued' ORDER BY r.batch_seq, r.idx LIMIT ?1",
     )?;
     let claims = statement
         .query_map([limit as i64], |row| {
@@ -24,6 +25,8 @@ pub fn next_queued(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Clai
                 idx: row.get(1)?,
                 custom_id: row.get(2)?,
                 params: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                batch_id: row.get(4)?,
+                owner: row.get(5)?,
             })
         })?
         .collect();

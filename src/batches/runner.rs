@@ -17,6 +17,9 @@
 //! nothing new starts meanwhile) and written first when the store takes
 //! writes again, then work resumes. `/health` (`store`) and `/metrics` say
 //! so meanwhile.
+//!
+//! Each request runs as the key that created its batch and leaves one row
+//! in the usage ledger (see [`super::attribution`]).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,6 +31,7 @@ use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::Notify;
 
+use super::attribution;
 use super::now_ms;
 use super::queue;
 use super::store::{Claim, Outcome};
@@ -40,7 +44,9 @@ use crate::dispatch::spare::RunIfIdle;
 use crate::dispatch::Dispatcher;
 use crate::error::JobError;
 use crate::job::assemble::Assembler;
-use crate::job::{Job, JobEvent, JobSpec, Usage};
+use crate::job::{Job, JobEvent, JobSpec, Placed, Usage};
+use crate::keys::{Caller, KeyRing};
+use crate::ledger::{Ledger, Trail};
 use crate::store::health::Writer;
 use crate::store::{Store, StoreError};
 
@@ -103,6 +109,11 @@ pub struct Runner {
     running: Arc<AtomicUsize>,
     /// Where the tokens of finished batch jobs are counted (`/metrics`).
     tokens: Option<TokenSink>,
+    /// Whose batches are whose: each request runs as its batch's key
+    /// (`None`: every batch runs as the anonymous caller).
+    keys: Option<Arc<KeyRing>>,
+    /// Where each finished request leaves its row.
+    ledger: Option<Ledger>,
     /// No batch job starts before then: the upstream said it is overloaded.
     paused_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
     /// Writes the store failed to take, oldest first, written before any
@@ -163,6 +174,8 @@ impl Runner {
             stopping: Arc::default(),
             running: Arc::default(),
             tokens: None,
+            keys: None,
+            ledger: None,
             paused_until: Arc::default(),
             owed: Arc::default(),
             store_pause: Arc::default(),
@@ -173,6 +186,18 @@ impl Runner {
     /// are counted.
     pub fn counting_tokens(mut self, tokens: impl Fn(&Usage) + Send + Sync + 'static) -> Self {
         self.tokens = Some(Arc::new(tokens));
+        self
+    }
+
+    /// Runs each batch's requests as the key of `keys` that created it.
+    pub fn with_keys(mut self, keys: Arc<KeyRing>) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Records each finished request in `ledger`.
+    pub fn with_ledger(mut self, ledger: Ledger) -> Self {
+        self.ledger = Some(ledger);
         self
     }
 
@@ -388,12 +413,29 @@ impl Runner {
     /// Offers one request to the dispatcher. False if it had no worker.
     async fn start_one(&self, claim: Claim) -> Result<bool, StoreError> {
         let (seq, idx) = (claim.batch_seq, claim.idx);
-        let (spec, meta) = match self.spec_for(&claim) {
-            Ok(parsed) => parsed,
-            Err(message) => {
-                // Validated when the batch was created; a daemon upgrade
-                // might still refuse it. It fails alone.
-                let body = json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}});
+        let id = format!("{}/{}", claim.batch_id, claim.custom_id);
+        let settings = self.settings.load();
+        let prepared = attribution::caller_of(
+            self.keys.as_deref(),
+            &settings,
+            &claim.owner,
+            &claim.batch_id,
+        )
+        .and_then(|caller| {
+            // Params were validated when the batch was created; a daemon
+            // upgrade might still refuse them.
+            let (spec, meta) = self
+                .spec_for(&claim, &caller)
+                .map_err(|message| ("invalid_request_error", message))?;
+            attribution::check_model(&caller, &spec.model)?;
+            Ok((caller, spec, meta))
+        });
+        let (caller, spec, meta) = match prepared {
+            Ok(prepared) => prepared,
+            Err((kind, message)) => {
+                // It fails alone, without running.
+                log::info!("[{id}] not run: {message}");
+                let body = json!({"type": "error", "error": {"type": kind, "message": message}});
                 // One transaction: a failed write leaves it queued, to be
                 // tried again, never running with no result on the way.
                 self.store
@@ -408,7 +450,17 @@ impl Runner {
                 return Ok(true);
             }
         };
-        let id = format!("batch-{seq}/{}", claim.custom_id);
+        let record_content = self
+            .ledger
+            .as_ref()
+            .is_some_and(|l| l.settings().record_content);
+        let placed = Placed::default();
+        let node = settings.server.node_id();
+        let trail = Trail::start(
+            attribution::row(id.clone(), &claim.batch_id, &caller, &spec.model, node),
+            placed.clone(),
+            record_content.then(|| claim.params.clone()),
+        );
         // Recorded before it runs: a start the store cannot take is not
         // run (and paid for) at all.
         if !self
@@ -420,7 +472,9 @@ impl Runner {
             return Ok(true);
         }
         self.store_works();
-        let (job, events) = Job::new(id.clone(), spec);
+        let (mut job, events) = Job::new(id.clone(), spec);
+        job.placed = placed;
+        let job = job.with_caller(caller);
         match self.dispatcher.send(RunIfIdle(job)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) | Err(_) => {
@@ -438,20 +492,22 @@ impl Runner {
             }
         }
         self.running.fetch_add(1, Ordering::SeqCst);
-        actix_rt::spawn(self.clone().collect(id, seq, idx, meta, events));
+        actix_rt::spawn(self.clone().collect(id, seq, idx, meta, events, trail));
         Ok(true)
     }
 
     /// The job for a stored request: as `/v1/messages` would run it, except
     /// that nothing continues it: it never stays bound to its conversation,
-    /// nor parks on tool calls.
-    fn spec_for(&self, claim: &Claim) -> Result<(JobSpec, MessageMeta), String> {
+    /// nor parks on tool calls. It runs as `caller`: in its scope, and as
+    /// an agent job only if the key may use agent mode.
+    fn spec_for(&self, claim: &Claim, caller: &Caller) -> Result<(JobSpec, MessageMeta), String> {
         let (params, agent) = crate::api::batches::stored_params(&claim.params)?;
         let request = MessagesRequest::parse(&params).map_err(|e| e.0)?;
         let settings = self.settings.load();
         let ctx = Context {
             default_model: settings.claude.default_model.clone(),
-            agent_allowed: settings.agent.enabled && agent,
+            agent_allowed: settings.agent.enabled && agent && caller.agent,
+            scope: caller.scope.clone(),
             ..Context::default()
         };
         let meta = MessageMeta::new(request.response_model(&ctx.default_model));
@@ -461,7 +517,7 @@ impl Runner {
         Ok((spec, meta))
     }
 
-    /// Waits for a job's outcome and records it.
+    /// Waits for a job's outcome and records it, and its ledger row.
     async fn collect(
         self,
         id: String,
@@ -469,11 +525,13 @@ impl Runner {
         idx: i64,
         meta: MessageMeta,
         mut events: UnboundedReceiver<JobEvent>,
+        mut trail: Trail,
     ) {
         let mut assembler = Assembler::default();
         let outcome = loop {
             match events.recv().await {
                 Some(event) => {
+                    trail.observe(&event);
                     if let Some(outcome) = assembler.push(event) {
                         break Some(outcome);
                     }
@@ -482,11 +540,19 @@ impl Runner {
             }
         };
         drop(events);
+        // One row a request that ended (not for a run the daemon requeues:
+        // it runs again and leaves its row then).
+        let ledger_row = |trail: Trail, error: Option<&JobError>| {
+            if let Some(ledger) = &self.ledger {
+                ledger.record(attribution::ended(trail, error));
+            }
+        };
         let outcome = match outcome {
             Some(Ok(answer)) => {
                 if let Some(count) = &self.tokens {
                     count(&answer.completion.usage);
                 }
+                ledger_row(trail, None);
                 Some(Outcome::Succeeded(succeeded(&anthropic::message_body(
                     &meta, &answer,
                 ))))
@@ -501,10 +567,17 @@ impl Runner {
                     Some(tokio::time::Instant::now() + OVERLOAD_PAUSE);
                 None
             }
-            Some(Err(error)) => Some(error_outcome(error)),
-            None => Some(error_outcome(JobError::WorkerCrashed(
-                "the worker stopped without finishing the request".into(),
-            ))),
+            Some(Err(error)) => {
+                ledger_row(trail, Some(&error));
+                Some(error_outcome(error))
+            }
+            None => {
+                let error = JobError::WorkerCrashed(
+                    "the worker stopped without finishing the request".into(),
+                );
+                ledger_row(trail, Some(&error));
+                Some(error_outcome(error))
+            }
         };
         let change = match outcome {
             Some(outcome) => Change::Record(outcome),

@@ -88,6 +88,11 @@ impl Counts {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claim {
     pub batch_seq: i64,
+    /// The batch's id (`msgbatch_…`), for logs and the usage ledger.
+    pub batch_id: String,
+    /// Whose batch it is: the digest of the key that created it (its
+    /// scope), which the runner resolves to the key's [`crate::keys::Caller`].
+    pub owner: String,
     pub idx: i64,
     pub custom_id: String,
     /// The request's Messages parameters, as JSON text.

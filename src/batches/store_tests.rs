@@ -49,6 +49,11 @@ fn a_batch_ends_when_its_last_request_is_recorded() {
     let first = start_next(&store);
     assert_eq!((first.idx, first.custom_id.as_str()), (0, "req-0"));
     assert_eq!(first.params, "{\"n\":0}");
+    // Whose it is, for the runner to run it as that key.
+    assert_eq!(
+        (first.owner.as_str(), first.batch_id.as_str()),
+        ("k", "msgbatch_a")
+    );
     assert!(succeed(&store, &first, 2_000));
     assert!(!succeed(&store, &first, 2_000), "recorded exactly once");
     let second = start_next(&store);

@@ -42,15 +42,17 @@ impl Dispatcher {
     /// No worker fits the job: make one. A ready worker set up with another
     /// system prompt is retired (its replacement boots blank), unless a
     /// worker is already booting; failing that, the least recently used
-    /// bound conversation is let go. Batch work waits meanwhile.
-    fn make_room(&mut self, kind: WorkerKind) {
+    /// bound conversation is let go. Batch work waits meanwhile. Only
+    /// workers of `accounts` (those the job's key may use) are touched: no
+    /// other could take the job.
+    fn make_room(&mut self, kind: WorkerKind, accounts: &[AccountKey]) {
         if self.count(SlotState::Starting) + self.pending_spawns.len() > 0 {
             return;
         }
         if let Some(id) = self
             .workers
             .iter()
-            .find(|(_, s)| s.state == SlotState::Ready)
+            .find(|(_, s)| s.state == SlotState::Ready && accounts.contains(&s.account))
             .map(|(id, _)| *id)
         {
             self.replace(id, kind);
@@ -62,7 +64,7 @@ impl Dispatcher {
         let oldest = self
             .workers
             .iter()
-            .filter(|(_, s)| s.state == SlotState::Bound)
+            .filter(|(_, s)| s.state == SlotState::Bound && accounts.contains(&s.account))
             .filter_map(|(id, s)| s.bound.map(|(_, since)| (since, *id)))
             .min();
         if let Some((_, id)) = oldest {
@@ -105,7 +107,8 @@ impl Handler<RunIfIdle> for Dispatcher {
         }
         let kind = WorkerKind::for_job(job.spec.agent);
         let Some(id) = self.pick(&job) else {
-            self.make_room(kind);
+            let accounts = self.accounts_for(&job);
+            self.make_room(kind, &accounts);
             return Err(job);
         };
         log::debug!("[{}] background job on worker-{id}", job.id);

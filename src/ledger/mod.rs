@@ -18,6 +18,7 @@
 pub mod record;
 pub mod report;
 pub mod schema;
+pub mod trail;
 pub mod windows;
 mod writer;
 
@@ -28,6 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
 pub use record::{Record, ANONYMOUS, NO_KEY};
+pub use trail::Trail;
 pub use windows::Tally;
 
 use crate::config::LedgerSettings;
