@@ -5,6 +5,9 @@
 //! from here.
 
 pub mod assemble;
+mod stop;
+
+pub use stop::StopReason;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -231,7 +234,7 @@ pub enum Delta {
 /// How a turn that completed came to an end.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
-    pub stop_reason: Option<String>,
+    pub stop_reason: Option<StopReason>,
     pub stop_sequence: Option<String>,
     /// Usage of the whole job, from the CLI's `result`.
     pub usage: Usage,

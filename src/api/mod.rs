@@ -10,6 +10,7 @@ pub mod error;
 pub mod models;
 pub mod openai;
 pub mod responses;
+pub mod stop_reason;
 pub mod system;
 pub mod tools;
 

@@ -325,7 +325,7 @@ async fn start(
 fn prewarmed(meta: crate::api::responses::output::ResponseMeta, stores: &Stores) -> Turn {
     let (events, rx) = tokio::sync::mpsc::unbounded_channel();
     let _ = events.send(JobEvent::Finished(crate::job::Completion {
-        stop_reason: Some("end_turn".into()),
+        stop_reason: Some(crate::job::StopReason::EndTurn),
         stop_sequence: None,
         usage: crate::job::Usage::default(),
     }));

@@ -121,7 +121,7 @@ mod tests {
         }
         let done = a
             .push(JobEvent::Finished(Completion {
-                stop_reason: Some("tool_use".into()),
+                stop_reason: Some(crate::job::StopReason::ToolUse),
                 stop_sequence: None,
                 usage: Usage {
                     input_tokens: 5,

@@ -142,7 +142,7 @@ mod tests {
             text(2, "Done."),
             JobEvent::BlockStop { index: 2 },
             JobEvent::Finished(Completion {
-                stop_reason: Some("end_turn".into()),
+                stop_reason: Some(crate::job::StopReason::EndTurn),
                 stop_sequence: None,
                 usage: Usage::default(),
             }),

@@ -40,7 +40,7 @@ pub struct TurnTranslator {
     /// The message id of the last non-streamed assistant block.
     fallback_id: Option<String>,
     /// Stop reason reported by the last upstream call's `message_delta`.
-    stop_reason: Option<String>,
+    stop_reason: Option<crate::job::StopReason>,
     stop_sequence: Option<String>,
     /// `mcp__<server>__`: stripped from tool names so the client sees its own.
     tool_prefix: Option<String>,
@@ -80,7 +80,7 @@ struct OpenCall {
     /// gives the call up.
     started: bool,
     usage: Usage,
-    stop_reason: Option<String>,
+    stop_reason: Option<crate::job::StopReason>,
     stop_sequence: Option<String>,
 }
 
@@ -135,7 +135,7 @@ impl TurnTranslator {
     /// completion to report, with the usage of this job's upstream calls.
     pub fn pause_for_tools(&self) -> Completion {
         Completion {
-            stop_reason: Some("tool_use".into()),
+            stop_reason: Some(crate::job::StopReason::ToolUse),
             stop_sequence: None,
             usage: self.streamed_usage,
         }
@@ -571,7 +571,7 @@ mod tests {
         assert_eq!(starts, 1, "assistant line must not duplicate the block");
         match events.last().unwrap() {
             JobEvent::Finished(c) => {
-                assert_eq!(c.stop_reason.as_deref(), Some("end_turn"));
+                assert_eq!(c.stop_reason, Some(crate::job::StopReason::EndTurn));
                 assert_eq!(c.usage.input_tokens, 17);
                 assert_eq!(c.usage.output_tokens, 6);
             }
@@ -686,7 +686,7 @@ mod tests {
         // The parked turn is matched by the CLI's own ids.
         assert_eq!(t.tool_ids(), ["toolu_fake000007_0", "toolu_fake000007_1"]);
         let paused = t.pause_for_tools();
-        assert_eq!(paused.stop_reason.as_deref(), Some("tool_use"));
+        assert_eq!(paused.stop_reason, Some(crate::job::StopReason::ToolUse));
         assert_eq!(paused.usage.input_tokens, 17);
     }
 

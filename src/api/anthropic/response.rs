@@ -38,7 +38,7 @@ pub fn message_body(meta: &MessageMeta, answer: &Assembled) -> Value {
         "role": "assistant",
         "model": meta.model,
         "content": answer.content,
-        "stop_reason": answer.completion.stop_reason,
+        "stop_reason": super::super::stop_reason::anthropic(answer.completion.stop_reason.as_ref()),
         "stop_sequence": answer.completion.stop_sequence,
         "usage": usage_json(&answer.completion.usage),
     })
@@ -113,7 +113,7 @@ impl StreamEncoder {
                     json!({
                         "type": "message_delta",
                         "delta": {
-                            "stop_reason": completion.stop_reason,
+                            "stop_reason": super::super::stop_reason::anthropic(completion.stop_reason.as_ref()),
                             "stop_sequence": completion.stop_sequence,
                         },
                         "usage": usage_json(&completion.usage),

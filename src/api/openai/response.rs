@@ -40,17 +40,6 @@ impl ChatMeta {
     }
 }
 
-/// OpenAI's `finish_reason` for an Anthropic `stop_reason`.
-pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
-    match stop_reason {
-        Some("max_tokens" | "model_context_window_exceeded") => "length",
-        Some("tool_use") => "tool_calls",
-        Some("refusal") => "content_filter",
-        // end_turn, stop_sequence, pause_turn, none or anything new.
-        _ => "stop",
-    }
-}
-
 /// OpenAI usage: prompt tokens include the cached and cache-written ones.
 pub fn usage_json(usage: &Usage) -> Value {
     let prompt =
@@ -123,7 +112,7 @@ pub fn completion_body(meta: &ChatMeta, answer: &Assembled) -> Value {
             "index": 0,
             "message": message,
             "logprobs": null,
-            "finish_reason": finish_reason(answer.completion.stop_reason.as_deref()),
+            "finish_reason": crate::api::stop_reason::chat_completions(answer.completion.stop_reason.as_ref()),
         }],
         "usage": usage_json(&answer.completion.usage),
         "system_fingerprint": null,
@@ -230,7 +219,8 @@ impl ChunkEncoder {
             },
             JobEvent::BlockStop { .. } => {}
             JobEvent::Finished(completion) => {
-                let reason = finish_reason(completion.stop_reason.as_deref());
+                let reason =
+                    crate::api::stop_reason::chat_completions(completion.stop_reason.as_ref());
                 out.push(self.chunk(json!({}), Some(reason)));
                 if self.meta.include_usage {
                     let usage = if completion.usage == Usage::default() {

@@ -298,16 +298,6 @@ fn json_mode_unwraps_a_code_fence() {
 }
 
 #[test]
-fn finish_reasons_map() {
-    assert_eq!(finish_reason(None), "stop");
-    assert_eq!(finish_reason(Some("end_turn")), "stop");
-    assert_eq!(finish_reason(Some("stop_sequence")), "stop");
-    assert_eq!(finish_reason(Some("max_tokens")), "length");
-    assert_eq!(finish_reason(Some("tool_use")), "tool_calls");
-    assert_eq!(finish_reason(Some("refusal")), "content_filter");
-}
-
-#[test]
 fn text_stream_chunks() {
     let mut meta = ChatMeta::new("gpt-4o".into());
     meta.include_usage = true;

@@ -176,13 +176,7 @@ pub(super) struct End {
 
 /// Status and `incomplete_details.reason` for how a turn completed.
 pub(super) fn outcome(completion: &Completion) -> (&'static str, Option<&'static str>) {
-    match completion.stop_reason.as_deref() {
-        Some("max_tokens" | "model_context_window_exceeded") => {
-            ("incomplete", Some("max_output_tokens"))
-        }
-        Some("refusal") => ("incomplete", Some("content_filter")),
-        _ => ("completed", None),
-    }
+    crate::api::stop_reason::responses(completion.stop_reason.as_ref())
 }
 
 /// The Responses API's usage: input tokens include cached and cache-written

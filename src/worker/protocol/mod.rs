@@ -220,7 +220,7 @@ pub struct StreamedMessage {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct MessageDeltaBody {
     #[serde(default)]
-    pub stop_reason: Option<String>,
+    pub stop_reason: Option<crate::job::StopReason>,
     #[serde(default)]
     pub stop_sequence: Option<String>,
 }
@@ -239,7 +239,7 @@ pub struct AssistantMessage {
     /// Set only on a whole message (a non-streamed call, or a synthetic
     /// one); a streamed call's block lines carry `null`.
     #[serde(default)]
-    pub stop_reason: Option<String>,
+    pub stop_reason: Option<crate::job::StopReason>,
 }
 
 impl AssistantMessage {
@@ -260,7 +260,7 @@ pub struct ResultMessage {
     #[serde(default)]
     pub result: Option<String>,
     #[serde(default)]
-    pub stop_reason: Option<String>,
+    pub stop_reason: Option<crate::job::StopReason>,
     #[serde(default)]
     pub usage: Usage,
     #[serde(default)]

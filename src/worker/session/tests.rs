@@ -311,7 +311,7 @@ fn a_park_times_out_and_the_turn_is_abandoned() {
         [WorkerState::Parked(vec!["toolu_1".into()])]
     );
     assert!(
-        matches!(events(&effects)[..], [JobEvent::Finished(c)] if c.stop_reason.as_deref() == Some("tool_use"))
+        matches!(events(&effects)[..], [JobEvent::Finished(c)] if c.stop_reason == Some(crate::job::StopReason::ToolUse))
     );
     assert!(requests(&effects).is_empty(), "the call waits: {effects:?}");
 

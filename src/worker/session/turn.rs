@@ -77,7 +77,7 @@ impl Session {
                         out.extend(events);
                         out.push(JobEvent::BlockStop { index });
                         let mut completion = run.translator.pause_for_tools();
-                        completion.stop_reason = Some("stop_sequence".into());
+                        completion.stop_reason = Some(crate::job::StopReason::StopSequence);
                         completion.stop_sequence = Some(sequence);
                         stopped = Some(JobEvent::Finished(completion));
                         break;
