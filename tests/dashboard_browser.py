@@ -236,7 +236,14 @@ def usage_and_phone_width(b):
     overflow = b.js("return document.documentElement.scrollWidth - window.innerWidth;")
     check(overflow <= 1, f"the page is {overflow} px wider than a phone")
     shot(b, "pool-phone")
-    print("ok usage charts drawn; the page fits a 390 px phone")
+    b.resize(1280, 900)
+    b.cmd("POST", "/goog/cdp/execute", {"cmd": "Emulation.setEmulatedMedia", "params": {
+        "features": [{"name": "prefers-color-scheme", "value": "dark"}]}})
+    background = b.wait("dark colours", lambda: b.js(
+        "const c = getComputedStyle(document.body).backgroundColor;"
+        "return c === 'rgb(20, 20, 23)' ? c : null;"))
+    shot(b, "pool-dark")
+    print(f"ok usage charts drawn; the page fits a 390 px phone; dark when the system prefers ({background})")
 
 
 def reconnects_after_a_restart(b):
