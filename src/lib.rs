@@ -172,7 +172,7 @@ pub async fn run_with_reload(
             source,
         })?;
     let store_path = store::resolve_path(
-        settings.batches.store_path.as_deref(),
+        settings.store.path.as_deref(),
         std::env::var("STATE_DIRECTORY").ok().as_deref(),
     );
     let store = store::Store::open(&store_path)?;

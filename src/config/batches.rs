@@ -1,5 +1,5 @@
-//! `[batches]`: the Message Batches API, run on the pool's spare capacity,
-//! and the durable store that holds them.
+//! `[batches]`: the Message Batches API, run on the pool's spare capacity
+//! (their store is `[store]`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchSettings {
-    /// The SQLite store (batches, and other durable state). Unset:
-    /// `batches.sqlite3` in `$STATE_DIRECTORY` (systemd's
-    /// `StateDirectory=`), else in the working directory.
+    /// The old name of `store.path` (the store holds more than batches),
+    /// still read, with a deprecation warning; never written back.
+    #[serde(skip_serializing)]
     pub store_path: Option<PathBuf>,
     /// Most requests one batch may hold.
     pub max_requests: usize,

@@ -19,6 +19,7 @@ mod pool;
 pub mod proxies;
 mod responses;
 mod server;
+mod store;
 mod tools;
 mod validate;
 pub use accounts::{AccountPlan, AccountSettings};
@@ -33,6 +34,7 @@ pub use ledger::LedgerSettings;
 pub use pool::PoolSettings;
 pub use responses::ResponseSettings;
 pub use server::ServerSettings;
+pub use store::StoreSettings;
 pub use tools::ToolSettings;
 
 /// Prefix of environment overrides: `CLAUDE_POOL__POOL__SIZE=4` sets `pool.size`.
@@ -54,8 +56,10 @@ pub struct Settings {
     pub tools: ToolSettings,
     /// `[agent]`: agent mode and its sandbox.
     pub agent: AgentSettings,
-    /// `[batches]`: the Message Batches API and the store file.
+    /// `[batches]`: the Message Batches API.
     pub batches: BatchSettings,
+    /// `[store]`: the store file every feature that keeps state shares.
+    pub store: StoreSettings,
     /// `[responses]`: stored responses of the Responses API.
     pub responses: ResponseSettings,
     /// `[ledger]`: the usage ledger and audit log.
@@ -104,6 +108,7 @@ impl Settings {
                 .with_list_parse_key("claude.extra_args"),
         );
         let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.read_old_names()?;
         settings.validate()?;
         settings.read_api_keys_file()?;
         settings.read_account_env_files()?;
@@ -143,12 +148,33 @@ impl Settings {
 
     /// Loads settings from TOML text alone (no environment), for tests.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let settings: Settings = config::Config::builder()
+        let mut settings: Settings = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()?
             .try_deserialize()?;
+        settings.read_old_names()?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Moves keys set under an old name to their new one, with a warning:
+    /// `batches.store_path` is `store.path` (the store holds more than
+    /// batches). Both set to different values is an error.
+    fn read_old_names(&mut self) -> Result<(), ConfigError> {
+        let Some(old) = self.batches.store_path.take() else {
+            return Ok(());
+        };
+        if self.store.path.as_ref().is_some_and(|new| *new != old) {
+            return Err(ConfigError::Invalid {
+                key: "batches.store_path",
+                message:
+                    "is the old name of store.path, which names another file: set only store.path"
+                        .into(),
+            });
+        }
+        log::warn!("configuration key `batches.store_path` is deprecated: use `path` in `[store]` (the store holds more than batches)");
+        self.store.path = Some(old);
+        Ok(())
     }
 
     /// The parsed listen address.
@@ -160,6 +186,27 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_old_name_of_the_store_path_is_read_and_never_written() {
+        let old = Settings::from_toml("[batches]\nstore_path = \"/x/s.db\"\n").unwrap();
+        assert_eq!(old.store.path.as_deref(), Some(Path::new("/x/s.db")));
+        assert_eq!(old.batches.store_path, None);
+        let new = Settings::from_toml("[store]\npath = \"/x/s.db\"\n").unwrap();
+        assert_eq!(new.store, old.store);
+        let json = serde_json::to_value(&old).unwrap();
+        assert_eq!(json["store"]["path"], "/x/s.db");
+        assert!(json["batches"].get("store_path").is_none(), "{json}");
+        let same = "[batches]\nstore_path = \"/x/s.db\"\n[store]\npath = \"/x/s.db\"\n";
+        assert_eq!(Settings::from_toml(same).unwrap().store, new.store);
+        let e = Settings::from_toml("[batches]\nstore_path = \"/a\"\n[store]\npath = \"/b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("batches.store_path") && e.contains("store.path"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn defaults_are_valid_and_loopback() {

@@ -58,7 +58,7 @@ pub struct AppState {
     settings: ArcSwap<Settings>,
     /// This daemon's Prometheus metrics.
     pub metrics: metrics::Metrics,
-    /// The durable store (`batches.store_path`), shared by every feature
+    /// The durable store (`store.path`), shared by every feature
     /// that keeps state across restarts.
     pub store: Store,
     /// Woken when a batch is created or canceled.
