@@ -208,7 +208,6 @@ pub(super) fn on_response<B>(state: &AppState, res: &ServiceResponse<B>) -> Opti
     };
     let started = started(req);
     let ledger = state.ledger.clone();
-    let events = state.events.clone();
     Some(move || {
         let note = std::mem::take(&mut *note.0.borrow_mut());
         row.at_ms = note.at.map_or_else(record::now_ms, record::to_ms);
@@ -231,14 +230,6 @@ pub(super) fn on_response<B>(state: &AppState, res: &ServiceResponse<B>) -> Opti
         row.content = note.content.map(|(request, answer)| {
             serde_json::json!({"request": request, "answer": answer}).to_string()
         });
-        if events.has_listeners() {
-            // The admins see the row as the ledger keeps it, less content.
-            let shown = Record {
-                content: None,
-                ..row.clone()
-            };
-            events.publish("request", &shown);
-        }
         ledger.record(row);
     })
 }

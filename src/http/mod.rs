@@ -91,7 +91,7 @@ impl AppState {
         store: Store,
         batch_runner: crate::batches::RunnerHandle,
     ) -> Self {
-        Self {
+        let state = Self {
             dispatcher,
             metrics: metrics::Metrics::new(),
             store,
@@ -105,7 +105,9 @@ impl AppState {
             limiter: Arc::default(),
             events: dashboard::Hub::default(),
             settings: ArcSwap::new(settings),
-        }
+        };
+        state.events.watch(&state.ledger);
+        state
     }
 
     /// Takes its keys from `keys` (with the store's).
@@ -131,6 +133,7 @@ impl AppState {
 
     /// Records requests in `ledger`.
     pub fn with_ledger(mut self, ledger: crate::ledger::Ledger) -> Self {
+        self.events.watch(&ledger);
         self.ledger = ledger;
         self
     }

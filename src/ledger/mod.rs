@@ -84,7 +84,12 @@ pub struct Ledger {
     writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
     /// The store rows go to, for reports; `None` for a ledger in memory.
     store: Option<Store>,
+    /// Told of each row as it is recorded (see [`Ledger::observe`]).
+    observers: Arc<RwLock<Vec<Observer>>>,
 }
+
+/// What [`Ledger::observe`] calls with each row.
+type Observer = Arc<dyn Fn(&Record) + Send + Sync>;
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,6 +114,7 @@ impl Ledger {
             writes: Arc::default(),
             writer: Arc::default(),
             store: None,
+            observers: Arc::default(),
         }
     }
 
@@ -138,6 +144,16 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// Calls `observer` with every row recorded from now on, whoever
+    /// records it (requests, batch requests), before it is written: for
+    /// the admins' event stream. It must not block.
+    pub fn observe(&self, observer: impl Fn(&Record) + Send + Sync + 'static) {
+        self.observers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(observer));
+    }
+
     /// The settings the ledger started with.
     pub fn settings(&self) -> &LedgerSettings {
         &self.settings
@@ -152,6 +168,14 @@ impl Ledger {
     /// once, and hands the row to the writer without waiting. Dropped (and
     /// counted) when `queue_capacity` rows are already waiting.
     pub fn record(&self, record: Record) {
+        for observer in self
+            .observers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            observer(&record);
+        }
         let tally = Tally::one(&record.usage);
         let now = record::now_ms();
         self.windows()

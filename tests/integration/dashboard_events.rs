@@ -1,7 +1,8 @@
 //! The dashboard's server side over real HTTP: the page and its files are
 //! served with a strict Content-Security-Policy and no key; the admins'
 //! event stream (`/admin/events`) carries a request's audit row as it is
-//! recorded, opens only with an admin key or a one-time ticket (a client
+//! recorded (a batch request's too) and a batch's progress, opens only
+//! with an admin key or a one-time ticket (a client
 //! key is refused; a ticket works once); `/admin/batches` is for admins.
 
 use std::io::{BufRead, BufReader};
@@ -133,6 +134,28 @@ fn an_admin_sees_a_request_row_on_the_stream_a_ticket_works_once_a_client_key_ne
         .expect("a workers event");
     let workers: Value = serde_json::from_str(&workers).unwrap();
     assert_eq!(workers["total"], 1, "{workers}");
+
+    // A batch request's row too: rows come from the ledger, whoever records.
+    let created = daemon.post_to(
+        "/v1/messages/batches",
+        &serde_json::json!({"requests": [
+            {"custom_id": "one", "params": message_body("a batch request on the stream")}
+        ]}),
+    );
+    assert_eq!(created.status(), 200);
+    let batch: Value = created.json().unwrap();
+    let batch_id = batch["id"].as_str().unwrap().to_string();
+    let (_, row) = next_matching(&events, Duration::from_secs(20), |e, data| {
+        e == "request" && data.contains(&batch_id)
+    })
+    .expect("the batch request's row on the stream");
+    let row: Value = serde_json::from_str(&row).unwrap();
+    assert_eq!(row["key"], "dash-client", "{row}");
+    let (_, progress) = next_matching(&events, Duration::from_secs(10), |e, data| {
+        e == "batch" && data.contains(&batch_id) && data.contains("\"succeeded\":1")
+    })
+    .expect("the batch's progress on the stream");
+    assert!(progress.contains("\"key\":\"dash-client\""), "{progress}");
 
     // Scripts may open the stream with the admin key in a header.
     let by_header = client()

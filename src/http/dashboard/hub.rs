@@ -1,4 +1,4 @@
-//! The admins' event hub: facts the daemon learns (a request's audit row,
+//! The admins' event hub: facts the daemon learns (a request's ledger row,
 //! a worker's state, an account's status, a batch's progress) published
 //! once into a bounded broadcast channel that every `/admin/events` stream
 //! reads. Publishing never waits: a stream that falls more than
@@ -73,6 +73,22 @@ impl Hub {
             id,
             kind,
             data: text.into(),
+        });
+    }
+
+    /// Publishes each row `ledger` records as a `request` event (without
+    /// recorded content): HTTP requests as their responses end, batch
+    /// requests as they finish.
+    pub fn watch(&self, ledger: &crate::ledger::Ledger) {
+        let hub = self.clone();
+        ledger.observe(move |row| {
+            if hub.has_listeners() {
+                let shown = crate::ledger::Record {
+                    content: None,
+                    ..row.clone()
+                };
+                hub.publish("request", &shown);
+            }
         });
     }
 
