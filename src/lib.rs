@@ -53,6 +53,7 @@ pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod http;
+pub mod ids;
 pub mod job;
 pub mod keys;
 #[cfg(test)]

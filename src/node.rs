@@ -63,11 +63,6 @@ pub fn derive(host: &str) -> String {
     }
 }
 
-/// A new id of this node: `<prefix><node>_<random>`.
-pub fn new_id(prefix: &str, node: &str) -> String {
-    format!("{prefix}{node}_{}", uuid::Uuid::new_v4().simple())
-}
-
 /// The prefix of tool_use ids as the client sees them.
 const TOOL_USE: &str = "toolu_";
 
@@ -147,12 +142,5 @@ mod tests {
         assert_eq!(cli_tool_use_id("n1", "toolu_n2_01AbC"), "toolu_n2_01AbC");
         assert_eq!(cli_tool_use_id("n1", "toolu_n10_01"), "toolu_n10_01");
         assert_eq!(cli_tool_use_id("n1", "toolu_01AbC"), "toolu_01AbC");
-    }
-
-    #[test]
-    fn new_ids_name_their_node() {
-        let id = new_id("msgbatch_", "n1");
-        assert!(id.starts_with("msgbatch_n1_") && id.len() > 20, "{id}");
-        assert_ne!(id, new_id("msgbatch_", "n1"));
     }
 }

@@ -93,7 +93,7 @@ impl RunDir {
         }
         let base = std::env::temp_dir();
         for _ in 0..8 {
-            let name = format!("claude-pool-{prefix}-{}", uuid::Uuid::new_v4().simple());
+            let name = format!("claude-pool-{prefix}-{}", crate::ids::random());
             let path = base.join(name);
             match create_dir(&path) {
                 Ok(()) => return Ok(Self { path, owned: true }),

@@ -83,7 +83,7 @@ impl Context {
 
     /// A new id of this node for the response: `<prefix><node>_<random>`.
     pub fn new_id(&self, prefix: &str) -> String {
-        crate::node::new_id(prefix, &self.node)
+        crate::ids::of_node(prefix, &self.node)
     }
 }
 

@@ -31,7 +31,7 @@ pub fn now_ms() -> i64 {
 /// A fresh batch id of node `node`, `msgbatch_<node>_…`: a load balancer
 /// sends its later requests to the node whose store holds it.
 pub fn new_id(node: &str) -> String {
-    crate::node::new_id("msgbatch_", node)
+    crate::ids::of_node("msgbatch_", node)
 }
 
 /// Whom a batch belongs to: a digest of the API key that created it (the

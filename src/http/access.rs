@@ -40,7 +40,7 @@ fn request_id_for(req: &ServiceRequest) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
-        .unwrap_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()))
+        .unwrap_or_else(|| crate::ids::new("req_"))
 }
 
 /// What the access log line reports beyond the response itself: the job's

@@ -103,7 +103,7 @@ pub(super) async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload, &state).await?;
     let (scope, store) = caller(&key, &state)?;
-    let id = crate::node::new_id("conv_", state.settings().server.node_id());
+    let id = crate::ids::of_node("conv_", state.settings().server.node_id());
     let metadata = body.metadata.filter(|m| !m.is_null()).unwrap_or(json!({}));
     let items = with_ids(body.items.unwrap_or_default());
     let made = store

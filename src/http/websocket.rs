@@ -97,7 +97,7 @@ pub async fn upgrade(
         .aggregate_continuations()
         .max_continuation_size(settings.server.max_body_bytes);
     let mut ctx = jobs::context(&req, &state, &key);
-    let socket = crate::node::new_id("ws_", &ctx.node);
+    let socket = crate::ids::of_node("ws_", &ctx.node);
     let connection = Arc::new(ConnectionStore::new(state.responses.clone()));
     ctx.connection_local = true;
     let conversation = SocketConversation {

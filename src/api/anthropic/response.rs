@@ -20,7 +20,7 @@ pub struct MessageMeta {
 impl MessageMeta {
     pub fn new(model: String) -> Self {
         Self {
-            id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
+            id: crate::ids::new("msg_"),
             model,
         }
     }

@@ -29,7 +29,7 @@ pub struct ChatMeta {
 impl ChatMeta {
     pub fn new(model: String) -> Self {
         Self {
-            id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+            id: crate::ids::new("chatcmpl-"),
             created: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),

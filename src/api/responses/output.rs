@@ -54,8 +54,10 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A new id of an item (or, until the codec names it after its node, a
+/// response): `<prefix>_<random>`.
 pub(super) fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+    crate::ids::new(&format!("{prefix}_"))
 }
 
 impl ResponseMeta {
