@@ -12,12 +12,13 @@ use std::time::{Duration, SystemTime};
 use crate::job::Job;
 use serde::Serialize;
 
-use super::{Dispatcher, SlotState};
+use super::Dispatcher;
 use crate::accounts::signal::Signal;
 use crate::accounts::standing::{self, Candidate, Standing, Status};
 use crate::config::AccountPlan;
 use crate::error::JobError;
 use crate::worker::process::SpawnSpec;
+use crate::worker::report::WorkerState;
 use crate::worker::WorkerId;
 
 /// Identifies an account for the life of the daemon (a redefined account
@@ -330,7 +331,7 @@ impl Dispatcher {
                 workers: self
                     .workers
                     .values()
-                    .filter(|s| s.account == a.key && s.state != SlotState::Stopping)
+                    .filter(|s| s.account == a.key && !matches!(s.state, WorkerState::Stopping))
                     .count(),
                 jobs: a.jobs,
                 limited_until: a.standing.limit_end(now).map(standing::unix_secs),

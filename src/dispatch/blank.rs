@@ -10,7 +10,8 @@
 
 use std::time::Instant;
 
-use super::{Dispatcher, SlotState};
+use super::Dispatcher;
+use crate::worker::report::WorkerState;
 use crate::worker::{WorkerId, WorkerKind};
 
 impl Dispatcher {
@@ -20,13 +21,12 @@ impl Dispatcher {
         let takes_blank = self
             .workers
             .get(&id)
-            .is_some_and(|s| s.state == SlotState::Ready && s.system_prompt.is_none());
+            .is_some_and(|s| s.state == WorkerState::Ready { prompt: None });
         takes_blank
-            && !self.workers.iter().any(|(other, s)| {
-                *other != id
-                    && s.state != SlotState::Stopping
-                    && s.system_prompt.as_deref() == Some(system)
-            })
+            && !self
+                .workers
+                .iter()
+                .any(|(other, s)| *other != id && s.state.prompt() == Some(system))
     }
 
     /// Makes the blank spares due (see the module docs), as far as idle
@@ -60,9 +60,8 @@ impl Dispatcher {
             .workers
             .iter()
             .filter(|(id, s)| match s.state {
-                SlotState::Ready => s.kind == kind && s.system_prompt.is_none(),
-                SlotState::Starting => s.kind == kind,
-                SlotState::Stopping => {
+                WorkerState::Ready { prompt: None } | WorkerState::Starting => s.kind == kind,
+                WorkerState::Stopping => {
                     !self.leaving.contains_key(id) && s.replace_with.unwrap_or(s.kind) == kind
                 }
                 _ => false,
@@ -79,8 +78,8 @@ impl Dispatcher {
             .iter()
             .filter(|(_, s)| s.kind == kind)
             .filter_map(|(id, s)| match s.state {
-                SlotState::Ready if s.system_prompt.is_some() => Some((false, s.free_since, *id)),
-                SlotState::Bound => s.bound.map(|(_, since)| (true, since, *id)),
+                WorkerState::Ready { prompt: Some(_) } => Some((false, s.since, *id)),
+                WorkerState::Bound { .. } => Some((true, s.since, *id)),
                 _ => None,
             })
             .min_by_key(|(bound, since, _): &(bool, Instant, WorkerId)| (*bound, *since))

@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use super::{Dispatcher, SlotState};
+use super::Dispatcher;
+use crate::worker::report::WorkerState;
 
 /// Overall condition of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -102,16 +103,16 @@ impl Dispatcher {
         for (id, slot) in &self.workers {
             workers.total += 1;
             match slot.state {
-                SlotState::Starting => workers.starting += 1,
-                SlotState::Ready => workers.ready += 1,
-                SlotState::Busy => workers.busy += 1,
-                SlotState::Parked => {
+                WorkerState::Starting => workers.starting += 1,
+                WorkerState::Ready { .. } => workers.ready += 1,
+                WorkerState::Busy(_) => workers.busy += 1,
+                WorkerState::Parked { .. } => {
                     workers.busy += 1;
                     workers.parked += 1;
                 }
-                SlotState::Bound => workers.bound += 1,
-                SlotState::Clearing => workers.busy += 1,
-                SlotState::Stopping => workers.stopping += 1,
+                WorkerState::Bound { .. } => workers.bound += 1,
+                WorkerState::Clearing { .. } => workers.busy += 1,
+                WorkerState::Stopping | WorkerState::Exited(_) => workers.stopping += 1,
             }
             // Read when asked: /proc is cheap, and a cached figure goes stale.
             let rss_mb = (slot.pid != 0)

@@ -32,6 +32,7 @@ use crate::error::JobError;
 use crate::job::Job;
 use crate::worker::messages::{ReleasePark, RunJob, StopWorker, Unbind};
 use crate::worker::process::SpawnSpec;
+use crate::worker::report::{Holder, WorkerState};
 use crate::worker::spawn::AgentRecipe;
 use crate::worker::{Worker, WorkerId, WorkerKind};
 use accounts::{Account, AccountKey};
@@ -54,35 +55,6 @@ enum Leaving {
     Replaced,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SlotState {
-    Starting,
-    Ready,
-    Busy,
-    /// Holding a turn blocked on the caller's tool results.
-    Parked,
-    /// Idle, holding a finished conversation its next turn may continue.
-    Bound,
-    /// Clearing its conversation (after a job, or unbinding); ready again
-    /// soon with the same system prompt.
-    Clearing,
-    Stopping,
-}
-
-impl SlotState {
-    fn as_str(self) -> &'static str {
-        match self {
-            SlotState::Starting => "starting",
-            SlotState::Ready => "ready",
-            SlotState::Busy => "busy",
-            SlotState::Parked => "parked",
-            SlotState::Bound => "bound",
-            SlotState::Clearing => "clearing",
-            SlotState::Stopping => "stopping",
-        }
-    }
-}
-
 /// The dispatcher's view of one worker.
 struct Slot {
     addr: Addr<Worker>,
@@ -91,33 +63,22 @@ struct Slot {
     account: AccountKey,
     /// Set when the worker is retired to make room for another kind.
     replace_with: Option<WorkerKind>,
-    state: SlotState,
+    /// Where the worker stands, as it last reported (or as the pool just
+    /// asked of it: see [`WorkerState`]).
+    state: WorkerState,
+    /// Since when it has been in `state`: how long a worker has been free,
+    /// bound or parked, for choosing the least recently used.
+    since: Instant,
     pid: u32,
-    /// The system prompt the worker's conversation was set up with.
-    system_prompt: Option<String>,
     jobs: u64,
-    /// The job it last started is a background (batch) job.
-    background: bool,
-    /// The scope (caller) of the job it last started: a parked turn or
-    /// bound conversation is continued only from the same scope.
-    scope: String,
     /// An agent worker's tenant: the scope of the first job it ran. What
     /// that job's tools left (workspace, config directory with the shell
     /// snapshot every Bash command sources, `/tmp`, home) stays with the
     /// worker, so it never runs a job of another scope (see `pick`): such a
     /// job gets a fresh worker, the pinned one being replaced when idle.
     tenant: Option<String>,
-    /// While parked: the tool_use ids whose results resume the turn, sorted.
-    parked_on: Vec<String>,
-    /// When it last parked, for releasing the oldest park (see `parking`).
-    parked_since: Instant,
-    /// Since when it has been ready (idle, not bound), for choosing the
-    /// least recently used.
-    free_since: Instant,
     /// When it finished booting.
     booted_at: Option<Instant>,
-    /// While bound: the conversation key, and since when it has been idle.
-    bound: Option<(u64, Instant)>,
 }
 
 /// The pool: admits jobs, queues them, gives each to a worker, and keeps
@@ -251,17 +212,11 @@ impl Dispatcher {
                 kind,
                 account,
                 replace_with: None,
-                state: SlotState::Starting,
+                state: WorkerState::Starting,
+                since: Instant::now(),
                 pid: 0,
-                system_prompt: None,
                 jobs: 0,
-                background: false,
-                scope: String::new(),
                 tenant: None,
-                parked_on: Vec::new(),
-                parked_since: Instant::now(),
-                bound: None,
-                free_since: Instant::now(),
                 booted_at: None,
             },
         );
@@ -276,8 +231,14 @@ impl Dispatcher {
         )
     }
 
-    fn count(&self, state: SlotState) -> usize {
-        self.workers.values().filter(|s| s.state == state).count()
+    /// The time now, as the pool's decisions see it.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// How many workers are in a state `matches` accepts.
+    fn count(&self, matches: impl Fn(&WorkerState) -> bool) -> usize {
+        self.workers.values().filter(|s| matches(&s.state)).count()
     }
 
     /// Crash loop: many recent failures and no worker able to serve.
@@ -294,7 +255,7 @@ impl Dispatcher {
             && self
                 .workers
                 .values()
-                .all(|s| matches!(s.state, SlotState::Starting | SlotState::Stopping))
+                .all(|s| matches!(s.state, WorkerState::Starting | WorkerState::Stopping))
     }
 }
 
@@ -316,8 +277,8 @@ impl Actor for Dispatcher {
             let bound_since = act
                 .workers
                 .iter()
-                .filter(|(_, s)| s.state == SlotState::Bound)
-                .filter_map(|(id, s)| s.bound.map(|(_, since)| (*id, since)));
+                .filter(|(_, s)| matches!(s.state, WorkerState::Bound { .. }))
+                .map(|(id, s)| (*id, s.since));
             let idle = act.settings.pool.affinity_idle();
             let expired = expiry::expired_bindings(bound_since, idle, Instant::now());
             for id in expired {
@@ -415,7 +376,7 @@ impl Handler<StopAll> for Dispatcher {
     fn handle(&mut self, _: StopAll, _ctx: &mut Context<Self>) {
         self.draining = true;
         for slot in self.workers.values_mut() {
-            slot.state = SlotState::Stopping;
+            slot.state = WorkerState::Stopping;
             slot.addr.do_send(StopWorker { grace: STOP_GRACE });
         }
     }

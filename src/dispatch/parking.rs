@@ -22,19 +22,27 @@ pub(super) type ReleasedPark = (String, Vec<String>);
 impl Dispatcher {
     /// Gives up worker `id`'s parked turn for other work.
     pub(super) fn release_park(&mut self, id: WorkerId, why: &str) {
+        let now = self.now();
         let Some(slot) = self.workers.get_mut(&id) else {
             return;
         };
-        if slot.state != SlotState::Parked {
+        let WorkerState::Parked {
+            holder,
+            tool_use_ids,
+        } = &slot.state
+        else {
             return;
-        }
+        };
         log::info!("worker-{id}: parked turn released: {why}");
-        let ids = std::mem::take(&mut slot.parked_on);
-        self.released_parks.push_back((slot.scope.clone(), ids));
+        let released = (holder.scope.clone(), tool_use_ids.clone());
+        self.released_parks.push_back(released);
         if self.released_parks.len() > REMEMBERED {
             self.released_parks.pop_front();
         }
-        slot.state = SlotState::Clearing;
+        slot.state = WorkerState::Clearing {
+            prompt: slot.state.prompt().map(str::to_string),
+        };
+        slot.since = now;
         slot.addr.do_send(ReleasePark);
     }
 
@@ -42,14 +50,18 @@ impl Dispatcher {
     /// `tools.max_parked_per_key` are released.
     pub(super) fn limit_parks_of_key(&mut self, id: WorkerId) {
         let limit = self.settings.tools.max_parked_per_key;
-        let Some(scope) = self.workers.get(&id).map(|s| s.scope.clone()) else {
+        let scope = self.workers.get(&id).and_then(|s| s.state.holder());
+        let Some(scope) = scope.map(|h| h.scope.clone()) else {
             return;
         };
         let mut parks: Vec<(Instant, WorkerId)> = self
             .workers
             .iter()
-            .filter(|(_, s)| s.state == SlotState::Parked && s.scope == scope)
-            .map(|(id, s)| (s.parked_since, *id))
+            .filter(|(_, s)| match &s.state {
+                WorkerState::Parked { holder, .. } => holder.scope == scope,
+                _ => false,
+            })
+            .map(|(id, s)| (s.since, *id))
             .collect();
         if limit == 0 || parks.len() <= limit {
             return;
@@ -74,9 +86,11 @@ impl Dispatcher {
         self.workers
             .iter()
             .filter(|(id, s)| {
-                s.state == SlotState::Parked && !claimed.contains(id) && usable.contains(&s.account)
+                matches!(s.state, WorkerState::Parked { .. })
+                    && !claimed.contains(id)
+                    && usable.contains(&s.account)
             })
-            .min_by_key(|(_, s)| s.parked_since)
+            .min_by_key(|(_, s)| s.since)
             .map(|(id, _)| *id)
     }
 

@@ -14,8 +14,9 @@ use actix::prelude::*;
 
 use super::accounts::AccountKey;
 use super::messages::Reconfigure;
-use super::{Dispatcher, Leaving, SlotState, STOP_GRACE};
+use super::{Dispatcher, Leaving, STOP_GRACE};
 use crate::worker::messages::{Reconfigure as ReconfigureWorker, StopWorker};
+use crate::worker::report::WorkerState;
 use crate::worker::WorkerId;
 
 impl Dispatcher {
@@ -49,8 +50,8 @@ impl Dispatcher {
             .iter()
             .filter(|(id, slot)| slot.account == account && !self.leaving.contains_key(id))
             .filter_map(|(id, slot)| match slot.state {
-                SlotState::Ready => Some((0, None, *id)),
-                SlotState::Bound => Some((1, slot.bound.map(|(_, since)| since), *id)),
+                WorkerState::Ready { .. } => Some((0, None, *id)),
+                WorkerState::Bound { .. } => Some((1, Some(slot.since), *id)),
                 _ => None,
             })
             .collect();
@@ -59,8 +60,7 @@ impl Dispatcher {
             let Some(slot) = self.workers.get_mut(&id) else {
                 continue;
             };
-            slot.state = SlotState::Stopping;
-            slot.bound = None;
+            slot.state = WorkerState::Stopping;
             slot.addr.do_send(StopWorker { grace: STOP_GRACE });
             self.leaving.insert(id, Leaving::Shrink);
             log::info!("worker-{id} stopping: its account needs fewer workers");

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::{Dispatcher, Leaving, SlotState};
+use super::{Dispatcher, Leaving};
 use crate::error::JobError;
 use crate::worker::report::{ExitReason, Outcome, WorkerReport, WorkerState};
 use crate::worker::WorkerId;
@@ -19,6 +19,7 @@ impl Handler<WorkerReport> for Dispatcher {
         let WorkerReport {
             id,
             state,
+            booted,
             job,
             limit,
             failover,
@@ -55,11 +56,11 @@ impl Handler<WorkerReport> for Dispatcher {
         }
         match state {
             WorkerState::Exited(reason) => self.on_exit(id, reason, ctx),
-            WorkerState::Parked(ids) => {
-                self.on_state(id, WorkerState::Parked(ids));
+            state @ WorkerState::Parked { .. } => {
+                self.on_state(id, state, booted);
                 self.limit_parks_of_key(id);
             }
-            state => self.on_state(id, state),
+            state => self.on_state(id, state, booted),
         }
         // Whatever changed may let a queued job run: a worker came free, or
         // the turn or conversation a queued job continues is now known.
@@ -68,43 +69,26 @@ impl Handler<WorkerReport> for Dispatcher {
 }
 
 impl Dispatcher {
-    /// Mirrors a live worker's state in its slot.
-    fn on_state(&mut self, id: WorkerId, state: WorkerState) {
+    /// Stores a live worker's state in its slot, as reported; `booted`
+    /// (its pid) when it just finished booting.
+    fn on_state(&mut self, id: WorkerId, state: WorkerState, booted: Option<u32>) {
+        let now = self.now();
         let Some(slot) = self.workers.get_mut(&id) else {
             return;
         };
-        if slot.state == SlotState::Stopping {
+        if slot.state == WorkerState::Stopping {
             // Stopped by the pool: only its exit matters now.
             return;
         }
-        slot.parked_on.clear();
-        slot.bound = None;
-        slot.state = match state {
-            WorkerState::Ready { pid } => {
-                self.consecutive_failures = 0;
-                slot.pid = pid;
-                slot.booted_at = Some(Instant::now());
-                SlotState::Ready
-            }
-            WorkerState::Idle => {
-                slot.free_since = Instant::now();
-                SlotState::Ready
-            }
-            WorkerState::Busy => SlotState::Busy,
-            WorkerState::Bound(key) => {
-                slot.bound = Some((key, Instant::now()));
-                SlotState::Bound
-            }
-            WorkerState::Parked(mut ids) => {
-                ids.sort_unstable();
-                slot.parked_on = ids;
-                slot.parked_since = Instant::now();
-                SlotState::Parked
-            }
-            WorkerState::Clearing => SlotState::Clearing,
-            WorkerState::Stopping => SlotState::Stopping,
-            WorkerState::Exited(_) => unreachable!("handled by on_exit"),
-        };
+        if let Some(pid) = booted {
+            self.consecutive_failures = 0;
+            slot.pid = pid;
+            slot.booted_at = Some(now);
+        }
+        if slot.state != state {
+            slot.since = now;
+        }
+        slot.state = state;
     }
 
     /// A worker's process is gone: replace it, unless the pool is shrinking,

@@ -15,8 +15,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{Dispatcher, Leaving, SlotState, STOP_GRACE};
+use super::{Dispatcher, Leaving, STOP_GRACE};
 use crate::worker::messages::StopWorker;
+use crate::worker::report::WorkerState;
 use crate::worker::{WorkerId, WorkerKind};
 
 /// How a worker is freed for a waiting job.
@@ -39,11 +40,12 @@ impl Dispatcher {
             .workers
             .iter()
             .filter(|(id, slot)| match slot.state {
-                SlotState::Ready | SlotState::Bound | SlotState::Clearing | SlotState::Starting => {
-                    true
-                }
-                SlotState::Stopping => !self.leaving.contains_key(id),
-                SlotState::Busy | SlotState::Parked => false,
+                WorkerState::Ready { .. }
+                | WorkerState::Bound { .. }
+                | WorkerState::Clearing { .. }
+                | WorkerState::Starting => true,
+                WorkerState::Stopping => !self.leaving.contains_key(id),
+                WorkerState::Busy(_) | WorkerState::Parked { .. } | WorkerState::Exited(_) => false,
             })
             .count();
         coming + self.pending_spawns.len()
@@ -114,18 +116,20 @@ impl Dispatcher {
                     && usable.contains(&slot.account)
             })
         };
-        let fits = |slot: &super::Slot| match slot.state {
-            SlotState::Clearing => {
-                slot.kind == kind && slot.system_prompt.as_deref() == Some(system)
+        let fits = |slot: &super::Slot| match &slot.state {
+            WorkerState::Clearing { prompt } => {
+                slot.kind == kind && prompt.as_deref() == Some(system)
             }
-            SlotState::Starting => slot.kind == kind,
-            SlotState::Stopping => slot.replace_with.unwrap_or(slot.kind) == kind,
+            WorkerState::Starting => slot.kind == kind,
+            WorkerState::Stopping => slot.replace_with.unwrap_or(slot.kind) == kind,
             _ => false,
         };
         unclaimed()
             .find(|(_, slot)| fits(slot))
             // Clearing under another prompt: replaced once it is ready.
-            .or_else(|| unclaimed().find(|(_, slot)| slot.state == SlotState::Clearing))
+            .or_else(|| {
+                unclaimed().find(|(_, slot)| matches!(slot.state, WorkerState::Clearing { .. }))
+            })
             .map(|(id, _)| *id)
     }
 
@@ -143,13 +147,13 @@ impl Dispatcher {
         let mut bound: Vec<_> = self
             .workers
             .iter()
-            .filter(|(id, s)| s.state == SlotState::Bound && free(id, s))
-            .filter_map(|(id, s)| s.bound.map(|(_, since)| (since, *id)))
+            .filter(|(id, s)| matches!(s.state, WorkerState::Bound { .. }) && free(id, s))
+            .map(|(id, s)| (s.since, *id))
             .collect();
         bound.sort();
         let same_prompt = bound.iter().find(|(_, id)| {
             let slot = &self.workers[id];
-            slot.kind == kind && slot.system_prompt.as_deref() == Some(system)
+            slot.kind == kind && slot.state.prompt() == Some(system)
         });
         if let Some((_, id)) = same_prompt {
             return Some((*id, Free::Unbind));
@@ -158,7 +162,7 @@ impl Dispatcher {
         let ready = self
             .workers
             .iter()
-            .find(|(id, s)| s.state == SlotState::Ready && free(id, s))
+            .find(|(id, s)| matches!(s.state, WorkerState::Ready { .. }) && free(id, s))
             .map(|(id, _)| *id);
         ready
             .or_else(|| bound.first().map(|(_, id)| *id))
@@ -176,9 +180,8 @@ impl Dispatcher {
         let Some(slot) = self.workers.get_mut(&id) else {
             return;
         };
-        slot.state = SlotState::Stopping;
+        slot.state = WorkerState::Stopping;
         slot.replace_with = Some(kind);
-        slot.bound = None;
         slot.addr.do_send(StopWorker { grace: STOP_GRACE });
         let account = slot.account;
         let overlapping = self

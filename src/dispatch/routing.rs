@@ -23,19 +23,27 @@ impl Dispatcher {
         self.workers
             .iter()
             .find(|(_, s)| {
-                s.state == SlotState::Bound
-                    && s.scope == job.spec.scope
+                let bound = match &s.state {
+                    WorkerState::Bound {
+                        holder,
+                        conversation,
+                    } => holder.scope == job.spec.scope && *conversation == lookup,
+                    _ => false,
+                };
+                bound
                     && usable.contains(&s.account)
                     && s.kind == WorkerKind::for_job(job.spec.agent)
-                    && s.bound.is_some_and(|(key, _)| key == lookup)
             })
             .map(|(id, _)| *id)
     }
 
     pub(super) fn unbind(&mut self, id: WorkerId) {
+        let now = self.now();
         if let Some(slot) = self.workers.get_mut(&id) {
-            slot.state = SlotState::Clearing;
-            slot.bound = None;
+            slot.state = WorkerState::Clearing {
+                prompt: slot.state.prompt().map(str::to_string),
+            };
+            slot.since = now;
             slot.addr.do_send(Unbind);
         }
     }
@@ -65,15 +73,15 @@ impl Dispatcher {
         self.accounts_for(job).into_iter().find_map(|account| {
             let ready = || {
                 self.workers.iter().filter(|(_, s)| {
-                    s.state == SlotState::Ready
+                    matches!(s.state, WorkerState::Ready { .. })
                         && s.kind == kind
                         && s.account == account
                         && s.tenant.as_ref().is_none_or(|t| *t == job.spec.scope)
                 })
             };
             ready()
-                .find(|(_, s)| s.system_prompt.as_deref() == Some(system))
-                .or_else(|| ready().find(|(_, s)| s.system_prompt.is_none()))
+                .find(|(_, s)| s.state.prompt() == Some(system))
+                .or_else(|| ready().find(|(_, s)| s.state.prompt().is_none()))
                 .map(|(id, _)| *id)
         })
     }
@@ -94,13 +102,20 @@ impl Dispatcher {
         self.workers
             .iter()
             .find(|(_, s)| {
-                s.state == SlotState::Parked
-                    && s.scope == job.spec.scope
-                    && usable.contains(&s.account)
-                    && s.parked_on
-                        .iter()
-                        .map(String::as_str)
-                        .eq(ids.iter().copied())
+                let waits_for_these = match &s.state {
+                    WorkerState::Parked {
+                        holder,
+                        tool_use_ids,
+                    } => {
+                        holder.scope == job.spec.scope
+                            && tool_use_ids
+                                .iter()
+                                .map(String::as_str)
+                                .eq(ids.iter().copied())
+                    }
+                    _ => false,
+                };
+                waits_for_these && usable.contains(&s.account)
             })
             .map(|(id, _)| *id)
     }
@@ -134,8 +149,10 @@ impl Dispatcher {
     fn dispatch_fairly(&mut self) {
         let mut running: HashMap<String, usize> = HashMap::new();
         for slot in self.workers.values() {
-            if slot.state == SlotState::Busy && !slot.background {
-                *running.entry(slot.scope.clone()).or_default() += 1;
+            if let WorkerState::Busy(holder) = &slot.state {
+                if !holder.background {
+                    *running.entry(holder.scope.clone()).or_default() += 1;
+                }
             }
         }
         let mut jobs: Vec<Option<Job>> = self.queue.drain(..).map(Some).collect();
@@ -169,10 +186,13 @@ impl Dispatcher {
         if self.is_new_prompt(id, &job.spec.system) {
             self.spare_due = Some(WorkerKind::for_job(job.spec.agent));
         }
+        let now = self.now();
         let slot = self.workers.get_mut(&id).expect("chosen worker exists");
         match slot.state {
-            SlotState::Parked => log::debug!("[{}] resumes the turn parked on worker-{id}", job.id),
-            SlotState::Bound => log::debug!(
+            WorkerState::Parked { .. } => {
+                log::debug!("[{}] resumes the turn parked on worker-{id}", job.id)
+            }
+            WorkerState::Bound { .. } => log::debug!(
                 "[{}] continues the conversation bound to worker-{id}",
                 job.id
             ),
@@ -180,8 +200,6 @@ impl Dispatcher {
                 if slot.booted_at.is_some_and(|at| at > job.admitted_at) {
                     self.stats.waited_for_boot += 1;
                 }
-                slot.system_prompt = Some(job.spec.system.clone());
-                slot.scope = job.spec.scope.clone();
                 if slot.kind == WorkerKind::Agent && slot.tenant.is_none() {
                     slot.tenant = Some(job.spec.scope.clone());
                 }
@@ -192,10 +210,10 @@ impl Dispatcher {
                 );
             }
         }
-        slot.state = SlotState::Busy;
-        slot.background = job.spec.background;
-        slot.parked_on.clear();
-        slot.bound = None;
+        // What the worker reports once it has the job; recorded now, so
+        // that the worker is not given another job meanwhile.
+        slot.state = WorkerState::Busy(Holder::of(&job));
+        slot.since = now;
         slot.addr.do_send(RunJob(job));
     }
 

@@ -33,7 +33,8 @@ impl Dispatcher {
     /// Called after every dispatch round: free workers and nothing queued.
     pub(super) fn signal_spare(&self) {
         if let Some(signal) = &self.spare_signal {
-            if self.queue.is_empty() && self.count(SlotState::Ready) > 0 {
+            let ready = self.count(|s| matches!(s, WorkerState::Ready { .. }));
+            if self.queue.is_empty() && ready > 0 {
                 signal.notify_one();
             }
         }
@@ -46,26 +47,30 @@ impl Dispatcher {
     /// workers of `accounts` (those the job's key may use) are touched: no
     /// other could take the job.
     fn make_room(&mut self, kind: WorkerKind, accounts: &[AccountKey]) {
-        if self.count(SlotState::Starting) + self.pending_spawns.len() > 0 {
+        if self.count(|s| *s == WorkerState::Starting) + self.pending_spawns.len() > 0 {
             return;
         }
         if let Some(id) = self
             .workers
             .iter()
-            .find(|(_, s)| s.state == SlotState::Ready && accounts.contains(&s.account))
+            .find(|(_, s)| {
+                matches!(s.state, WorkerState::Ready { .. }) && accounts.contains(&s.account)
+            })
             .map(|(id, _)| *id)
         {
             self.replace(id, kind);
             return;
         }
-        if self.count(SlotState::Clearing) > 0 {
+        if self.count(|s| matches!(s, WorkerState::Clearing { .. })) > 0 {
             return;
         }
         let oldest = self
             .workers
             .iter()
-            .filter(|(_, s)| s.state == SlotState::Bound && accounts.contains(&s.account))
-            .filter_map(|(id, s)| s.bound.map(|(_, since)| (since, *id)))
+            .filter(|(_, s)| {
+                matches!(s.state, WorkerState::Bound { .. }) && accounts.contains(&s.account)
+            })
+            .map(|(id, s)| (s.since, *id))
             .min();
         if let Some((_, id)) = oldest {
             self.unbind(id);
@@ -81,8 +86,8 @@ impl Dispatcher {
         let workers = self
             .workers
             .values()
-            .filter(|s| usable.contains(&s.account) && s.state != SlotState::Stopping)
-            .map(|s| s.background && s.state == SlotState::Busy);
+            .filter(|s| usable.contains(&s.account) && s.state != WorkerState::Stopping)
+            .map(|s| matches!(&s.state, WorkerState::Busy(holder) if holder.background));
         fits_one_more(&self.settings.batches, workers)
     }
 }

@@ -18,6 +18,9 @@ use crate::job::Job;
 pub struct WorkerReport {
     pub id: WorkerId,
     pub state: WorkerState,
+    /// The process's pid, in the report that says the worker finished
+    /// booting (and only there).
+    pub booted: Option<u32>,
     /// How the worker's job ended, when this report ends one.
     pub job: Option<Outcome>,
     /// What the worker's CLI just said about its account's rate limits
@@ -29,29 +32,98 @@ pub struct WorkerReport {
     pub failover: Option<Job>,
 }
 
-/// Where a worker stands.
+/// Where a worker stands: the one state of a worker, which it reports and
+/// its pool stores as is. Each variant carries what the pool decides by:
+/// the system prompt the worker is set up with, whose conversation it
+/// holds, the tool calls a parked turn waits for.
+///
+/// The pool writes a state itself only to record what it just asked of the
+/// worker (a job given, a conversation let go, a stop): the state the
+/// worker will report next, so that it is not asked twice meanwhile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkerState {
-    /// Booted and answering, with a blank conversation.
-    Ready { pid: u32 },
-    /// Its conversation was cleared: it takes a job with the system prompt
-    /// it was set up with.
-    Idle,
-    /// Running a job (or setting one up).
-    Busy,
-    /// Idle, holding the conversation keyed `key` for that conversation's
-    /// next turn (see `affinity`).
-    Bound(u64),
-    /// Its turn is blocked on the caller's calls with these `tool_use` ids;
-    /// a request carrying results for exactly them resumes it.
-    Parked(Vec<String>),
+    /// Spawned, not ready yet (the pool's state for a worker it spawned;
+    /// the worker reports `Ready` next, or `Exited`).
+    Starting,
+    /// Free for a job: blank (`prompt` is `None`: takes any system prompt)
+    /// or set up with `prompt` (takes a job with that prompt only).
+    Ready { prompt: Option<String> },
+    /// Running a job (or setting one up) for `holder`.
+    Busy(Holder),
+    /// Its turn is blocked on the caller's calls with these `tool_use` ids
+    /// (sorted); a request of `holder`'s carrying results for exactly them
+    /// resumes it.
+    Parked {
+        holder: Holder,
+        tool_use_ids: Vec<String>,
+    },
+    /// Idle, holding `holder`'s conversation keyed `conversation` for that
+    /// conversation's next turn (see `affinity`).
+    Bound { holder: Holder, conversation: u64 },
     /// Clearing its conversation (or first interrupting an abandoned turn);
-    /// `Idle` follows.
-    Clearing,
+    /// `Ready` with the same `prompt` follows.
+    Clearing { prompt: Option<String> },
     /// Its process is being stopped; `Exited` follows.
     Stopping,
     /// Its process is gone and the worker has stopped.
     Exited(ExitReason),
+}
+
+/// Whose work a worker holds: the job's system prompt, the scope (caller)
+/// that sent it, and whether it is a background (batch) job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holder {
+    pub prompt: String,
+    pub scope: String,
+    pub background: bool,
+}
+
+impl Holder {
+    /// The holder of `job`.
+    pub fn of(job: &Job) -> Self {
+        Self {
+            prompt: job.spec.system.clone(),
+            scope: job.spec.scope.clone(),
+            background: job.spec.background,
+        }
+    }
+}
+
+impl WorkerState {
+    /// The system prompt the worker is set up with, when it is known to
+    /// have one and to keep it (not while starting or stopping).
+    pub fn prompt(&self) -> Option<&str> {
+        match self {
+            WorkerState::Ready { prompt } | WorkerState::Clearing { prompt } => prompt.as_deref(),
+            WorkerState::Busy(holder)
+            | WorkerState::Parked { holder, .. }
+            | WorkerState::Bound { holder, .. } => Some(&holder.prompt),
+            WorkerState::Starting | WorkerState::Stopping | WorkerState::Exited(_) => None,
+        }
+    }
+
+    /// Whose work it holds, while busy, parked or bound.
+    pub fn holder(&self) -> Option<&Holder> {
+        match self {
+            WorkerState::Busy(holder)
+            | WorkerState::Parked { holder, .. }
+            | WorkerState::Bound { holder, .. } => Some(holder),
+            _ => None,
+        }
+    }
+
+    /// The name `/health` shows.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WorkerState::Starting => "starting",
+            WorkerState::Ready { .. } => "ready",
+            WorkerState::Busy(_) => "busy",
+            WorkerState::Parked { .. } => "parked",
+            WorkerState::Bound { .. } => "bound",
+            WorkerState::Clearing { .. } => "clearing",
+            WorkerState::Stopping | WorkerState::Exited(_) => "stopping",
+        }
+    }
 }
 
 /// How a job ended.

@@ -10,7 +10,7 @@ use crate::job::{Job, JobEvent, Usage};
 use crate::worker::mcp::{self, McpRequest, ToolCall};
 use crate::worker::permission;
 use crate::worker::protocol::{CliRequest, Outgoing, Reply, ToolPermission};
-use crate::worker::report::{Outcome, WorkerState};
+use crate::worker::report::{Holder, Outcome, WorkerState};
 use crate::worker::WorkerKind;
 
 /// A turn waiting for the caller's tool results.
@@ -92,8 +92,8 @@ impl Session {
                 if run.job.spec.background {
                     // Nobody will send results: the answer ends with the
                     // calls, and the turn is let go as a timed-out park is.
-                    self.report(WorkerState::Clearing, Some(Outcome::Succeeded));
                     self.abandon();
+                    self.report(self.state(), Some(Outcome::Succeeded));
                     self.emit(&run.job, JobEvent::Finished(completion));
                     return;
                 }
@@ -105,7 +105,7 @@ impl Session {
                 });
                 // The pool knows of the parked turn before the client sees
                 // the response end and sends the results.
-                self.report(WorkerState::Parked(tool_use_ids), Some(Outcome::Succeeded));
+                self.report(self.state(), Some(Outcome::Succeeded));
                 self.emit(&run.job, JobEvent::Finished(completion));
             }
             Phase::Parked(mut parked) => {
@@ -127,7 +127,8 @@ impl Session {
     /// it is interrupted and the conversation cleared.
     pub(super) fn give_up_park(&mut self) {
         self.tool_results.clear();
-        self.report(WorkerState::Clearing, None);
+        let prompt = self.system_prompt.clone();
+        self.report(WorkerState::Clearing { prompt }, None);
         self.abandon();
     }
 
@@ -140,6 +141,7 @@ impl Session {
             .iter()
             .map(|r| (r.tool_use_id.clone(), r.clone()))
             .collect();
+        self.holder = Holder::of(&job);
         let run = self.new_run(job, parked.reported);
         self.phase = Phase::Running(run);
         for call in parked.calls {

@@ -76,6 +76,7 @@ impl Session {
         self.effects.push(Effect::Report(WorkerReport {
             id: self.id,
             state: self.state(),
+            booted: None,
             job: None,
             limit: Some(signal),
             failover,

@@ -64,7 +64,7 @@ use super::agent_view::AgentView;
 use super::permission::Workspace;
 use super::process::ProcessIds;
 use super::protocol::{CliLine, Outgoing, Request};
-use super::report::{ExitReason, Outcome, WorkerReport, WorkerState};
+use super::report::{ExitReason, Holder, Outcome, WorkerReport, WorkerState};
 use super::stop::StopWatch;
 use super::thinking::HideThinking;
 use super::translate::TurnTranslator;
@@ -221,6 +221,9 @@ pub struct Session {
     phase: Phase,
     /// The system prompt fixed by `initialize`; `None` while blank.
     system_prompt: Option<String>,
+    /// Whose job the worker last started: what it holds while busy, parked
+    /// or bound.
+    holder: Holder,
     /// The CLI conversation's session id, from the last `result`.
     session_id: Option<String>,
     /// The model the CLI currently uses.
@@ -263,6 +266,7 @@ impl Session {
             process: None,
             phase: Phase::Idle,
             system_prompt: None,
+            holder: Holder::default(),
             session_id: None,
             thinking_budget: None,
             max_tokens: None,
@@ -360,7 +364,20 @@ impl Session {
         self.effects.push(Effect::Report(WorkerReport {
             id: self.id,
             state,
+            booted: None,
             job,
+            limit: None,
+            failover: None,
+        }));
+    }
+
+    /// Tells the pool the worker finished booting: ready, blank.
+    fn report_booted(&mut self) {
+        self.effects.push(Effect::Report(WorkerReport {
+            id: self.id,
+            state: self.state(),
+            booted: Some(self.pid()),
+            job: None,
             limit: None,
             failover: None,
         }));
@@ -368,14 +385,27 @@ impl Session {
 
     /// The state the current phase amounts to, as the pool sees it.
     fn state(&self) -> WorkerState {
+        let holder = || self.holder.clone();
+        let prompt = || self.system_prompt.clone();
         match &self.phase {
-            Phase::Booting { .. } | Phase::Preparing { .. } | Phase::Running(_) => {
-                WorkerState::Busy
+            Phase::Booting { .. } => WorkerState::Starting,
+            Phase::Preparing { .. } | Phase::Running(_) => WorkerState::Busy(holder()),
+            Phase::Idle => WorkerState::Ready { prompt: prompt() },
+            Phase::Parked(parked) => {
+                let mut tool_use_ids = parked.tool_use_ids.clone();
+                tool_use_ids.sort_unstable();
+                WorkerState::Parked {
+                    holder: holder(),
+                    tool_use_ids,
+                }
             }
-            Phase::Idle => WorkerState::Idle,
-            Phase::Parked(parked) => WorkerState::Parked(parked.tool_use_ids.clone()),
-            Phase::Abandoning { .. } | Phase::Clearing { .. } => WorkerState::Clearing,
-            Phase::Bound(key) => WorkerState::Bound(*key),
+            Phase::Abandoning { .. } | Phase::Clearing { .. } => {
+                WorkerState::Clearing { prompt: prompt() }
+            }
+            Phase::Bound(key) => WorkerState::Bound {
+                holder: holder(),
+                conversation: *key,
+            },
             Phase::Stopping(_) => WorkerState::Stopping,
         }
     }

@@ -35,6 +35,7 @@ pub(super) enum Setup {
 
 impl Session {
     pub(super) fn start_job(&mut self, job: Job, continuing: bool) {
+        self.holder = crate::worker::report::Holder::of(&job);
         let mut steps = VecDeque::new();
         match &self.system_prompt {
             None => steps.push_back(Setup::Initialize(job.spec.system.clone())),

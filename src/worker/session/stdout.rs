@@ -83,7 +83,7 @@ impl Session {
                         self.pid(),
                         self.since(self.spawned_at)
                     );
-                    self.report(WorkerState::Ready { pid: self.pid() }, None);
+                    self.report_booted();
                 } else {
                     let why = format!("readiness probe failed: {:?}", response.error);
                     self.phase = Phase::Booting { probe };

@@ -18,7 +18,7 @@ use crate::job::{Job, JobEvent, JobSpec, ToolResult, ToolSet};
 use crate::prompt::{Role, Turn};
 use crate::worker::protocol::mcp::RpcResult;
 use crate::worker::protocol::{CliLine, Outgoing, Reply, Request};
-use crate::worker::report::{ExitReason, Outcome, WorkerReport, WorkerState};
+use crate::worker::report::{ExitReason, Holder, Outcome, WorkerReport, WorkerState};
 use crate::worker::WorkerKind;
 
 #[derive(Debug)]
@@ -103,7 +103,8 @@ impl Harness {
         // Harmless, and leaves the system prompt open (not `initialize`).
         assert_eq!(*request, Request::max_output_tokens(None));
         let effects = h.success(probe);
-        assert_eq!(states(&effects), [WorkerState::Ready { pid: 4242 }]);
+        assert_eq!(states(&effects), [WorkerState::Ready { prompt: None }]);
+        assert_eq!(reports(&effects)[0].booted, Some(4242));
         h
     }
 
@@ -170,6 +171,28 @@ fn reports(effects: &[Effect]) -> Vec<&WorkerReport> {
             _ => None,
         })
         .collect()
+}
+
+/// Whose work the jobs of `spec()` are.
+fn holder() -> Holder {
+    Holder {
+        prompt: "Be brief.".into(),
+        ..Holder::default()
+    }
+}
+
+/// Ready again after a job of `spec()`: set up with its prompt.
+fn ready() -> WorkerState {
+    WorkerState::Ready {
+        prompt: Some("Be brief.".into()),
+    }
+}
+
+/// Clearing after a job of `spec()`.
+fn clearing() -> WorkerState {
+    WorkerState::Clearing {
+        prompt: Some("Be brief.".into()),
+    }
 }
 
 fn states(effects: &[Effect]) -> Vec<WorkerState> {
@@ -253,7 +276,7 @@ fn a_job_is_set_up_run_and_cleared_and_the_pool_hears_first() {
     });
     assert!(report < finished, "the pool hears first: {effects:?}");
     assert_eq!(reports(&effects)[0].job, Some(Outcome::Succeeded));
-    assert_eq!(states(&effects), [WorkerState::Clearing]);
+    assert_eq!(states(&effects), [clearing()]);
     assert!(effects
         .iter()
         .any(|e| matches!(e, Effect::Write(Outgoing::Clear))));
@@ -261,7 +284,7 @@ fn a_job_is_set_up_run_and_cleared_and_the_pool_hears_first() {
     // `/clear` answers with a new session: a boundary, and idle again.
     let effects = h.line(result("s2"));
     assert!(matches!(effects[0], Effect::Write(Outgoing::Boundary)));
-    assert_eq!(states(&effects), [WorkerState::Idle]);
+    assert_eq!(states(&effects), [ready()]);
 }
 
 #[test]
@@ -308,7 +331,10 @@ fn a_park_times_out_and_the_turn_is_abandoned() {
     let effects = h.call_tool(&tools);
     assert_eq!(
         states(&effects),
-        [WorkerState::Parked(vec!["toolu_1".into()])]
+        [WorkerState::Parked {
+            holder: holder(),
+            tool_use_ids: vec!["toolu_1".into()]
+        }]
     );
     assert!(
         matches!(events(&effects)[..], [JobEvent::Finished(c)] if c.stop_reason == Some(crate::job::StopReason::ToolUse))
@@ -318,7 +344,7 @@ fn a_park_times_out_and_the_turn_is_abandoned() {
     let park_timeout = h.settings.tools.park_timeout();
     assert!(h.tick_after(park_timeout).is_empty(), "not yet");
     let effects = h.tick_after(Duration::from_secs(1));
-    assert_eq!(states(&effects), [WorkerState::Clearing]);
+    assert_eq!(states(&effects), [clearing()]);
     assert!(effects.iter().any(is_interrupt), "{effects:?}");
     assert!(events(&effects).is_empty(), "the client has its answer");
 
@@ -339,7 +365,7 @@ fn a_released_park_is_abandoned_and_only_a_parked_worker_releases() {
     h.start(job);
     h.call_tool(&tools);
     let effects = h.input(Input::ReleasePark);
-    assert_eq!(states(&effects), [WorkerState::Clearing]);
+    assert_eq!(states(&effects), [clearing()]);
     assert!(effects.iter().any(is_interrupt), "{effects:?}");
     assert!(h.input(Input::ReleasePark).is_empty(), "released once");
     let effects = h.line(interrupted("s1"));
@@ -453,7 +479,7 @@ fn a_departed_client_gets_its_turn_interrupted() {
 
     let effects = h.line(interrupted("s1"));
     assert_eq!(reports(&effects)[0].job, Some(Outcome::Failed));
-    assert_eq!(states(&effects), [WorkerState::Clearing]);
+    assert_eq!(states(&effects), [clearing()]);
 }
 
 #[test]
@@ -520,7 +546,13 @@ fn a_bound_worker_continues_its_conversation_until_unbound() {
     h.line(answer("Hi"));
     let effects = h.line(result("s1"));
     let bound = key.after_reply(&[json!({"type": "text", "text": "Hi"})]);
-    assert_eq!(states(&effects), [WorkerState::Bound(bound)]);
+    assert_eq!(
+        states(&effects),
+        [WorkerState::Bound {
+            holder: holder(),
+            conversation: bound
+        }]
+    );
     assert!(!effects
         .iter()
         .any(|e| matches!(e, Effect::Write(Outgoing::Clear))));
@@ -543,7 +575,7 @@ fn a_bound_worker_continues_its_conversation_until_unbound() {
         "only a bound worker clears"
     );
     let effects = h.line(result("s2"));
-    assert_eq!(states(&effects), [WorkerState::Idle]);
+    assert_eq!(states(&effects), [ready()]);
 }
 
 #[test]
@@ -570,7 +602,7 @@ fn workers_are_recycled_after_their_job_quota_or_over_their_memory_limit() {
     let mut h = Harness::booted_with(|s| s.pool.max_worker_rss_mb = 150);
     let (job1, _client) = job(spec());
     h.start(job1);
-    assert_eq!(states(&h.line(result("s1"))), [WorkerState::Clearing]);
+    assert_eq!(states(&h.line(result("s1"))), [clearing()]);
     h.line(result("s2"));
     h.process.rss.set(Some(200 << 20));
     let (job2, _client) = job(spec());
@@ -585,7 +617,7 @@ fn a_job_for_a_busy_worker_is_refused() {
     h.start(first);
     let (second, _client2) = job(spec());
     let effects = h.input(Input::Job(second));
-    assert_eq!(states(&effects), [WorkerState::Busy]);
+    assert_eq!(states(&effects), [WorkerState::Busy(holder())]);
     assert_eq!(reports(&effects)[0].job, Some(Outcome::Failed));
     assert!(matches!(
         events(&effects)[..],

@@ -9,7 +9,7 @@ use super::{Effect, Phase, Run, Session, RETIRE_GRACE};
 use crate::error::JobError;
 use crate::job::JobEvent;
 use crate::worker::protocol::{CliMessage, Outgoing, Request};
-use crate::worker::report::{ExitReason, Outcome, WorkerReport, WorkerState};
+use crate::worker::report::{ExitReason, Outcome, WorkerReport};
 use crate::worker::stop::Watched;
 use crate::worker::WorkerKind;
 
@@ -178,6 +178,7 @@ impl Session {
             self.effects.push(Effect::Report(WorkerReport {
                 id: self.id,
                 state,
+                booted: None,
                 job: Some(outcome),
                 limit: None,
                 failover: Some(run.job),
@@ -236,7 +237,7 @@ impl Session {
         }
         self.send(Outgoing::Boundary);
         self.phase = Phase::Idle;
-        self.report(WorkerState::Idle, None);
+        self.report(self.state(), None);
     }
 
     pub(super) fn recycle_reason(&self) -> Option<String> {
