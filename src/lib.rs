@@ -44,6 +44,8 @@
 //! [`job`], [`error`], [`keys`], [`node`] and [`private_fs`] are at the
 //! bottom: none of them imports [`http`], [`api`], [`dispatch`] or
 //! [`worker`] ([`keys`] uses only [`config`] and [`store`]).
+// One clock (clippy.toml): std::time::Instant only where a module says why.
+#![deny(clippy::disallowed_types)]
 
 pub mod accounts;
 pub mod affinity;
@@ -71,7 +73,9 @@ pub mod worker;
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use actix::{Actor, Addr};
 use actix_web::web;

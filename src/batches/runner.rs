@@ -40,7 +40,7 @@ use crate::api::batches::{errored, succeeded};
 use crate::api::error::ApiError;
 use crate::api::{Context, Dialect};
 use crate::config::Settings;
-use crate::dispatch::spare::RunIfIdle;
+use crate::dispatch::batch::RunIfIdle;
 use crate::dispatch::Dispatcher;
 use crate::error::JobError;
 use crate::job::assemble::Assembler;

@@ -7,17 +7,16 @@
 //! account of the same name) keeps its workers until they are idle; they
 //! finish their job and retire, and no new work goes to them.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::job::Job;
 use serde::Serialize;
 
-use super::Dispatcher;
+use super::pool::Pool;
 use crate::accounts::signal::Signal;
 use crate::accounts::standing::{self, Candidate, Standing, Status};
 use crate::config::AccountPlan;
 use crate::error::JobError;
-use crate::worker::process::SpawnSpec;
 use crate::worker::report::WorkerState;
 use crate::worker::WorkerId;
 
@@ -68,24 +67,6 @@ impl Account {
             self.plan.workers
         }
     }
-
-    /// `base` with this account's environment and credentials.
-    pub fn spawn_spec(&self, base: &SpawnSpec) -> SpawnSpec {
-        let mut spec = base.clone();
-        spec.env.extend(self.plan.env.iter().cloned());
-        spec.env_remove.extend(self.plan.env_remove.iter().cloned());
-        spec
-    }
-
-    /// A worker's name in the log: `worker-N`, with `@account` when the
-    /// pool has configured accounts.
-    pub fn worker_name(&self, id: WorkerId) -> String {
-        if self.plan.implicit {
-            format!("worker-{id}")
-        } else {
-            format!("worker-{id}@{}", self.plan.name)
-        }
-    }
 }
 
 /// One account in `/health`. Never its credentials.
@@ -125,7 +106,7 @@ impl AccountHealth {
     ];
 }
 
-impl Dispatcher {
+impl Pool {
     pub(super) fn account(&self, key: AccountKey) -> Option<&Account> {
         self.accounts.iter().find(|a| a.key == key)
     }
@@ -148,7 +129,7 @@ impl Dispatcher {
         usable
     }
 
-    /// [`Dispatcher::usable_accounts`] by standing alone.
+    /// [`Pool::usable_accounts`] by standing alone.
     fn ranked_accounts(&self) -> Vec<AccountKey> {
         let live: Vec<&Account> = self.accounts.iter().filter(|a| !a.removed).collect();
         let candidates: Vec<Candidate> = live
@@ -158,7 +139,7 @@ impl Dispatcher {
                 allow_overage: a.plan.allow_overage,
             })
             .collect();
-        standing::ranked(&candidates, SystemTime::now())
+        standing::ranked(&candidates, self.wall())
             .into_iter()
             .map(|i| live[i].key)
             .collect()
@@ -179,8 +160,8 @@ impl Dispatcher {
                 allow_overage: a.plan.allow_overage,
             })
             .collect();
-        let retry_after = standing::soonest_reset(&candidates, SystemTime::now())
-            .unwrap_or(standing::DEFAULT_LIMIT);
+        let retry_after =
+            standing::soonest_reset(&candidates, self.wall()).unwrap_or(standing::DEFAULT_LIMIT);
         Some(JobError::RateLimited {
             retry_after: retry_after.max(Duration::from_secs(1)),
         })
@@ -202,16 +183,16 @@ impl Dispatcher {
         let Some(error) = self.all_limited() else {
             return;
         };
-        for job in self.queue.drain(..) {
+        for job in std::mem::take(&mut self.queue) {
             log::info!("[{}] refused: every account is rate-limited", job.id);
-            job.fail(error.clone());
+            self.fail(job, error.clone());
             self.stats.rejected += 1;
         }
     }
 
     /// Brings the accounts in line with the settings' plans (at start and
     /// on reload): new accounts are added, changed ones replaced, missing
-    /// ones marked removed. Workers follow in [`Dispatcher::staff_accounts`]
+    /// ones marked removed. Workers follow in [`Pool::staff_accounts`]
     /// and `trim_surplus`.
     pub(super) fn apply_account_plans(&mut self) {
         let plans = self.settings.account_plans();
@@ -247,13 +228,7 @@ impl Dispatcher {
             }
             // Made private (it will hold the account's login) when missing.
             if let Some(dir) = plan.config_dir.as_ref().filter(|d| !d.exists()) {
-                if let Err(e) = crate::private_fs::ensure_dir(dir) {
-                    log::error!(
-                        "account {}: cannot create {}: {e}",
-                        plan.name,
-                        dir.display()
-                    );
-                }
+                self.push(super::pool::Effect::CreateDir(dir.clone()));
             }
             if !plan.implicit {
                 log::info!("account {}: {} workers", plan.name, plan.workers);
@@ -282,11 +257,7 @@ impl Dispatcher {
             .iter()
             .filter(|(id, s)| s.account == account.key && !self.leaving.contains_key(id))
             .count();
-        live + self
-            .pending_spawns
-            .iter()
-            .filter(|key| **key == account.key)
-            .count()
+        live + self.restarts.pending_for(account.key)
     }
 
     /// Whether the account exists and has fewer workers than it should.
@@ -308,7 +279,7 @@ impl Dispatcher {
             .collect();
         for (key, n) in missing {
             for _ in 0..n {
-                let kind = self.default_kind();
+                let kind = self.default_kind;
                 self.spawn_worker(kind, key);
             }
         }
@@ -316,7 +287,7 @@ impl Dispatcher {
 
     /// The accounts for `/health`, in configuration order.
     pub(super) fn accounts_health(&self) -> Vec<AccountHealth> {
-        let now = SystemTime::now();
+        let now = self.wall();
         let mut out: Vec<AccountHealth> = self
             .accounts
             .iter()
@@ -357,9 +328,10 @@ fn same_account(a: &AccountPlan, b: &AccountPlan) -> bool {
     }
 }
 
-impl Dispatcher {
+impl Pool {
     /// A worker's CLI said something about its account's limits.
     pub(super) fn on_limit(&mut self, id: WorkerId, signal: Signal) {
+        let wall = self.wall();
         let Some(slot) = self.workers.get(&id) else {
             return;
         };
@@ -370,19 +342,16 @@ impl Dispatcher {
         if limited {
             account.rate_limited += 1;
         }
-        let before = account.standing.status(SystemTime::now());
-        if let Some(until) = account.standing.note(&signal, SystemTime::now()) {
-            let secs = until
-                .duration_since(SystemTime::now())
-                .unwrap_or_default()
-                .as_secs();
+        let before = account.standing.status(wall);
+        if let Some(until) = account.standing.note(&signal, wall) {
+            let secs = until.duration_since(wall).unwrap_or_default().as_secs();
             log::warn!(
                 "account {}: rate-limited for {secs}s (seen by worker-{})",
                 account.plan.name,
                 id
             );
         }
-        let after = account.standing.status(SystemTime::now());
+        let after = account.standing.status(wall);
         if before != after && after == Status::Overage {
             log::warn!(
                 "account {}: now drawing on overage (extra usage){}",
@@ -418,13 +387,13 @@ impl Dispatcher {
         refusal: impl FnOnce(&Self) -> Option<JobError>,
     ) {
         if self.draining {
-            job.fail(JobError::ShuttingDown);
+            self.fail(job, JobError::ShuttingDown);
             self.stats.failed += 1;
             return;
         }
         if let Some(error) = refusal(self) {
             log::warn!("[{}] no other account can take it: {error}", job.id);
-            job.fail(error);
+            self.fail(job, error);
             self.stats.failed += 1;
             return;
         }

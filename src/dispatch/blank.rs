@@ -8,13 +8,13 @@
 //! system prompt never takes a blank worker for a new prompt after its first
 //! job, so it never pays for spares.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
-use super::Dispatcher;
+use super::pool::Pool;
 use crate::worker::report::WorkerState;
 use crate::worker::{WorkerId, WorkerKind};
 
-impl Dispatcher {
+impl Pool {
     /// Whether a job with `system` given to worker `id` takes a blank worker
     /// for a prompt no other live worker holds.
     pub(super) fn is_new_prompt(&self, id: WorkerId, system: &str) -> bool {
@@ -67,7 +67,7 @@ impl Dispatcher {
                 _ => false,
             })
             .count();
-        workers + self.pending_spawns.len()
+        workers + self.restarts.pending.len()
     }
 
     /// The idle worker of `kind` holding a prompt that was used least

@@ -1,7 +1,9 @@
 //! When a bound conversation expires: a pure function of the clock, so that
 //! its boundary is tested without waiting.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::worker::WorkerId;
 

@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
-use super::Dispatcher;
+use tokio::time::Instant;
+
+use super::pool::Pool;
 use crate::worker::report::WorkerState;
 
 /// Overall condition of the pool.
@@ -97,8 +99,11 @@ impl Health {
     }
 }
 
-impl Dispatcher {
-    pub(super) fn health(&self) -> Health {
+impl Pool {
+    /// The pool at `now`, with each worker's resident memory as `rss`
+    /// reads it from its pid.
+    pub fn health(&mut self, now: Instant, rss: impl Fn(u32) -> Option<u64>) -> Health {
+        self.at(now);
         let mut workers = WorkerCounts::default();
         for (id, slot) in &self.workers {
             workers.total += 1;
@@ -116,7 +121,7 @@ impl Dispatcher {
             }
             // Read when asked: /proc is cheap, and a cached figure goes stale.
             let rss_mb = (slot.pid != 0)
-                .then(|| crate::worker::process::rss_bytes(slot.pid))
+                .then(|| rss(slot.pid))
                 .flatten()
                 .map(|b| b / (1024 * 1024));
             workers.rss_mb_total += rss_mb.unwrap_or_default();
@@ -140,7 +145,7 @@ impl Dispatcher {
         } else if workers.ready + workers.busy + workers.bound > 0 {
             (Status::Ok, None)
         } else if self.is_degraded() {
-            (Status::Degraded, self.last_failure.clone())
+            (Status::Degraded, self.restarts.last_failure.clone())
         } else {
             (Status::Starting, None)
         };
@@ -148,15 +153,15 @@ impl Dispatcher {
             status,
             reason,
             version: env!("CARGO_PKG_VERSION"),
-            uptime_secs: self.started_at.elapsed().as_secs(),
+            uptime_secs: self.uptime().as_secs(),
             workers,
             queue: QueueStats {
                 depth: self.queue.len(),
                 capacity: self.settings.pool.max_queue,
             },
             jobs: self.stats.clone(),
-            restarts: self.restarts,
-            recycles: self.recycles,
+            restarts: self.restarts.restarts,
+            recycles: self.restarts.recycles,
             accounts: self.accounts_health(),
         }
     }

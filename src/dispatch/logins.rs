@@ -1,15 +1,18 @@
 //! Accounts whose login failed: a job that met missing or rejected
 //! credentials marks its account (`login_failed` in `/health`), which then
 //! takes no new work while another account can (see
-//! `Dispatcher::usable_accounts`). The job itself had no output yet, so it
+//! `Pool::usable_accounts`). The job itself had no output yet, so it
 //! runs again on an account whose login works; only when none has one does
 //! the client get the credentials error, with what to do. A job that
 //! succeeds on the account, or a reload, clears the mark.
 
 use super::accounts::Account;
-use super::*;
+use super::pool::Pool;
+use crate::error::JobError;
+use crate::job::Job;
+use crate::worker::WorkerId;
 
-impl Dispatcher {
+impl Pool {
     /// A job on worker `id` failed on its account's credentials (`reason`),
     /// or (`None`) succeeded, which shows they work.
     pub(super) fn note_login(&mut self, id: WorkerId, reason: Option<String>) {

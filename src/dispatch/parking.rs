@@ -10,7 +10,14 @@
 //! is refused once with [`JobError::ParkReleased`], so the client learns
 //! why; sent again, it is a plain request replayed from its history.
 
-use super::*;
+use std::collections::BTreeSet;
+
+use tokio::time::Instant;
+
+use super::pool::{Command, Pool};
+use crate::job::Job;
+use crate::worker::report::WorkerState;
+use crate::worker::WorkerId;
 
 /// Released parks remembered for their continuation's error; beyond this,
 /// the oldest are forgotten (their continuation is simply replayed).
@@ -19,7 +26,7 @@ const REMEMBERED: usize = 1024;
 /// A released park: the caller it belonged to, and its tool_use ids, sorted.
 pub(super) type ReleasedPark = (String, Vec<String>);
 
-impl Dispatcher {
+impl Pool {
     /// Gives up worker `id`'s parked turn for other work.
     pub(super) fn release_park(&mut self, id: WorkerId, why: &str) {
         let now = self.now();
@@ -35,15 +42,15 @@ impl Dispatcher {
         };
         log::info!("worker-{id}: parked turn released: {why}");
         let released = (holder.scope.clone(), tool_use_ids.clone());
+        slot.state = WorkerState::Clearing {
+            prompt: Some(holder.prompt.clone()),
+        };
+        slot.since = now;
         self.released_parks.push_back(released);
         if self.released_parks.len() > REMEMBERED {
             self.released_parks.pop_front();
         }
-        slot.state = WorkerState::Clearing {
-            prompt: slot.state.prompt().map(str::to_string),
-        };
-        slot.since = now;
-        slot.addr.do_send(ReleasePark);
+        self.tell(id, Command::ReleasePark);
     }
 
     /// Worker `id` just parked: its key's oldest parks beyond
@@ -78,10 +85,7 @@ impl Dispatcher {
 
     /// The longest-parked worker of an account that may take work, not in
     /// `claimed`.
-    pub(super) fn oldest_park(
-        &self,
-        claimed: &std::collections::BTreeSet<WorkerId>,
-    ) -> Option<WorkerId> {
+    pub(super) fn oldest_park(&self, claimed: &BTreeSet<WorkerId>) -> Option<WorkerId> {
         let usable = self.usable_accounts();
         self.workers
             .iter()

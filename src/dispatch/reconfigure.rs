@@ -5,25 +5,24 @@
 //! Growing spawns workers at once. Shrinking stops idle workers only —
 //! ready ones first, then bound ones, least recently used first — and never
 //! one that is running, parked on tool calls, or booting; the rest of the
-//! surplus goes as workers become idle ([`Dispatcher::trim_surplus`] runs
+//! surplus goes as workers become idle ([`Pool::trim_surplus`] runs
 //! after every dispatch). Jobs in flight are never touched.
 
-use std::time::Instant;
+use std::sync::Arc;
 
-use actix::prelude::*;
+use tokio::time::Instant;
 
 use super::accounts::AccountKey;
-use super::messages::Reconfigure;
-use super::{Dispatcher, Leaving, STOP_GRACE};
-use crate::worker::messages::{Reconfigure as ReconfigureWorker, StopWorker};
+use super::pool::{Command, Effect, Leaving, Pool};
+use crate::config::Settings;
 use crate::worker::report::WorkerState;
 use crate::worker::WorkerId;
 
-impl Dispatcher {
+impl Pool {
     /// Workers the pool has or will have: all but those stopping for good,
     /// plus respawns waiting out a backoff.
     fn planned_workers(&self) -> usize {
-        self.workers.len() - self.leaving.len() + self.pending_spawns.len()
+        self.workers.len() - self.leaving.len() + self.restarts.pending.len()
     }
 
     /// Stops idle workers beyond their account's share (see the module docs).
@@ -57,28 +56,30 @@ impl Dispatcher {
             .collect();
         idle.sort();
         for (_, _, id) in idle.into_iter().take(surplus) {
-            let Some(slot) = self.workers.get_mut(&id) else {
-                continue;
-            };
-            slot.state = WorkerState::Stopping;
-            slot.addr.do_send(StopWorker { grace: STOP_GRACE });
+            self.stop(id);
             self.leaving.insert(id, Leaving::Shrink);
             log::info!("worker-{id} stopping: its account needs fewer workers");
         }
     }
 }
 
-impl Handler<Reconfigure> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, Reconfigure(settings): Reconfigure, _ctx: &mut Context<Self>) {
+impl Pool {
+    /// Reloaded settings at `now` (see the module docs); every worker gets
+    /// them too.
+    pub fn reconfigure(&mut self, now: Instant, settings: Arc<Settings>) -> Vec<Effect> {
+        self.at(now);
         self.settings = settings;
-        for slot in self.workers.values() {
-            slot.addr.do_send(ReconfigureWorker(self.settings.clone()));
+        let ids: Vec<_> = self.workers.keys().copied().collect();
+        for id in ids {
+            self.tell(id, Command::Reconfigure(self.settings.clone()));
         }
-        if self.draining {
-            return;
+        if !self.draining {
+            self.grow_or_shrink();
         }
+        self.effects()
+    }
+
+    fn grow_or_shrink(&mut self) {
         let before = self.planned_workers();
         self.apply_account_plans();
         self.staff_accounts();

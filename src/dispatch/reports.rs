@@ -3,19 +3,17 @@
 //! process exited is replaced — at once when it was retired or stopped on
 //! purpose, after a capped, doubling backoff when it failed.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
-use actix::prelude::*;
-
-use super::{Dispatcher, Leaving};
+use super::pool::{Effect, Leaving, Pool};
 use crate::error::JobError;
 use crate::worker::report::{ExitReason, Outcome, WorkerReport, WorkerState};
 use crate::worker::WorkerId;
 
-impl Handler<WorkerReport> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, report: WorkerReport, ctx: &mut Context<Self>) {
+impl Pool {
+    /// Worker `report.id` reported at `now`.
+    pub fn report(&mut self, now: Instant, report: WorkerReport) -> Vec<Effect> {
+        self.at(now);
         let WorkerReport {
             id,
             state,
@@ -55,7 +53,7 @@ impl Handler<WorkerReport> for Dispatcher {
             (None, None) => {}
         }
         match state {
-            WorkerState::Exited(reason) => self.on_exit(id, reason, ctx),
+            WorkerState::Exited(reason) => self.on_exit(id, reason),
             state @ WorkerState::Parked { .. } => {
                 self.on_state(id, state, booted);
                 self.limit_parks_of_key(id);
@@ -65,10 +63,11 @@ impl Handler<WorkerReport> for Dispatcher {
         // Whatever changed may let a queued job run: a worker came free, or
         // the turn or conversation a queued job continues is now known.
         self.dispatch();
+        self.effects()
     }
 }
 
-impl Dispatcher {
+impl Pool {
     /// Stores a live worker's state in its slot, as reported; `booted`
     /// (its pid) when it just finished booting.
     fn on_state(&mut self, id: WorkerId, state: WorkerState, booted: Option<u32>) {
@@ -81,7 +80,7 @@ impl Dispatcher {
             return;
         }
         if let Some(pid) = booted {
-            self.consecutive_failures = 0;
+            self.restarts.booted();
             slot.pid = pid;
             slot.booted_at = Some(now);
         }
@@ -93,7 +92,7 @@ impl Dispatcher {
 
     /// A worker's process is gone: replace it, unless the pool is shrinking,
     /// its replacement already runs, or the pool is shutting down.
-    fn on_exit(&mut self, id: WorkerId, reason: ExitReason, ctx: &mut Context<Self>) {
+    fn on_exit(&mut self, id: WorkerId, reason: ExitReason) {
         let Some(slot) = self.workers.remove(&id) else {
             return;
         };
@@ -110,49 +109,44 @@ impl Dispatcher {
         if self.draining {
             return;
         }
-        self.restarts += 1;
-        if reason == ExitReason::Retired {
-            self.recycles += 1;
-        }
         let why = match &reason {
             ExitReason::BootFailed(why) | ExitReason::Crashed(why) => why.clone(),
             ExitReason::Retired | ExitReason::Stopped => {
+                self.restarts.restarts += 1;
+                if reason == ExitReason::Retired {
+                    self.restarts.recycles += 1;
+                }
                 if self.understaffed(account) {
                     self.spawn_worker(kind, account);
                 }
                 return;
             }
         };
-        self.consecutive_failures += 1;
-        self.failures.push_back(Instant::now());
-        let window = self.settings.pool.crash_loop_window();
-        while self
-            .failures
-            .front()
-            .is_some_and(|at| at.elapsed() > window)
-        {
-            self.failures.pop_front();
-        }
-        self.last_failure = Some(why);
-        let delay = self.backoff();
+        let now = self.now();
+        let delay = self
+            .restarts
+            .failed(&self.settings.pool, account, kind, why, now);
         log::warn!("worker-{id} failed; respawning in {delay:?}");
-        self.pending_spawns.push(account);
-        ctx.run_later(delay, move |act, _ctx| {
-            if let Some(i) = act.pending_spawns.iter().position(|a| *a == account) {
-                act.pending_spawns.remove(i);
-            }
-            if !act.draining && act.understaffed(account) {
-                act.spawn_worker(kind, account);
-                act.dispatch();
-            }
-        });
+        self.push(Effect::WakeIn(delay));
         if self.is_degraded() {
-            for job in self.queue.drain(..) {
-                job.fail(JobError::Unavailable(
-                    self.last_failure.clone().unwrap_or_default(),
-                ));
+            let why = self.restarts.last_failure.clone().unwrap_or_default();
+            for job in std::mem::take(&mut self.queue) {
+                self.fail(job, JobError::Unavailable(why.clone()));
                 self.stats.rejected += 1;
             }
         }
+    }
+
+    /// Spawns the respawns whose backoff has ended (unless draining, or the
+    /// account no longer needs them); whether any was spawned.
+    pub(super) fn respawn_due(&mut self) -> bool {
+        let mut spawned = false;
+        for respawn in self.restarts.take_due(self.now()) {
+            if !self.draining && self.understaffed(respawn.account) {
+                self.spawn_worker(respawn.kind, respawn.account);
+                spawned = true;
+            }
+        }
+        spawned
     }
 }

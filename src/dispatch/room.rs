@@ -15,8 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Dispatcher, Leaving, STOP_GRACE};
-use crate::worker::messages::StopWorker;
+use super::pool::{Leaving, Pool, Slot};
 use crate::worker::report::WorkerState;
 use crate::worker::{WorkerId, WorkerKind};
 
@@ -30,7 +29,7 @@ enum Free {
     ReleasePark,
 }
 
-impl Dispatcher {
+impl Pool {
     /// Workers that are free, or will be without a job ending first: ready,
     /// bound, clearing, booting, or being replaced (not leaving for good),
     /// plus respawns waiting out a backoff. Admission counts them as
@@ -48,7 +47,7 @@ impl Dispatcher {
                 WorkerState::Busy(_) | WorkerState::Parked { .. } | WorkerState::Exited(_) => false,
             })
             .count();
-        coming + self.pending_spawns.len()
+        coming + self.restarts.pending.len()
     }
 
     /// Clears or replaces workers for the queued jobs that no worker on its
@@ -67,7 +66,7 @@ impl Dispatcher {
             })
             .collect();
         let mut claimed = BTreeSet::new();
-        let mut respawns = self.pending_spawns.len();
+        let mut respawns = self.restarts.pending.len();
         for (system, kind, may_take_park) in needs {
             if let Some(id) = self.coming_for(&system, kind, &claimed) {
                 claimed.insert(id);
@@ -116,7 +115,7 @@ impl Dispatcher {
                     && usable.contains(&slot.account)
             })
         };
-        let fits = |slot: &super::Slot| match &slot.state {
+        let fits = |slot: &Slot| match &slot.state {
             WorkerState::Clearing { prompt } => {
                 slot.kind == kind && prompt.as_deref() == Some(system)
             }
@@ -142,8 +141,7 @@ impl Dispatcher {
     ) -> Option<(WorkerId, Free)> {
         // Freeing a worker of an account that may not take work helps no one.
         let usable = self.usable_accounts();
-        let free =
-            |id: &WorkerId, s: &super::Slot| !claimed.contains(id) && usable.contains(&s.account);
+        let free = |id: &WorkerId, s: &Slot| !claimed.contains(id) && usable.contains(&s.account);
         let mut bound: Vec<_> = self
             .workers
             .iter()
@@ -180,10 +178,9 @@ impl Dispatcher {
         let Some(slot) = self.workers.get_mut(&id) else {
             return;
         };
-        slot.state = WorkerState::Stopping;
         slot.replace_with = Some(kind);
-        slot.addr.do_send(StopWorker { grace: STOP_GRACE });
         let account = slot.account;
+        self.stop(id);
         let overlapping = self
             .leaving
             .values()
@@ -195,7 +192,7 @@ impl Dispatcher {
         // Counted as leaving first: the account is then one worker short.
         self.leaving.insert(id, Leaving::Replaced);
         if self.understaffed(account) {
-            self.restarts += 1;
+            self.restarts.restarts += 1;
             self.spawn_worker(kind, account);
         } else {
             self.leaving.remove(&id);

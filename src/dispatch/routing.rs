@@ -7,10 +7,17 @@
 
 use std::collections::HashMap;
 
-use super::fair::FairShare;
-use super::*;
+use tokio::time::Instant;
 
-impl Dispatcher {
+use super::accounts::AccountKey;
+use super::fair::FairShare;
+use super::pool::{Command, Pool, RETRY_AFTER};
+use crate::error::JobError;
+use crate::job::Job;
+use crate::worker::report::{Holder, WorkerState};
+use crate::worker::{WorkerId, WorkerKind};
+
+impl Pool {
     /// The bound worker holding this job's earlier turns.
     /// Tool results are never written into a bound conversation: the CLI
     /// takes them only through the parked calls that asked for them.
@@ -44,7 +51,7 @@ impl Dispatcher {
                 prompt: slot.state.prompt().map(str::to_string),
             };
             slot.since = now;
-            slot.addr.do_send(Unbind);
+            self.tell(id, Command::Unbind);
         }
     }
 
@@ -141,7 +148,7 @@ impl Dispatcher {
         self.cover_queue();
         self.keep_spares();
         self.trim_surplus();
-        self.signal_spare();
+        self.signal_idle_capacity();
     }
 
     /// Offers each queued job a worker once, in fair-share order; the jobs
@@ -181,12 +188,13 @@ impl Dispatcher {
             account: self
                 .account(account)
                 .map_or_else(String::new, |a| a.plan.name.clone()),
-            queued: job.admitted_at.elapsed(),
+            queued: self.waited(&job),
         });
         if self.is_new_prompt(id, &job.spec.system) {
             self.spare_due = Some(WorkerKind::for_job(job.spec.agent));
         }
         let now = self.now();
+        let admitted = Instant::from_std(job.admitted_at);
         let slot = self.workers.get_mut(&id).expect("chosen worker exists");
         match slot.state {
             WorkerState::Parked { .. } => {
@@ -197,7 +205,7 @@ impl Dispatcher {
                 job.id
             ),
             _ => {
-                if slot.booted_at.is_some_and(|at| at > job.admitted_at) {
+                if slot.booted_at.is_some_and(|at| at > admitted) {
                     self.stats.waited_for_boot += 1;
                 }
                 if slot.kind == WorkerKind::Agent && slot.tenant.is_none() {
@@ -206,7 +214,7 @@ impl Dispatcher {
                 log::debug!(
                     "[{}] assigned to worker-{id} after {:?}",
                     job.id,
-                    job.admitted_at.elapsed()
+                    now.saturating_duration_since(admitted)
                 );
             }
         }
@@ -214,7 +222,7 @@ impl Dispatcher {
         // that the worker is not given another job meanwhile.
         slot.state = WorkerState::Busy(Holder::of(&job));
         slot.since = now;
-        slot.addr.do_send(RunJob(job));
+        self.tell(id, Command::Run(job));
     }
 
     /// Drops the queued jobs whose clients have stopped listening: they
@@ -234,20 +242,20 @@ impl Dispatcher {
     pub(super) fn expire_queued(&mut self) {
         self.drop_departed();
         let timeout = self.settings.pool.queue_timeout();
-        let before = self.queue.len();
-        self.queue.retain(|job| {
-            let waited = job.admitted_at.elapsed();
+        for job in std::mem::take(&mut self.queue) {
+            let waited = self.waited(&job);
             if waited > timeout {
                 log::warn!("[{}] gave up after {waited:?} in the queue", job.id);
-                job.fail(JobError::QueueTimeout {
+                let error = JobError::QueueTimeout {
                     waited,
                     retry_after: RETRY_AFTER,
-                });
-                return false;
+                };
+                self.fail(job, error);
+                self.stats.rejected += 1;
+            } else {
+                self.queue.push_back(job);
             }
-            true
-        });
-        self.stats.rejected += (before - self.queue.len()) as u64;
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The access log: one line per request, written once its response body is
 //! done (a stream's tokens are known only then), and the request's id and
 //! arrival instant that the handlers and the metrics read.
+// std::time::Instant here: a request's wall-clock latency for the access log.
+#![allow(clippy::disallowed_types)]
 
 use std::cell::Cell;
 use std::pin::Pin;

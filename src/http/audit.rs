@@ -2,6 +2,8 @@
 //! events tell (key, model, placement, first content, usage, errors) is
 //! noted on the request as it is served, and the row is recorded once the
 //! response body is done, behind the response (see [`crate::ledger`]).
+// std::time::Instant here: wall-clock latencies for the audit log.
+#![allow(clippy::disallowed_types)]
 
 use std::cell::RefCell;
 use std::net::IpAddr;

@@ -13,6 +13,8 @@
 //! is readable after the run is forgotten); a finished run's events are
 //! kept for [`RETAIN`]. Cancelling drops the job's receiver, which is the
 //! worker's signal to interrupt the turn.
+// std::time::Instant here: wall-clock age of finished background responses.
+#![allow(clippy::disallowed_types)]
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -29,7 +31,7 @@ use tokio::sync::{watch, Notify};
 use super::sse::to_wire;
 use crate::api::responses::stream::ResponseStream;
 use crate::api::{EventEncoder, Frame};
-use crate::dispatch::spare::RunIfIdle;
+use crate::dispatch::batch::RunIfIdle;
 use crate::dispatch::Dispatcher;
 use crate::error::JobError;
 use crate::job::{Job, JobEvent};

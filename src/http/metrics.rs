@@ -10,6 +10,8 @@
 //! - the dispatcher's [`Health`] snapshot, read at scrape time: workers by
 //!   state, queue, job outcomes, restarts and recycles; and the store's
 //!   health report (failing writes, what waits in memory).
+// std::time::Instant here: the daemon's wall-clock uptime for /metrics.
+#![allow(clippy::disallowed_types)]
 
 use std::net::SocketAddr;
 use std::sync::Mutex;

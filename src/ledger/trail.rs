@@ -2,6 +2,8 @@
 //! (a message batch's request, a turn on a WebSocket): noted as the job's
 //! events pass, and made into a [`Record`] when it ends. Requests that are
 //! one HTTP exchange get theirs from the audit middleware instead.
+// std::time::Instant here: a turn's wall-clock latencies for its ledger row.
+#![allow(clippy::disallowed_types)]
 
 use std::time::{Instant, SystemTime};
 

@@ -2,6 +2,8 @@
 //! whose length the [`Ledger`](super::Ledger) bounds (`pending`), and writes
 //! whatever has gathered in one transaction, so that a burst of requests
 //! costs one commit, not one each. Prunes old rows and rollups now and then.
+// std::time::Instant here: prune interval of a blocking writer thread, outside the runtime.
+#![allow(clippy::disallowed_types)]
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;

@@ -20,6 +20,8 @@
 //! A daemon killed with SIGKILL loses the writes still pending (normally
 //! milliseconds' worth); a stopping daemon waits for them a while
 //! ([`WriteBehind::flush`]) and logs what it could not write.
+// std::time::Instant here: retry deadlines of a blocking writer thread, outside the runtime.
+#![allow(clippy::disallowed_types)]
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};

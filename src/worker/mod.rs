@@ -140,8 +140,8 @@ impl Worker {
 }
 
 /// The time inputs happen at: tokio's clock, so that a test can pause it.
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
+fn now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
 }
 
 impl Actor for Worker {
@@ -245,6 +245,8 @@ mod tests {
     /// 30 s boot timeout of a CLI that never answers its probe passes at
     /// once, through the real actor, ticks and process.
     #[actix_rt::test]
+    // The real clock, to show the paused one is what the timeout ran on.
+    #[allow(clippy::disallowed_types)]
     async fn a_cli_that_never_boots_is_given_up_on_the_runtimes_clock() {
         tokio::time::pause();
         let (tx, mut reports) = mpsc::unbounded_channel();

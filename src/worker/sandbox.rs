@@ -10,6 +10,8 @@
 //! upstream); every Bash command runs without network and without
 //! capabilities (see [`BASH_PREFIX`]), and as root the sandbox gets a user
 //! namespace of its own (see [`AS_ROOT`]).
+// std::time::Instant here: a blocking probe of bwrap at start-up, outside the runtime.
+#![allow(clippy::disallowed_types)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

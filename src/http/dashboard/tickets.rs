@@ -3,6 +3,8 @@
 //! end up in access logs, proxies' logs and the browser's history), so the
 //! page trades its key, in a header, for a random ticket that works once,
 //! within [`TTL`].
+// std::time::Instant here: a ticket's wall-clock lifetime (its own `now` input in tests).
+#![allow(clippy::disallowed_types)]
 
 use std::collections::HashMap;
 use std::sync::Mutex;

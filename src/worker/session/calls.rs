@@ -3,7 +3,7 @@
 //! caller's tool calls, which park the turn until the caller's next request
 //! brings the results.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::{Phase, Session};
 use crate::job::{Job, JobEvent, Usage};

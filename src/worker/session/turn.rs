@@ -3,7 +3,7 @@
 //! sequences), and what happens to the conversation after the job (bound,
 //! cleared or retired).
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::{Effect, Phase, Run, Session, RETIRE_GRACE};
 use crate::error::JobError;
@@ -139,7 +139,7 @@ impl Session {
             if succeeded { "done" } else { "failed" },
             self.since(run.started).as_millis(),
             run.started
-                .saturating_duration_since(run.job.admitted_at)
+                .saturating_duration_since(tokio::time::Instant::from_std(run.job.admitted_at))
                 .as_secs_f64()
                 * 1e3,
             self.stages(&run)

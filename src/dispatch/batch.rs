@@ -1,4 +1,5 @@
-//! Background jobs (message batches) run only on spare capacity: a job is
+//! Batch capacity: background jobs (message batches) run only on idle
+//! workers ("spare" means blank workers elsewhere, see `blank`): a job is
 //! taken only when no interactive job is waiting and a worker is free for it
 //! right now, so it never enters the queue and never delays an interactive
 //! request beyond the job already running. The dispatcher signals whoever
@@ -10,12 +11,15 @@
 //! (or its login failed) batch work cannot take every worker interactive
 //! requests can still use.
 
-use std::sync::Arc;
+use actix::Message;
+use tokio::time::Instant;
 
-use tokio::sync::Notify;
-
-use super::*;
+use super::accounts::AccountKey;
+use super::pool::{Effect, Pool};
 use crate::config::BatchSettings;
+use crate::job::Job;
+use crate::worker::report::WorkerState;
+use crate::worker::WorkerKind;
 
 /// Run a background job now on a free worker, or hand it back: refused
 /// while the dispatcher drains, interactive jobs wait, or no worker is free.
@@ -23,20 +27,13 @@ use crate::config::BatchSettings;
 #[rtype(result = "Result<(), Job>")]
 pub struct RunIfIdle(pub Job);
 
-impl Dispatcher {
-    /// Pokes `signal` whenever a worker may be free for a background job.
-    pub fn with_spare_signal(mut self, signal: Arc<Notify>) -> Self {
-        self.spare_signal = Some(signal);
-        self
-    }
-
-    /// Called after every dispatch round: free workers and nothing queued.
-    pub(super) fn signal_spare(&self) {
-        if let Some(signal) = &self.spare_signal {
-            let ready = self.count(|s| matches!(s, WorkerState::Ready { .. }));
-            if self.queue.is_empty() && ready > 0 {
-                signal.notify_one();
-            }
+impl Pool {
+    /// Called after every dispatch round: free workers and nothing queued
+    /// may take a background job.
+    pub(super) fn signal_idle_capacity(&mut self) {
+        let ready = self.count(|s| matches!(s, WorkerState::Ready { .. }));
+        if self.queue.is_empty() && ready > 0 {
+            self.push(Effect::IdleCapacity);
         }
     }
 
@@ -47,7 +44,7 @@ impl Dispatcher {
     /// workers of `accounts` (those the job's key may use) are touched: no
     /// other could take the job.
     fn make_room(&mut self, kind: WorkerKind, accounts: &[AccountKey]) {
-        if self.count(|s| *s == WorkerState::Starting) + self.pending_spawns.len() > 0 {
+        if self.count(|s| *s == WorkerState::Starting) + self.restarts.pending.len() > 0 {
             return;
         }
         if let Some(id) = self
@@ -78,7 +75,7 @@ impl Dispatcher {
     }
 }
 
-impl Dispatcher {
+impl Pool {
     /// Whether one more background job leaves the accounts that can take
     /// new work their share of workers for interactive requests.
     fn background_fits(&self) -> bool {
@@ -102,10 +99,18 @@ fn fits_one_more(batches: &BatchSettings, workers: impl Iterator<Item = bool>) -
     total > 0 && background < batches.worker_cap(total)
 }
 
-impl Handler<RunIfIdle> for Dispatcher {
-    type Result = Result<(), Job>;
+impl Pool {
+    /// A background job arrived at `now`: it runs now on a free worker, or
+    /// (`Err`) is handed back (see the module docs).
+    pub fn run_if_idle(&mut self, now: Instant, job: Job) -> (Result<(), Job>, Vec<Effect>) {
+        self.at(now);
+        let taken = self.take_background(job);
+        (taken, self.effects())
+    }
 
-    fn handle(&mut self, RunIfIdle(job): RunIfIdle, _ctx: &mut Context<Self>) -> Self::Result {
+    // The job is handed back by value, as `RunIfIdle` answers: moved once.
+    #[allow(clippy::result_large_err)]
+    fn take_background(&mut self, job: Job) -> Result<(), Job> {
         if self.draining || !self.queue.is_empty() || self.is_degraded() || !self.background_fits()
         {
             return Err(job);

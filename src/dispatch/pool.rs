@@ -1,0 +1,376 @@
+//! The pool as a plain value: its workers as they reported, the queue, the
+//! accounts and the restarts; the inputs it takes, each with the time it
+//! happened, and the effects it returns (see the module docs of `dispatch`).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use super::accounts::{Account, AccountKey};
+use super::health::JobStats;
+use super::parking::ReleasedPark;
+use super::restarts::Restarts;
+use crate::config::{AccountPlan, Settings};
+use crate::error::JobError;
+use crate::job::Job;
+use crate::worker::report::WorkerState;
+use crate::worker::{WorkerId, WorkerKind};
+
+/// What `Retry-After` says when the queue is full.
+pub(super) const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// What the actor must do for the pool, in order.
+// Effects are moved once, never stored: their size is no concern.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Effect {
+    /// Start worker `id` of `kind` under the account `plan`.
+    Spawn {
+        id: WorkerId,
+        kind: WorkerKind,
+        plan: AccountPlan,
+    },
+    /// Tell worker `id` to do something.
+    Tell(WorkerId, Command),
+    /// End a job that will not run with this error.
+    Fail(Job, JobError),
+    /// Call [`Pool::tick`] after this long (a respawn's backoff ends).
+    WakeIn(Duration),
+    /// A worker may be free for a background job: whoever feeds them is
+    /// told.
+    IdleCapacity,
+    /// Create this account's configuration directory (private) before its
+    /// workers start.
+    CreateDir(std::path::PathBuf),
+}
+
+/// What the pool asks of a worker.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Command {
+    /// Run this job (new, a bound conversation's next turn, or the tool
+    /// results a parked turn waits for).
+    Run(Job),
+    /// Let go of the bound conversation.
+    Unbind,
+    /// Give up the parked turn.
+    ReleasePark,
+    /// Stop the process.
+    Stop,
+    /// Read these settings from now on.
+    Reconfigure(Arc<Settings>),
+}
+
+/// Why a stopping worker is not replaced when its process exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Leaving {
+    /// Its account needs fewer workers.
+    Shrink,
+    /// Its replacement was spawned when it was retired (see `room`).
+    Replaced,
+}
+
+/// The pool's view of one worker.
+#[derive(Debug)]
+pub(super) struct Slot {
+    pub kind: WorkerKind,
+    /// The account whose credentials the worker runs with.
+    pub account: AccountKey,
+    /// Set when the worker is retired to make room for another kind.
+    pub replace_with: Option<WorkerKind>,
+    /// Where the worker stands, as it last reported (or as the pool just
+    /// asked of it: see [`WorkerState`]).
+    pub state: WorkerState,
+    /// Since when it has been in `state`: how long a worker has been free,
+    /// bound or parked, for choosing the least recently used.
+    pub since: Instant,
+    pub pid: u32,
+    pub jobs: u64,
+    /// An agent worker's tenant: the scope of the first job it ran. What
+    /// that job's tools left (workspace, config directory with the shell
+    /// snapshot every Bash command sources, `/tmp`, home) stays with the
+    /// worker, so it never runs a job of another scope (see `pick`): such a
+    /// job gets a fresh worker, the pinned one being replaced when idle.
+    pub tenant: Option<String>,
+    /// When it finished booting.
+    pub booted_at: Option<Instant>,
+}
+
+/// The pool: admits jobs, queues them, gives each to a worker, and keeps
+/// `pool.size` workers alive from the reports they send.
+pub struct Pool {
+    pub(super) settings: Arc<Settings>,
+    /// The kind of worker the pool is made of when nothing else is asked for.
+    pub(super) default_kind: WorkerKind,
+    pub(super) workers: BTreeMap<WorkerId, Slot>,
+    /// Jobs waiting for a worker, oldest first; never longer than
+    /// `max_queue` plus the workers free or on their way (see `room`).
+    pub(super) queue: VecDeque<Job>,
+    next_worker: WorkerId,
+    /// The accounts workers run under (see `accounts`).
+    pub(super) accounts: Vec<Account>,
+    pub(super) next_account: AccountKey,
+    /// New jobs handed out so far: orders accounts by last use.
+    pub(super) assignments: u64,
+    pub(super) restarts: Restarts,
+    pub(super) draining: bool,
+    /// Parked turns given up for other work, oldest first, whose
+    /// continuation gets an error once (see `parking`).
+    pub(super) released_parks: VecDeque<ReleasedPark>,
+    pub(super) stats: JobStats,
+    /// Workers stopping for good: not replaced when their process exits.
+    pub(super) leaving: BTreeMap<WorkerId, Leaving>,
+    started_at: Instant,
+    /// The wall clock at `started_at`: account limits end at wall-clock
+    /// times, read as `started_at`'s plus the time since (one clock).
+    wall_at_start: SystemTime,
+    /// When the input being handled happened.
+    now: Instant,
+    /// Set when a job with a new system prompt took a blank worker: a blank
+    /// spare of that kind is to be made (see `blank`).
+    pub(super) spare_due: Option<WorkerKind>,
+    /// Effects of the input being handled.
+    effects: Vec<Effect>,
+}
+
+impl Pool {
+    /// A pool for `settings` made of `default_kind` workers, created at
+    /// `now` (when the wall clock read `wall`). It has no workers until
+    /// [`Pool::start`].
+    pub fn new(
+        settings: Arc<Settings>,
+        default_kind: WorkerKind,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Self {
+        Self {
+            settings,
+            default_kind,
+            workers: BTreeMap::new(),
+            queue: VecDeque::new(),
+            next_worker: 1,
+            accounts: Vec::new(),
+            next_account: 0,
+            assignments: 0,
+            restarts: Restarts::default(),
+            draining: false,
+            released_parks: VecDeque::new(),
+            stats: JobStats::default(),
+            leaving: BTreeMap::new(),
+            started_at: now,
+            wall_at_start: wall,
+            now,
+            spare_due: None,
+            effects: Vec::new(),
+        }
+    }
+
+    /// Sets the time of the input being handled (never backwards).
+    pub(super) fn at(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// What the input just handled asks the actor to do.
+    pub(super) fn effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    pub(super) fn push(&mut self, effect: Effect) {
+        self.effects.push(effect);
+    }
+
+    pub(super) fn tell(&mut self, id: WorkerId, command: Command) {
+        self.effects.push(Effect::Tell(id, command));
+    }
+
+    /// Ends `job` with `error`; it never runs.
+    pub(super) fn fail(&mut self, job: Job, error: JobError) {
+        self.effects.push(Effect::Fail(job, error));
+    }
+
+    /// The time of the input being handled.
+    pub(super) fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The wall-clock time of the input being handled.
+    pub(super) fn wall(&self) -> SystemTime {
+        self.wall_at_start + self.now.saturating_duration_since(self.started_at)
+    }
+
+    /// How long `job` has waited since it was admitted.
+    pub(super) fn waited(&self, job: &Job) -> Duration {
+        self.now
+            .saturating_duration_since(Instant::from_std(job.admitted_at))
+    }
+
+    /// How long the pool has run.
+    pub(super) fn uptime(&self) -> Duration {
+        self.now.saturating_duration_since(self.started_at)
+    }
+
+    /// Starts the accounts' workers.
+    pub fn start(&mut self, now: Instant) -> Vec<Effect> {
+        self.at(now);
+        self.apply_account_plans();
+        self.staff_accounts();
+        self.effects()
+    }
+
+    /// Adds a worker of `kind` on `account`; the actor spawns it.
+    pub(super) fn spawn_worker(&mut self, kind: WorkerKind, account: AccountKey) {
+        let Some(plan) = self.account(account).map(|a| a.plan.clone()) else {
+            return;
+        };
+        let id = self.next_worker;
+        self.next_worker += 1;
+        let slot = Slot {
+            kind,
+            account,
+            replace_with: None,
+            state: WorkerState::Starting,
+            since: self.now,
+            pid: 0,
+            jobs: 0,
+            tenant: None,
+            booted_at: None,
+        };
+        self.workers.insert(id, slot);
+        self.effects.push(Effect::Spawn { id, kind, plan });
+    }
+
+    /// How many workers are in a state `matches` accepts.
+    pub(super) fn count(&self, matches: impl Fn(&WorkerState) -> bool) -> usize {
+        self.workers.values().filter(|s| matches(&s.state)).count()
+    }
+
+    /// Crash loop: many recent failures and no worker able to serve.
+    pub(super) fn is_degraded(&self) -> bool {
+        self.restarts.crash_looping(&self.settings.pool, self.now)
+            && self
+                .workers
+                .values()
+                .all(|s| matches!(s.state, WorkerState::Starting | WorkerState::Stopping))
+    }
+
+    /// A job arrived at `now`: it runs now, waits in the queue, or (`Err`)
+    /// is refused at once.
+    pub fn submit(&mut self, now: Instant, job: Job) -> (Result<(), JobError>, Vec<Effect>) {
+        self.at(now);
+        let admitted = self.admit(job);
+        (admitted, self.effects())
+    }
+
+    fn admit(&mut self, job: Job) -> Result<(), JobError> {
+        // While draining, only the results of a turn parked here get in:
+        // they finish work in flight, which would otherwise be replayed
+        // from its history on another node.
+        if self.draining && self.parked_for(&job).is_none() {
+            self.stats.rejected += 1;
+            return Err(JobError::ShuttingDown);
+        }
+        if self.is_degraded() {
+            self.stats.rejected += 1;
+            let why = self
+                .restarts
+                .last_failure
+                .clone()
+                .unwrap_or_else(|| "workers keep failing".into());
+            return Err(JobError::Unavailable(why));
+        }
+        if let Some(error) = self.all_limited() {
+            self.stats.rejected += 1;
+            return Err(error);
+        }
+        if self.continues_released_park(&job) {
+            self.stats.rejected += 1;
+            return Err(JobError::ParkReleased);
+        }
+        let ours = job.events.clone();
+        self.queue.push_back(job);
+        self.dispatch();
+        // Jobs waiting for a worker that is only being cleared or replaced
+        // are not over the limit: that worker is capacity. Dispatching only
+        // removes jobs, so ours is last unless a worker took it.
+        let still_queued = self
+            .queue
+            .back()
+            .is_some_and(|last| last.events.same_channel(&ours));
+        if still_queued && self.queue.len() > self.settings.pool.max_queue + self.room() {
+            self.queue.pop_back();
+            self.stats.rejected += 1;
+            return Err(JobError::QueueFull {
+                queued: self.queue.len(),
+                retry_after: RETRY_AFTER,
+            });
+        }
+        Ok(())
+    }
+
+    /// A client stopped waiting: queued jobs whose clients are gone leave
+    /// the queue.
+    pub fn client_left(&mut self, now: Instant) -> Vec<Effect> {
+        self.at(now);
+        self.drop_departed();
+        self.effects()
+    }
+
+    /// Time passed: queued jobs time out, respawns whose backoff ended
+    /// start, bound conversations idle too long are let go, and waiting
+    /// jobs are offered workers again (an account's limit may have ended).
+    pub fn tick(&mut self, now: Instant) -> Vec<Effect> {
+        self.at(now);
+        self.expire_queued();
+        let respawned = self.respawn_due();
+        if respawned || !self.queue.is_empty() {
+            self.dispatch();
+        }
+        let bound_since = self
+            .workers
+            .iter()
+            .filter(|(_, s)| matches!(s.state, WorkerState::Bound { .. }))
+            .map(|(id, s)| (*id, s.since));
+        let idle = self.settings.pool.affinity_idle();
+        for id in super::expiry::expired_bindings(bound_since, idle, self.now) {
+            log::debug!("worker-{id}: bound conversation expired");
+            self.unbind(id);
+        }
+        self.effects()
+    }
+
+    /// Stop admitting; queued jobs are refused. In-flight jobs run on.
+    pub fn drain(&mut self, now: Instant) -> Vec<Effect> {
+        self.at(now);
+        if !self.draining {
+            self.draining = true;
+            log::info!("draining: {} queued jobs refused", self.queue.len());
+            for job in std::mem::take(&mut self.queue) {
+                self.fail(job, JobError::ShuttingDown);
+                self.stats.rejected += 1;
+            }
+        }
+        self.effects()
+    }
+
+    /// Stop every worker (after draining).
+    pub fn stop_all(&mut self, now: Instant) -> Vec<Effect> {
+        self.at(now);
+        self.draining = true;
+        let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
+        for id in ids {
+            self.stop(id);
+        }
+        self.effects()
+    }
+
+    /// Tells worker `id` to stop; it is `Stopping` until it exits.
+    pub(super) fn stop(&mut self, id: WorkerId) {
+        if let Some(slot) = self.workers.get_mut(&id) {
+            slot.state = WorkerState::Stopping;
+            slot.since = self.now;
+            self.effects.push(Effect::Tell(id, Command::Stop));
+        }
+    }
+}

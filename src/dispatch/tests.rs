@@ -1,0 +1,209 @@
+//! The pool's decisions on made-up inputs and a made-up clock: no actor,
+//! no process. `Harness` plays the workers: it boots them, finishes their
+//! jobs and reports what a real worker would.
+
+mod decisions;
+mod invariants;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::pool::{Command, Effect, Pool};
+use crate::config::Settings;
+use crate::error::JobError;
+use crate::job::{Job, JobEvent, JobSpec};
+use crate::worker::report::{ExitReason, Holder, Outcome, WorkerReport, WorkerState};
+use crate::worker::{WorkerId, WorkerKind};
+
+/// A pool and the workers it asked for, on a clock the test moves.
+struct Harness {
+    pool: Pool,
+    now: Instant,
+    /// Workers spawned and not yet gone, by id.
+    spawned: Vec<WorkerId>,
+    /// Jobs each worker was told to run (the latest last).
+    running: Vec<(WorkerId, Job)>,
+    /// Jobs failed by an effect, with their error.
+    failed: Vec<(String, JobError)>,
+    /// Stops asked of workers.
+    stopped: Vec<WorkerId>,
+    /// Unbinds and park releases asked of workers.
+    cleared: Vec<WorkerId>,
+    /// Clients' receivers, kept open so no job looks abandoned.
+    clients: Vec<mpsc::UnboundedReceiver<JobEvent>>,
+    next_job: u64,
+}
+
+impl Harness {
+    /// A pool from `toml` settings, every worker booted.
+    fn new(toml: &str) -> Self {
+        let settings = Arc::new(Settings::from_toml(toml).expect("settings"));
+        let now = Instant::now();
+        let pool = Pool::new(settings, WorkerKind::Plain, now, SystemTime::now());
+        let mut h = Self {
+            pool,
+            now,
+            spawned: Vec::new(),
+            running: Vec::new(),
+            failed: Vec::new(),
+            stopped: Vec::new(),
+            cleared: Vec::new(),
+            clients: Vec::new(),
+            next_job: 0,
+        };
+        let effects = h.pool.start(h.now);
+        h.apply(effects);
+        h.boot_all();
+        h
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Spawn { id, .. } => self.spawned.push(id),
+                Effect::Tell(id, Command::Run(job)) => self.running.push((id, job)),
+                Effect::Tell(id, Command::Stop) => self.stopped.push(id),
+                Effect::Tell(id, Command::Unbind | Command::ReleasePark) => self.cleared.push(id),
+                Effect::Tell(_, Command::Reconfigure(_)) => {}
+                Effect::Fail(job, error) => self.failed.push((job.id.clone(), error)),
+                Effect::WakeIn(_) | Effect::IdleCapacity | Effect::CreateDir(_) => {}
+            }
+        }
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+    }
+
+    fn tick(&mut self) {
+        let effects = self.pool.tick(self.now);
+        self.apply(effects);
+    }
+
+    fn report(&mut self, id: WorkerId, state: WorkerState, job: Option<Outcome>) {
+        let report = WorkerReport {
+            id,
+            state,
+            booted: None,
+            job,
+            limit: None,
+            failover: None,
+        };
+        self.send(report);
+    }
+
+    fn send(&mut self, report: WorkerReport) {
+        let effects = self.pool.report(self.now, report);
+        self.apply(effects);
+    }
+
+    /// Workers the pool spawned that have not reported yet report ready.
+    fn boot_all(&mut self) {
+        let starting: Vec<WorkerId> = self
+            .pool
+            .workers
+            .iter()
+            .filter(|(_, s)| s.state == WorkerState::Starting)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in starting {
+            self.boot(id);
+        }
+    }
+
+    fn boot(&mut self, id: WorkerId) {
+        self.send(WorkerReport {
+            id,
+            state: WorkerState::Ready { prompt: None },
+            booted: Some(1000 + id as u32),
+            job: None,
+            limit: None,
+            failover: None,
+        });
+    }
+
+    /// Workers the pool asked to stop have exited.
+    fn exit_stopped(&mut self) {
+        for id in std::mem::take(&mut self.stopped) {
+            self.report(id, WorkerState::Exited(ExitReason::Stopped), None);
+        }
+    }
+
+    /// A job with `system` from `scope`.
+    fn job(&mut self, system: &str, scope: &str) -> Job {
+        self.next_job += 1;
+        let spec = JobSpec {
+            system: system.into(),
+            model: "claude-test".into(),
+            prompt: vec![json!({"type": "text", "text": "hi"})],
+            continuation: vec![json!({"type": "text", "text": "hi"})],
+            conversation: None,
+            max_tokens: None,
+            thinking_budget: 0,
+            tools: None,
+            stop_sequences: Vec::new(),
+            agent: false,
+            tool_results: Vec::new(),
+            background: false,
+            streamed: true,
+            scope: scope.into(),
+        };
+        let (mut job, rx) = Job::new(format!("job-{}", self.next_job), spec);
+        // Admitted on the test's clock.
+        job.admitted_at = self.now.into_std();
+        self.clients.push(rx);
+        job
+    }
+
+    fn submit(&mut self, job: Job) -> Result<(), JobError> {
+        let (admitted, effects) = self.pool.submit(self.now, job);
+        self.apply(effects);
+        admitted
+    }
+
+    /// Where job `id` was sent, if it was.
+    fn worker_of(&self, job: &str) -> Option<WorkerId> {
+        self.running
+            .iter()
+            .rev()
+            .find(|(_, j)| j.id == job)
+            .map(|(w, _)| *w)
+    }
+
+    /// Worker `id` finished its job and was cleared: ready with its prompt.
+    fn finish(&mut self, id: WorkerId) {
+        let prompt = self.pool.workers[&id].state.prompt().map(str::to_string);
+        self.report(id, WorkerState::Ready { prompt }, Some(Outcome::Succeeded));
+    }
+
+    /// Worker `id` finished its job and holds its conversation as `key`.
+    fn finish_bound(&mut self, id: WorkerId, key: u64) {
+        let holder = self.pool.workers[&id].state.holder().cloned();
+        let state = WorkerState::Bound {
+            holder: holder.unwrap_or_default(),
+            conversation: key,
+        };
+        self.report(id, state, Some(Outcome::Succeeded));
+    }
+
+    fn state(&self, id: WorkerId) -> &WorkerState {
+        &self.pool.workers[&id].state
+    }
+
+    fn queued(&self) -> usize {
+        self.pool.queue.len()
+    }
+}
+
+/// The state a worker holding `system` for `scope` reports while busy.
+fn busy(system: &str, scope: &str) -> WorkerState {
+    WorkerState::Busy(Holder {
+        prompt: system.into(),
+        scope: scope.into(),
+        background: false,
+    })
+}

@@ -1,0 +1,202 @@
+//! Property tests of the pool's invariants: random sequences of inputs
+//! (jobs of a few system prompts and callers, workers finishing, binding,
+//! booting, exiting, time passing, batch jobs), the invariants checked
+//! after every step.
+
+use std::collections::BTreeSet;
+
+use proptest::prelude::*;
+
+use super::*;
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// A job with prompt `prompt` from caller `scope`.
+    Submit { prompt: u8, scope: u8 },
+    /// A background job with prompt `prompt`.
+    Batch { prompt: u8 },
+    /// The `nth` busy worker finishes; it stays bound or is cleared.
+    Finish { nth: usize, bind: bool },
+    /// The `nth` clearing worker is ready again.
+    Cleared { nth: usize },
+    /// The `nth` starting worker finished booting.
+    Boot { nth: usize },
+    /// The `nth` stopping worker exited.
+    Exit { nth: usize },
+    /// Time passes.
+    Wait { ms: u64 },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0u8..3, 0u8..2).prop_map(|(prompt, scope)| Step::Submit { prompt, scope }),
+        1 => (0u8..3).prop_map(|prompt| Step::Batch { prompt }),
+        3 => (0usize..4, any::<bool>()).prop_map(|(nth, bind)| Step::Finish { nth, bind }),
+        2 => (0usize..4).prop_map(|nth| Step::Cleared { nth }),
+        2 => (0usize..4).prop_map(|nth| Step::Boot { nth }),
+        2 => (0usize..4).prop_map(|nth| Step::Exit { nth }),
+        1 => (0u64..3000).prop_map(|ms| Step::Wait { ms }),
+    ]
+}
+
+/// The model of the workers: which hold a job (so must not get another).
+struct Model {
+    h: Harness,
+    /// Workers holding a job, from `Run` to the report that ends it.
+    holding: BTreeSet<WorkerId>,
+    /// Jobs submitted (interactive) and taken (batch).
+    submitted: u64,
+    max_queue: usize,
+}
+
+impl Model {
+    fn new(size: usize, max_queue: usize, spares: usize) -> Self {
+        let toml = format!(
+            "[pool]\nsize = {size}\nmax_queue = {max_queue}\nblank_spares = {spares}\nqueue_timeout_secs = 5\n"
+        );
+        let mut model = Self {
+            h: Harness::new(&toml),
+            holding: BTreeSet::new(),
+            submitted: 0,
+            max_queue,
+        };
+        model.sync();
+        model
+    }
+
+    /// Takes the jobs the pool handed out since the last step, checking
+    /// that none went to a worker already holding one.
+    fn sync(&mut self) {
+        for (id, job) in std::mem::take(&mut self.h.running) {
+            assert!(
+                self.holding.insert(id),
+                "worker-{id} got {} while holding a job",
+                job.id
+            );
+        }
+    }
+
+    /// The `nth` worker (wrapping) in a state `matches` accepts.
+    fn nth(&self, nth: usize, matches: impl Fn(&WorkerState) -> bool) -> Option<WorkerId> {
+        let ids: Vec<WorkerId> = self
+            .h
+            .pool
+            .workers
+            .iter()
+            .filter(|(_, s)| matches(&s.state))
+            .map(|(id, _)| *id)
+            .collect();
+        (!ids.is_empty()).then(|| ids[nth % ids.len()])
+    }
+
+    fn run(&mut self, step: &Step) {
+        let prompt = |p: &u8| format!("prompt {p}");
+        match step {
+            Step::Submit { prompt: p, scope } => {
+                let job = self.h.job(&prompt(p), &format!("key {scope}"));
+                self.submitted += 1;
+                if let Err(JobError::QueueFull { queued, .. }) = self.h.submit(job) {
+                    assert!(
+                        queued >= self.max_queue,
+                        "refused with {queued} queued, below max_queue"
+                    );
+                }
+            }
+            Step::Batch { prompt: p } => {
+                let mut job = self.h.job(&prompt(p), "batch");
+                job.spec.background = true;
+                let (taken, effects) = self.h.pool.run_if_idle(self.h.now, job);
+                self.h.apply(effects);
+                if taken.is_ok() {
+                    self.submitted += 1;
+                }
+            }
+            Step::Finish { nth, bind } => {
+                let busy = |s: &WorkerState| matches!(s, WorkerState::Busy(_));
+                if let Some(id) = self.nth(*nth, busy) {
+                    if self.holding.remove(&id) {
+                        if *bind {
+                            self.h.finish_bound(id, id * 1000 + self.submitted);
+                        } else {
+                            self.h.finish(id);
+                        }
+                    }
+                }
+            }
+            Step::Cleared { nth } => {
+                let clearing = |s: &WorkerState| matches!(s, WorkerState::Clearing { .. });
+                if let Some(id) = self.nth(*nth, clearing) {
+                    let prompt = self.h.state(id).prompt().map(str::to_string);
+                    self.h.report(id, WorkerState::Ready { prompt }, None);
+                }
+            }
+            Step::Boot { nth } => {
+                if let Some(id) = self.nth(*nth, |s| *s == WorkerState::Starting) {
+                    self.h.boot(id);
+                }
+            }
+            Step::Exit { nth } => {
+                if let Some(id) = self.nth(*nth, |s| *s == WorkerState::Stopping) {
+                    // A worker stopped mid-job fails that job.
+                    let outcome = self.holding.remove(&id).then_some(Outcome::Failed);
+                    let exited = WorkerState::Exited(ExitReason::Stopped);
+                    self.h.report(id, exited, outcome);
+                }
+            }
+            Step::Wait { ms } => {
+                self.h.advance(Duration::from_millis(*ms));
+                self.h.tick();
+            }
+        }
+        self.sync();
+        self.check();
+    }
+
+    fn check(&self) {
+        let pool = &self.h.pool;
+        // Counters add up: every job is answered, refused, waiting or held.
+        let stats = &pool.stats;
+        let accounted = stats.completed
+            + stats.failed
+            + stats.rejected
+            + stats.abandoned
+            + pool.queue.len() as u64
+            + self.holding.len() as u64;
+        assert_eq!(accounted, self.submitted, "{stats:?}");
+        // A waiting job has no idle worker that could take it now: ready
+        // with its prompt, or blank.
+        for job in &pool.queue {
+            let system = job.spec.system.as_str();
+            for (id, slot) in &pool.workers {
+                let usable = match &slot.state {
+                    WorkerState::Ready { prompt } => {
+                        prompt.is_none() || prompt.as_deref() == Some(system)
+                    }
+                    _ => false,
+                };
+                assert!(
+                    !usable,
+                    "{} waits while worker-{id} is {:?}",
+                    job.id, slot.state
+                );
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn the_pools_invariants_hold_whatever_happens(
+        size in 1usize..4,
+        max_queue in 0usize..3,
+        spares in 0usize..2,
+        steps in proptest::collection::vec(step(), 1..40),
+    ) {
+        let mut model = Model::new(size, max_queue, spares);
+        for step in &steps {
+            model.run(step);
+        }
+    }
+}
