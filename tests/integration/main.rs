@@ -19,6 +19,7 @@ mod common;
 
 mod access;
 mod blank_spares;
+mod compatibility_doc;
 mod conversations;
 mod dashboard_events;
 mod docs_links;
