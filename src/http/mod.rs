@@ -228,6 +228,10 @@ pub fn server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Res
             .default_service(web::to(routes::not_found))
     })
     .on_connect(disconnect::remember_socket)
+    // A stream's frames are small writes in quick succession: with Nagle's
+    // algorithm each waited for the client's delayed ACK (40 ms on Linux),
+    // most of a streamed turn's time (benches/turn_stages.rs).
+    .tcp_nodelay(true)
     .workers(workers)
     .disable_signals()
     .shutdown_timeout(settings.server.shutdown_grace_secs + 5)
