@@ -685,3 +685,56 @@ fn a_revoked_keys_batch_stops_after_its_running_request() {
     }
     assert_eq!(started, 1, "the revoked key's queued requests never ran");
 }
+
+/// With one of two accounts limited, a keyed batch runs on the other
+/// account's worker without churning workers: nothing restarts.
+#[test]
+fn a_batch_while_one_account_is_limited_restarts_no_worker() {
+    let upstream = FakeUpstream::start();
+    upstream.limit_key("sk-b", 60, Duration::from_secs(600));
+    let mut cfg = DaemonConfig::real(2)
+        .with_toml("claude.max_retries = 2")
+        .with_account("a", "sk-a", 1)
+        .with_account("b", "sk-b", 1);
+    cfg.accounts_toml.push_str(&format!(
+        "[[keys]]\nname = \"alice\"\nsecret = \"{ALICE}\"\n"
+    ));
+    let daemon = Daemon::start(cfg, &upstream);
+    daemon.wait_ready(Duration::from_secs(60));
+    let b_limited = |h: &Value| {
+        h["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "b" && a["status"] == "limited")
+    };
+    for i in 0..4 {
+        if b_limited(&daemon.health()) {
+            break;
+        }
+        let res = client()
+            .post(daemon.url("/v1/messages"))
+            .header("x-api-key", ALICE)
+            .json(&message_body(&format!("probe {i}")))
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    daemon.wait_health(Duration::from_secs(30), b_limited);
+    let before = daemon.health()["restarts"].as_u64().unwrap();
+    let batch = create_as(&daemon.base, ALICE, &numbered("r", 3, "hello"));
+    let id = batch["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, now) = keyed_get(&daemon.base, &format!("/v1/messages/batches/{id}"), ALICE);
+        if now["processing_status"] == "ended" {
+            assert_eq!(now["request_counts"]["succeeded"], 3, "{now}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the batch never ended: {now}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let health = daemon.health();
+    assert_eq!(health["restarts"].as_u64().unwrap(), before, "{health:#}");
+}
