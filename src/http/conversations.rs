@@ -37,6 +37,19 @@ fn fault(e: StoreError) -> ApiError {
     ApiError::new(ErrorKind::Api, format!("conversations: {e}"), DIALECT)
 }
 
+/// Runs `f` on the caller's conversations off the HTTP thread (SQLite).
+async fn stored<R: Send + 'static>(
+    key: &ClientKey,
+    state: &AppState,
+    f: impl FnOnce(&str, &dyn ConversationStore) -> Result<R, StoreError> + Send + 'static,
+) -> Result<R, ApiError> {
+    let (scope, store) = caller(key, state)?;
+    web::block(move || f(&scope, store.as_ref()))
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Api, format!("conversations: {e}"), DIALECT))?
+        .map_err(fault)
+}
+
 fn not_found(id: &str) -> ApiError {
     ApiError::new(
         ErrorKind::NotFound,
@@ -102,13 +115,13 @@ pub(super) async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload, &state).await?;
-    let (scope, store) = caller(&key, &state)?;
     let id = crate::ids::of_node("conv_", state.settings().server.node_id());
     let metadata = body.metadata.filter(|m| !m.is_null()).unwrap_or(json!({}));
     let items = with_ids(body.items.unwrap_or_default());
-    let made = store
-        .create(&scope, &id, &metadata, &items)
-        .map_err(fault)?;
+    let made = stored(&key, &state, move |scope, store| {
+        store.create(scope, &id, &metadata, &items)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(made.object()))
 }
 
@@ -117,10 +130,9 @@ pub(super) async fn get(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (scope, store) = caller(&key, &state)?;
-    let found = store
-        .get(&scope, &id)
-        .map_err(fault)?
+    let wanted = id.clone();
+    let found = stored(&key, &state, move |scope, store| store.get(scope, &wanted))
+        .await?
         .ok_or_else(|| not_found(&id))?;
     Ok(HttpResponse::Ok().json(found.object()))
 }
@@ -133,12 +145,13 @@ pub(super) async fn update(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload, &state).await?;
-    let (scope, store) = caller(&key, &state)?;
     let metadata = body.metadata.filter(|m| !m.is_null()).unwrap_or(json!({}));
-    let updated = store
-        .update(&scope, &id, &metadata)
-        .map_err(fault)?
-        .ok_or_else(|| not_found(&id))?;
+    let wanted = id.clone();
+    let updated = stored(&key, &state, move |scope, store| {
+        store.update(scope, &wanted, &metadata)
+    })
+    .await?
+    .ok_or_else(|| not_found(&id))?;
     Ok(HttpResponse::Ok().json(updated.object()))
 }
 
@@ -147,8 +160,12 @@ pub(super) async fn delete(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (scope, store) = caller(&key, &state)?;
-    if !store.delete(&scope, &id).map_err(fault)? {
+    let wanted = id.clone();
+    if !stored(&key, &state, move |scope, store| {
+        store.delete(scope, &wanted)
+    })
+    .await?
+    {
         return Err(not_found(&id));
     }
     Ok(HttpResponse::Ok()
@@ -161,11 +178,12 @@ pub(super) async fn list_items(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (scope, store) = caller(&key, &state)?;
-    let items = store
-        .items(&scope, &id)
-        .map_err(fault)?
-        .ok_or_else(|| not_found(&id))?;
+    let wanted = id.clone();
+    let items = stored(&key, &state, move |scope, store| {
+        store.items(scope, &wanted)
+    })
+    .await?
+    .ok_or_else(|| not_found(&id))?;
     let page = web::Query::<Page>::from_query(req.query_string())
         .map_err(|e| ApiError::invalid(format!("invalid query string: {e}"), DIALECT))?;
     Ok(HttpResponse::Ok().json(list_page(items, &page)?))
@@ -179,14 +197,18 @@ pub(super) async fn add_items(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload, &state).await?;
-    let (scope, store) = caller(&key, &state)?;
     let Some(items) = body.items.filter(|i| !i.is_empty()) else {
         return Err(
             ApiError::invalid("items: at least one item is needed", DIALECT).with_param("items"),
         );
     };
     let items = with_ids(items);
-    if !store.append(&scope, &id, &items).map_err(fault)? {
+    let (wanted, added) = (id.clone(), items.clone());
+    if !stored(&key, &state, move |scope, store| {
+        store.append(scope, &wanted, &added)
+    })
+    .await?
+    {
         return Err(not_found(&id));
     }
     Ok(HttpResponse::Ok().json(json!({
@@ -204,11 +226,12 @@ pub(super) async fn get_item(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, item) = path.into_inner();
-    let (scope, store) = caller(&key, &state)?;
-    let items = store
-        .items(&scope, &id)
-        .map_err(fault)?
-        .ok_or_else(|| not_found(&id))?;
+    let wanted = id.clone();
+    let items = stored(&key, &state, move |scope, store| {
+        store.items(scope, &wanted)
+    })
+    .await?
+    .ok_or_else(|| not_found(&id))?;
     let found = items
         .into_iter()
         .find(|i| i["id"] == item.as_str())
@@ -222,12 +245,17 @@ pub(super) async fn delete_item(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, item) = path.into_inner();
-    let (scope, store) = caller(&key, &state)?;
-    let conversation = store
-        .get(&scope, &id)
-        .map_err(fault)?
-        .ok_or_else(|| not_found(&id))?;
-    if !store.delete_item(&scope, &id, &item).map_err(fault)? {
+    let (wanted, item_id) = (id.clone(), item.clone());
+    let (conversation, deleted) = stored(&key, &state, move |scope, store| {
+        let Some(conversation) = store.get(scope, &wanted)? else {
+            return Ok((None, false));
+        };
+        let deleted = store.delete_item(scope, &wanted, &item_id)?;
+        Ok((Some(conversation), deleted))
+    })
+    .await?;
+    let conversation = conversation.ok_or_else(|| not_found(&id))?;
+    if !deleted {
         return Err(item_not_found(&item));
     }
     Ok(HttpResponse::Ok().json(conversation.object()))
