@@ -1,7 +1,9 @@
 //! The documentation's relative links lead somewhere: every `[text](target)`
 //! in README.md, ARCHITECTURE.md and docs/*.md that is not a URL names a
 //! file of the repository, and its `#fragment`, when it has one and the file
-//! is Markdown, names a heading of that file (GitHub's anchor rules).
+//! is Markdown, names a heading of that file (GitHub's anchor rules). And
+//! every repository path they name in backticks (`src/…`, `tests/…`, …)
+//! exists, so a moved file cannot leave the docs pointing at nothing.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -140,6 +142,49 @@ fn every_relative_link_of_the_docs_leads_to_a_file_and_heading() {
     );
 }
 
+/// Paths of the repository named in backticks: `` `src/job.rs` ``.
+fn repository_paths(text: &str) -> Vec<&str> {
+    const ROOTS: [&str; 8] = [
+        "src/", "tests/", "scripts/", "benches/", "config/", "deploy/", "systemd/", "assets/",
+    ];
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|span| ROOTS.iter().any(|root| span.starts_with(root)))
+        .filter(|span| {
+            span.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'))
+        })
+        .collect()
+}
+
+#[test]
+fn every_repository_path_the_docs_name_exists() {
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for doc in documents() {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        // Outside fenced blocks, whose ``` would pair backticks wrongly.
+        let text = prose(&text).join("\n");
+        for path in repository_paths(&text) {
+            checked += 1;
+            if !root().join(path).exists() {
+                let name = doc.strip_prefix(root()).unwrap_or(&doc).display();
+                missing.push(format!("{name}: `{path}`"));
+            }
+        }
+    }
+    assert!(
+        checked > 30,
+        "only {checked} paths found: is the reader broken?"
+    );
+    assert!(
+        missing.is_empty(),
+        "paths that do not exist:\n{}",
+        missing.join("\n")
+    );
+}
+
 #[test]
 fn anchors_follow_githubs_rules() {
     assert_eq!(
@@ -153,5 +198,9 @@ fn anchors_follow_githubs_rules() {
     assert_eq!(
         link_targets("see [x](a.md#b) and [y](https://e.com) or [z](c d)"),
         ["a.md#b", "https://e.com"]
+    );
+    assert_eq!(
+        repository_paths("`src/a.rs` and `x` and `tests/*.rs` and `docs/b.md` `scripts/t.sh`"),
+        ["src/a.rs", "scripts/t.sh"]
     );
 }
