@@ -2,7 +2,7 @@
 with the official `openai` Python SDK (`responses.connect()`) and with a
 plain WebSocket client (`websockets`).
 
-Usage: .tools/pyenv/bin/python tests/responses_ws.py http://127.0.0.1:PORT
+Usage: .tools/pyenv/bin/python tests/responses_ws.py http://127.0.0.1:PORT [idle | ledger KEY]
 
 Run by tests/integration/real_cli/responses_e2e.rs against a daemon using the real CLI and the
 fake upstream, whose `[[marker]]`s script the replies. Every check runs;
@@ -161,6 +161,28 @@ def idle_release(base):
         check(text == "Hello! You said: after the pause", f"text: {text!r}")
 
 
+def ledger_turns(o):
+    """Two turns and one refused (a model the key may not use) on one
+    socket, with the key given; prints each completed turn's usage as
+    `USAGE {json}` for the test to compare with the ledger."""
+    with o.responses.connect() as conn:
+        conn.response.create(model=MODEL, input="first turn [[words:5]]", store=False)
+        first = until_done(conn)[-1]
+        check(first.type == "response.completed", f"first: {first}")
+        conn.response.create(
+            model=MODEL, input="second turn [[words:9]]", store=False,
+            previous_response_id=first.response.id,
+        )
+        second = until_done(conn)[-1]
+        check(second.type == "response.completed", f"second: {second}")
+        conn.response.create(model="claude-sonnet-4-5", input="not my model", store=False)
+        refused = until_done(conn)[-1]
+        check(refused.type == "error", f"refused: {refused}")
+        for done in (first, second):
+            u = done.response.usage
+            print("USAGE " + json.dumps({"input": u.input_tokens, "output": u.output_tokens}))
+
+
 CHECKS = [
     lambda base, o: sdk_turns_tools_and_resume(o),
     lambda base, o: plain_client_errors(base),
@@ -170,10 +192,15 @@ NAMES = ["sdk_turns_tools_and_resume", "plain_client_errors"]
 
 def main():
     base = sys.argv[1]
+    key = "unused"
     if sys.argv[2:] == ["idle"]:
         CHECKS[:] = [lambda base, o: idle_release(base)]
         NAMES[:] = ["idle_release"]
-    o = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=60)
+    if sys.argv[2:3] == ["ledger"]:
+        key = sys.argv[3]
+        CHECKS[:] = [lambda base, o: ledger_turns(o)]
+        NAMES[:] = ["ledger_turns"]
+    o = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0, timeout=60)
     failed = 0
     for name, fn in zip(NAMES, CHECKS):
         try:

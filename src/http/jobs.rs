@@ -157,7 +157,7 @@ pub async fn submit_as(
 }
 
 /// [`submit_as`], noting where the job runs in `placed` (usage ledger).
-async fn submit_placed(
+pub async fn submit_placed(
     id: String,
     state: &AppState,
     spec: JobSpec,

@@ -29,6 +29,7 @@ pub mod sse;
 pub mod store_metrics;
 pub mod usage;
 pub mod websocket;
+pub mod websocket_ledger;
 
 use std::net::TcpListener;
 use std::sync::Arc;

@@ -22,6 +22,9 @@
 //! is closed at once with 1001 (going away); a running turn finishes first
 //! (within `server.shutdown_grace_secs`), then the socket is closed the same
 //! way; the client reconnects, to another node behind a load balancer.
+//!
+//! Each turn leaves its own row in the usage ledger (see
+//! [`super::websocket_ledger`]).
 
 use std::sync::Arc;
 
@@ -35,13 +38,15 @@ use tokio::time::Instant;
 
 use super::auth::ClientKey;
 use super::error::{ApiError, ErrorKind};
+use super::websocket_ledger::{self, SocketLedger};
 use super::{jobs, limits, AppState};
 use crate::api::responses::stream::ResponseStream;
 use crate::api::responses::Responses;
 use crate::api::{Codec, Context, Dialect, EventEncoder, Frame};
 use crate::error::JobError;
-use crate::job::JobEvent;
+use crate::job::{JobEvent, Placed};
 use crate::keys::{Admitted, Caller};
+use crate::ledger::Trail;
 use crate::stored::connection::ConnectionStore;
 use crate::stored::{Keeping, Stores};
 
@@ -97,6 +102,7 @@ pub async fn upgrade(
         .aggregate_continuations()
         .max_continuation_size(settings.server.max_body_bytes);
     let mut ctx = jobs::context(&req, &state, &key);
+    let ledger = SocketLedger::of(&req, &state, &key);
     let socket = crate::ids::of_node("ws_", &ctx.node);
     let connection = Arc::new(ConnectionStore::new(state.responses.clone()));
     ctx.connection_local = true;
@@ -114,7 +120,7 @@ pub async fn upgrade(
         key.0,
         ctx,
         conversation,
-        socket,
+        Socket { id: socket, ledger },
         session,
         Box::pin(messages),
     ));
@@ -150,6 +156,12 @@ impl SocketConversation {
     }
 }
 
+/// The socket's id, and what its turns' ledger rows share.
+struct Socket {
+    id: String,
+    ledger: SocketLedger,
+}
+
 /// A turn running on the socket.
 struct Turn {
     events: UnboundedReceiver<JobEvent>,
@@ -157,6 +169,8 @@ struct Turn {
     /// The turn's place among its key's concurrent jobs, given back when
     /// the turn ends.
     _admitted: Option<Admitted>,
+    /// Its ledger row on the way (taken when recorded).
+    trail: Option<Trail>,
 }
 
 type Messages = std::pin::Pin<
@@ -169,7 +183,7 @@ async fn serve(
     caller: Arc<Caller>,
     ctx: Context,
     conversation: SocketConversation,
-    socket: String,
+    socket: Socket,
     mut session: Session,
     mut messages: Messages,
 ) {
@@ -192,7 +206,13 @@ async fn serve(
                             Some(_) => Err(in_flight()),
                             None => {
                                 turns += 1;
-                                start(&state, &caller, &ctx, &conversation, &format!("{socket}/{turns}"), text.as_bytes()).await
+                                let id = format!("{}/{turns}", socket.id);
+                                start(&state, &caller, &ctx, &conversation, &socket.ledger, &id, text.as_bytes())
+                                    .await
+                                    .map_err(|error| {
+                                        state.ledger.record(socket.ledger.refused(&id, &error));
+                                        error_event(&error)
+                                    })
                             }
                         };
                         match reply {
@@ -226,7 +246,18 @@ async fn serve(
             }
             event = next_event(&mut turn) => {
                 let Some(running) = turn.as_mut() else { continue };
+                if let JobEvent::Finished(completion) = &event {
+                    state.metrics.token_counter().count(&completion.usage);
+                }
                 let terminal = event.is_terminal();
+                if let Some(trail) = running.trail.as_mut() {
+                    trail.observe(&event);
+                }
+                if terminal {
+                    if let Some(trail) = running.trail.take() {
+                        state.ledger.record(websocket_ledger::ended(trail, Some(&event)));
+                    }
+                }
                 let frames = running.encoder.encode(event);
                 if send_frames(&mut session, frames).await.is_err() {
                     break None;
@@ -249,7 +280,11 @@ async fn serve(
             _ = draining.changed() => {}
         }
     };
-    log::info!("WebSocket {socket} closed after {turns} turns");
+    // A turn the client left by closing the socket.
+    if let Some(trail) = turn.and_then(|t| t.trail) {
+        state.ledger.record(websocket_ledger::ended(trail, None));
+    }
+    log::info!("WebSocket {} closed after {turns} turns", socket.id);
     let _ = session.close(reason).await;
 }
 
@@ -282,47 +317,52 @@ async fn send_frames(session: &mut Session, frames: Vec<Frame>) -> Result<(), ac
 }
 
 /// Parses a `response.create` message and submits its job, as `caller`
-/// (its models and limits checked as for a request).
+/// (its models and limits checked as for a request), as turn `log_id`
+/// with its row in `ledger` on the way.
 async fn start(
     state: &AppState,
     caller: &Arc<Caller>,
     base: &Context,
     conversation: &SocketConversation,
+    ledger: &SocketLedger,
     log_id: &str,
     text: &[u8],
-) -> Result<Turn, Value> {
-    let (body, fields) = request_body(text).map_err(|e| error_event(&e))?;
+) -> Result<Turn, ApiError> {
+    let (body, fields) = request_body(text)?;
     let ctx = conversation.context(base, fields["previous_response_id"].as_str());
-    let parsed = super::responses::parse(&body, ctx, &conversation.stores)
-        .await
-        .map_err(|e| error_event(&e))?;
+    let parsed = super::responses::parse(&body, ctx, &conversation.stores).await?;
+    let placed = Placed::default();
+    let trail = ledger.turn(log_id, &parsed.spec.model, placed.clone(), text);
     if fields["generate"] == false {
-        return Ok(prewarmed(parsed.meta, &conversation.stores));
+        return Ok(prewarmed(parsed.meta, &conversation.stores, trail));
     }
-    jobs::check_model(caller, &parsed.spec.model, DIALECT).map_err(|e| error_event(&e))?;
-    let admitted = limits::check(state, caller, true, DIALECT)
-        .0
-        .map_err(|e| error_event(&e))?;
-    let events = jobs::submit_as(
+    jobs::check_model(caller, &parsed.spec.model, DIALECT)?;
+    let admitted = limits::check(state, caller, true, DIALECT).0?;
+    let events = jobs::submit_placed(
         log_id.to_string(),
         state,
         parsed.spec,
         caller.clone(),
         DIALECT,
+        placed,
     )
-    .await
-    .map_err(|e| error_event(&e))?;
+    .await?;
     Ok(Turn {
         events,
         encoder: Keeping::new(Responses::stream(parsed.meta), conversation.stores.clone()),
         _admitted: Some(admitted),
+        trail: Some(trail),
     })
 }
 
 /// `generate: false` (Codex's prewarm of a new socket): the response is
 /// made and kept, so a later turn may continue it, but no model turn runs;
-/// it completes at once with no output.
-fn prewarmed(meta: crate::api::responses::output::ResponseMeta, stores: &Stores) -> Turn {
+/// it completes at once with no output (its ledger row has no tokens).
+fn prewarmed(
+    meta: crate::api::responses::output::ResponseMeta,
+    stores: &Stores,
+    trail: Trail,
+) -> Turn {
     let (events, rx) = tokio::sync::mpsc::unbounded_channel();
     let _ = events.send(JobEvent::Finished(crate::job::Completion {
         stop_reason: Some(crate::job::StopReason::EndTurn),
@@ -333,6 +373,7 @@ fn prewarmed(meta: crate::api::responses::output::ResponseMeta, stores: &Stores)
         events: rx,
         encoder: Keeping::new(Responses::stream(meta), stores.clone()),
         _admitted: None,
+        trail: Some(trail),
     }
 }
 

@@ -51,6 +51,7 @@ mod real_cli {
     mod fast_clients;
     mod keys_e2e;
     mod ledger_e2e;
+    mod ledger_turns;
     mod messages_e2e;
     mod openai_dialect;
     mod private_files;
