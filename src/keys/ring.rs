@@ -120,6 +120,13 @@ impl std::fmt::Debug for KeyRing {
     }
 }
 
+/// Whether `stored` and `presented` are the same digest, compared in
+/// constant time (`subtle`): the time taken says nothing of how many leading
+/// bytes matched. Every lookup by digest goes through here.
+fn same_digest(stored: &[u8; 32], presented: &[u8; 32]) -> subtle::Choice {
+    stored.ct_eq(presented)
+}
+
 /// The SHA-256 of `secret`.
 fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
@@ -200,17 +207,16 @@ impl KeyRing {
     pub fn identify(&self, presented: &str) -> Identified {
         let ring = self.ring.load();
         let presented = digest(presented);
-        let admin = ring
-            .admins
-            .iter()
-            .fold(subtle::Choice::from(0), |acc, d| acc | d.ct_eq(&presented));
+        let admin = ring.admins.iter().fold(subtle::Choice::from(0), |acc, d| {
+            acc | same_digest(d, &presented)
+        });
         if bool::from(admin) {
             return Identified::Admin;
         }
         let mut found = subtle::Choice::from(0);
         let mut index = 0u32;
         for (i, entry) in ring.clients.iter().enumerate() {
-            let hit = entry.digest.ct_eq(&presented);
+            let hit = same_digest(&entry.digest, &presented);
             index.conditional_assign(&(i as u32), hit);
             found |= hit;
         }
@@ -227,7 +233,7 @@ impl KeyRing {
         let wanted = from_hex(scope);
         ring.clients
             .iter()
-            .find(|e| bool::from(e.digest.ct_eq(&wanted)))
+            .find(|e| bool::from(same_digest(&e.digest, &wanted)))
             .map(|e| e.caller.clone())
     }
 
@@ -680,6 +686,59 @@ mod tests {
             Identified::Client(c) => c,
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The comparison is `subtle`'s constant-time one (its result is a
+    /// `subtle::Choice`, not a `bool` an early-exit `==` would give), and a
+    /// difference in the first or the last byte alone is caught, of the
+    /// digests and of the secrets presented.
+    #[test]
+    fn secrets_are_compared_in_constant_time_to_the_last_byte() {
+        let stored = digest("alice-secret-0001");
+        let mut first = stored;
+        first[0] ^= 1;
+        let mut last = stored;
+        last[31] ^= 0x80;
+        let same: subtle::Choice = same_digest(&stored, &stored);
+        assert!(bool::from(same));
+        assert!(!bool::from(same_digest(&stored, &first)));
+        assert!(!bool::from(same_digest(&stored, &last)));
+        let ring = ring(
+            "[server]\nadmin_keys = [\"admin-secret-0001\"]\n\
+             [[keys]]\nname = \"alice\"\nsecret = \"alice-secret-0001\"\n",
+        );
+        assert_eq!(client(&ring, "alice-secret-0001").name, "alice");
+        for wrong in [
+            "blice-secret-0001",
+            "alice-secret-0002",
+            "alice-secret-000",
+            "alice-secret-00011",
+        ] {
+            assert!(
+                matches!(ring.identify(wrong), Identified::Unknown),
+                "{wrong}"
+            );
+        }
+        for wrong in ["bdmin-secret-0001", "admin-secret-0002"] {
+            assert!(
+                matches!(ring.identify(wrong), Identified::Unknown),
+                "{wrong}"
+            );
+        }
+        let scope = crate::batches::owner_of(Some("alice-secret-0001"));
+        assert!(ring.by_scope(&scope).is_some());
+        let flipped_last = format!(
+            "{}{}",
+            &scope[..63],
+            if scope.ends_with('0') { '1' } else { '0' }
+        );
+        let flipped_first = format!(
+            "{}{}",
+            if scope.starts_with('0') { '1' } else { '0' },
+            &scope[1..]
+        );
+        assert!(ring.by_scope(&flipped_last).is_none());
+        assert!(ring.by_scope(&flipped_first).is_none());
     }
 
     #[test]

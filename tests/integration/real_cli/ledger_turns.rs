@@ -161,3 +161,32 @@ fn each_websocket_turn_leaves_a_row_and_counts_in_the_keys_metrics() {
         output
     );
 }
+
+/// `ledger.record_content`: off by default, a row has no text (checked
+/// above and in `every_request_leaves_a_row_with_its_key_placement_and_tokens`);
+/// on, the row keeps the request body and the answer's text.
+#[test]
+fn record_content_keeps_the_prompt_and_the_answer_only_when_on() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(config("[ledger]\nrecord_content = true\n"), &upstream);
+    let reply: Value = client()
+        .post(daemon.url("/v1/messages"))
+        .header("x-api-key", USER)
+        .json(&message_body("remember the word PELICAN"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let answer = reply["content"][0]["text"].as_str().unwrap().to_string();
+    assert!(answer.contains("PELICAN"), "{reply}");
+    let rows = rows_where(&daemon, 1, |r| r["route"] == "/v1/messages");
+    let content: Value =
+        serde_json::from_str(rows[0]["content"].as_str().expect("content kept")).unwrap();
+    let request: Value = serde_json::from_str(content["request"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        request["messages"][0]["content"], "remember the word PELICAN",
+        "{content}"
+    );
+    assert_eq!(content["answer"], answer.as_str(), "{content}");
+    assert!(!rows[0].to_string().contains(USER), "no secret in a row");
+}
