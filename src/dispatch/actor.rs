@@ -18,7 +18,7 @@ use super::pool::{Command, Effect, Pool};
 use crate::config::{AccountPlan, Settings};
 use crate::error::JobError;
 use crate::job::Job;
-use crate::worker::messages::{Reconfigure as ReconfigureWorker, ReleasePark, RunJob};
+use crate::worker::messages::{ApplySettings, ReleasePark, RunJob};
 use crate::worker::messages::{StopWorker, Unbind};
 use crate::worker::process::SpawnSpec;
 use crate::worker::report::WorkerReport;
@@ -126,7 +126,7 @@ impl Dispatcher {
             Command::Unbind => addr.do_send(Unbind),
             Command::ReleasePark => addr.do_send(ReleasePark),
             Command::Stop => addr.do_send(StopWorker { grace: STOP_GRACE }),
-            Command::Reconfigure(settings) => addr.do_send(ReconfigureWorker(settings)),
+            Command::Reconfigure(settings) => addr.do_send(ApplySettings(settings)),
         }
     }
 

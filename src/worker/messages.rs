@@ -33,8 +33,10 @@ pub struct Unbind;
 #[rtype(result = "()")]
 pub struct ReleasePark;
 
-/// Reloaded settings (SIGHUP): limits and timeouts read from now on. The
-/// process keeps the command line and environment it was started with.
+/// Reloaded settings (SIGHUP), passed on by the dispatcher (which gets
+/// them as `dispatch::messages::Reconfigure`): limits and timeouts read
+/// from now on. The process keeps the command line and environment it was
+/// started with.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Reconfigure(pub std::sync::Arc<crate::config::Settings>);
+pub struct ApplySettings(pub std::sync::Arc<crate::config::Settings>);

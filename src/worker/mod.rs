@@ -20,7 +20,7 @@
 pub mod account_signal;
 pub mod agent_view;
 pub mod lines;
-pub mod mcp;
+pub mod mcp_server;
 pub mod messages;
 pub mod permission;
 pub mod process;
@@ -38,7 +38,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::config::Settings;
-use messages::{Reconfigure, ReleasePark, RunJob, StopWorker, Unbind};
+use messages::{ApplySettings, ReleasePark, RunJob, StopWorker, Unbind};
 use process::{CliOutput, CliProcess, SpawnSpec};
 use protocol::CliLine;
 use report::WorkerReport;
@@ -212,10 +212,10 @@ impl Handler<StopWorker> for Worker {
     }
 }
 
-impl Handler<Reconfigure> for Worker {
+impl Handler<ApplySettings> for Worker {
     type Result = ();
 
-    fn handle(&mut self, msg: Reconfigure, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: ApplySettings, _ctx: &mut Context<Self>) {
         self.session.reconfigure(msg.0);
     }
 }

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::{Phase, Session};
 use crate::job::{Job, JobEvent, Usage};
-use crate::worker::mcp::{self, McpRequest, ToolCall};
+use crate::worker::mcp_server::{self as mcp, McpRequest, ToolCall};
 use crate::worker::permission;
 use crate::worker::protocol::{CliRequest, Outgoing, Reply, ToolPermission};
 use crate::worker::report::{Holder, Outcome, WorkerState};
