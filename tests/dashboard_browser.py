@@ -95,7 +95,13 @@ def shows_the_pool(b):
     b.wait("workers ready", lambda: b.js(
         "return [...document.querySelectorAll('#workers tbody tr td:nth-child(2)')]"
         ".every(td => td.textContent !== 'starting');"), limit=60)
-    print(f"ok the worker table shows pool.size = {pool_size} workers")
+    accounts = b.js("return [...document.querySelectorAll('#workers tbody tr td:nth-child(5)')]"
+                    ".map(td => td.textContent).sort();")
+    check(accounts == ["a", "b"], f"each worker's account: {accounts}")
+    held = b.js("return [...document.querySelectorAll('#workers tbody tr td.holds')]"
+                ".map(td => td.textContent);")
+    check(held == ["blank"] * pool_size, f"before any request every worker is blank: {held}")
+    print(f"ok the worker table shows pool.size = {pool_size} workers, their accounts, all blank")
 
 
 def a_request_appears_in_the_live_tail(b):
@@ -122,6 +128,12 @@ def a_request_appears_in_the_live_tail(b):
     check(request_id in b.text("#dialog-body"), "details name the request")
     shot(b, "request-details")
     b.click("#dialog-close")
+    # The worker that answered now holds the request's system prompt.
+    view(b, "pool")
+    b.wait("a worker holding a prompt", lambda: b.js(
+        "return [...document.querySelectorAll('#workers tbody tr td.holds')]"
+        ".some(td => td.textContent.startsWith('prompt '));"), limit=5)
+    view(b, "requests")
     # The status filter: only the errors (the client key's refused sign-in).
     b.click('#filter-status option[value="error"]')
     b.wait("errors only", lambda: b.js(

@@ -54,6 +54,14 @@ async function signIn(key) {
   return true;
 }
 
+// Each worker's time in its state as the moment it entered it, so that the
+// page's clock ticks the age on between samples (sent only on change).
+function withSince(w) {
+  const now = Date.now();
+  for (const x of w.items) x.since_ms = now - x.state_secs * 1000;
+  return w;
+}
+
 function signOut() {
   sessionStorage.removeItem(KEY_STORE);
   location.hash = "";
@@ -83,7 +91,7 @@ function report(e) {
 async function reloadAll() {
   const tasks = [
     api("GET", "/health").catch((e) => e instanceof ApiError ? null : Promise.reject(e))
-      .then((h) => { if (h) { state.health = h; state.workers = h.workers; state.accounts = h.accounts; } }),
+      .then((h) => { if (h) { state.health = h; state.workers = withSince(h.workers); state.accounts = h.accounts; } }),
     loadKeys(),
     api("GET", "/admin/requests?limit=200").then((r) => { state.requests = r.data; }),
     api("GET", "/admin/batches").then((r) => { state.batches = new Map(r.data.map((b) => [b.id, b])); }),
@@ -144,7 +152,7 @@ async function connect() {
     state.boot = h.boot;
   });
   on("lagged", () => reloadAll());
-  on("workers", (w) => { state.workers = w; views.pool(); });
+  on("workers", (w) => { state.workers = withSince(w); views.pool(); });
   on("pool", (p) => { state.health = Object.assign(state.health || {}, p); views.pool(); });
   on("accounts", (a) => { state.accounts = a; views.accounts(); });
   on("request", (row) => {

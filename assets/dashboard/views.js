@@ -1,6 +1,17 @@
 // The six views, each rendered from `state` (app.js) into its section.
 "use strict";
 
+// What a worker holds, in words: blank (takes any system prompt), the
+// digest of the prompt it is set up with, the tool calls a parked turn
+// waits on.
+function holds(x) {
+  if (x.state === "starting" || x.state === "stopping") return "–";
+  const prompt = x.prompt ? `prompt ${x.prompt}` : "blank";
+  if (x.state === "parked") return `${prompt} · waits on ${x.waiting_on_tools} tool call(s)`;
+  if (x.state === "bound") return `${prompt} · a conversation's next turn`;
+  return prompt;
+}
+
 const views = {
   renderAll() {
     views.pool(); views.accounts(); views.keys(); views.requests(); views.batches();
@@ -32,6 +43,10 @@ const views = {
       el("tr", { "data-worker": x.id },
         el("td", {}, `#${x.id}`),
         el("td", {}, el("span", { class: "badge", "data-state": x.state }, x.state)),
+        el("td", {}, timeEl(x.since_ms)),
+        el("td", { class: "holds" }, holds(x)),
+        el("td", {}, x.account || "–"),
+        el("td", {}, x.kind),
         el("td", {}, x.pid || "–"),
         el("td", { class: "num" }, fmt.n(x.jobs)),
         el("td", { class: "num" }, fmt.mib(x.rss_mb)))));

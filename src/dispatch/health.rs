@@ -5,7 +5,9 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::pool::Pool;
+use crate::affinity;
 use crate::worker::report::WorkerState;
+use crate::worker::WorkerKind;
 
 /// Overall condition of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,7 +63,8 @@ pub struct WorkerCounts {
     pub items: Vec<WorkerInfo>,
 }
 
-/// One worker: its id, process, state, jobs run and memory.
+/// One worker: its id, process, state, jobs run and memory, and what it
+/// holds (for an operator asking which worker is stuck on what).
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkerInfo {
     pub id: u64,
@@ -69,6 +72,17 @@ pub struct WorkerInfo {
     pub state: &'static str,
     pub jobs: u64,
     pub rss_mb: Option<u64>,
+    /// The account whose credentials it runs with.
+    pub account: String,
+    /// `plain`, or `agent` (Claude Code's own tools in a sandbox).
+    pub kind: &'static str,
+    /// A short digest of the system prompt it is set up with; `null` when
+    /// it is blank (takes any prompt) or starting.
+    pub prompt: Option<String>,
+    /// How long it has been in `state`, seconds: how long bound or parked.
+    pub state_secs: u64,
+    /// While parked: how many of the caller's tool calls its turn waits on.
+    pub waiting_on_tools: Option<usize>,
 }
 
 /// Jobs waiting for a worker, and how many may wait (`pool.max_queue`).
@@ -131,6 +145,25 @@ impl Pool {
                 state: slot.state.as_str(),
                 jobs: slot.jobs,
                 rss_mb,
+                account: self
+                    .account(slot.account)
+                    .map(|a| a.plan.name.clone())
+                    .unwrap_or_default(),
+                kind: match slot.kind {
+                    WorkerKind::Plain => "plain",
+                    WorkerKind::Agent => "agent",
+                },
+                // Keyed per process: comparable within one daemon's life,
+                // and the prompt itself never leaves it.
+                prompt: slot
+                    .state
+                    .prompt()
+                    .map(|p| format!("{:08x}", affinity::digest_str(p) >> 32)),
+                state_secs: now.saturating_duration_since(slot.since).as_secs(),
+                waiting_on_tools: match &slot.state {
+                    WorkerState::Parked { tool_use_ids, .. } => Some(tool_use_ids.len()),
+                    _ => None,
+                },
             });
         }
         let (status, reason) = if self.draining {
