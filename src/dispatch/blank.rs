@@ -6,7 +6,9 @@
 //! background, keeping `pool.blank_spares` blank workers ready or booting:
 //! the boot leaves the next new prompt's critical path. A workload with one
 //! system prompt never takes a blank worker for a new prompt after its first
-//! job, so it never pays for spares.
+//! job, so it never pays for spares. A new conversation of a prompt that an
+//! idle worker bound to the same caller's conversation holds clears that
+//! worker rather than take a spare (see `routing::pick` and `room`).
 
 use tokio::time::Instant;
 
@@ -39,8 +41,7 @@ impl Pool {
             // Waiting jobs come first; `cover_queue` frees workers for them.
             return;
         }
-        let pool = &self.settings.pool;
-        let target = pool.blank_spares.min(pool.size.saturating_sub(1));
+        let target = self.spare_target();
         let mut blanks = self.blanks(kind);
         while blanks < target {
             let Some(id) = self.least_recently_used_idle(kind) else {
@@ -53,9 +54,16 @@ impl Pool {
         self.spare_due = None;
     }
 
+    /// How many blank workers to keep: `pool.blank_spares`, leaving at
+    /// least one worker for prompts already held.
+    pub(super) fn spare_target(&self) -> usize {
+        let pool = &self.settings.pool;
+        pool.blank_spares.min(pool.size.saturating_sub(1))
+    }
+
     /// Blank workers of `kind` ready or on their way (booting, replacing a
     /// stopping worker, or a respawn waiting out its backoff).
-    fn blanks(&self, kind: WorkerKind) -> usize {
+    pub(super) fn blanks(&self, kind: WorkerKind) -> usize {
         let workers = self
             .workers
             .iter()

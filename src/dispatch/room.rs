@@ -1,16 +1,17 @@
 //! Making room for waiting jobs: exactly as many workers are cleared or
 //! replaced as the queue needs, counting those already on their way.
 //!
-//! A waiting job is covered by a worker that will soon be free for it
-//! without a job ending first: one clearing its conversation under the
-//! job's system prompt, one booting blank, one being replaced by a blank
-//! one, a respawn waiting out its backoff, or (to be replaced once ready) one
-//! clearing under another prompt. Each covers one job. A job left uncovered
-//! gets, in this order: a bound worker of its system prompt unbound (a
-//! `/clear`), an idle worker holding another prompt replaced, or the least
-//! recently used bound worker replaced, or (unless it is a batch request)
-//! the oldest parked turn released (see `parking`). Otherwise it waits for
-//! a busy one.
+//! A waiting job is covered, in this order, by a worker clearing its
+//! conversation under the job's system prompt; by a bound worker of that
+//! prompt, which is cleared for it (the least recently used: a `/clear`
+//! takes tens of ms, where waiting for a boot takes hundreds, and a booting
+//! worker stays a blank spare for the next new prompt); by one booting
+//! blank, being replaced by a blank one, or (to be replaced once ready) one
+//! clearing under another prompt; or by a respawn waiting out its backoff.
+//! Each covers one job. A job left uncovered gets, in this order: an idle
+//! worker holding another prompt replaced, or the least recently used bound
+//! worker replaced, or (unless it is a batch request) the oldest parked turn
+//! released (see `parking`). Otherwise it waits for a busy one.
 //! Only workers of accounts that may take work count (see `accounts`).
 
 use std::collections::BTreeSet;
@@ -21,8 +22,6 @@ use crate::worker::{WorkerId, WorkerKind};
 
 /// How a worker is freed for a waiting job.
 enum Free {
-    /// Clear its conversation; it keeps its system prompt.
-    Unbind,
     /// Stop it; a blank worker of the job's kind replaces it.
     Replace,
     /// Give up its parked turn (see `parking`); it is cleared.
@@ -68,7 +67,21 @@ impl Pool {
         let mut claimed = BTreeSet::new();
         let mut respawns = self.restarts.pending.len();
         for (system, kind, may_take_park) in needs {
-            if let Some(id) = self.coming_for(&system, kind, &claimed) {
+            if let Some(id) = self.clearing_for(&system, kind, &claimed) {
+                claimed.insert(id);
+                continue;
+            }
+            // A bound worker of the job's prompt is cleared for it before a
+            // booting worker is counted as coming: a `/clear` takes tens of
+            // ms, a boot hundreds, and the booting worker stays a blank
+            // spare for the next new prompt.
+            if let Some(id) = self.bound_with_prompt(&system, kind, &claimed) {
+                claimed.insert(id);
+                log::debug!("worker-{id} unbound for a waiting job of its prompt");
+                self.unbind(id);
+                continue;
+            }
+            if let Some(id) = self.coming_for(kind, &claimed) {
                 claimed.insert(id);
                 continue;
             }
@@ -76,7 +89,7 @@ impl Pool {
                 respawns -= 1;
                 continue;
             }
-            let freed = self.to_free(&system, kind, &claimed).or_else(|| {
+            let freed = self.to_free(&claimed).or_else(|| {
                 may_take_park
                     .then(|| self.oldest_park(&claimed))
                     .flatten()
@@ -87,10 +100,6 @@ impl Pool {
             };
             claimed.insert(id);
             match how {
-                Free::Unbind => {
-                    log::debug!("worker-{id} unbound for a waiting job");
-                    self.unbind(id);
-                }
                 Free::Replace => {
                     log::debug!("worker-{id} replaced by a blank worker for a waiting job");
                     self.replace(id, kind);
@@ -100,13 +109,53 @@ impl Pool {
         }
     }
 
-    /// A worker on its way that will take a job with `system` on `kind`.
-    fn coming_for(
+    /// A worker clearing its conversation under `system` on `kind`: ready
+    /// for a job with that prompt in tens of ms.
+    fn clearing_for(
         &self,
         system: &str,
         kind: WorkerKind,
         claimed: &BTreeSet<WorkerId>,
     ) -> Option<WorkerId> {
+        let usable = self.usable_accounts();
+        self.workers
+            .iter()
+            .find(|(id, slot)| {
+                !claimed.contains(id)
+                    && !self.leaving.contains_key(id)
+                    && usable.contains(&slot.account)
+                    && slot.kind == kind
+                    && matches!(&slot.state, WorkerState::Clearing { prompt } if prompt.as_deref() == Some(system))
+            })
+            .map(|(id, _)| *id)
+    }
+
+    /// The least recently used idle worker bound to a conversation under
+    /// `system` on `kind`, of an account that may take work, not in
+    /// `claimed`.
+    pub(super) fn bound_with_prompt(
+        &self,
+        system: &str,
+        kind: WorkerKind,
+        claimed: &BTreeSet<WorkerId>,
+    ) -> Option<WorkerId> {
+        let usable = self.usable_accounts();
+        self.workers
+            .iter()
+            .filter(|(id, slot)| {
+                !claimed.contains(id)
+                    && usable.contains(&slot.account)
+                    && slot.kind == kind
+                    && matches!(&slot.state, WorkerState::Bound { holder, .. } if holder.prompt == system)
+            })
+            .min_by_key(|(_, slot)| slot.since)
+            .map(|(id, _)| *id)
+    }
+
+    /// A worker on its way that will take a job on `kind` (booting blank,
+    /// or replacing a stopping worker), or one clearing under another
+    /// prompt (to be replaced once ready).
+    fn coming_for(&self, kind: WorkerKind, claimed: &BTreeSet<WorkerId>) -> Option<WorkerId> {
         let usable = self.usable_accounts();
         let unclaimed = || {
             self.workers.iter().filter(|(id, slot)| {
@@ -116,9 +165,6 @@ impl Pool {
             })
         };
         let fits = |slot: &Slot| match &slot.state {
-            WorkerState::Clearing { prompt } => {
-                slot.kind == kind && prompt.as_deref() == Some(system)
-            }
             WorkerState::Starting => slot.kind == kind,
             WorkerState::Stopping => slot.replace_with.unwrap_or(slot.kind) == kind,
             _ => false,
@@ -133,12 +179,7 @@ impl Pool {
     }
 
     /// The idle worker to free for a job with `system` on `kind`.
-    fn to_free(
-        &self,
-        system: &str,
-        kind: WorkerKind,
-        claimed: &BTreeSet<WorkerId>,
-    ) -> Option<(WorkerId, Free)> {
+    fn to_free(&self, claimed: &BTreeSet<WorkerId>) -> Option<(WorkerId, Free)> {
         // Freeing a worker of an account that may not take work helps no one.
         let usable = self.usable_accounts();
         let free = |id: &WorkerId, s: &Slot| !claimed.contains(id) && usable.contains(&s.account);
@@ -149,13 +190,6 @@ impl Pool {
             .map(|(id, s)| (s.since, *id))
             .collect();
         bound.sort();
-        let same_prompt = bound.iter().find(|(_, id)| {
-            let slot = &self.workers[id];
-            slot.kind == kind && slot.state.prompt() == Some(system)
-        });
-        if let Some((_, id)) = same_prompt {
-            return Some((*id, Free::Unbind));
-        }
         // Ready workers left after dispatching suit no waiting job.
         let ready = self
             .workers

@@ -5,7 +5,7 @@
 //! `room` for the workers cleared or replaced for them); jobs whose client
 //! left or whose wait ran out leave the queue.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use tokio::time::Instant;
 
@@ -74,9 +74,26 @@ impl Pool {
     /// else a blank one. An agent worker only for its tenant's jobs (the
     /// first scope it served): a job of another key waits, and the idle
     /// worker pinned to another key is replaced for it (see `room`).
+    ///
+    /// A blank worker the spares need is not taken by an interactive job
+    /// whose prompt an idle worker bound to the same caller holds: that worker is cleared for the job instead
+    /// (a `/clear`, tens of ms; see `room`), and the blank one stays for the
+    /// next new prompt, which would otherwise wait for a boot. What that
+    /// costs the evicted conversation: its next turn is sent whole (its
+    /// history rendered) to whichever worker takes it.
     pub(super) fn pick(&self, job: &Job) -> Option<WorkerId> {
         let system = job.spec.system.as_str();
         let kind = WorkerKind::for_job(job.spec.agent);
+        let clear_instead = !job.spec.background
+            && self.blanks(kind) <= self.spare_target()
+            && self
+                .bound_with_prompt(system, kind, &BTreeSet::new())
+                .is_some_and(|id| {
+                    self.workers[&id]
+                        .state
+                        .holder()
+                        .is_some_and(|h| h.scope == job.spec.scope)
+                });
         self.accounts_for(job).into_iter().find_map(|account| {
             let ready = || {
                 self.workers.iter().filter(|(_, s)| {
@@ -88,7 +105,7 @@ impl Pool {
             };
             ready()
                 .find(|(_, s)| s.state.prompt() == Some(system))
-                .or_else(|| ready().find(|(_, s)| s.state.prompt().is_none()))
+                .or_else(|| ready().find(|(_, s)| !clear_instead && s.state.prompt().is_none()))
                 .map(|(id, _)| *id)
         })
     }

@@ -55,7 +55,8 @@ fn a_job_goes_to_a_worker_holding_its_prompt_before_a_blank_one() {
 
 #[test]
 fn a_conversations_next_turn_goes_to_the_worker_bound_to_it() {
-    let mut h = Harness::new("[pool]\nsize = 2\n");
+    // No spare kept: the other caller's conversation takes the blank worker.
+    let mut h = Harness::new("[pool]\nsize = 2\nblank_spares = 0\n");
     let turns = [
         turn(Role::User, "hi"),
         turn(Role::Assistant, "hello"),
@@ -255,4 +256,38 @@ fn a_parked_turn_is_resumed_by_its_results_and_released_for_a_waiting_job() {
     h.submit(other).unwrap();
     assert_eq!(h.cleared, [1]);
     assert!(matches!(h.state(1), WorkerState::Clearing { .. }));
+}
+
+#[test]
+fn a_new_conversation_clears_a_bound_worker_of_its_prompt_and_leaves_the_spare() {
+    // Issue 27: project A's second conversation while the first's worker is
+    // bound, then project B (a new prompt). Before, A's second conversation
+    // took the blank spare, none was made again (A was held), and B waited
+    // for a boot.
+    let mut h = Harness::new("[pool]\nsize = 2\nblank_spares = 1\n");
+    let first = h.job("project A", "");
+    h.submit(first).unwrap();
+    let on_a = h.worker_of("job-1").unwrap();
+    h.finish_bound(on_a, 1);
+    let second = h.job("project A", "");
+    h.submit(second).unwrap();
+    assert_eq!(
+        h.worker_of("job-2"),
+        None,
+        "waits for a /clear, not the spare"
+    );
+    assert_eq!(h.cleared, [on_a]);
+    h.report(
+        on_a,
+        WorkerState::Ready {
+            prompt: Some("project A".into()),
+        },
+        None,
+    );
+    assert_eq!(h.worker_of("job-2"), Some(on_a));
+    let b = h.job("project B", "");
+    h.submit(b).unwrap();
+    let on_b = h.worker_of("job-3").expect("the spare, ready");
+    assert_ne!(on_b, on_a);
+    assert_eq!(h.pool.stats.waited_for_boot, 0);
 }

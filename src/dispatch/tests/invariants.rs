@@ -163,21 +163,45 @@ impl Model {
             + pool.queue.len() as u64
             + self.holding.len() as u64;
         assert_eq!(accounted, self.submitted, "{stats:?}");
-        // A waiting job has no idle worker that could take it now: ready
-        // with its prompt, or blank.
+        // A waiting job has no idle worker that could take it now or after
+        // a `/clear` (issue 27): never one ready with its prompt; and unless
+        // a worker clearing under its prompt is coming for it (tens of ms),
+        // no blank one ready, and none bound with its prompt (cleared for it
+        // instead of waiting for a boot or a job to end).
+        let count = |matches: &dyn Fn(&WorkerState) -> bool| {
+            pool.workers.values().filter(|s| matches(&s.state)).count()
+        };
         for job in &pool.queue {
             let system = job.spec.system.as_str();
-            for (id, slot) in &pool.workers {
-                let usable = match &slot.state {
-                    WorkerState::Ready { prompt } => {
-                        prompt.is_none() || prompt.as_deref() == Some(system)
-                    }
-                    _ => false,
-                };
-                assert!(
-                    !usable,
-                    "{} waits while worker-{id} is {:?}",
-                    job.id, slot.state
+            let ready_with = count(&|s| {
+                *s == WorkerState::Ready {
+                    prompt: Some(system.into()),
+                }
+            });
+            assert_eq!(
+                ready_with, 0,
+                "{} waits beside a ready worker of its prompt",
+                job.id
+            );
+            let waiting = pool
+                .queue
+                .iter()
+                .filter(|j| j.spec.system == system)
+                .count();
+            let clearing = count(
+                &|s| matches!(s, WorkerState::Clearing { prompt } if prompt.as_deref() == Some(system)),
+            );
+            if waiting > clearing {
+                let blank = count(&|s| *s == WorkerState::Ready { prompt: None });
+                let bound = count(
+                    &|s| matches!(s, WorkerState::Bound { holder, .. } if holder.prompt == system),
+                );
+                assert_eq!(
+                    (blank, bound),
+                    (0, 0),
+                    "{} waits uncovered: {:?}",
+                    job.id,
+                    pool.workers
                 );
             }
         }

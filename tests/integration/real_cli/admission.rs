@@ -200,3 +200,32 @@ fn clients_that_leave_while_queued_never_reach_the_upstream() {
         .sum();
     assert_eq!(counted, 2 * EACH as u64 + 2, "{h}");
 }
+
+/// Issue 27's project-A/project-B sequence on a pool of 2 (defaults): two
+/// conversations in project A, the second while the first's worker is
+/// still bound, then one in project B (a new system prompt). A's second
+/// conversation clears A's bound worker instead of taking the blank spare,
+/// so B finds the spare ready: no job waits for a boot. Before, A's second
+/// conversation took the spare, none was made again (A's prompt was held),
+/// and B waited for a boot.
+#[test]
+fn a_second_conversation_of_a_bound_prompt_leaves_the_spare_for_a_new_one() {
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::real(2), &upstream);
+    let settled = |h: &Value| {
+        h["workers"]["busy"] == 0 && h["workers"]["starting"] == 0 && h["workers"]["stopping"] == 0
+    };
+    assert_eq!(daemon.post(&body("project A", "first")).status(), 200);
+    daemon.wait_health(Duration::from_secs(30), settled);
+    assert_eq!(daemon.post(&body("project A", "second")).status(), 200);
+    let h = daemon.wait_health(Duration::from_secs(30), settled);
+    assert_eq!(
+        h["workers"]["ready"], 1,
+        "the blank spare is still there: {h}"
+    );
+    assert_eq!(h["restarts"], 0, "nothing booted: {h}");
+    assert_eq!(daemon.post(&body("project B", "third")).status(), 200);
+    let h = daemon.wait_health(Duration::from_secs(30), settled);
+    assert_eq!(h["jobs"]["completed"], 3, "{h}");
+    assert_eq!(h["jobs"]["waited_for_boot"], 0, "{h}");
+}
