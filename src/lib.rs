@@ -58,6 +58,7 @@ pub mod http;
 pub mod ids;
 pub mod job;
 pub mod keys;
+pub mod keys_cli;
 #[cfg(test)]
 mod layering;
 pub mod ledger;

@@ -1,10 +1,11 @@
-//! The `claude-pool` daemon: arguments, logging, settings, signals → `run`.
+//! The `claude-pool` daemon: arguments, logging, settings, signals → `run`;
+//! or, with `keys …`, a client of the running daemon's admin API.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -16,18 +17,31 @@ use claude_pool::config::Settings;
 struct Args {
     /// TOML configuration file. Environment variables CLAUDE_POOL__SECTION__KEY
     /// override it; without it, built-in defaults apply.
-    #[arg(long, env = "CLAUDE_POOL_CONFIG")]
+    #[arg(long, env = "CLAUDE_POOL_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// Without one, the daemon runs.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create, list and revoke client keys through the running daemon's
+    /// admin API (admin key: CLAUDE_POOL_ADMIN_KEY or --admin-key-file).
+    Keys(claude_pool::keys_cli::KeysArgs),
 }
 
 fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(Command::Keys(keys)) = args.command {
+        return claude_pool::keys_cli::run(keys, args.config.as_deref());
+    }
     // RUST_LOG, if set, filters per module; server.log_level caps the whole
     // (and, unlike RUST_LOG, changes on reload).
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("trace"))
         .format_timestamp_millis()
         .init();
     log::set_max_level(log::LevelFilter::Info);
-    let args = Args::parse();
     let settings = match Settings::load(args.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {

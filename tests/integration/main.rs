@@ -25,6 +25,7 @@ mod dashboard_events;
 mod docs_links;
 mod fake_cli_protocol;
 mod fuzz_http;
+mod keys_cli;
 mod metrics;
 mod reload;
 mod shipped_config;
