@@ -385,6 +385,31 @@ fn a_rate_limited_request_waits_for_capacity_instead_of_failing() {
     assert!(tries >= 1, "the limited request was tried");
 }
 
+/// Sends requests (with client key `key`, if any) until account `b`, whose
+/// upstream key answers 429, is marked limited.
+fn probe_until_b_is_limited(daemon: &Daemon, key: Option<&str>) {
+    let b_limited = |h: &Value| {
+        h["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "b" && a["status"] == "limited")
+    };
+    for i in 0..4 {
+        if b_limited(&daemon.health()) {
+            break;
+        }
+        let mut req = client()
+            .post(daemon.url("/v1/messages"))
+            .json(&message_body(&format!("probe {i}")));
+        if let Some(key) = key {
+            req = req.header("x-api-key", key);
+        }
+        assert_eq!(req.send().unwrap().status(), 200);
+    }
+    daemon.wait_health(Duration::from_secs(30), b_limited);
+}
+
 #[test]
 fn batch_work_leaves_a_worker_of_the_accounts_that_can_serve_free() {
     let upstream = FakeUpstream::start();
@@ -400,21 +425,7 @@ fn batch_work_leaves_a_worker_of_the_accounts_that_can_serve_free() {
         &upstream,
     );
     daemon.wait_ready(Duration::from_secs(60));
-    let b_limited = |h: &Value| {
-        h["accounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["name"] == "b" && a["status"] == "limited")
-    };
-    for i in 0..4 {
-        if b_limited(&daemon.health()) {
-            break;
-        }
-        let res = daemon.post(&message_body(&format!("probe {i}")));
-        assert_eq!(res.status(), 200);
-    }
-    daemon.wait_health(Duration::from_secs(30), b_limited);
+    probe_until_b_is_limited(&daemon, None);
 
     let n = 8;
     let batch = create(&daemon.base, None, &numbered("c", n, "[[slow:30]]"));
@@ -701,26 +712,7 @@ fn a_batch_while_one_account_is_limited_restarts_no_worker() {
     ));
     let daemon = Daemon::start(cfg, &upstream);
     daemon.wait_ready(Duration::from_secs(60));
-    let b_limited = |h: &Value| {
-        h["accounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["name"] == "b" && a["status"] == "limited")
-    };
-    for i in 0..4 {
-        if b_limited(&daemon.health()) {
-            break;
-        }
-        let res = client()
-            .post(daemon.url("/v1/messages"))
-            .header("x-api-key", ALICE)
-            .json(&message_body(&format!("probe {i}")))
-            .send()
-            .unwrap();
-        assert_eq!(res.status(), 200);
-    }
-    daemon.wait_health(Duration::from_secs(30), b_limited);
+    probe_until_b_is_limited(&daemon, Some(ALICE));
     let before = daemon.health()["restarts"].as_u64().unwrap();
     let batch = create_as(&daemon.base, ALICE, &numbered("r", 3, "hello"));
     let id = batch["id"].as_str().unwrap().to_string();
