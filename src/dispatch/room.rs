@@ -16,6 +16,7 @@
 
 use std::collections::BTreeSet;
 
+use super::accounts::AccountKey;
 use super::pool::{Leaving, Pool, Slot};
 use crate::worker::report::WorkerState;
 use crate::worker::{WorkerId, WorkerKind};
@@ -118,16 +119,14 @@ impl Pool {
         claimed: &BTreeSet<WorkerId>,
     ) -> Option<WorkerId> {
         let usable = self.usable_accounts();
-        self.workers
-            .iter()
-            .find(|(id, slot)| {
-                !claimed.contains(id)
-                    && !self.leaving.contains_key(id)
-                    && usable.contains(&slot.account)
-                    && slot.kind == kind
+        let clearing = self
+            .unclaimed(claimed, &usable)
+            .find(|(_, slot)| {
+                slot.kind == kind
                     && matches!(&slot.state, WorkerState::Clearing { prompt } if prompt.as_deref() == Some(system))
             })
-            .map(|(id, _)| *id)
+            .map(|(id, _)| *id);
+        clearing
     }
 
     /// The least recently used idle worker bound to a conversation under
@@ -157,25 +156,36 @@ impl Pool {
     /// prompt (to be replaced once ready).
     fn coming_for(&self, kind: WorkerKind, claimed: &BTreeSet<WorkerId>) -> Option<WorkerId> {
         let usable = self.usable_accounts();
-        let unclaimed = || {
-            self.workers.iter().filter(|(id, slot)| {
-                !claimed.contains(id)
-                    && !self.leaving.contains_key(id)
-                    && usable.contains(&slot.account)
-            })
-        };
         let fits = |slot: &Slot| match &slot.state {
             WorkerState::Starting => slot.kind == kind,
             WorkerState::Stopping => slot.replace_with.unwrap_or(slot.kind) == kind,
             _ => false,
         };
-        unclaimed()
+        let on_its_way = self
+            .unclaimed(claimed, &usable)
             .find(|(_, slot)| fits(slot))
-            // Clearing under another prompt: replaced once it is ready.
-            .or_else(|| {
-                unclaimed().find(|(_, slot)| matches!(slot.state, WorkerState::Clearing { .. }))
-            })
-            .map(|(id, _)| *id)
+            .map(|(id, _)| *id);
+        // Clearing under another prompt: replaced once it is ready.
+        on_its_way.or_else(|| {
+            self.unclaimed(claimed, &usable)
+                .find(|(_, slot)| matches!(slot.state, WorkerState::Clearing { .. }))
+                .map(|(id, _)| *id)
+        })
+    }
+
+    /// Workers not in `claimed`, not leaving for good, of accounts that may
+    /// take work: those that can still cover a waiting job.
+    /// `usable` is `usable_accounts()`, read once by the caller.
+    fn unclaimed<'s: 'c, 'c>(
+        &'s self,
+        claimed: &'c BTreeSet<WorkerId>,
+        usable: &'c [AccountKey],
+    ) -> impl Iterator<Item = (&'s WorkerId, &'s Slot)> + 'c {
+        self.workers.iter().filter(move |(id, slot)| {
+            !claimed.contains(id)
+                && !self.leaving.contains_key(id)
+                && usable.contains(&slot.account)
+        })
     }
 
     /// The idle worker to free for a job with `system` on `kind`.
