@@ -139,16 +139,15 @@ impl Pool {
         claimed: &BTreeSet<WorkerId>,
     ) -> Option<WorkerId> {
         let usable = self.usable_accounts();
-        self.workers
-            .iter()
-            .filter(|(id, slot)| {
-                !claimed.contains(id)
-                    && usable.contains(&slot.account)
-                    && slot.kind == kind
+        let bound = self
+            .unclaimed(claimed, &usable)
+            .filter(|(_, slot)| {
+                slot.kind == kind
                     && matches!(&slot.state, WorkerState::Bound { holder, .. } if holder.prompt == system)
             })
             .min_by_key(|(_, slot)| slot.since)
-            .map(|(id, _)| *id)
+            .map(|(id, _)| *id);
+        bound
     }
 
     /// A worker on its way that will take a job on `kind` (booting blank,
@@ -192,23 +191,17 @@ impl Pool {
     fn to_free(&self, claimed: &BTreeSet<WorkerId>) -> Option<(WorkerId, Free)> {
         // Freeing a worker of an account that may not take work helps no one.
         let usable = self.usable_accounts();
-        let free = |id: &WorkerId, s: &Slot| !claimed.contains(id) && usable.contains(&s.account);
-        let mut bound: Vec<_> = self
-            .workers
-            .iter()
-            .filter(|(id, s)| matches!(s.state, WorkerState::Bound { .. }) && free(id, s))
-            .map(|(id, s)| (s.since, *id))
-            .collect();
-        bound.sort();
+        let bound = self
+            .unclaimed(claimed, &usable)
+            .filter(|(_, s)| matches!(s.state, WorkerState::Bound { .. }))
+            .min_by_key(|(id, s)| (s.since, **id))
+            .map(|(id, _)| *id);
         // Ready workers left after dispatching suit no waiting job.
         let ready = self
-            .workers
-            .iter()
-            .find(|(id, s)| matches!(s.state, WorkerState::Ready { .. }) && free(id, s))
+            .unclaimed(claimed, &usable)
+            .find(|(_, s)| matches!(s.state, WorkerState::Ready { .. }))
             .map(|(id, _)| *id);
-        ready
-            .or_else(|| bound.first().map(|(_, id)| *id))
-            .map(|id| (id, Free::Replace))
+        ready.or(bound).map(|id| (id, Free::Replace))
     }
 
     /// Stops a worker, to be replaced by a blank one of `kind` on the same
