@@ -183,7 +183,7 @@ impl Pool {
         let Some(error) = self.all_limited() else {
             return;
         };
-        for job in std::mem::take(&mut self.queue) {
+        for job in self.queue.take_all() {
             log::info!("[{}] refused: every account is rate-limited", job.id);
             self.fail(job, error.clone());
             self.stats.rejected += 1;

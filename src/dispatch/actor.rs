@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::batch::RunIfIdle;
 use super::messages::*;
 use super::pool::{Command, Effect, Pool};
+use super::queue::Ticket;
 use crate::config::{AccountPlan, Settings};
 use crate::error::JobError;
 use crate::job::Job;
@@ -94,10 +95,7 @@ impl Dispatcher {
                 Effect::Tell(id, command) => self.tell(id, command),
                 Effect::Fail(job, error) => job.fail(error),
                 Effect::WakeIn(delay) => {
-                    ctx.run_later(delay, |act, ctx| {
-                        let effects = act.pool.tick(Instant::now());
-                        act.apply(effects, ctx);
-                    });
+                    ctx.run_later(delay, |act, ctx| act.tick(ctx));
                 }
                 Effect::IdleCapacity => {
                     if let Some(signal) = &self.idle_signal {
@@ -114,15 +112,43 @@ impl Dispatcher {
         }
     }
 
+    /// Time passed: the pool is told, after the clients that left.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        self.notice_departures(now, ctx);
+        let effects = self.pool.tick(now);
+        self.apply(effects, ctx);
+    }
+
+    /// Tells the pool which queued jobs' clients stopped listening (their
+    /// channels closed), before any input that might hand those jobs a
+    /// worker: the pool never reads a job's channel itself.
+    fn notice_departures(&mut self, now: Instant, ctx: &mut Context<Self>) {
+        let gone: Vec<Ticket> = self
+            .pool
+            .queued()
+            .filter(|(_, job)| job.is_abandoned())
+            .map(|(ticket, _)| ticket)
+            .collect();
+        if !gone.is_empty() {
+            let effects = self.pool.clients_left(now, &gone);
+            self.apply(effects, ctx);
+        }
+    }
+
     fn tell(&mut self, id: WorkerId, command: Command) {
         let Some(addr) = self.workers.get(&id) else {
-            if let Command::Run(job) = command {
+            if let Command::Run(job, _) = command {
                 job.fail(JobError::WorkerCrashed("the worker is gone".into()));
             }
             return;
         };
         match command {
-            Command::Run(job) => addr.do_send(RunJob(job)),
+            Command::Run(job, placement) => {
+                // For the job's usage row: where it ran, after what wait.
+                job.placed.set(placement);
+                addr.do_send(RunJob(job));
+            }
             Command::Unbind => addr.do_send(Unbind),
             Command::ReleasePark => addr.do_send(ReleasePark),
             Command::Stop => addr.do_send(StopWorker { grace: STOP_GRACE }),
@@ -172,10 +198,7 @@ impl Actor for Dispatcher {
         self.me = Some(ctx.address().downgrade());
         let effects = self.pool.start(Instant::now());
         self.apply(effects, ctx);
-        ctx.run_interval(TICK, |act, ctx| {
-            let effects = act.pool.tick(Instant::now());
-            act.apply(effects, ctx);
-        });
+        ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
     }
 }
 
@@ -183,7 +206,9 @@ impl Handler<Submit> for Dispatcher {
     type Result = Result<(), JobError>;
 
     fn handle(&mut self, Submit(job): Submit, ctx: &mut Context<Self>) -> Self::Result {
-        let (admitted, effects) = self.pool.submit(Instant::now(), job);
+        let now = Instant::now();
+        self.notice_departures(now, ctx);
+        let (admitted, effects) = self.pool.submit(now, job);
         self.apply(effects, ctx);
         admitted
     }
@@ -205,7 +230,9 @@ impl Handler<WorkerReport> for Dispatcher {
     fn handle(&mut self, report: WorkerReport, ctx: &mut Context<Self>) {
         let id = report.id;
         let exited = matches!(report.state, crate::worker::report::WorkerState::Exited(_));
-        let effects = self.pool.report(Instant::now(), report);
+        let now = Instant::now();
+        self.notice_departures(now, ctx);
+        let effects = self.pool.report(now, report);
         if exited {
             self.workers.remove(&id);
         }
@@ -217,8 +244,7 @@ impl Handler<ClientLeft> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, _: ClientLeft, ctx: &mut Context<Self>) {
-        let effects = self.pool.client_left(Instant::now());
-        self.apply(effects, ctx);
+        self.notice_departures(Instant::now(), ctx);
     }
 }
 

@@ -34,6 +34,7 @@ mod logins;
 pub mod messages;
 mod parking;
 mod pool;
+mod queue;
 mod reconfigure;
 mod reports;
 mod restarts;

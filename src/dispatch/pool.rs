@@ -11,10 +11,11 @@ use tokio::time::Instant;
 use super::accounts::{Account, AccountKey};
 use super::health::JobStats;
 use super::parking::ReleasedPark;
+use super::queue::{Queue, Ticket};
 use super::restarts::Restarts;
 use crate::config::{AccountPlan, Settings};
 use crate::error::JobError;
-use crate::job::Job;
+use crate::job::{Job, Placement};
 use crate::worker::report::WorkerState;
 use crate::worker::{WorkerId, WorkerKind};
 
@@ -51,8 +52,9 @@ pub enum Effect {
 #[derive(Debug)]
 pub enum Command {
     /// Run this job (new, a bound conversation's next turn, or the tool
-    /// results a parked turn waits for).
-    Run(Job),
+    /// results a parked turn waits for). Where it runs is noted on the job
+    /// for its usage row as it is sent: the pool never writes into a job.
+    Run(Job, Placement),
     /// Let go of the bound conversation.
     Unbind,
     /// Give up the parked turn.
@@ -107,7 +109,7 @@ pub struct Pool {
     pub(super) workers: BTreeMap<WorkerId, Slot>,
     /// Jobs waiting for a worker, oldest first; never longer than
     /// `max_queue` plus the workers free or on their way (see `room`).
-    pub(super) queue: VecDeque<Job>,
+    pub(super) queue: Queue,
     next_worker: WorkerId,
     /// The accounts workers run under (see `accounts`).
     pub(super) accounts: Vec<Account>,
@@ -149,7 +151,7 @@ impl Pool {
             settings,
             default_kind,
             workers: BTreeMap::new(),
-            queue: VecDeque::new(),
+            queue: Queue::default(),
             next_worker: 1,
             accounts: Vec::new(),
             next_account: 0,
@@ -202,8 +204,7 @@ impl Pool {
 
     /// How long `job` has waited since it was admitted.
     pub(super) fn waited(&self, job: &Job) -> Duration {
-        self.now
-            .saturating_duration_since(Instant::from_std(job.admitted_at))
+        super::queue::waited(job, self.now)
     }
 
     /// How long the pool has run.
@@ -288,18 +289,17 @@ impl Pool {
             self.stats.rejected += 1;
             return Err(JobError::ParkReleased);
         }
-        let ours = job.events.clone();
-        self.queue.push_back(job);
+        let ticket = self.queue.push_back(job);
         self.dispatch();
         // Jobs waiting for a worker that is only being cleared or replaced
-        // are not over the limit: that worker is capacity. Dispatching only
-        // removes jobs, so ours is last unless a worker took it.
-        let still_queued = self
-            .queue
-            .back()
-            .is_some_and(|last| last.events.same_channel(&ours));
-        if still_queued && self.queue.len() > self.settings.pool.max_queue + self.room() {
-            self.queue.pop_back();
+        // are not over the limit: that worker is capacity.
+        let still_queued = self.queue.contains(ticket);
+        if still_queued
+            && self
+                .queue
+                .is_over(self.settings.pool.max_queue, self.room())
+        {
+            self.queue.remove(ticket);
             self.stats.rejected += 1;
             return Err(JobError::QueueFull {
                 queued: self.queue.len(),
@@ -309,12 +309,22 @@ impl Pool {
         Ok(())
     }
 
-    /// A client stopped waiting: queued jobs whose clients are gone leave
-    /// the queue.
-    pub fn client_left(&mut self, now: Instant) -> Vec<Effect> {
+    /// The clients of these queued jobs stopped waiting (the actor saw
+    /// their channels close): the jobs leave the queue and never run.
+    pub fn clients_left(&mut self, now: Instant, tickets: &[Ticket]) -> Vec<Effect> {
         self.at(now);
-        self.drop_departed();
+        for &ticket in tickets {
+            if let Some(job) = self.queue.remove(ticket) {
+                log::info!("[{}] client left while queued", job.id);
+                self.stats.abandoned += 1;
+            }
+        }
         self.effects()
+    }
+
+    /// The jobs waiting, with their tickets, oldest first.
+    pub fn queued(&self) -> impl Iterator<Item = (Ticket, &Job)> {
+        self.queue.entries()
     }
 
     /// Time passed: queued jobs time out, respawns whose backoff ended
@@ -346,7 +356,7 @@ impl Pool {
         if !self.draining {
             self.draining = true;
             log::info!("draining: {} queued jobs refused", self.queue.len());
-            for job in std::mem::take(&mut self.queue) {
+            for job in self.queue.take_all() {
                 self.fail(job, JobError::ShuttingDown);
                 self.stats.rejected += 1;
             }

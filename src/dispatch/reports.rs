@@ -130,7 +130,7 @@ impl Pool {
         self.push(Effect::WakeIn(delay));
         if self.is_degraded() {
             let why = self.restarts.last_failure.clone().unwrap_or_default();
-            for job in std::mem::take(&mut self.queue) {
+            for job in self.queue.take_all() {
                 self.fail(job, JobError::Unavailable(why.clone()));
                 self.stats.rejected += 1;
             }

@@ -58,7 +58,7 @@ impl Pool {
         }
         let needs: Vec<(String, WorkerKind, bool)> = self
             .queue
-            .iter()
+            .jobs()
             .map(|job| {
                 let kind = WorkerKind::for_job(job.spec.agent);
                 // A batch request runs on spare capacity: it never takes a park.

@@ -10,10 +10,9 @@ use std::collections::{BTreeSet, HashMap};
 use tokio::time::Instant;
 
 use super::accounts::AccountKey;
-use super::fair::FairShare;
 use super::pool::{Command, Pool, RETRY_AFTER};
 use crate::error::JobError;
-use crate::job::Job;
+use crate::job::{Job, Placement};
 use crate::worker::report::{Holder, WorkerState};
 use crate::worker::{WorkerId, WorkerKind};
 
@@ -158,7 +157,6 @@ impl Pool {
     /// turn it continues was reported parked (or its conversation bound)
     /// still finds it.
     pub(super) fn dispatch(&mut self) {
-        self.drop_departed();
         if !self.queue.is_empty() {
             self.dispatch_fairly();
         }
@@ -179,34 +177,29 @@ impl Pool {
                 }
             }
         }
-        let mut jobs: Vec<Option<Job>> = self.queue.drain(..).map(Some).collect();
-        let mut share = FairShare::new(jobs.iter().flatten().map(share_of), |key| {
-            running.get(key).copied().unwrap_or(0)
-        });
-        while let Some(offer) = share.next_offer() {
-            let Some(job) = &jobs[offer.position] else {
-                continue;
-            };
+        let mut round = self
+            .queue
+            .round(|key| running.get(key).copied().unwrap_or(0));
+        while let Some((offer, job)) = round.next() {
             if let Some(id) = self.worker_for(job) {
-                share.placed(offer);
-                let job = jobs[offer.position].take().expect("offered once");
+                let job = round.place(offer);
                 self.assign(id, job);
             }
         }
-        self.queue = jobs.into_iter().flatten().collect();
+        self.queue.end_round(round);
     }
 
     /// Gives `job` to worker `id`, which the caller found free for it.
     pub(super) fn assign(&mut self, id: WorkerId, job: Job) {
         let account = self.workers[&id].account;
         self.note_assigned(account);
-        job.placed.set(crate::job::Placement {
+        let placement = Placement {
             worker: id,
             account: self
                 .account(account)
                 .map_or_else(String::new, |a| a.plan.name.clone()),
             queued: self.waited(&job),
-        });
+        };
         if self.is_new_prompt(id, &job.spec.system) {
             self.spare_due = Some(WorkerKind::for_job(job.spec.agent));
         }
@@ -239,46 +232,20 @@ impl Pool {
         // that the worker is not given another job meanwhile.
         slot.state = WorkerState::Busy(Holder::of(&job));
         slot.since = now;
-        self.tell(id, Command::Run(job));
+        self.tell(id, Command::Run(job, placement));
     }
 
-    /// Drops the queued jobs whose clients have stopped listening: they
-    /// are never run.
-    pub(super) fn drop_departed(&mut self) {
-        let before = self.queue.len();
-        self.queue.retain(|job| {
-            let gone = job.is_abandoned();
-            if gone {
-                log::info!("[{}] client left while queued", job.id);
-            }
-            !gone
-        });
-        self.stats.abandoned += (before - self.queue.len()) as u64;
-    }
-
+    /// Fails the queued jobs that waited longer than `pool.queue_timeout_secs`.
     pub(super) fn expire_queued(&mut self) {
-        self.drop_departed();
         let timeout = self.settings.pool.queue_timeout();
-        for job in std::mem::take(&mut self.queue) {
-            let waited = self.waited(&job);
-            if waited > timeout {
-                log::warn!("[{}] gave up after {waited:?} in the queue", job.id);
-                let error = JobError::QueueTimeout {
-                    waited,
-                    retry_after: RETRY_AFTER,
-                };
-                self.fail(job, error);
-                self.stats.rejected += 1;
-            } else {
-                self.queue.push_back(job);
-            }
+        for (job, waited) in self.queue.take_expired(self.now(), timeout) {
+            log::warn!("[{}] gave up after {waited:?} in the queue", job.id);
+            let error = JobError::QueueTimeout {
+                waited,
+                retry_after: RETRY_AFTER,
+            };
+            self.fail(job, error);
+            self.stats.rejected += 1;
         }
     }
-}
-
-/// Whose share a job counts in, and that key's weight: the scope (a digest
-/// of the client's key; one shared scope without keys) and the key's
-/// `weight`.
-fn share_of(job: &Job) -> (String, f64) {
-    (job.spec.scope.clone(), f64::from(job.caller.weight))
 }

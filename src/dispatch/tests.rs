@@ -13,9 +13,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::pool::{Command, Effect, Pool};
+use super::queue::Ticket;
 use crate::config::Settings;
 use crate::error::JobError;
-use crate::job::{Job, JobEvent, JobSpec};
+use crate::job::{Job, JobEvent, JobSpec, Placement};
 use crate::worker::report::{ExitReason, Holder, Outcome, WorkerReport, WorkerState};
 use crate::worker::{WorkerId, WorkerKind};
 
@@ -27,14 +28,17 @@ struct Harness {
     spawned: Vec<WorkerId>,
     /// Jobs each worker was told to run (the latest last).
     running: Vec<(WorkerId, Job)>,
+    /// Where each job sent to a worker was placed, by job id.
+    placements: Vec<(String, Placement)>,
     /// Jobs failed by an effect, with their error.
     failed: Vec<(String, JobError)>,
     /// Stops asked of workers.
     stopped: Vec<WorkerId>,
     /// Unbinds and park releases asked of workers.
     cleared: Vec<WorkerId>,
-    /// Clients' receivers, kept open so no job looks abandoned.
-    clients: Vec<mpsc::UnboundedReceiver<JobEvent>>,
+    /// Clients' receivers by job id, kept open so no job looks abandoned
+    /// until its client leaves (see [`Harness::client_leaves`]).
+    clients: Vec<(String, mpsc::UnboundedReceiver<JobEvent>)>,
     next_job: u64,
 }
 
@@ -49,6 +53,7 @@ impl Harness {
             now,
             spawned: Vec::new(),
             running: Vec::new(),
+            placements: Vec::new(),
             failed: Vec::new(),
             stopped: Vec::new(),
             cleared: Vec::new(),
@@ -65,7 +70,10 @@ impl Harness {
         for effect in effects {
             match effect {
                 Effect::Spawn { id, .. } => self.spawned.push(id),
-                Effect::Tell(id, Command::Run(job)) => self.running.push((id, job)),
+                Effect::Tell(id, Command::Run(job, placement)) => {
+                    self.placements.push((job.id.clone(), placement));
+                    self.running.push((id, job));
+                }
                 Effect::Tell(id, Command::Stop) => self.stopped.push(id),
                 Effect::Tell(id, Command::Unbind | Command::ReleasePark) => self.cleared.push(id),
                 Effect::Tell(_, Command::Reconfigure(_)) => {}
@@ -136,27 +144,26 @@ impl Harness {
     /// A job with `system` from `scope`.
     fn job(&mut self, system: &str, scope: &str) -> Job {
         self.next_job += 1;
-        let spec = JobSpec {
-            system: system.into(),
-            model: "claude-test".into(),
-            prompt: vec![json!({"type": "text", "text": "hi"})],
-            continuation: vec![json!({"type": "text", "text": "hi"})],
-            conversation: None,
-            max_tokens: None,
-            thinking_budget: 0,
-            tools: None,
-            stop_sequences: Vec::new(),
-            agent: false,
-            tool_results: Vec::new(),
-            background: false,
-            streamed: true,
-            scope: scope.into(),
-        };
+        let spec = spec(system, scope);
         let (mut job, rx) = Job::new(format!("job-{}", self.next_job), spec);
         // Admitted on the test's clock.
         job.admitted_at = self.now.into_std();
-        self.clients.push(rx);
+        self.clients.push((job.id.clone(), rx));
         job
+    }
+
+    /// The client of job `id` stops listening, and the pool is told of
+    /// the queued jobs whose clients left, as the actor tells it.
+    fn client_leaves(&mut self, id: &str) {
+        self.clients.retain(|(job, _)| job != id);
+        let gone: Vec<Ticket> = self
+            .pool
+            .queued()
+            .filter(|(_, job)| job.is_abandoned())
+            .map(|(ticket, _)| ticket)
+            .collect();
+        let effects = self.pool.clients_left(self.now, &gone);
+        self.apply(effects);
     }
 
     fn submit(&mut self, job: Job) -> Result<(), JobError> {
@@ -206,4 +213,24 @@ fn busy(system: &str, scope: &str) -> WorkerState {
         scope: scope.into(),
         background: false,
     })
+}
+
+/// The spec of a plain, streamed job with `system` from `scope`.
+pub(super) fn spec(system: &str, scope: &str) -> JobSpec {
+    JobSpec {
+        system: system.into(),
+        model: "claude-test".into(),
+        prompt: vec![json!({"type": "text", "text": "hi"})],
+        continuation: vec![json!({"type": "text", "text": "hi"})],
+        conversation: None,
+        max_tokens: None,
+        thinking_budget: 0,
+        tools: None,
+        stop_sequences: Vec::new(),
+        agent: false,
+        tool_results: Vec::new(),
+        background: false,
+        streamed: true,
+        scope: scope.into(),
+    }
 }

@@ -291,3 +291,54 @@ fn a_new_conversation_clears_a_bound_worker_of_its_prompt_and_leaves_the_spare()
     assert_ne!(on_b, on_a);
     assert_eq!(h.pool.stats.waited_for_boot, 0);
 }
+
+#[test]
+fn a_queued_job_whose_client_left_never_runs() {
+    let mut h = Harness::new("[pool]\nsize = 1\nmax_queue = 4\n");
+    for _ in 0..3 {
+        let job = h.job("s", "");
+        h.submit(job).unwrap();
+    }
+    assert_eq!(h.queued(), 2);
+    h.client_leaves("job-2");
+    assert_eq!(h.queued(), 1);
+    assert_eq!(h.pool.stats.abandoned, 1);
+    // The worker comes free: the job whose client still waits takes it.
+    h.finish(1);
+    assert_eq!(h.worker_of("job-3"), Some(1));
+    assert_eq!(h.worker_of("job-2"), None);
+    // A client leaving whose job is not queued changes nothing.
+    h.client_leaves("job-3");
+    assert_eq!(h.pool.stats.abandoned, 1);
+}
+
+#[test]
+fn a_run_effect_says_where_the_job_runs_and_how_long_it_waited() {
+    let toml = "[[accounts]]\nname = \"a\"\nworkers = 1\n";
+    let mut h = Harness::new(toml);
+    let first = h.job("s", "");
+    h.submit(first).unwrap();
+    let second = h.job("s", "");
+    h.submit(second).unwrap();
+    h.advance(Duration::from_millis(1500));
+    h.finish(1);
+    let placed = |h: &Harness, id: &str| {
+        h.placements
+            .iter()
+            .find(|(job, _)| job == id)
+            .map(|(_, p)| p.clone())
+    };
+    let expected = |queued| Placement {
+        worker: 1,
+        account: "a".into(),
+        queued,
+    };
+    assert_eq!(placed(&h, "job-1"), Some(expected(Duration::ZERO)));
+    assert_eq!(
+        placed(&h, "job-2"),
+        Some(expected(Duration::from_millis(1500)))
+    );
+    // The pool wrote nothing into the jobs: the actor notes the placement
+    // when it sends the job.
+    assert!(h.running.iter().all(|(_, job)| job.placed.get().is_none()));
+}

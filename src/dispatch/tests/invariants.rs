@@ -25,6 +25,8 @@ enum Step {
     Exit { nth: usize },
     /// Time passes.
     Wait { ms: u64 },
+    /// The client of the `nth` queued job stops listening.
+    Leave { nth: usize },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -36,10 +38,13 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0usize..4).prop_map(|nth| Step::Boot { nth }),
         2 => (0usize..4).prop_map(|nth| Step::Exit { nth }),
         1 => (0u64..3000).prop_map(|ms| Step::Wait { ms }),
+        1 => (0usize..4).prop_map(|nth| Step::Leave { nth }),
     ]
 }
 
 /// The model of the workers: which hold a job (so must not get another).
+/// A job handed out never had its client leave: `Leave` drops the client of
+/// a queued job, which the pool is told of at once.
 struct Model {
     h: Harness,
     /// Workers holding a job, from `Run` to the report that ends it.
@@ -68,6 +73,7 @@ impl Model {
     /// that none went to a worker already holding one.
     fn sync(&mut self) {
         for (id, job) in std::mem::take(&mut self.h.running) {
+            assert!(!job.is_abandoned(), "{} ran after its client left", job.id);
             assert!(
                 self.holding.insert(id),
                 "worker-{id} got {} while holding a job",
@@ -143,6 +149,12 @@ impl Model {
                     self.h.report(id, exited, outcome);
                 }
             }
+            Step::Leave { nth } => {
+                let queued: Vec<String> = self.h.pool.queue.jobs().map(|j| j.id.clone()).collect();
+                if !queued.is_empty() {
+                    self.h.client_leaves(&queued[nth % queued.len()]);
+                }
+            }
             Step::Wait { ms } => {
                 self.h.advance(Duration::from_millis(*ms));
                 self.h.tick();
@@ -171,7 +183,7 @@ impl Model {
         let count = |matches: &dyn Fn(&WorkerState) -> bool| {
             pool.workers.values().filter(|s| matches(&s.state)).count()
         };
-        for job in &pool.queue {
+        for job in pool.queue.jobs() {
             let system = job.spec.system.as_str();
             let ready_with = count(&|s| {
                 *s == WorkerState::Ready {
@@ -185,7 +197,7 @@ impl Model {
             );
             let waiting = pool
                 .queue
-                .iter()
+                .jobs()
                 .filter(|j| j.spec.system == system)
                 .count();
             let clearing = count(
