@@ -109,12 +109,17 @@ impl ConversationKey {
 
     /// The key of the conversation once `reply` (the assistant's content
     /// blocks, as returned to the client) has been added.
-    pub fn after_reply(&self, reply: &[Value]) -> u64 {
+    pub fn after_reply(&self, reply: &[impl serde::Serialize]) -> u64 {
         if let Some(key) = self.pinned {
             return key;
         }
+        // In the wire shape: the client sends the reply back as it got it.
+        let reply: Vec<Value> = reply
+            .iter()
+            .map(|block| serde_json::to_value(block).unwrap_or(Value::Null))
+            .collect();
         let mut hasher = self.after_request.clone();
-        feed(&mut hasher, Role::Assistant, reply);
+        feed(&mut hasher, Role::Assistant, &reply);
         match self.scope {
             Some(scope) => keys().hash_one((scope, hasher.finish())),
             None => hasher.finish(),
@@ -268,7 +273,7 @@ mod tests {
         let b = ConversationKey::new("S", "m", None, &two)
             .unwrap()
             .pin("sess-1", "S", "m", None);
-        assert_eq!(a.after_reply(&[]), b.lookup);
+        assert_eq!(a.after_reply(&[] as &[Value]), b.lookup);
         let other = ConversationKey::new("S", "m", None, &two)
             .unwrap()
             .pin("sess-2", "S", "m", None);

@@ -7,8 +7,10 @@
 #![allow(clippy::disallowed_types)]
 
 pub mod assemble;
+mod content;
 mod stop;
 
+pub use content::{ContentBlock, Delta};
 pub use stop::StopReason;
 
 use std::sync::{Arc, Mutex};
@@ -194,45 +196,6 @@ pub struct Usage {
     pub cache_read_input_tokens: u64,
 }
 
-/// The opening of a content block.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum BlockStart {
-    Text {
-        #[serde(default)]
-        text: String,
-    },
-    Thinking {
-        #[serde(default)]
-        thinking: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        signature: Option<String>,
-    },
-    RedactedThinking {
-        data: String,
-    },
-    ToolUse {
-        id: String,
-        name: String,
-        #[serde(default)]
-        input: Value,
-    },
-}
-
-/// An increment of a content block.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-pub enum Delta {
-    #[serde(rename = "text_delta")]
-    Text { text: String },
-    #[serde(rename = "thinking_delta")]
-    Thinking { thinking: String },
-    #[serde(rename = "signature_delta")]
-    Signature { signature: String },
-    #[serde(rename = "input_json_delta")]
-    InputJson { partial_json: String },
-}
-
 /// How a turn that completed came to an end.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
@@ -253,7 +216,7 @@ pub enum JobEvent {
     },
     BlockStart {
         index: usize,
-        block: BlockStart,
+        block: ContentBlock,
     },
     BlockDelta {
         index: usize,
@@ -275,7 +238,7 @@ impl JobEvent {
 /// One-line job events for the unit tests of the code that encodes them.
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use super::{BlockStart, Delta, JobEvent, Usage};
+    use super::{ContentBlock, Delta, JobEvent, Usage};
 
     /// `Started` with no usage.
     pub fn started() -> JobEvent {
@@ -286,7 +249,7 @@ pub(crate) mod fixtures {
     }
 
     pub fn text_start(index: usize) -> JobEvent {
-        let block = BlockStart::Text {
+        let block = ContentBlock::Text {
             text: String::new(),
         };
         JobEvent::BlockStart { index, block }
@@ -298,7 +261,7 @@ pub(crate) mod fixtures {
     }
 
     pub fn thinking_start(index: usize) -> JobEvent {
-        let block = BlockStart::Thinking {
+        let block = ContentBlock::Thinking {
             thinking: String::new(),
             signature: None,
         };
@@ -314,7 +277,7 @@ pub(crate) mod fixtures {
 
     /// A `tool_use` block whose input follows in [`json_delta`]s.
     pub fn tool_start(index: usize, id: &str, name: &str) -> JobEvent {
-        let block = BlockStart::ToolUse {
+        let block = ContentBlock::ToolUse {
             id: id.into(),
             name: name.into(),
             input: serde_json::json!({}),

@@ -3,22 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
-
 use crate::error::JobError;
-use crate::job::{BlockStart, Completion, Delta, JobEvent, Usage};
+use crate::job::{Completion, ContentBlock, Delta, JobEvent, Usage};
 
-/// A finished answer: content blocks in Anthropic's shape, and how it ended.
+/// A finished answer: its content blocks, and how it ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assembled {
-    pub content: Vec<Value>,
+    pub content: Vec<ContentBlock>,
     pub completion: Completion,
 }
 
 /// Builds an [`Assembled`] from events in the order they arrive.
 #[derive(Debug, Default)]
 pub struct Assembler {
-    blocks: BTreeMap<usize, Value>,
+    blocks: BTreeMap<usize, ContentBlock>,
     /// Tool input arrives as JSON fragments, parsed at the end.
     partial_json: BTreeMap<usize, String>,
     input_usage: Usage,
@@ -30,11 +28,10 @@ impl Assembler {
         match event {
             JobEvent::Started { usage, .. } => self.input_usage = usage,
             JobEvent::BlockStart { index, block } => {
-                let value = serde_json::to_value(&block).unwrap_or(Value::Null);
-                if let BlockStart::ToolUse { .. } = block {
+                if let ContentBlock::ToolUse { .. } = block {
                     self.partial_json.insert(index, String::new());
                 }
-                self.blocks.insert(index, value);
+                self.blocks.insert(index, block);
             }
             JobEvent::BlockDelta { index, delta } => self.apply(index, delta),
             JobEvent::BlockStop { .. } => {}
@@ -50,30 +47,29 @@ impl Assembler {
         };
         // In place: a long answer arrives in many small deltas, and copying
         // the text so far for each one would cost quadratic time.
-        let mut append = |key: &str, more: String| match block.get_mut(key) {
-            Some(Value::String(current)) => current.push_str(&more),
-            _ => block[key] = Value::String(more),
-        };
-        match delta {
-            Delta::Text { text } => append("text", text),
-            Delta::Thinking { thinking } => append("thinking", thinking),
-            Delta::Signature { signature } => append("signature", signature),
-            Delta::InputJson { partial_json } => {
+        match (block, delta) {
+            (ContentBlock::Text { text }, Delta::Text { text: more }) => text.push_str(&more),
+            (ContentBlock::Thinking { thinking, .. }, Delta::Thinking { thinking: more }) => {
+                thinking.push_str(&more)
+            }
+            (ContentBlock::Thinking { signature, .. }, Delta::Signature { signature: more }) => {
+                signature.get_or_insert_with(String::new).push_str(&more)
+            }
+            (_, Delta::InputJson { partial_json }) => {
                 if let Some(buf) = self.partial_json.get_mut(&index) {
                     buf.push_str(&partial_json);
                 }
             }
+            // A delta of another kind than its block: the API sends none.
+            _ => {}
         }
     }
 
     fn finish(&mut self, mut completion: Completion) -> Assembled {
         for (index, json_text) in std::mem::take(&mut self.partial_json) {
-            if let Some(block) = self.blocks.get_mut(&index) {
-                block["input"] = if json_text.trim().is_empty() {
-                    json!({})
-                } else {
-                    serde_json::from_str(&json_text).unwrap_or(json!({}))
-                };
+            if let Some(ContentBlock::ToolUse { input, .. }) = self.blocks.get_mut(&index) {
+                *input = serde_json::from_str(&json_text)
+                    .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
             }
         }
         // The CLI's result carries the job's usage; fall back to what the
@@ -93,8 +89,7 @@ impl Assembled {
     pub fn text(&self) -> String {
         self.content
             .iter()
-            .filter(|b| b["type"] == "text")
-            .filter_map(|b| b["text"].as_str())
+            .filter_map(ContentBlock::as_text)
             .collect()
     }
 }
@@ -132,7 +127,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(done.text(), "Hello");
-        assert_eq!(done.content[1]["input"], json!({"a": 1}));
+        assert!(matches!(
+            &done.content[1],
+            ContentBlock::ToolUse { input, .. } if *input == serde_json::json!({"a": 1})
+        ));
         assert_eq!(done.completion.usage.input_tokens, 5);
     }
 }

@@ -3,7 +3,7 @@
 //! lines; the tool calls and their results stay inside the worker (or show
 //! as a line of text each, if configured).
 
-use crate::job::{BlockStart, Delta, JobEvent};
+use crate::job::{ContentBlock, Delta, JobEvent};
 
 /// Maps an agent turn's events (many upstream calls, tool blocks) onto one
 /// text block at index 0.
@@ -34,7 +34,7 @@ impl AgentView {
         self.opened = true;
         vec![JobEvent::BlockStart {
             index: 0,
-            block: BlockStart::Text {
+            block: ContentBlock::Text {
                 text: String::new(),
             },
         }]
@@ -59,7 +59,7 @@ impl AgentView {
                 vec![event]
             }
             JobEvent::BlockStart {
-                block: BlockStart::Text { .. },
+                block: ContentBlock::Text { .. },
                 ..
             } => {
                 if self.wrote_text {
@@ -69,7 +69,7 @@ impl AgentView {
                 }
             }
             JobEvent::BlockStart {
-                block: BlockStart::ToolUse { name, .. },
+                block: ContentBlock::ToolUse { name, .. },
                 ..
             } if self.show_tools => {
                 let separator = if self.wrote_text { "\n\n" } else { "" };
@@ -109,7 +109,7 @@ mod tests {
     fn text_start(index: usize) -> JobEvent {
         JobEvent::BlockStart {
             index,
-            block: BlockStart::Text {
+            block: ContentBlock::Text {
                 text: String::new(),
             },
         }
@@ -126,7 +126,7 @@ mod tests {
         let mut view = AgentView::new(false);
         let tool = JobEvent::BlockStart {
             index: 1,
-            block: BlockStart::ToolUse {
+            block: ContentBlock::ToolUse {
                 id: "t".into(),
                 name: "Bash".into(),
                 input: json!({}),
@@ -175,7 +175,7 @@ mod tests {
         let mut view = AgentView::new(true);
         let out = view.map(JobEvent::BlockStart {
             index: 0,
-            block: BlockStart::ToolUse {
+            block: ContentBlock::ToolUse {
                 id: "t".into(),
                 name: "Write".into(),
                 input: json!({}),

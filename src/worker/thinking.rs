@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::job::{BlockStart, JobEvent};
+use crate::job::{ContentBlock, JobEvent};
 
 /// Drops thinking blocks from a job's events and renumbers the rest.
 #[derive(Debug, Default)]
@@ -24,7 +24,7 @@ impl HideThinking {
             JobEvent::BlockStart { index, block } => {
                 let hidden = matches!(
                     block,
-                    BlockStart::Thinking { .. } | BlockStart::RedactedThinking { .. }
+                    ContentBlock::Thinking { .. } | ContentBlock::RedactedThinking { .. }
                 );
                 let shown = (!hidden).then(|| {
                     self.next += 1;
@@ -59,7 +59,7 @@ mod tests {
         let events = vec![
             JobEvent::BlockStart {
                 index: 0,
-                block: BlockStart::Thinking {
+                block: ContentBlock::Thinking {
                     thinking: String::new(),
                     signature: None,
                 },
@@ -73,7 +73,7 @@ mod tests {
             JobEvent::BlockStop { index: 0 },
             JobEvent::BlockStart {
                 index: 1,
-                block: BlockStart::Text {
+                block: ContentBlock::Text {
                     text: String::new(),
                 },
             },
@@ -89,7 +89,7 @@ mod tests {
             out[0],
             JobEvent::BlockStart {
                 index: 0,
-                block: BlockStart::Text { .. }
+                block: ContentBlock::Text { .. }
             }
         ));
         assert!(matches!(out[1], JobEvent::BlockDelta { index: 0, .. }));

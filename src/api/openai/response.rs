@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::api::error::ApiError;
 use crate::api::Dialect;
 use crate::job::assemble::Assembled;
-use crate::job::{BlockStart, Delta, JobEvent, Usage};
+use crate::job::{ContentBlock, Delta, JobEvent, Usage};
 
 /// Response identity shared by the body and the stream.
 #[derive(Debug, Clone)]
@@ -53,17 +53,16 @@ pub fn usage_json(usage: &Usage) -> Value {
 }
 
 /// The `tool_calls` of an answer's `tool_use` blocks.
-pub(super) fn tool_calls(content: &[Value]) -> Vec<Value> {
+pub(super) fn tool_calls(content: &[ContentBlock]) -> Vec<Value> {
     content
         .iter()
-        .filter(|b| b["type"] == "tool_use")
-        .map(|b| {
-            let input = b.get("input").cloned().unwrap_or_else(|| json!({}));
-            json!({
-                "id": b["id"],
+        .filter_map(|block| match block {
+            ContentBlock::ToolUse { id, name, input } => Some(json!({
+                "id": id,
                 "type": "function",
-                "function": {"name": b["name"], "arguments": input.to_string()},
-            })
+                "function": {"name": name, "arguments": input.to_string()},
+            })),
+            _ => None,
         })
         .collect()
 }
@@ -177,8 +176,8 @@ impl ChunkEncoder {
         match event {
             JobEvent::Started { usage, .. } => self.input_usage = usage,
             JobEvent::BlockStart { index, block } => match block {
-                BlockStart::Text { text } => out.extend(self.content(&text)),
-                BlockStart::ToolUse { id, name, input } => {
+                ContentBlock::Text { text } => out.extend(self.content(&text)),
+                ContentBlock::ToolUse { id, name, input } => {
                     let n = self.tool_index.len();
                     self.tool_index.insert(index, n);
                     // Input normally streams as deltas; a start that already
@@ -197,8 +196,11 @@ impl ChunkEncoder {
                         None,
                     ));
                 }
-                // Thinking is not part of the Chat Completions answer.
-                BlockStart::Thinking { .. } | BlockStart::RedactedThinking { .. } => {}
+                // Thinking is not part of the Chat Completions answer, nor is
+                // a block this daemon does not know.
+                ContentBlock::Thinking { .. }
+                | ContentBlock::RedactedThinking { .. }
+                | ContentBlock::Other(_) => {}
             },
             JobEvent::BlockDelta { index, delta } => match delta {
                 Delta::Text { text } => out.extend(self.content(&text)),

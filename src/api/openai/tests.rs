@@ -6,6 +6,7 @@ use super::*;
 use crate::api::Context;
 use crate::job::assemble::Assembled;
 use crate::job::fixtures::*;
+use crate::job::ContentBlock;
 use crate::job::{Completion, JobEvent, JobSpec, Usage};
 
 fn parse(body: Value) -> Result<ChatRequest, InvalidRequest> {
@@ -232,7 +233,7 @@ fn json_response_formats_add_a_system_instruction() {
 
 fn text_answer(text: &str, stop_reason: &str) -> Assembled {
     Assembled {
-        content: vec![json!({"type": "text", "text": text})],
+        content: vec![ContentBlock::Text { text: text.into() }],
         completion: Completion {
             stop_reason: Some(stop_reason.into()),
             stop_sequence: None,
@@ -268,9 +269,11 @@ fn text_response_has_the_openai_shape() {
 #[test]
 fn tool_use_response_has_tool_calls() {
     let answer = Assembled {
-        content: vec![
-            json!({"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}),
-        ],
+        content: vec![ContentBlock::ToolUse {
+            id: "toolu_1".into(),
+            name: "get_weather".into(),
+            input: json!({"city": "Paris"}),
+        }],
         completion: Completion {
             stop_reason: Some("tool_use".into()),
             stop_sequence: None,

@@ -13,6 +13,7 @@ use super::ResponsesRequest;
 use crate::api::models::reported_model;
 use crate::api::openai::strip_code_fence;
 use crate::job::assemble::Assembled;
+use crate::job::ContentBlock;
 use crate::job::{Completion, Usage};
 
 /// What a finished response is kept with: stored (`store` was not false
@@ -272,9 +273,8 @@ pub(super) fn call_id_of(prefix: &str, call_id: &str) -> String {
 pub fn body(meta: &ResponseMeta, answer: &Assembled) -> Value {
     let mut output = Vec::new();
     for block in &answer.content {
-        match block["type"].as_str() {
-            Some("text") => {
-                let text = block["text"].as_str().unwrap_or_default();
+        match block {
+            ContentBlock::Text { text } => {
                 let text = if meta.json_mode {
                     strip_code_fence(text)
                 } else {
@@ -282,17 +282,16 @@ pub fn body(meta: &ResponseMeta, answer: &Assembled) -> Value {
                 };
                 output.push(message_item(&new_id("msg"), Some(text), "completed"));
             }
-            Some("thinking") => {
-                let text = block["thinking"].as_str().unwrap_or_default();
-                output.push(reasoning_item(&new_id("rs"), Some(text)));
+            ContentBlock::Thinking { thinking, .. } => {
+                output.push(reasoning_item(&new_id("rs"), Some(thinking)));
             }
-            Some("tool_use") => {
-                let call_id = block["id"].as_str().unwrap_or_default();
-                let tool = meta
-                    .names
-                    .caller(block["name"].as_str().unwrap_or_default());
+            ContentBlock::ToolUse {
+                id: call_id,
+                name,
+                input,
+            } => {
+                let tool = meta.names.caller(name);
                 let prefix = if tool.custom { "ctc" } else { "fc" };
-                let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
                 let id = call_id_of(prefix, call_id);
                 output.push(call_item(
                     &tool,
@@ -302,7 +301,7 @@ pub fn body(meta: &ResponseMeta, answer: &Assembled) -> Value {
                     "completed",
                 ));
             }
-            _ => {}
+            ContentBlock::RedactedThinking { .. } | ContentBlock::Other(_) => {}
         }
     }
     let (status, incomplete) = outcome(&answer.completion);

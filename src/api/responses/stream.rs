@@ -18,7 +18,7 @@ use super::tools::CallerTool;
 use super::DIALECT;
 use crate::api::error::{ApiError, ErrorKind};
 use crate::api::{EventEncoder, Frame};
-use crate::job::{BlockStart, Completion, Delta, JobEvent, Usage};
+use crate::job::{Completion, ContentBlock, Delta, JobEvent, Usage};
 
 /// An output item being streamed.
 #[derive(Debug)]
@@ -102,20 +102,20 @@ impl ResponseStream {
         self.event(out, "response.in_progress", json!({"response": response}));
     }
 
-    fn open(&mut self, out: &mut Vec<Frame>, index: usize, block: BlockStart) {
+    fn open(&mut self, out: &mut Vec<Frame>, index: usize, block: ContentBlock) {
         let output_index = self.next_output;
         let (kind, item_id, item, first) = match block {
-            BlockStart::Text { text } => {
+            ContentBlock::Text { text } => {
                 let id = new_id("msg");
                 let item = message_item(&id, None, "in_progress");
                 (OpenKind::Message, id, item, text)
             }
-            BlockStart::Thinking { thinking, .. } => {
+            ContentBlock::Thinking { thinking, .. } => {
                 let id = new_id("rs");
                 let item = reasoning_item(&id, None);
                 (OpenKind::Reasoning, id, item, thinking)
             }
-            BlockStart::ToolUse {
+            ContentBlock::ToolUse {
                 id: call_id,
                 name,
                 input,
@@ -129,7 +129,7 @@ impl ResponseStream {
                 };
                 (OpenKind::Call { call_id, tool }, id, item, first)
             }
-            BlockStart::RedactedThinking { .. } => return,
+            ContentBlock::RedactedThinking { .. } | ContentBlock::Other(_) => return,
         };
         self.next_output += 1;
         let at = json!({"output_index": output_index, "item_id": item_id});

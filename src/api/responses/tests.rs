@@ -292,10 +292,11 @@ fn a_silent_model_still_gets_response_created_then_comments() {
 #[test]
 fn the_body_has_the_same_items() {
     let answer = crate::job::assemble::Assembled {
-        content: vec![
-            json!({"type": "text", "text": "Calling."}),
-            json!({"type": "tool_use", "id": "toolu_2", "name": "f", "input": {"x": 1}}),
-        ],
+        content: serde_json::from_value(json!([
+            {"type": "text", "text": "Calling."},
+            {"type": "tool_use", "id": "toolu_2", "name": "f", "input": {"x": 1}},
+        ]))
+        .unwrap(),
         completion: match finished("tool_use") {
             JobEvent::Finished(c) => c,
             _ => unreachable!(),

@@ -13,7 +13,7 @@ mod recorded;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::job::{BlockStart, Delta, Usage};
+use crate::job::{ContentBlock, Delta, Usage};
 
 pub use outgoing::{Outgoing, Reply, Request};
 
@@ -188,7 +188,7 @@ pub enum ApiStreamEvent {
     },
     ContentBlockStart {
         index: usize,
-        content_block: BlockStart,
+        content_block: ContentBlock,
     },
     ContentBlockDelta {
         index: usize,
@@ -233,7 +233,7 @@ pub struct AssistantMessage {
     #[serde(default)]
     pub model: String,
     #[serde(default)]
-    pub content: Vec<Value>,
+    pub content: Vec<ContentBlock>,
     #[serde(default)]
     pub usage: Usage,
     /// Set only on a whole message (a non-streamed call, or a synthetic

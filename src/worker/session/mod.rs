@@ -167,7 +167,7 @@ struct Run {
     /// only for a job whose worker may stay bound to it.
     reply: Option<Assembler>,
     /// The reply's content once the turn finished normally.
-    reply_content: Option<Vec<serde_json::Value>>,
+    reply_content: Option<Vec<crate::job::ContentBlock>>,
     /// For agent jobs: the one-text-block view the client gets.
     agent_view: Option<AgentView>,
     /// Watches the text for the job's stop sequences, if it has any.

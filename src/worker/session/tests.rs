@@ -547,7 +547,7 @@ fn a_bound_worker_continues_its_conversation_until_unbound() {
     h.start(first);
     h.line(answer("Hi"));
     let effects = h.line(result("s1"));
-    let bound = key.after_reply(&[json!({"type": "text", "text": "Hi"})]);
+    let bound = key.after_reply(&[crate::job::ContentBlock::Text { text: "Hi".into() }]);
     assert_eq!(
         states(&effects),
         [WorkerState::Bound {
