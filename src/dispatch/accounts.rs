@@ -252,11 +252,7 @@ impl Pool {
     /// Workers an account has or will have: all but those stopping for
     /// good, plus respawns waiting out a backoff.
     pub(super) fn planned_for(&self, account: &Account) -> usize {
-        let live = self
-            .workers
-            .iter()
-            .filter(|(id, s)| s.account == account.key && !self.leaving.contains_key(id))
-            .count();
+        let live = self.workers.staying(Some(account.key));
         live + self.restarts.pending_for(account.key)
     }
 

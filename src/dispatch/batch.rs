@@ -31,7 +31,9 @@ impl Pool {
     /// Called after every dispatch round: free workers and nothing queued
     /// may take a background job.
     pub(super) fn signal_idle_capacity(&mut self) {
-        let ready = self.count(|s| matches!(s, WorkerState::Ready { .. }));
+        let ready = self
+            .workers
+            .count(|s| matches!(s, WorkerState::Ready { .. }));
         if self.queue.is_empty() && ready > 0 {
             self.push(Effect::IdleCapacity);
         }
@@ -44,7 +46,7 @@ impl Pool {
     /// workers of `accounts` (those the job's key may use) are touched: no
     /// other could take the job.
     fn make_room(&mut self, kind: WorkerKind, accounts: &[AccountKey]) {
-        if self.count(|s| *s == WorkerState::Starting) + self.restarts.pending.len() > 0 {
+        if self.workers.count(|s| *s == WorkerState::Starting) + self.restarts.pending.len() > 0 {
             return;
         }
         if let Some(id) = self
@@ -58,7 +60,11 @@ impl Pool {
             self.replace(id, kind);
             return;
         }
-        if self.count(|s| matches!(s, WorkerState::Clearing { .. })) > 0 {
+        if self
+            .workers
+            .count(|s| matches!(s, WorkerState::Clearing { .. }))
+            > 0
+        {
             return;
         }
         let oldest = self

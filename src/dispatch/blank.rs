@@ -70,7 +70,7 @@ impl Pool {
             .filter(|(id, s)| match s.state {
                 WorkerState::Ready { prompt: None } | WorkerState::Starting => s.kind == kind,
                 WorkerState::Stopping => {
-                    !self.leaving.contains_key(id) && s.replace_with.unwrap_or(s.kind) == kind
+                    !self.workers.is_leaving(**id) && s.replace_with.unwrap_or(s.kind) == kind
                 }
                 _ => false,
             })

@@ -40,6 +40,7 @@ mod reports;
 mod restarts;
 mod room;
 mod routing;
+mod slots;
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 //! accounts and the restarts; the inputs it takes, each with the time it
 //! happened, and the effects it returns (see the module docs of `dispatch`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,6 +13,7 @@ use super::health::JobStats;
 use super::parking::ReleasedPark;
 use super::queue::{Queue, Ticket};
 use super::restarts::Restarts;
+use super::slots::Slots;
 use crate::config::{AccountPlan, Settings};
 use crate::error::JobError;
 use crate::job::{Job, Placement};
@@ -65,52 +66,17 @@ pub enum Command {
     Reconfigure(Arc<Settings>),
 }
 
-/// Why a stopping worker is not replaced when its process exits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Leaving {
-    /// Its account needs fewer workers.
-    Shrink,
-    /// Its replacement was spawned when it was retired (see `room`).
-    Replaced,
-}
-
-/// The pool's view of one worker.
-#[derive(Debug)]
-pub(super) struct Slot {
-    pub kind: WorkerKind,
-    /// The account whose credentials the worker runs with.
-    pub account: AccountKey,
-    /// Set when the worker is retired to make room for another kind.
-    pub replace_with: Option<WorkerKind>,
-    /// Where the worker stands, as it last reported (or as the pool just
-    /// asked of it: see [`WorkerState`]).
-    pub state: WorkerState,
-    /// Since when it has been in `state`: how long a worker has been free,
-    /// bound or parked, for choosing the least recently used.
-    pub since: Instant,
-    pub pid: u32,
-    pub jobs: u64,
-    /// An agent worker's tenant: the scope of the first job it ran. What
-    /// that job's tools left (workspace, config directory with the shell
-    /// snapshot every Bash command sources, `/tmp`, home) stays with the
-    /// worker, so it never runs a job of another scope (see `pick`): such a
-    /// job gets a fresh worker, the pinned one being replaced when idle.
-    pub tenant: Option<String>,
-    /// When it finished booting.
-    pub booted_at: Option<Instant>,
-}
-
 /// The pool: admits jobs, queues them, gives each to a worker, and keeps
 /// `pool.size` workers alive from the reports they send.
 pub struct Pool {
     pub(super) settings: Arc<Settings>,
     /// The kind of worker the pool is made of when nothing else is asked for.
     pub(super) default_kind: WorkerKind,
-    pub(super) workers: BTreeMap<WorkerId, Slot>,
+    /// The workers, as they reported (see `slots`).
+    pub(super) workers: Slots,
     /// Jobs waiting for a worker, oldest first; never longer than
     /// `max_queue` plus the workers free or on their way (see `room`).
     pub(super) queue: Queue,
-    next_worker: WorkerId,
     /// The accounts workers run under (see `accounts`).
     pub(super) accounts: Vec<Account>,
     pub(super) next_account: AccountKey,
@@ -122,8 +88,6 @@ pub struct Pool {
     /// continuation gets an error once (see `parking`).
     pub(super) released_parks: VecDeque<ReleasedPark>,
     pub(super) stats: JobStats,
-    /// Workers stopping for good: not replaced when their process exits.
-    pub(super) leaving: BTreeMap<WorkerId, Leaving>,
     started_at: Instant,
     /// The wall clock at `started_at`: account limits end at wall-clock
     /// times, read as `started_at`'s plus the time since (one clock).
@@ -150,9 +114,8 @@ impl Pool {
         Self {
             settings,
             default_kind,
-            workers: BTreeMap::new(),
+            workers: Slots::default(),
             queue: Queue::default(),
-            next_worker: 1,
             accounts: Vec::new(),
             next_account: 0,
             assignments: 0,
@@ -160,7 +123,6 @@ impl Pool {
             draining: false,
             released_parks: VecDeque::new(),
             stats: JobStats::default(),
-            leaving: BTreeMap::new(),
             started_at: now,
             wall_at_start: wall,
             now,
@@ -225,26 +187,8 @@ impl Pool {
         let Some(plan) = self.account(account).map(|a| a.plan.clone()) else {
             return;
         };
-        let id = self.next_worker;
-        self.next_worker += 1;
-        let slot = Slot {
-            kind,
-            account,
-            replace_with: None,
-            state: WorkerState::Starting,
-            since: self.now,
-            pid: 0,
-            jobs: 0,
-            tenant: None,
-            booted_at: None,
-        };
-        self.workers.insert(id, slot);
+        let id = self.workers.add(kind, account, self.now);
         self.effects.push(Effect::Spawn { id, kind, plan });
-    }
-
-    /// How many workers are in a state `matches` accepts.
-    pub(super) fn count(&self, matches: impl Fn(&WorkerState) -> bool) -> usize {
-        self.workers.values().filter(|s| matches(&s.state)).count()
     }
 
     /// Crash loop: many recent failures and no worker able to serve.
@@ -377,9 +321,8 @@ impl Pool {
 
     /// Tells worker `id` to stop; it is `Stopping` until it exits.
     pub(super) fn stop(&mut self, id: WorkerId) {
-        if let Some(slot) = self.workers.get_mut(&id) {
-            slot.state = WorkerState::Stopping;
-            slot.since = self.now;
+        if self.workers.get(&id).is_some() {
+            self.workers.set_state(id, WorkerState::Stopping, self.now);
             self.effects.push(Effect::Tell(id, Command::Stop));
         }
     }

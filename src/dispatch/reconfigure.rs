@@ -13,7 +13,8 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::accounts::AccountKey;
-use super::pool::{Command, Effect, Leaving, Pool};
+use super::pool::{Command, Effect, Pool};
+use super::slots::Leaving;
 use crate::config::Settings;
 use crate::worker::report::WorkerState;
 use crate::worker::WorkerId;
@@ -22,7 +23,7 @@ impl Pool {
     /// Workers the pool has or will have: all but those stopping for good,
     /// plus respawns waiting out a backoff.
     fn planned_workers(&self) -> usize {
-        self.workers.len() - self.leaving.len() + self.restarts.pending.len()
+        self.workers.staying(None) + self.restarts.pending.len()
     }
 
     /// Stops idle workers beyond their account's share (see the module docs).
@@ -47,7 +48,7 @@ impl Pool {
         let mut idle: Vec<(u8, Option<Instant>, WorkerId)> = self
             .workers
             .iter()
-            .filter(|(id, slot)| slot.account == account && !self.leaving.contains_key(id))
+            .filter(|(id, slot)| slot.account == account && !self.workers.is_leaving(**id))
             .filter_map(|(id, slot)| match slot.state {
                 WorkerState::Ready { .. } => Some((0, None, *id)),
                 WorkerState::Bound { .. } => Some((1, Some(slot.since), *id)),
@@ -57,7 +58,7 @@ impl Pool {
         idle.sort();
         for (_, _, id) in idle.into_iter().take(surplus) {
             self.stop(id);
-            self.leaving.insert(id, Leaving::Shrink);
+            self.workers.leave(id, Leaving::Shrink);
             log::info!("worker-{id} stopping: its account needs fewer workers");
         }
     }

@@ -5,7 +5,8 @@
 
 use tokio::time::Instant;
 
-use super::pool::{Effect, Leaving, Pool};
+use super::pool::{Effect, Pool};
+use super::slots::Leaving;
 use crate::error::JobError;
 use crate::worker::report::{ExitReason, Outcome, WorkerReport, WorkerState};
 use crate::worker::WorkerId;
@@ -93,12 +94,12 @@ impl Pool {
     /// A worker's process is gone: replace it, unless the pool is shrinking,
     /// its replacement already runs, or the pool is shutting down.
     fn on_exit(&mut self, id: WorkerId, reason: ExitReason) {
-        let Some(slot) = self.workers.remove(&id) else {
+        let Some((slot, leaving)) = self.workers.remove(id) else {
             return;
         };
         let (kind, account) = (slot.replace_with.unwrap_or(slot.kind), slot.account);
         self.forget_empty_accounts();
-        match self.leaving.remove(&id) {
+        match leaving {
             Some(Leaving::Shrink) => {
                 log::info!("worker-{id} gone: the pool shrank");
                 return;

@@ -17,7 +17,8 @@
 use std::collections::BTreeSet;
 
 use super::accounts::AccountKey;
-use super::pool::{Leaving, Pool, Slot};
+use super::pool::Pool;
+use super::slots::{Leaving, Slot};
 use crate::worker::report::WorkerState;
 use crate::worker::{WorkerId, WorkerKind};
 
@@ -43,7 +44,7 @@ impl Pool {
                 | WorkerState::Bound { .. }
                 | WorkerState::Clearing { .. }
                 | WorkerState::Starting => true,
-                WorkerState::Stopping => !self.leaving.contains_key(id),
+                WorkerState::Stopping => !self.workers.is_leaving(**id),
                 WorkerState::Busy(_) | WorkerState::Parked { .. } | WorkerState::Exited(_) => false,
             })
             .count();
@@ -182,7 +183,7 @@ impl Pool {
     ) -> impl Iterator<Item = (&'s WorkerId, &'s Slot)> + 'c {
         self.workers.iter().filter(move |(id, slot)| {
             !claimed.contains(id)
-                && !self.leaving.contains_key(id)
+                && !self.workers.is_leaving(**id)
                 && usable.contains(&slot.account)
         })
     }
@@ -218,21 +219,17 @@ impl Pool {
         slot.replace_with = Some(kind);
         let account = slot.account;
         self.stop(id);
-        let overlapping = self
-            .leaving
-            .values()
-            .filter(|why| **why == Leaving::Replaced)
-            .count();
+        let overlapping = self.workers.leaving_for(Leaving::Replaced);
         if self.draining || overlapping >= self.settings.pool.blank_spares {
             return;
         }
         // Counted as leaving first: the account is then one worker short.
-        self.leaving.insert(id, Leaving::Replaced);
+        self.workers.leave(id, Leaving::Replaced);
         if self.understaffed(account) {
             self.restarts.restarts += 1;
             self.spawn_worker(kind, account);
         } else {
-            self.leaving.remove(&id);
+            self.workers.stay(id);
         }
     }
 }
