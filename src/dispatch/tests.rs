@@ -4,6 +4,7 @@
 
 mod decisions;
 mod invariants;
+mod reconfigure;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -24,8 +25,12 @@ use crate::worker::{WorkerId, WorkerKind};
 struct Harness {
     pool: Pool,
     now: Instant,
-    /// Workers spawned and not yet gone, by id.
+    /// Workers spawned, by id, in order.
     spawned: Vec<WorkerId>,
+    /// The account each spawned worker runs under.
+    account_of: std::collections::BTreeMap<WorkerId, String>,
+    /// Workers told to read new settings.
+    reconfigured: Vec<WorkerId>,
     /// Jobs each worker was told to run (the latest last).
     running: Vec<(WorkerId, Job)>,
     /// Where each job sent to a worker was placed, by job id.
@@ -52,6 +57,8 @@ impl Harness {
             pool,
             now,
             spawned: Vec::new(),
+            account_of: Default::default(),
+            reconfigured: Vec::new(),
             running: Vec::new(),
             placements: Vec::new(),
             failed: Vec::new(),
@@ -69,14 +76,17 @@ impl Harness {
     fn apply(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Spawn { id, .. } => self.spawned.push(id),
+                Effect::Spawn { id, plan, .. } => {
+                    self.spawned.push(id);
+                    self.account_of.insert(id, plan.name);
+                }
                 Effect::Tell(id, Command::Run(job, placement)) => {
                     self.placements.push((job.id.clone(), placement));
                     self.running.push((id, job));
                 }
                 Effect::Tell(id, Command::Stop) => self.stopped.push(id),
                 Effect::Tell(id, Command::Unbind | Command::ReleasePark) => self.cleared.push(id),
-                Effect::Tell(_, Command::Reconfigure(_)) => {}
+                Effect::Tell(id, Command::Reconfigure(_)) => self.reconfigured.push(id),
                 Effect::Fail(job, error) => self.failed.push((job.id.clone(), error)),
                 Effect::WakeIn(_) | Effect::IdleCapacity | Effect::CreateDir(_) => {}
             }
@@ -85,6 +95,13 @@ impl Harness {
 
     fn advance(&mut self, by: Duration) {
         self.now += by;
+    }
+
+    /// The settings are reloaded from `toml`.
+    fn reconfigure(&mut self, toml: &str) {
+        let settings = Arc::new(Settings::from_toml(toml).expect("settings"));
+        let effects = self.pool.reconfigure(self.now, settings);
+        self.apply(effects);
     }
 
     fn tick(&mut self) {
