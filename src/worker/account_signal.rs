@@ -13,17 +13,15 @@
 
 use std::time::Duration;
 
-use super::protocol::{CliMessage, RateLimitInfo};
+use super::protocol::{CliMessage, RateLimitInfo, SystemMessage};
 use crate::accounts::signal::{Report, Signal};
 
 /// The signal one CLI line carries, if any.
 pub fn signal(message: &CliMessage) -> Option<Signal> {
     match message {
-        CliMessage::System(system)
-            if system.subtype == "api_retry" && system.error_status == Some(429) =>
-        {
+        CliMessage::System(SystemMessage::ApiRetry(retry)) if retry.error_status == Some(429) => {
             Some(Signal::Limited {
-                retry_after: system
+                retry_after: retry
                     .retry_delay_ms
                     .filter(|ms| ms.is_finite() && *ms >= 0.0)
                     .map(|ms| Duration::from_millis(ms as u64)),

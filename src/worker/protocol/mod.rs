@@ -9,13 +9,19 @@ pub mod mcp;
 pub mod outgoing;
 #[cfg(test)]
 mod recorded;
+mod result;
+mod stream;
+mod system;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::job::{ContentBlock, Delta, Usage};
+use crate::job::{ContentBlock, Usage};
 
 pub use outgoing::{Outgoing, Reply, Request};
+pub use result::{ResultMessage, ResultSubtype};
+pub use stream::{ApiStreamEvent, MessageDeltaBody, StreamedMessage, UnknownEvent};
+pub use system::{ApiRetry, SystemMessage, UnknownSubtype};
 
 /// One line of the CLI's stdout.
 #[derive(Debug, Clone, Deserialize)]
@@ -145,22 +151,6 @@ impl ControlResponse {
     }
 }
 
-/// `system/*` lines: init, status, api_retry, model_fallback, …
-#[derive(Debug, Clone, Deserialize)]
-pub struct SystemMessage {
-    pub subtype: String,
-    #[serde(default)]
-    pub attempt: Option<u32>,
-    #[serde(default)]
-    pub max_retries: Option<u32>,
-    #[serde(default)]
-    pub retry_delay_ms: Option<f64>,
-    #[serde(default)]
-    pub error_status: Option<u16>,
-    #[serde(default)]
-    pub error: Option<String>,
-}
-
 /// What a `rate_limit_event` says (the fields the daemon acts on).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -177,52 +167,6 @@ pub struct RateLimitInfo {
     /// The plan's limit is spent and calls are billed as overage.
     #[serde(default)]
     pub is_using_overage: bool,
-}
-
-/// A raw Messages API stream event, as the CLI relays it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ApiStreamEvent {
-    MessageStart {
-        message: StreamedMessage,
-    },
-    ContentBlockStart {
-        index: usize,
-        content_block: ContentBlock,
-    },
-    ContentBlockDelta {
-        index: usize,
-        delta: Delta,
-    },
-    ContentBlockStop {
-        index: usize,
-    },
-    MessageDelta {
-        #[serde(default)]
-        delta: MessageDeltaBody,
-        #[serde(default)]
-        usage: Option<Usage>,
-    },
-    MessageStop,
-    #[serde(other)]
-    Other,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct StreamedMessage {
-    pub id: String,
-    #[serde(default)]
-    pub model: String,
-    #[serde(default)]
-    pub usage: Usage,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct MessageDeltaBody {
-    #[serde(default)]
-    pub stop_reason: Option<crate::job::StopReason>,
-    #[serde(default)]
-    pub stop_sequence: Option<String>,
 }
 
 /// A completed assistant message; the CLI writes one per content block.
@@ -247,29 +191,6 @@ impl AssistantMessage {
     pub fn is_synthetic(&self) -> bool {
         self.model == "<synthetic>"
     }
-}
-
-/// The `result` line that ends every turn (including `/clear`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct ResultMessage {
-    pub subtype: String,
-    #[serde(default)]
-    pub is_error: bool,
-    #[serde(default)]
-    pub api_error_status: Option<u16>,
-    #[serde(default)]
-    pub result: Option<String>,
-    #[serde(default)]
-    pub stop_reason: Option<crate::job::StopReason>,
-    #[serde(default)]
-    pub usage: Usage,
-    #[serde(default)]
-    pub errors: Vec<Value>,
-    #[serde(default)]
-    pub terminal_reason: Option<String>,
-    /// The CLI conversation's id; `/clear` answers with a new one.
-    #[serde(default)]
-    pub session_id: Option<String>,
 }
 
 /// Parses one stdout line. `None` for lines that are not JSON objects (some
@@ -357,14 +278,42 @@ mod tests {
         ));
     }
 
+    /// What of a line the types did not recognise, if anything.
+    fn unrecognised(message: &CliMessage) -> Option<String> {
+        let block =
+            |b: &ContentBlock| matches!(b, ContentBlock::Other(_)).then(|| format!("{b:?}"));
+        match message {
+            CliMessage::Unknown => Some("line type".into()),
+            CliMessage::System(SystemMessage::Unknown(u)) => Some(u.subtype.clone()),
+            CliMessage::Result(r) => match &r.subtype {
+                ResultSubtype::Unknown(name) => Some(name.clone()),
+                _ => None,
+            },
+            CliMessage::StreamEvent { event } => match event {
+                ApiStreamEvent::Unknown(e) => Some(e.kind.clone()),
+                ApiStreamEvent::ContentBlockStart { content_block, .. } => block(content_block),
+                _ => None,
+            },
+            CliMessage::Assistant { message, .. } => message.content.iter().find_map(block),
+            CliMessage::ControlRequest {
+                request: CliRequest::Other(subtype),
+                ..
+            } => Some(subtype.clone()),
+            _ => None,
+        }
+    }
+
+    /// The real CLI's recorded sessions: every stdout line parses, and
+    /// each is of a kind, subtype, event and block the types know.
     #[test]
-    fn every_recorded_line_parses() {
+    fn every_recorded_line_parses_and_none_is_unknown() {
         let mut seen = 0;
         for l in recorded::stdout_lines() {
             let parsed = parse_line(l.as_bytes()).expect("json line");
-            assert!(parsed.is_ok(), "{l}: {parsed:?}");
+            let message = parsed.unwrap_or_else(|e| panic!("{l}: {e}"));
+            assert_eq!(unrecognised(&message), None, "{l}");
             seen += 1;
         }
-        assert!(seen > 50, "only {seen} lines");
+        assert!(seen > 150, "only {seen} lines");
     }
 }

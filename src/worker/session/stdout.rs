@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Phase, Session, RETIRE_GRACE};
 use crate::error::JobError;
-use crate::worker::protocol::{CliLine, CliMessage, ControlResponse};
+use crate::worker::protocol::{CliLine, CliMessage, ControlResponse, SystemMessage};
 use crate::worker::report::{ExitReason, Outcome, WorkerState};
 
 impl Session {
@@ -47,19 +47,27 @@ impl Session {
                 request_id,
                 request,
             } => self.on_control_request(request_id, request),
-            CliMessage::System(system) if system.subtype == "api_retry" => {
+            CliMessage::System(SystemMessage::ApiRetry(retry)) => {
                 log::info!(
                     "{} upstream retry {}/{} after status {:?} ({})",
                     self.name,
-                    system.attempt.unwrap_or_default(),
-                    system.max_retries.unwrap_or_default(),
-                    system.error_status,
-                    system.error.unwrap_or_default()
+                    retry.attempt.unwrap_or_default(),
+                    retry.max_retries.unwrap_or_default(),
+                    retry.error_status,
+                    retry.error.unwrap_or_default()
                 );
                 let now = self.now;
                 if let Phase::Running(run) = &mut self.phase {
                     run.last_output = now;
                 }
+            }
+            CliMessage::System(SystemMessage::Unknown(unknown)) => {
+                // The CLI adds subtypes; none so far changes what a turn means.
+                log::info!(
+                    "{} ignores a system line of a new subtype: {}",
+                    self.name,
+                    unknown.subtype
+                );
             }
             CliMessage::Result(_) if matches!(self.phase, Phase::Abandoning { .. }) => self.clear(),
             CliMessage::Result(_) if matches!(self.phase, Phase::Clearing { .. }) => {

@@ -230,7 +230,14 @@ impl TurnTranslator {
                 self.open = None;
                 std::mem::take(&mut self.held)
             }
-            ApiStreamEvent::Other => Vec::new(),
+            ApiStreamEvent::Ping => Vec::new(),
+            ApiStreamEvent::Unknown(event) => {
+                log::info!(
+                    "a new kind of upstream stream event ignored: {}",
+                    event.kind
+                );
+                Vec::new()
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 use super::TurnTranslator;
 use crate::error::JobError;
 use crate::job::{Completion, JobEvent, Usage};
-use crate::worker::protocol::ResultMessage;
+use crate::worker::protocol::{ResultMessage, ResultSubtype};
 use serde_json::Value;
 
 impl TurnTranslator {
@@ -69,8 +69,12 @@ fn sub_usage(a: Usage, b: Usage) -> Usage {
 /// the turn's made-up assistant message said the credentials failed, which
 /// is the only sign of a CLI that is not logged in at all (no API status).
 pub fn result_error(result: &ResultMessage, auth_failed: bool) -> Option<JobError> {
-    if !result.is_error && result.subtype == "success" {
+    let succeeded = result.subtype == ResultSubtype::Success;
+    if !result.is_error && succeeded {
         return None;
+    }
+    if let ResultSubtype::Unknown(name) = &result.subtype {
+        log::info!("the CLI ended a turn with a new result subtype: {name}");
     }
     let text = result
         .result
@@ -84,7 +88,7 @@ pub fn result_error(result: &ResultMessage, auth_failed: bool) -> Option<JobErro
                 .next()
                 .map(str::to_string)
         })
-        .unwrap_or_else(|| result.subtype.clone());
+        .unwrap_or_else(|| result.subtype.as_str().to_string());
     if auth_failed || matches!(result.api_error_status, Some(401 | 403)) {
         return Some(JobError::Credentials(text));
     }
@@ -92,19 +96,19 @@ pub fn result_error(result: &ResultMessage, auth_failed: bool) -> Option<JobErro
     // ("Unable to connect to API (ECONNRESET)", "Connection closed
     // mid-response"); a timeout says "Request timed out".
     if result.api_error_status.is_none()
-        && result.subtype == "success"
+        && succeeded
         && !text.to_ascii_lowercase().contains("timed out")
     {
         return Some(JobError::UpstreamBroken(text));
     }
-    if result.api_error_status.is_some() || result.subtype == "success" {
+    if result.api_error_status.is_some() || succeeded {
         return Some(JobError::Upstream {
             status: result.api_error_status,
             message: text,
         });
     }
     Some(JobError::TurnFailed(match &result.terminal_reason {
-        Some(reason) => format!("{} ({reason})", result.subtype),
-        None => result.subtype.clone(),
+        Some(reason) => format!("{} ({reason})", result.subtype.as_str()),
+        None => result.subtype.as_str().to_string(),
     }))
 }
