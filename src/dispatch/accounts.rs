@@ -1,180 +1,33 @@
-//! The pool's accounts in the dispatcher: whose workers are whose, which
-//! account gets new work (see [`crate::accounts::standing`]), what a
-//! worker's rate-limit signal does to its account, and accounts added,
-//! removed or resized by a reload.
-//!
-//! An account removed by a reload (or redefined: new credentials make a new
-//! account of the same name) keeps its workers until they are idle; they
-//! finish their job and retire, and no new work goes to them.
-
-use std::time::Duration;
+//! The pool's side of several accounts: whose workers are whose, each
+//! account staffed to its share, and jobs moved to another account after a
+//! 429 or a failed login. Which account takes work, what a limit or a failed
+//! login does to it, and the accounts a reload adds or removes are the
+//! [`Roster`]'s (`crate::accounts`); the pool asks it with the time.
 
 use crate::job::Job;
-use serde::Serialize;
 
-use super::pool::Pool;
+use super::pool::{Effect, Pool};
 use crate::accounts::signal::Signal;
-use crate::accounts::standing::{self, Candidate, Standing, Status};
-use crate::config::AccountPlan;
+pub(super) use crate::accounts::AccountKey;
+use crate::accounts::{Account, AccountHealth};
 use crate::error::JobError;
 use crate::worker::report::WorkerState;
 use crate::worker::WorkerId;
 
-/// Identifies an account for the life of the daemon (a redefined account
-/// gets a new key under the same name).
-pub(super) type AccountKey = u64;
-
-/// The dispatcher's view of one account.
-pub(super) struct Account {
-    pub key: AccountKey,
-    pub plan: AccountPlan,
-    pub standing: Standing,
-    /// Gone from the configuration: its workers retire once idle.
-    pub removed: bool,
-    /// New jobs given to its workers.
-    pub jobs: u64,
-    /// 429s its workers met.
-    pub rate_limited: u64,
-    /// Jobs moved from it to another account after a 429.
-    pub failovers: u64,
-    /// Set when a job failed on its credentials (missing login, rejected
-    /// key): the error, with what to do. It then takes no new work while
-    /// another account can; a job that succeeds on it, or a reload, clears
-    /// it.
-    pub login_failed: Option<String>,
-}
-
-impl Account {
-    /// Account `key` under `plan`, in good standing, with no jobs yet.
-    pub fn new(key: AccountKey, plan: AccountPlan) -> Self {
-        Self {
-            key,
-            plan,
-            standing: Standing::default(),
-            removed: false,
-            jobs: 0,
-            rate_limited: 0,
-            failovers: 0,
-            login_failed: None,
-        }
-    }
-
-    /// The workers it should have.
-    pub fn target(&self) -> usize {
-        if self.removed {
-            0
-        } else {
-            self.plan.workers
-        }
-    }
-}
-
-/// One account in `/health`. Never its credentials.
-#[derive(Debug, Clone, Serialize)]
-pub struct AccountHealth {
-    pub name: String,
-    /// `ok`, `limited`, `overage`, or `login_failed` (see `reason`).
-    pub status: &'static str,
-    /// Why it is `login_failed`: the CLI's error and what to do.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Its live workers.
-    pub workers: usize,
-    /// New jobs its workers were given since start.
-    pub jobs: u64,
-    /// When its limit ends, unix seconds; `null` when not limited.
-    pub limited_until: Option<u64>,
-    /// Share of the plan's limit used, when the CLI reported it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub utilization: Option<f64>,
-    /// 429s its workers met since start.
-    pub rate_limited: u64,
-    /// Jobs moved to another account after a 429.
-    pub failovers: u64,
-}
-
-impl AccountHealth {
-    /// The `status` of an account whose login failed.
-    const LOGIN_FAILED: &'static str = "login_failed";
-
-    /// Every `status` an account can have (`/metrics` sets one of them).
-    pub const STATUSES: [&'static str; 4] = [
-        Status::Ok.as_str(),
-        Status::Limited.as_str(),
-        Status::Overage.as_str(),
-        Self::LOGIN_FAILED,
-    ];
-}
-
 impl Pool {
     pub(super) fn account(&self, key: AccountKey) -> Option<&Account> {
-        self.accounts.iter().find(|a| a.key == key)
+        self.accounts.get(key)
     }
 
-    pub(super) fn account_mut(&mut self, key: AccountKey) -> Option<&mut Account> {
-        self.accounts.iter_mut().find(|a| a.key == key)
-    }
-
-    /// Accounts that may take new work, best first (removed ones never).
-    /// One whose login failed only when no other may: its jobs then get the
-    /// credentials error with what to do, and a fixed login is noticed by
-    /// the next job.
+    /// Accounts that may take new work now, best first (see
+    /// [`crate::accounts::Roster::usable`]).
     pub(super) fn usable_accounts(&self) -> Vec<AccountKey> {
-        let mut usable = self.ranked_accounts();
-        let logged_in =
-            |key: &AccountKey| self.account(*key).is_some_and(|a| a.login_failed.is_none());
-        if usable.iter().any(logged_in) {
-            usable.retain(logged_in);
-        }
-        usable
+        self.accounts.usable(self.wall())
     }
 
-    /// [`Pool::usable_accounts`] by standing alone.
-    fn ranked_accounts(&self) -> Vec<AccountKey> {
-        let live: Vec<&Account> = self.accounts.iter().filter(|a| !a.removed).collect();
-        let candidates: Vec<Candidate> = live
-            .iter()
-            .map(|a| Candidate {
-                standing: &a.standing,
-                allow_overage: a.plan.allow_overage,
-            })
-            .collect();
-        standing::ranked(&candidates, self.wall())
-            .into_iter()
-            .map(|i| live[i].key)
-            .collect()
-    }
-
-    /// The refusal for a job when no account may take it: 429 with the time
-    /// until the soonest limit ends. `None` while some account is usable.
+    /// The refusal for a job when no account may take it now.
     pub(super) fn all_limited(&self) -> Option<JobError> {
-        if !self.usable_accounts().is_empty() {
-            return None;
-        }
-        let candidates: Vec<Candidate> = self
-            .accounts
-            .iter()
-            .filter(|a| !a.removed)
-            .map(|a| Candidate {
-                standing: &a.standing,
-                allow_overage: a.plan.allow_overage,
-            })
-            .collect();
-        let retry_after =
-            standing::soonest_reset(&candidates, self.wall()).unwrap_or(standing::DEFAULT_LIMIT);
-        Some(JobError::RateLimited {
-            retry_after: retry_after.max(Duration::from_secs(1)),
-        })
-    }
-
-    /// Records that `account` got a new job.
-    pub(super) fn note_assigned(&mut self, account: AccountKey) {
-        self.assignments += 1;
-        let ordinal = self.assignments;
-        if let Some(account) = self.account_mut(account) {
-            account.jobs += 1;
-            account.standing.used(ordinal);
-        }
+        self.accounts.all_limited(self.wall())
     }
 
     /// Queued jobs are refused at once when no account can take them: the
@@ -191,53 +44,12 @@ impl Pool {
     }
 
     /// Brings the accounts in line with the settings' plans (at start and
-    /// on reload): new accounts are added, changed ones replaced, missing
-    /// ones marked removed. Workers follow in [`Pool::staff_accounts`]
-    /// and `trim_surplus`.
+    /// on reload); workers follow in [`Pool::staff_accounts`] and
+    /// `trim_surplus`.
     pub(super) fn apply_account_plans(&mut self) {
-        let plans = self.settings.account_plans();
-        for account in &mut self.accounts {
-            let kept = plans.iter().any(|p| same_account(p, &account.plan));
-            if !kept && !account.removed {
-                log::info!(
-                    "account {}: removed; its workers retire once idle",
-                    account.plan.name
-                );
-                account.removed = true;
-            }
-        }
-        for plan in plans {
-            if let Some(account) = self
-                .accounts
-                .iter_mut()
-                .find(|a| !a.removed && same_account(&plan, &a.plan))
-            {
-                if account.plan.workers != plan.workers {
-                    log::info!(
-                        "account {}: {} workers (was {})",
-                        plan.name,
-                        plan.workers,
-                        account.plan.workers
-                    );
-                }
-                if account.login_failed.take().is_some() {
-                    log::info!("account {}: its login is tried again", plan.name);
-                }
-                account.plan = plan;
-                continue;
-            }
-            // Made private (it will hold the account's login) when missing.
-            if let Some(dir) = plan.config_dir.as_ref().filter(|d| !d.exists()) {
-                self.push(super::pool::Effect::CreateDir(dir.clone()));
-            }
-            if !plan.implicit {
-                log::info!("account {}: {} workers", plan.name, plan.workers);
-            }
-            // A redefined account's old entry stays, removed, until its
-            // workers are gone; the new one goes first.
-            self.next_account += 1;
-            let key = self.next_account;
-            self.accounts.insert(0, Account::new(key, plan));
+        for dir in self.accounts.apply_plans(self.settings.account_plans()) {
+            // Made private by the actor (it will hold the account's login).
+            self.push(Effect::CreateDir(dir));
         }
         self.forget_empty_accounts();
     }
@@ -246,7 +58,7 @@ impl Pool {
     pub(super) fn forget_empty_accounts(&mut self) {
         let workers = &self.workers;
         self.accounts
-            .retain(|a| !a.removed || workers.values().any(|s| s.account == a.key));
+            .forget_empty(|key| workers.values().any(|s| s.account == key));
     }
 
     /// Workers an account has or will have: all but those stopping for
@@ -283,93 +95,59 @@ impl Pool {
 
     /// The accounts for `/health`, in configuration order.
     pub(super) fn accounts_health(&self) -> Vec<AccountHealth> {
-        let now = self.wall();
-        let mut out: Vec<AccountHealth> = self
-            .accounts
-            .iter()
-            .filter(|a| !a.removed)
-            .map(|a| AccountHealth {
-                name: a.plan.name.clone(),
-                status: match a.login_failed {
-                    Some(_) => AccountHealth::LOGIN_FAILED,
-                    None => a.standing.status(now).as_str(),
-                },
-                reason: a.login_failed.clone(),
-                workers: self
-                    .workers
-                    .values()
-                    .filter(|s| s.account == a.key && !matches!(s.state, WorkerState::Stopping))
-                    .count(),
-                jobs: a.jobs,
-                limited_until: a.standing.limit_end(now).map(standing::unix_secs),
-                utilization: a.standing.utilization(),
-                rate_limited: a.rate_limited,
-                failovers: a.failovers,
-            })
-            .collect();
-        let order = self.settings.account_plans();
-        out.sort_by_key(|a| order.iter().position(|p| p.name == a.name));
-        out
+        let workers = |key| {
+            self.workers
+                .values()
+                .filter(|s| s.account == key && !matches!(s.state, WorkerState::Stopping))
+                .count()
+        };
+        let plans = self.settings.account_plans();
+        self.accounts.health(self.wall(), workers, &plans)
     }
-}
 
-/// The same account: name, credentials and login; the worker count may differ.
-fn same_account(a: &AccountPlan, b: &AccountPlan) -> bool {
-    AccountPlan {
-        workers: 0,
-        ..a.clone()
-    } == AccountPlan {
-        workers: 0,
-        ..b.clone()
+    /// Why the pool cannot serve when every account's login failed.
+    pub(super) fn login_failure(&self) -> Option<String> {
+        self.accounts.login_failure()
     }
-}
 
-impl Pool {
     /// A worker's CLI said something about its account's limits.
     pub(super) fn on_limit(&mut self, id: WorkerId, signal: Signal) {
+        let Some(key) = self.workers.get(&id).map(|s| s.account) else {
+            return;
+        };
         let wall = self.wall();
-        let Some(slot) = self.workers.get(&id) else {
-            return;
-        };
-        let Some(account) = self.accounts.iter_mut().find(|a| a.key == slot.account) else {
-            return;
-        };
-        let limited = matches!(signal, Signal::Limited { .. });
-        if limited {
-            account.rate_limited += 1;
-        }
-        let before = account.standing.status(wall);
-        if let Some(until) = account.standing.note(&signal, wall) {
-            let secs = until.duration_since(wall).unwrap_or_default().as_secs();
-            log::warn!(
-                "account {}: rate-limited for {secs}s (seen by worker-{})",
-                account.plan.name,
-                id
-            );
-        }
-        let after = account.standing.status(wall);
-        if before != after && after == Status::Overage {
-            log::warn!(
-                "account {}: now drawing on overage (extra usage){}",
-                account.plan.name,
-                if account.plan.allow_overage {
-                    ""
-                } else {
-                    "; it takes new work only when no other account has plan headroom"
-                }
-            );
-        }
+        self.accounts
+            .note_limit(key, &signal, wall, &format!("worker-{id}"));
         self.refuse_queue_if_all_limited();
+    }
+
+    /// A job on worker `id` failed on its account's credentials (`reason`),
+    /// or (`None`) succeeded, which shows they work.
+    pub(super) fn note_login(&mut self, id: WorkerId, reason: Option<String>) {
+        if let Some(key) = self.workers.get(&id).map(|s| s.account) {
+            self.accounts.note_login(key, reason);
+        }
     }
 
     /// A job handed back unanswered after a 429: it runs again on another
     /// account, ahead of the queue (it was admitted first).
     pub(super) fn on_failover(&mut self, id: WorkerId, job: Job) {
-        let from = self.workers.get(&id).map(|s| s.account);
-        if let Some(account) = from.and_then(|key| self.account_mut(key)) {
-            account.failovers += 1;
+        if let Some(key) = self.workers.get(&id).map(|s| s.account) {
+            self.accounts.note_failover(key);
         }
         self.run_again(job, &format!("from worker-{id}"), Self::all_limited);
+    }
+
+    /// A job handed back by worker `id` after its account's credentials
+    /// failed (`text`, the CLI's words), its account already marked: it
+    /// runs again, ahead of the queue, on an account whose login works, or
+    /// fails with the credentials error when there is none.
+    pub(super) fn on_login_failover(&mut self, id: WorkerId, job: Job, text: String) {
+        let why = format!("worker-{id}'s login failed");
+        self.run_again(job, &why, |pool| {
+            let elsewhere = pool.accounts.a_login_works(pool.wall());
+            (!elsewhere).then_some(JobError::Credentials(text))
+        });
     }
 
     /// Runs a job handed back unanswered again, ahead of the queue (it was

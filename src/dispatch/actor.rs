@@ -103,7 +103,11 @@ impl Dispatcher {
                     }
                 }
                 Effect::CreateDir(dir) => {
-                    // Made private: it will hold the account's login.
+                    // Made private when missing: it will hold the account's
+                    // login. One that exists is the operator's, left as is.
+                    if dir.exists() {
+                        continue;
+                    }
                     if let Err(e) = crate::private_fs::ensure_dir(&dir) {
                         log::error!("cannot create {}: {e}", dir.display());
                     }

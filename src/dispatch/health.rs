@@ -42,7 +42,7 @@ pub struct Health {
     /// Of those, workers retired on purpose: job count or memory limit.
     pub recycles: u64,
     /// The accounts workers run under (one, `default`, unless configured).
-    pub accounts: Vec<super::accounts::AccountHealth>,
+    pub accounts: Vec<crate::accounts::AccountHealth>,
 }
 
 /// Workers by state, and each worker.

@@ -19,18 +19,17 @@
 //! The pool's parts: `routing` (which worker gets which job, the queue in
 //! fair-share order of `fair`), `room` (workers freed for waiting jobs),
 //! `blank` (blank spares for new system prompts), `parking` (turns parked on
-//! a caller's tools), `accounts` and `logins` (which account takes work,
-//! failover), `restarts` (backoff, crash loops), `batch` (background jobs on
+//! a caller's tools), `accounts` (each account staffed, failover; which
+//! account takes work is `crate::accounts`), `restarts` (backoff, crash loops), `batch` (background jobs on
 //! idle capacity), `reconfigure` (a reloaded pool size), `health`.
 
-pub mod accounts;
+mod accounts;
 mod actor;
 pub mod batch;
 mod blank;
 mod expiry;
 pub mod fair;
 pub mod health;
-mod logins;
 pub mod messages;
 mod parking;
 mod pool;

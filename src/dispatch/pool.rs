@@ -8,12 +8,13 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::accounts::{Account, AccountKey};
+use super::accounts::AccountKey;
 use super::health::JobStats;
 use super::parking::ReleasedPark;
 use super::queue::{Queue, Ticket};
 use super::restarts::Restarts;
 use super::slots::Slots;
+use crate::accounts::Roster;
 use crate::config::{AccountPlan, Settings};
 use crate::error::JobError;
 use crate::job::{Job, Placement};
@@ -44,7 +45,7 @@ pub enum Effect {
     /// told.
     IdleCapacity,
     /// Create this account's configuration directory (private) before its
-    /// workers start.
+    /// workers start, unless it exists.
     CreateDir(std::path::PathBuf),
 }
 
@@ -77,11 +78,8 @@ pub struct Pool {
     /// Jobs waiting for a worker, oldest first; never longer than
     /// `max_queue` plus the workers free or on their way (see `room`).
     pub(super) queue: Queue,
-    /// The accounts workers run under (see `accounts`).
-    pub(super) accounts: Vec<Account>,
-    pub(super) next_account: AccountKey,
-    /// New jobs handed out so far: orders accounts by last use.
-    pub(super) assignments: u64,
+    /// The accounts workers run under (see `crate::accounts`).
+    pub(super) accounts: Roster,
     pub(super) restarts: Restarts,
     pub(super) draining: bool,
     /// Parked turns given up for other work, oldest first, whose
@@ -116,9 +114,7 @@ impl Pool {
             default_kind,
             workers: Slots::default(),
             queue: Queue::default(),
-            accounts: Vec::new(),
-            next_account: 0,
-            assignments: 0,
+            accounts: Roster::default(),
             restarts: Restarts::default(),
             draining: false,
             released_parks: VecDeque::new(),

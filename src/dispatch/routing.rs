@@ -192,7 +192,7 @@ impl Pool {
     /// Gives `job` to worker `id`, which the caller found free for it.
     pub(super) fn assign(&mut self, id: WorkerId, job: Job) {
         let account = self.workers[&id].account;
-        self.note_assigned(account);
+        self.accounts.note_assigned(account);
         let placement = Placement {
             worker: id,
             account: self

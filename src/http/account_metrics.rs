@@ -5,7 +5,7 @@
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use super::metrics::registered;
-use crate::dispatch::accounts::AccountHealth;
+use crate::accounts::AccountHealth;
 
 /// The per-account metrics of one daemon.
 pub struct AccountMetrics {

@@ -482,7 +482,7 @@ mod tests {
             },
             restarts,
             recycles: 0,
-            accounts: vec![crate::dispatch::accounts::AccountHealth {
+            accounts: vec![crate::accounts::AccountHealth {
                 name: "team-a".into(),
                 status: "limited",
                 reason: None,
