@@ -196,13 +196,28 @@ pub struct Usage {
     pub cache_read_input_tokens: u64,
 }
 
-/// How a turn that completed came to an end.
-#[derive(Debug, Clone, PartialEq)]
+/// A turn that completed: the whole answer, and how it came to an end. The
+/// worker builds it once ([`assemble::Assembler`]); a dialect answering
+/// whole encodes it, a stream has had its blocks already and reads only how
+/// it ended.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Completion {
+    /// The answer's content blocks, as the client got them.
+    pub content: Vec<ContentBlock>,
     pub stop_reason: Option<StopReason>,
     pub stop_sequence: Option<String>,
     /// Usage of the whole job, from the CLI's `result`.
     pub usage: Usage,
+}
+
+impl Completion {
+    /// The concatenated text blocks.
+    pub fn text(&self) -> String {
+        self.content
+            .iter()
+            .filter_map(ContentBlock::as_text)
+            .collect()
+    }
 }
 
 /// What a worker reports while running a job. Exactly one of `Finished` or
@@ -232,6 +247,16 @@ pub enum JobEvent {
 impl JobEvent {
     pub fn is_terminal(&self) -> bool {
         matches!(self, JobEvent::Finished(_) | JobEvent::Failed(_))
+    }
+
+    /// How the job ended, if this event ends it: the whole answer, or why
+    /// it failed.
+    pub fn into_outcome(self) -> Option<Result<Completion, JobError>> {
+        match self {
+            JobEvent::Finished(answer) => Some(Ok(answer)),
+            JobEvent::Failed(error) => Some(Err(error)),
+            _ => None,
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::responses::kept::{Kept, Lookups};
 use super::Dialect;
-use crate::job::assemble::Assembled;
+use crate::job::Completion;
 use crate::job::{JobEvent, JobSpec};
 
 /// A dialect of the job-running routes.
@@ -25,7 +25,7 @@ pub trait Codec: 'static {
     /// Parses and validates a request body into the job to run.
     fn parse(body: &[u8], ctx: &Context) -> Result<Parsed<Self::Meta>, ApiError>;
     /// The non-streaming response body for a finished answer.
-    fn body(meta: &Self::Meta, answer: &Assembled) -> Value;
+    fn body(meta: &Self::Meta, answer: &Completion) -> Value;
     /// What of a finished response body the daemon keeps (the Responses
     /// API's stored responses and conversations); the route writes it.
     fn kept(_meta: &Self::Meta, _response: &Value) -> Option<Kept> {

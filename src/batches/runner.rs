@@ -43,7 +43,6 @@ use crate::config::Settings;
 use crate::dispatch::batch::RunIfIdle;
 use crate::dispatch::Dispatcher;
 use crate::error::JobError;
-use crate::job::assemble::Assembler;
 use crate::job::{Job, JobEvent, JobSpec, Placed, Usage};
 use crate::keys::{Caller, KeyRing};
 use crate::ledger::{Ledger, Trail};
@@ -527,12 +526,11 @@ impl Runner {
         mut events: UnboundedReceiver<JobEvent>,
         mut trail: Trail,
     ) {
-        let mut assembler = Assembler::default();
         let outcome = loop {
             match events.recv().await {
                 Some(event) => {
                     trail.observe(&event);
-                    if let Some(outcome) = assembler.push(event) {
+                    if let Some(outcome) = event.into_outcome() {
                         break Some(outcome);
                     }
                 }
@@ -550,7 +548,7 @@ impl Runner {
         let outcome = match outcome {
             Some(Ok(answer)) => {
                 if let Some(count) = &self.tokens {
-                    count(&answer.completion.usage);
+                    count(&answer.usage);
                 }
                 ledger_row(trail, None);
                 Some(Outcome::Succeeded(succeeded(&anthropic::message_body(

@@ -14,8 +14,7 @@ use super::{access, audit, body, limits, metrics, sse, AccessNote, AppState, Req
 use crate::api::{Codec, Context, Dialect, Parsed};
 use crate::dispatch::messages::Submit;
 use crate::error::JobError;
-use crate::job::assemble::{Assembled, Assembler};
-use crate::job::{Job, JobEvent, JobSpec};
+use crate::job::{Completion, Job, JobEvent, JobSpec};
 use crate::keys::Caller;
 
 /// `POST` to a job-running route of dialect `C` (`/v1/messages`,
@@ -64,10 +63,8 @@ pub async fn respond<C: Codec>(
         Ok(sse::response(first, events, encoder, keepalive, client))
     } else {
         let answer = collect(events, &client, C::DIALECT, |e| audit::observe(&req, e)).await?;
-        state
-            .metrics
-            .completed(&req, C::DIALECT, &answer.completion.usage);
-        AccessNote::record(&req, answer.completion.usage);
+        state.metrics.completed(&req, C::DIALECT, &answer.usage);
+        AccessNote::record(&req, answer.usage);
         let mut body = C::body(&parsed.meta, &answer);
         if let Some(kept) = C::kept(&parsed.meta, &body) {
             if !state.stores().keep_async(kept).await {
@@ -204,8 +201,7 @@ pub async fn collect(
     client: &Client,
     dialect: Dialect,
     mut observe: impl FnMut(&JobEvent),
-) -> Result<Assembled, ApiError> {
-    let mut assembler = Assembler::default();
+) -> Result<Completion, ApiError> {
     let departed = client.departed();
     tokio::pin!(departed);
     loop {
@@ -213,7 +209,8 @@ pub async fn collect(
             event = events.recv() => {
                 let Some(event) = event else { break };
                 observe(&event);
-                if let Some(outcome) = assembler.push(event) {
+                // The worker put the whole answer into the last event.
+                if let Some(outcome) = event.into_outcome() {
                     return outcome.map_err(|e| ApiError::from_job(e, dialect));
                 }
             }

@@ -367,7 +367,7 @@ fn prewarmed(
     let _ = events.send(JobEvent::Finished(crate::job::Completion {
         stop_reason: Some(crate::job::StopReason::EndTurn),
         stop_sequence: None,
-        usage: crate::job::Usage::default(),
+        ..Default::default()
     }));
     Turn {
         events: rx,

@@ -1,19 +1,12 @@
-//! Collects a job's streamed events into finished content blocks, for the
-//! non-streaming responses of every dialect.
+//! Builds a job's whole answer from the events the client gets, in the
+//! worker, once: the `Finished` event carries it (see [`Completion`]).
 
 use std::collections::BTreeMap;
 
-use crate::error::JobError;
 use crate::job::{Completion, ContentBlock, Delta, JobEvent, Usage};
 
-/// A finished answer: its content blocks, and how it ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Assembled {
-    pub content: Vec<ContentBlock>,
-    pub completion: Completion,
-}
-
-/// Builds an [`Assembled`] from events in the order they arrive.
+/// Collects the blocks of the events it is shown, and puts them into the
+/// `Finished` event that ends them.
 #[derive(Debug, Default)]
 pub struct Assembler {
     blocks: BTreeMap<usize, ContentBlock>,
@@ -23,41 +16,49 @@ pub struct Assembler {
 }
 
 impl Assembler {
-    /// Feeds one event. Returns the outcome once a terminal event arrives.
-    pub fn push(&mut self, event: JobEvent) -> Option<Result<Assembled, JobError>> {
+    /// Notes one event on its way to the client, in the order they go. A
+    /// `Finished` event comes back carrying the whole answer.
+    pub fn note(&mut self, event: JobEvent) -> JobEvent {
         match event {
-            JobEvent::Started { usage, .. } => self.input_usage = usage,
-            JobEvent::BlockStart { index, block } => {
-                if let ContentBlock::ToolUse { .. } = block {
-                    self.partial_json.insert(index, String::new());
-                }
-                self.blocks.insert(index, block);
+            JobEvent::Finished(completion) => JobEvent::Finished(self.finish(completion)),
+            event => {
+                self.collect(&event);
+                event
             }
-            JobEvent::BlockDelta { index, delta } => self.apply(index, delta),
-            JobEvent::BlockStop { .. } => {}
-            JobEvent::Finished(completion) => return Some(Ok(self.finish(completion))),
-            JobEvent::Failed(error) => return Some(Err(error)),
         }
-        None
     }
 
-    fn apply(&mut self, index: usize, delta: Delta) {
+    fn collect(&mut self, event: &JobEvent) {
+        match event {
+            JobEvent::Started { usage, .. } => self.input_usage = *usage,
+            JobEvent::BlockStart { index, block } => {
+                if let ContentBlock::ToolUse { .. } = block {
+                    self.partial_json.insert(*index, String::new());
+                }
+                self.blocks.insert(*index, block.clone());
+            }
+            JobEvent::BlockDelta { index, delta } => self.apply(*index, delta),
+            JobEvent::BlockStop { .. } | JobEvent::Finished(_) | JobEvent::Failed(_) => {}
+        }
+    }
+
+    fn apply(&mut self, index: usize, delta: &Delta) {
         let Some(block) = self.blocks.get_mut(&index) else {
             return;
         };
         // In place: a long answer arrives in many small deltas, and copying
         // the text so far for each one would cost quadratic time.
         match (block, delta) {
-            (ContentBlock::Text { text }, Delta::Text { text: more }) => text.push_str(&more),
+            (ContentBlock::Text { text }, Delta::Text { text: more }) => text.push_str(more),
             (ContentBlock::Thinking { thinking, .. }, Delta::Thinking { thinking: more }) => {
-                thinking.push_str(&more)
+                thinking.push_str(more)
             }
             (ContentBlock::Thinking { signature, .. }, Delta::Signature { signature: more }) => {
-                signature.get_or_insert_with(String::new).push_str(&more)
+                signature.get_or_insert_with(String::new).push_str(more)
             }
             (_, Delta::InputJson { partial_json }) => {
                 if let Some(buf) = self.partial_json.get_mut(&index) {
-                    buf.push_str(&partial_json);
+                    buf.push_str(partial_json);
                 }
             }
             // A delta of another kind than its block: the API sends none.
@@ -65,7 +66,8 @@ impl Assembler {
         }
     }
 
-    fn finish(&mut self, mut completion: Completion) -> Assembled {
+    /// The answer so far, ending as `completion` says.
+    fn finish(&mut self, mut completion: Completion) -> Completion {
         for (index, json_text) in std::mem::take(&mut self.partial_json) {
             if let Some(ContentBlock::ToolUse { input, .. }) = self.blocks.get_mut(&index) {
                 *input = serde_json::from_str(&json_text)
@@ -77,20 +79,8 @@ impl Assembler {
         if completion.usage == Usage::default() {
             completion.usage = self.input_usage;
         }
-        Assembled {
-            content: std::mem::take(&mut self.blocks).into_values().collect(),
-            completion,
-        }
-    }
-}
-
-impl Assembled {
-    /// The concatenated text blocks.
-    pub fn text(&self) -> String {
-        self.content
-            .iter()
-            .filter_map(ContentBlock::as_text)
-            .collect()
+        completion.content = std::mem::take(&mut self.blocks).into_values().collect();
+        completion
     }
 }
 
@@ -112,25 +102,25 @@ mod tests {
             json_delta(1, "1}"),
         ];
         for e in events {
-            assert!(a.push(e).is_none());
+            assert_eq!(a.note(e.clone()), e, "passed on as it is");
         }
-        let done = a
-            .push(JobEvent::Finished(Completion {
-                stop_reason: Some(crate::job::StopReason::ToolUse),
-                stop_sequence: None,
-                usage: Usage {
-                    input_tokens: 5,
-                    output_tokens: 2,
-                    ..Default::default()
-                },
-            }))
-            .unwrap()
-            .unwrap();
+        let done = a.note(JobEvent::Finished(Completion {
+            stop_reason: Some(crate::job::StopReason::ToolUse),
+            usage: Usage {
+                input_tokens: 5,
+                output_tokens: 2,
+                ..Default::default()
+            },
+            ..Default::default()
+        }));
+        let JobEvent::Finished(done) = done else {
+            panic!("{done:?}")
+        };
         assert_eq!(done.text(), "Hello");
         assert!(matches!(
             &done.content[1],
             ContentBlock::ToolUse { input, .. } if *input == serde_json::json!({"a": 1})
         ));
-        assert_eq!(done.completion.usage.input_tokens, 5);
+        assert_eq!(done.usage.input_tokens, 5);
     }
 }

@@ -141,6 +141,7 @@ mod tests {
             ..Usage::default()
         };
         trail.observe(&JobEvent::Finished(Completion {
+            content: Vec::new(),
             stop_reason: Some("end_turn".into()),
             stop_sequence: None,
             usage,

@@ -142,6 +142,7 @@ mod tests {
             text(2, "Done."),
             JobEvent::BlockStop { index: 2 },
             JobEvent::Finished(Completion {
+                content: Vec::new(),
                 stop_reason: Some(crate::job::StopReason::EndTurn),
                 stop_sequence: None,
                 usage: Usage::default(),

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::{Codec, Context, Dialect, Parsed};
-use crate::job::assemble::Assembled;
+use crate::job::Completion;
 
 mod request;
 mod response;
@@ -44,7 +44,7 @@ impl Codec for Anthropic {
         })
     }
 
-    fn body(meta: &MessageMeta, answer: &Assembled) -> Value {
+    fn body(meta: &MessageMeta, answer: &Completion) -> Value {
         message_body(meta, answer)
     }
 

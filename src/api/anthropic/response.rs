@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::api::error::ApiError;
 use crate::api::{Dialect, EventEncoder, Frame};
-use crate::job::assemble::Assembled;
+use crate::job::Completion;
 use crate::job::{JobEvent, Usage};
 
 /// Response identity shared by the body and the stream.
@@ -31,16 +31,16 @@ fn usage_json(usage: &Usage) -> Value {
 }
 
 /// The non-streaming response body.
-pub fn message_body(meta: &MessageMeta, answer: &Assembled) -> Value {
+pub fn message_body(meta: &MessageMeta, answer: &Completion) -> Value {
     json!({
         "id": meta.id,
         "type": "message",
         "role": "assistant",
         "model": meta.model,
         "content": answer.content,
-        "stop_reason": super::super::stop_reason::anthropic(answer.completion.stop_reason.as_ref()),
-        "stop_sequence": answer.completion.stop_sequence,
-        "usage": usage_json(&answer.completion.usage),
+        "stop_reason": super::super::stop_reason::anthropic(answer.stop_reason.as_ref()),
+        "stop_sequence": answer.stop_sequence,
+        "usage": usage_json(&answer.usage),
     })
 }
 

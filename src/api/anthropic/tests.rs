@@ -110,6 +110,7 @@ fn stream_opens_with_message_start_and_ends_with_message_stop() {
     assert_eq!(first[0].1["message"]["model"], "claude-test");
     assert_eq!(first[0].1["message"]["usage"]["input_tokens"], 3);
     let last = enc.events(JobEvent::Finished(crate::job::Completion {
+        content: Vec::new(),
         stop_reason: Some("end_turn".into()),
         stop_sequence: None,
         usage: Usage::default(),

@@ -24,7 +24,7 @@ use serde_json::Value;
 use super::error::ApiError;
 pub use super::InvalidRequest;
 use super::{Codec, Context, Dialect, EventEncoder, Frame, Parsed};
-use crate::job::assemble::Assembled;
+use crate::job::Completion;
 use crate::job::JobEvent;
 
 mod chat_content;
@@ -62,7 +62,7 @@ impl Codec for ChatCompletions {
         })
     }
 
-    fn body(meta: &ChatMeta, answer: &Assembled) -> Value {
+    fn body(meta: &ChatMeta, answer: &Completion) -> Value {
         completion_body(meta, answer)
     }
 

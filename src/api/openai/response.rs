@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::api::error::ApiError;
 use crate::api::Dialect;
-use crate::job::assemble::Assembled;
+use crate::job::Completion;
 use crate::job::{ContentBlock, Delta, JobEvent, Usage};
 
 /// Response identity shared by the body and the stream.
@@ -85,7 +85,7 @@ pub(crate) fn strip_code_fence(text: &str) -> &str {
 }
 
 /// The non-streaming response body.
-pub fn completion_body(meta: &ChatMeta, answer: &Assembled) -> Value {
+pub fn completion_body(meta: &ChatMeta, answer: &Completion) -> Value {
     let text = answer.text();
     let text = if meta.json_mode {
         strip_code_fence(&text).to_string()
@@ -111,9 +111,9 @@ pub fn completion_body(meta: &ChatMeta, answer: &Assembled) -> Value {
             "index": 0,
             "message": message,
             "logprobs": null,
-            "finish_reason": crate::api::stop_reason::chat_completions(answer.completion.stop_reason.as_ref()),
+            "finish_reason": crate::api::stop_reason::chat_completions(answer.stop_reason.as_ref()),
         }],
-        "usage": usage_json(&answer.completion.usage),
+        "usage": usage_json(&answer.usage),
         "system_fingerprint": null,
     })
 }

@@ -4,7 +4,6 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::api::Context;
-use crate::job::assemble::Assembled;
 use crate::job::fixtures::*;
 use crate::job::ContentBlock;
 use crate::job::{Completion, JobEvent, JobSpec, Usage};
@@ -22,6 +21,7 @@ fn all_text(spec: &JobSpec) -> String {
 
 fn finished(stop_reason: &str, usage: Usage) -> JobEvent {
     JobEvent::Finished(Completion {
+        content: Vec::new(),
         stop_reason: Some(stop_reason.into()),
         stop_sequence: None,
         usage,
@@ -231,18 +231,16 @@ fn json_response_formats_add_a_system_instruction() {
     assert_eq!(r.to_spec(&Context::new("sonnet")).system, "");
 }
 
-fn text_answer(text: &str, stop_reason: &str) -> Assembled {
-    Assembled {
+fn text_answer(text: &str, stop_reason: &str) -> Completion {
+    Completion {
         content: vec![ContentBlock::Text { text: text.into() }],
-        completion: Completion {
-            stop_reason: Some(stop_reason.into()),
-            stop_sequence: None,
-            usage: Usage {
-                input_tokens: 10,
-                output_tokens: 5,
-                cache_creation_input_tokens: 3,
-                cache_read_input_tokens: 2,
-            },
+        stop_reason: Some(stop_reason.into()),
+        stop_sequence: None,
+        usage: Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            cache_creation_input_tokens: 3,
+            cache_read_input_tokens: 2,
         },
     }
 }
@@ -268,17 +266,14 @@ fn text_response_has_the_openai_shape() {
 
 #[test]
 fn tool_use_response_has_tool_calls() {
-    let answer = Assembled {
+    let answer = Completion {
         content: vec![ContentBlock::ToolUse {
             id: "toolu_1".into(),
             name: "get_weather".into(),
             input: json!({"city": "Paris"}),
         }],
-        completion: Completion {
-            stop_reason: Some("tool_use".into()),
-            stop_sequence: None,
-            usage: Usage::default(),
-        },
+        stop_reason: Some("tool_use".into()),
+        ..Completion::default()
     };
     let body = completion_body(&ChatMeta::new("m".into()), &answer);
     let message = &body["choices"][0]["message"];

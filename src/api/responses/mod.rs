@@ -27,7 +27,7 @@ use super::models::resolve_model;
 use super::openai::content::{json_instruction, thinking_budget};
 use super::openai::{JsonSchemaFormat, ResponseFormat};
 use super::{Codec, Context, Dialect, InvalidRequest, Parsed};
-use crate::job::assemble::Assembled;
+use crate::job::Completion;
 use kept::{Kept, References, StoredResponse};
 use output::ResponseMeta;
 use stream::ResponseStream;
@@ -271,7 +271,7 @@ impl Codec for Responses {
         Responses::translate(request, ctx)
     }
 
-    fn body(meta: &ResponseMeta, answer: &Assembled) -> Value {
+    fn body(meta: &ResponseMeta, answer: &Completion) -> Value {
         output::body(meta, answer)
     }
 

@@ -12,9 +12,7 @@ use super::tools::{CallerTool, ToolNames};
 use super::ResponsesRequest;
 use crate::api::models::reported_model;
 use crate::api::openai::strip_code_fence;
-use crate::job::assemble::Assembled;
-use crate::job::ContentBlock;
-use crate::job::{Completion, Usage};
+use crate::job::{Completion, ContentBlock, Usage};
 
 /// What a finished response is kept with: stored (`store` was not false
 /// and the daemon stores responses), added to its conversation, or both.
@@ -270,7 +268,7 @@ pub(super) fn call_id_of(prefix: &str, call_id: &str) -> String {
 }
 
 /// The non-streaming response body; stores it when asked to.
-pub fn body(meta: &ResponseMeta, answer: &Assembled) -> Value {
+pub fn body(meta: &ResponseMeta, answer: &Completion) -> Value {
     let mut output = Vec::new();
     for block in &answer.content {
         match block {
@@ -304,9 +302,9 @@ pub fn body(meta: &ResponseMeta, answer: &Assembled) -> Value {
             ContentBlock::RedactedThinking { .. } | ContentBlock::Other(_) => {}
         }
     }
-    let (status, incomplete) = outcome(&answer.completion);
+    let (status, incomplete) = outcome(answer);
     let end = End {
-        usage: Some(answer.completion.usage),
+        usage: Some(answer.usage),
         incomplete,
         ..End::default()
     };

@@ -133,6 +133,7 @@ fn meta() -> ResponseMeta {
 
 fn finished(stop_reason: &str) -> JobEvent {
     JobEvent::Finished(Completion {
+        content: Vec::new(),
         stop_reason: Some(stop_reason.into()),
         stop_sequence: None,
         usage: Usage {
@@ -291,17 +292,14 @@ fn a_silent_model_still_gets_response_created_then_comments() {
 
 #[test]
 fn the_body_has_the_same_items() {
-    let answer = crate::job::assemble::Assembled {
-        content: serde_json::from_value(json!([
-            {"type": "text", "text": "Calling."},
-            {"type": "tool_use", "id": "toolu_2", "name": "f", "input": {"x": 1}},
-        ]))
-        .unwrap(),
-        completion: match finished("tool_use") {
-            JobEvent::Finished(c) => c,
-            _ => unreachable!(),
-        },
+    let JobEvent::Finished(mut answer) = finished("tool_use") else {
+        unreachable!()
     };
+    answer.content = serde_json::from_value(json!([
+        {"type": "text", "text": "Calling."},
+        {"type": "tool_use", "id": "toolu_2", "name": "f", "input": {"x": 1}},
+    ]))
+    .unwrap();
     let body = Responses::body(&meta(), &answer);
     assert_eq!(body["status"], "completed");
     assert_eq!(body["output"][0]["type"], "message");

@@ -74,10 +74,11 @@ impl Session {
             // Park only for a client still waiting for this answer; a
             // departed or already answered one gets its turn interrupted by
             // the timers instead of holding the worker until the park times out.
-            Phase::Running(run)
+            Phase::Running(mut run)
                 if run.interrupted_at.is_none() && !run.answered && !run.job.is_abandoned() =>
             {
-                let completion = run.translator.pause_for_tools();
+                let paused = run.translator.pause_for_tools();
+                let finished = run.answer.note(JobEvent::Finished(paused));
                 let tool_use_ids = run.translator.tool_ids().to_vec();
                 let reported = run.translator.reported_usage();
                 log::info!(
@@ -94,7 +95,7 @@ impl Session {
                     // calls, and the turn is let go as a timed-out park is.
                     self.abandon();
                     self.report(self.state(), Some(Outcome::Succeeded));
-                    self.emit(&run.job, JobEvent::Finished(completion));
+                    self.emit(&run.job, finished);
                     return;
                 }
                 self.phase = Phase::Parked(Parked {
@@ -106,7 +107,7 @@ impl Session {
                 // The pool knows of the parked turn before the client sees
                 // the response end and sends the results.
                 self.report(self.state(), Some(Outcome::Succeeded));
-                self.emit(&run.job, JobEvent::Finished(completion));
+                self.emit(&run.job, finished);
             }
             Phase::Parked(mut parked) => {
                 parked.calls.push(call);

@@ -163,11 +163,9 @@ struct Run {
     /// The job continues a conversation this worker holds: only the final
     /// message is written.
     continuing: bool,
-    /// Collects the reply, whose content keys the conversation afterwards;
-    /// only for a job whose worker may stay bound to it.
-    reply: Option<Assembler>,
-    /// The reply's content once the turn finished normally.
-    reply_content: Option<Vec<crate::job::ContentBlock>>,
+    /// Builds the whole answer from what the client gets: its `Finished`
+    /// event carries it, and its content keys the conversation afterwards.
+    answer: Assembler,
     /// For agent jobs: the one-text-block view the client gets.
     agent_view: Option<AgentView>,
     /// Watches the text for the job's stop sequences, if it has any.

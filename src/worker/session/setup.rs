@@ -86,7 +86,6 @@ impl Session {
         let job_is_agent = job.spec.agent;
         let stop_watch = StopWatch::new(&job.spec.stop_sequences);
         let thinking_off = job.spec.thinking_budget == 0;
-        let bindable = self.settings.pool.affinity && job.spec.conversation.is_some();
         Run {
             translator: TurnTranslator::with_tools(
                 job.spec.tools.as_ref().map(ToolSet::api_prefix),
@@ -103,8 +102,7 @@ impl Session {
             stopped_at_sequence: false,
             answered: false,
             continuing: false,
-            reply: bindable.then(Assembler::default),
-            reply_content: None,
+            answer: Assembler::default(),
             stop_watch,
             hide_thinking: (thinking_off && !job_is_agent).then(Default::default),
             agent_view: job_is_agent

@@ -277,6 +277,19 @@ fn a_job_is_set_up_run_and_cleared_and_the_pool_hears_first() {
         matches!(e, Effect::Emit(_, JobEvent::Finished(_)))
     });
     assert!(report < finished, "the pool hears first: {effects:?}");
+    // The last event carries the whole answer, built here once.
+    match events(&effects).last() {
+        Some(JobEvent::Finished(answer)) => {
+            assert_eq!(
+                answer.content,
+                [crate::job::ContentBlock::Text {
+                    text: "Hi there".into()
+                }]
+            );
+            assert_eq!(answer.usage.input_tokens, 3);
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(reports(&effects)[0].job, Some(Outcome::Succeeded));
     assert_eq!(states(&effects), [clearing()]);
     assert!(effects
@@ -383,7 +396,15 @@ fn a_tool_round_resumes_the_parked_turn_with_the_callers_results() {
         ..spec()
     });
     h.start(first);
-    h.call_tool(&tools);
+    let effects = h.call_tool(&tools);
+    // The job ends with the call, as the client names its tool.
+    match events(&effects).last() {
+        Some(JobEvent::Finished(answer)) => assert!(
+            matches!(&answer.content[..], [crate::job::ContentBlock::ToolUse { name, .. }] if name == "get_weather"),
+            "{answer:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
 
     let (second, _client) = job(JobSpec {
         tools: Some(tools),

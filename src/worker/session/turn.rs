@@ -43,8 +43,10 @@ impl Session {
         let answered = std::mem::replace(&mut run.answered, true);
         let to = run.job.events.clone();
         if !answered {
-            let emits = events.into_iter().map(|e| Effect::Emit(to.clone(), e));
-            self.effects.extend(emits);
+            for event in events {
+                let event = run.answer.note(event);
+                self.effects.push(Effect::Emit(to.clone(), event));
+            }
         }
         self.interrupt();
     }
@@ -91,6 +93,7 @@ impl Session {
             // turn is interrupted and the worker cleared afterwards.
             for event in events.into_iter().chain(Some(finished)) {
                 let to = run.job.events.clone();
+                let event = run.answer.note(event);
                 self.effects.push(Effect::Emit(to, event));
             }
             run.answered = true;
@@ -110,9 +113,7 @@ impl Session {
             }
             if !run.answered {
                 run.answered = terminal;
-                if let Some(Ok(answer)) = run.reply.as_mut().and_then(|r| r.push(event.clone())) {
-                    run.reply_content = Some(answer.content);
-                }
+                let event = run.answer.note(event);
                 if terminal {
                     last = Some(event);
                 } else {
@@ -151,9 +152,11 @@ impl Session {
             self.effects.push(Effect::KillLeftovers { job });
         }
         let recycle = self.recycle_reason();
-        let bind_key = match (&run.job.spec.conversation, &run.reply_content) {
-            (Some(conversation), Some(reply)) if succeeded && self.settings.pool.affinity => {
-                Some(conversation.after_reply(reply))
+        let bind_key = match (&run.job.spec.conversation, &last) {
+            (Some(conversation), Some(JobEvent::Finished(answer)))
+                if succeeded && self.settings.pool.affinity =>
+            {
+                Some(conversation.after_reply(&answer.content))
             }
             _ => None,
         };

@@ -13,8 +13,8 @@ impl TurnTranslator {
     pub fn pause_for_tools(&self) -> Completion {
         Completion {
             stop_reason: Some(crate::job::StopReason::ToolUse),
-            stop_sequence: None,
             usage: self.streamed_usage,
+            ..Completion::default()
         }
     }
 
@@ -39,6 +39,9 @@ impl TurnTranslator {
                 true => self.streamed_usage,
                 false => sub_usage(result.usage, self.already_reported),
             },
+            // Filled in by the session's assembler, which sees what the
+            // client got.
+            content: Vec::new(),
         })
     }
 }
