@@ -228,9 +228,13 @@ pub async fn run_with_reload(
             ),
         })
     };
-    let conversations = Arc::new(stored::conversations::SqliteConversations::new(
-        store.clone(),
-    )?);
+    let conversations = Arc::new(stored::write_behind::ConversationsBehind::new(
+        Arc::new(stored::conversations::SqliteConversations::new(
+            store.clone(),
+        )?),
+        store.health().clone(),
+        settings.responses.max_unwritten_bytes(),
+    ));
     let state = web::Data::new(
         http::AppState::new(
             dispatcher.clone(),
@@ -239,7 +243,7 @@ pub async fn run_with_reload(
             runner.handle(),
         )
         .with_responses(responses.clone())
-        .with_conversations(conversations)
+        .with_conversations(conversations.clone())
         .with_ledger(ledger.clone())
         .with_keys(keys),
     );
@@ -294,15 +298,24 @@ pub async fn run_with_reload(
     .await;
     stopped.await;
     let _ = server_task.await;
-    // Stored responses still on their way to disk (see write_behind); a
-    // failing store gets the grace to take them.
+    // Stored responses and conversations' items still on their way to disk
+    // (see write_behind); a failing store gets the grace to take them.
     let grace = settings.server.shutdown_grace();
-    match web::block(move || responses.flush(grace)).await {
+    let (responses_left, conversations_left) = tokio::join!(
+        web::block(move || responses.flush(grace)),
+        web::block(move || conversations.flush(grace)),
+    );
+    match responses_left {
         Ok(0) => {}
         Ok(n) => {
             log::error!("{n} stored responses could not be written (the store fails) and are lost")
         }
         Err(e) => log::error!("flushing stored responses: {e}"),
+    }
+    match conversations_left {
+        Ok(0) => {}
+        Ok(n) => log::error!("{n} additions to conversations could not be written and are lost"),
+        Err(e) => log::error!("flushing conversations: {e}"),
     }
     // Ledger rows of the last requests (see ledger).
     let _ = web::block(move || ledger.close()).await;

@@ -16,6 +16,7 @@ use crate::api::responses::output::with_ids;
 use crate::api::Dialect;
 use crate::store::StoreError;
 use crate::stored::conversations::ConversationStore;
+use crate::stored::write_behind::ConversationsBehind;
 
 const DIALECT: Dialect = Dialect::Responses;
 /// Most items a create or add request may carry (OpenAI's limit).
@@ -25,7 +26,7 @@ const MAX_ITEMS: usize = 20;
 fn caller(
     key: &ClientKey,
     state: &AppState,
-) -> Result<(String, Arc<dyn ConversationStore>), ApiError> {
+) -> Result<(String, Arc<ConversationsBehind>), ApiError> {
     let store = state
         .conversations
         .clone()

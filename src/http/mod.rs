@@ -46,8 +46,8 @@ use crate::config::Settings;
 use crate::dispatch::Dispatcher;
 use crate::keys::{KeyRing, Limiter};
 use crate::store::Store;
-use crate::stored::conversations::ConversationStore;
 use crate::stored::responses::ResponseStore;
+use crate::stored::write_behind::ConversationsBehind;
 use crate::stored::Stores;
 pub use access::{AccessNote, RequestId};
 
@@ -66,8 +66,9 @@ pub struct AppState {
     pub batch_runner: crate::batches::RunnerHandle,
     /// Stored responses of the Responses API (in `store`).
     pub responses: Option<Arc<dyn ResponseStore>>,
-    /// Conversations of the Responses API (in `store`).
-    pub conversations: Option<Arc<dyn ConversationStore>>,
+    /// Conversations of the Responses API (in `store`), their items
+    /// added behind the request.
+    pub conversations: Option<Arc<ConversationsBehind>>,
     /// Background responses running or lately finished.
     pub runs: background::Runs,
     /// Becomes true when the daemon starts draining (shutdown): background
@@ -146,7 +147,7 @@ impl AppState {
     }
 
     /// Serves conversations from `conversations`.
-    pub fn with_conversations(mut self, conversations: Arc<dyn ConversationStore>) -> Self {
+    pub fn with_conversations(mut self, conversations: Arc<ConversationsBehind>) -> Self {
         self.conversations = Some(conversations);
         self
     }

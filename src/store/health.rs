@@ -1,6 +1,6 @@
 //! How the store's writes are going, for `/health` (its `store` entry) and
 //! `/metrics`: the features that write (the batch runner, the stored
-//! responses' writer, the usage ledger) report each failed and each
+//! responses' and conversations' writers, the usage ledger) report each failed and each
 //! successful write, and the store is `failing` while the latest of them
 //! failed; what they hold in memory until it can be written is reported
 //! with them, and whether batch work is paused.
@@ -21,6 +21,8 @@ pub enum Writer {
     Batches,
     /// The writer of stored responses.
     Responses,
+    /// The writer of conversations' items.
+    Conversations,
     /// The usage ledger's writer (its rows are dropped and counted when
     /// their write fails).
     Ledger,

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::conversations::ConversationStore;
+use super::conversations::ConversationStore as _;
 use super::responses::ResponseStore;
+use super::write_behind::ConversationsBehind;
 use crate::api::error::{ApiError, ErrorKind};
 use crate::api::responses::kept::{Kept, Lookups, References, StoredResponse};
 use crate::api::responses::stream::ResponseStream;
@@ -24,7 +25,8 @@ const DIALECT: Dialect = Dialect::Responses;
 pub struct Stores {
     /// Stored responses (none: `store: true` keeps nothing).
     pub responses: Option<Arc<dyn ResponseStore>>,
-    pub conversations: Option<Arc<dyn ConversationStore>>,
+    /// Conversations, their items added behind the request.
+    pub conversations: Option<Arc<ConversationsBehind>>,
 }
 
 fn fault(what: &'static str) -> impl Fn(StoreError) -> ApiError {
@@ -78,16 +80,18 @@ impl Stores {
         Ok(lookups)
     }
 
-    /// Writes what a finished response keeps; false if the response store
-    /// refused the response (its writes fail and its backlog is full). A
-    /// stored response is written behind (see `write_behind`): this
-    /// returns before the disk does.
+    /// Hands what a finished response keeps to the stores' writers; false
+    /// if the response store refused the response (its writes fail and its
+    /// backlog is full). Both the stored response and the conversation's
+    /// new items are written behind (see `write_behind`): this returns
+    /// before the disk does, and calls no SQLite, so a stream's end may
+    /// call it on the HTTP thread.
     pub fn keep(&self, kept: &Kept) -> bool {
         let id = kept.id().unwrap_or("a response");
         if let (Some(store), Some((conversation, items))) =
             (&self.conversations, &kept.conversation)
         {
-            if let Err(e) = store.append(&kept.scope, conversation, items) {
+            if let Err(e) = store.append_behind(&kept.scope, conversation, items.clone()) {
                 log::error!("responses: cannot add {id} to conversation {conversation}: {e}");
             }
         }

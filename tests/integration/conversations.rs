@@ -80,3 +80,62 @@ fn conversations_are_per_key() {
     let (status, _) = send(Method::GET, &daemon, "key-a", &path, None);
     assert_eq!(status, 404);
 }
+
+/// The text of a finished Responses stream's `response.completed`.
+fn completed_text(events: &[(String, Value)]) -> String {
+    let (_, done) = events
+        .iter()
+        .find(|(name, _)| name == "response.completed")
+        .expect("the stream completes");
+    let output = done["response"]["output"].as_array().unwrap();
+    let message = output.iter().find(|o| o["type"] == "message").unwrap();
+    message["content"][0]["text"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_conversations_next_turn_right_after_the_stream_ends_sees_the_turn_before() {
+    use reqwest::Method;
+    let upstream = FakeUpstream::start();
+    let daemon = Daemon::start(DaemonConfig::fake(2), &upstream);
+    let (status, conv) = send(
+        Method::POST,
+        &daemon,
+        "",
+        "/v1/conversations",
+        Some(json!({})),
+    );
+    assert_eq!(status, 200, "{conv}");
+    let id = conv["id"].as_str().unwrap();
+    let items = format!("/v1/conversations/{id}/items?order=asc");
+    // The turn's items are written behind the stream; the very next
+    // requests of the conversation read them.
+    let streamed = daemon.post_to(
+        "/v1/responses",
+        &json!({"model": "claude-haiku-4-5", "conversation": id, "stream": true,
+                "input": "first turn PELICAN"}),
+    );
+    assert_eq!(streamed.status(), 200);
+    let first = completed_text(&parse_sse(&streamed.text().unwrap()));
+    let (status, listed) = send(Method::GET, &daemon, "", &items, None);
+    assert_eq!(status, 200, "{listed}");
+    let roles: Vec<&Value> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["role"])
+        .collect();
+    assert_eq!(roles, [&json!("user"), &json!("assistant")], "{listed}");
+    assert!(listed.to_string().contains(&first), "{listed}");
+    let streamed = daemon.post_to(
+        "/v1/responses",
+        &json!({"model": "claude-haiku-4-5", "conversation": id, "stream": true,
+                "input": "second turn [[history]]"}),
+    );
+    let second = completed_text(&parse_sse(&streamed.text().unwrap()));
+    assert!(
+        second.contains("PELICAN") && second.contains("second turn"),
+        "the second turn's conversation lacked the first: {second}"
+    );
+    let (_, listed) = send(Method::GET, &daemon, "", &items, None);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 4, "{listed}");
+}
