@@ -131,6 +131,11 @@ impl CliLine {
                 error: e.to_string(),
                 line: text(),
             }),
+            Some(Ok(CliMessage::Unknown)) => {
+                // The CLI adds kinds of lines; none so far changes a turn.
+                log::info!("the CLI wrote a line of a new type: {}", line_type(line));
+                Some(CliLine::Message(CliMessage::Unknown))
+            }
             Some(Ok(message)) => Some(CliLine::Message(message)),
         }
     }
@@ -191,6 +196,18 @@ impl AssistantMessage {
     pub fn is_synthetic(&self) -> bool {
         self.model == "<synthetic>"
     }
+}
+
+/// The `type` of a line, for the log.
+fn line_type(line: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Typed {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    serde_json::from_slice::<Typed>(line.trim_ascii())
+        .map(|typed| typed.kind)
+        .unwrap_or_default()
 }
 
 /// Parses one stdout line. `None` for lines that are not JSON objects (some
@@ -276,6 +293,11 @@ mod tests {
             CliLine::parse(b"{\"type\":\"user\"}"),
             Some(CliLine::Message(CliMessage::User {}))
         ));
+        assert!(matches!(
+            CliLine::parse(b"{\"type\":\"brand_new\",\"x\":1}"),
+            Some(CliLine::Message(CliMessage::Unknown))
+        ));
+        assert_eq!(line_type(b"{\"type\":\"brand_new\"}\n"), "brand_new");
     }
 
     /// What of a line the types did not recognise, if anything.
