@@ -31,7 +31,7 @@ pub use keys::{
     KEY_NAME_RULE,
 };
 pub use ledger::LedgerSettings;
-pub use pool::PoolSettings;
+pub use pool::{BlankSpares, PoolSettings};
 pub use responses::ResponseSettings;
 pub use server::ServerSettings;
 pub use store::StoreSettings;

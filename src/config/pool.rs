@@ -38,10 +38,11 @@ pub struct PoolSettings {
     /// A bound worker unused this long is cleared for other conversations.
     pub affinity_idle_secs: u64,
     /// Blank workers kept ready for jobs with a new system prompt (at most
-    /// `size - 1`): when such a job takes a blank worker, the least recently
-    /// used idle worker set up with another prompt is replaced by a blank one
-    /// in the background, so the next new prompt does not wait for a boot.
-    pub blank_spares: usize,
+    /// `size - 1`): a count, or `"auto"` to follow demand (see
+    /// `dispatch::spares`). Whenever fewer are blank, the least recently
+    /// used idle worker set up with a prompt is replaced by a blank one in
+    /// the background, so the next new prompt does not wait for a boot.
+    pub blank_spares: BlankSpares,
 }
 
 impl Default for PoolSettings {
@@ -60,7 +61,7 @@ impl Default for PoolSettings {
             crash_loop_window_secs: 60,
             affinity: true,
             affinity_idle_secs: 300,
-            blank_spares: 1,
+            blank_spares: BlankSpares::Fixed(1),
         }
     }
 }
@@ -85,5 +86,48 @@ impl PoolSettings {
     /// `affinity_idle_secs` as a [`Duration`].
     pub fn affinity_idle(&self) -> Duration {
         Duration::from_secs(self.affinity_idle_secs)
+    }
+}
+
+/// `pool.blank_spares`: a fixed number of blank workers, or `"auto"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SparesValue", into = "SparesValue")]
+pub enum BlankSpares {
+    /// Keep this many (bounded by `size - 1`).
+    Fixed(usize),
+    /// Follow demand: more while new system prompts arrive faster than a
+    /// worker boots or jobs wait for boots, fewer while prompts repeat;
+    /// bounded by `size - 1` and the host's idle CPU.
+    Auto,
+}
+
+/// How `blank_spares` is written: a count or the word `auto`.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum SparesValue {
+    Count(usize),
+    Word(String),
+}
+
+impl TryFrom<SparesValue> for BlankSpares {
+    type Error = String;
+
+    fn try_from(value: SparesValue) -> Result<Self, String> {
+        match value {
+            SparesValue::Count(n) => Ok(Self::Fixed(n)),
+            SparesValue::Word(w) if w == "auto" => Ok(Self::Auto),
+            SparesValue::Word(w) => Err(format!(
+                "pool.blank_spares: expected a count or \"auto\", got {w:?}"
+            )),
+        }
+    }
+}
+
+impl From<BlankSpares> for SparesValue {
+    fn from(spares: BlankSpares) -> Self {
+        match spares {
+            BlankSpares::Fixed(n) => Self::Count(n),
+            BlankSpares::Auto => Self::Word("auto".into()),
+        }
     }
 }

@@ -29,6 +29,9 @@ use crate::worker::{Worker, WorkerId, WorkerKind};
 /// How often the pool is told that time passed: queued jobs time out,
 /// clients that left are noticed, bound conversations expire.
 const TICK: Duration = Duration::from_millis(250);
+/// How often the host's load is read for the `"auto"` blank-spare target
+/// (its 1-minute average moves slowly).
+const HOST_LOAD_EVERY: Duration = Duration::from_secs(2);
 /// Grace a worker gets to exit on stdin EOF when stopped.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -203,6 +206,12 @@ impl Actor for Dispatcher {
         let effects = self.pool.start(Instant::now());
         self.apply(effects, ctx);
         ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
+        ctx.run_interval(HOST_LOAD_EVERY, |act, ctx| {
+            if let Some(cpu) = super::host_load::read() {
+                let effects = act.pool.host_cpu(Instant::now(), cpu);
+                act.apply(effects, ctx);
+            }
+        });
     }
 }
 

@@ -1,22 +1,56 @@
 //! Blank spares: a job with a system prompt no worker holds needs a blank
 //! worker, and making one (replacing a worker set up with another prompt)
-//! costs a boot of about 0.6 s. So when such a job takes a blank worker, the
-//! least recently used idle worker holding another prompt (ready first, then
-//! bound, whose conversation is let go) is replaced by a blank one in the
-//! background, keeping `pool.blank_spares` blank workers ready or booting:
-//! the boot leaves the next new prompt's critical path. A workload with one
-//! system prompt never takes a blank worker for a new prompt after its first
-//! job, so it never pays for spares. A new conversation of a prompt that an
-//! idle worker bound to the same caller's conversation holds clears that
-//! worker rather than take a spare (see `routing::pick` and `room`).
+//! costs a boot of about 0.6 s. So the pool keeps a target of blank workers
+//! ready or booting (`pool.blank_spares`, or `"auto"`: see `spares`), and
+//! whenever fewer are blank, whatever took them, replaces an idle worker
+//! holding a prompt by a blank one in the background: the boot leaves the
+//! next new prompt's critical path.
+//!
+//! Which worker, and when:
+//! - only an idle one: ready with a prompt, then bound (its conversation is
+//!   let go; its next turn is sent whole), the least recently used first;
+//!   never one running a job or holding a parked turn, and only while no
+//!   job waits (waiting jobs come first: see `room`);
+//! - only of an account that may take work, and the target counts only
+//!   those accounts' workers, one of which always keeps a prompt: a pool
+//!   whose last usable worker is the spare does not boot for every job;
+//! - at once when a new prompt took the blank worker; otherwise (a repeated
+//!   prompt took it: another caller, another account, another tenant, a
+//!   second job at once) only a worker idle for [`COLD`]: the jobs at hand
+//!   keep the workers they use, and only a worker they left is retired;
+//! - never while a retired prompt's return held refills back (see
+//!   `spares`): no boot, retire, boot loop.
+//!
+//! A new conversation of a prompt that an idle worker bound to the same
+//! caller's conversation holds clears that worker rather than take a spare
+//! (see `routing::pick` and `room`).
+
+use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::pool::Pool;
+use super::pool::{Effect, Pool};
+use super::spares::{Held, HostCpu, Seen};
+use crate::affinity;
+use crate::config::BlankSpares;
+use crate::job::Job;
 use crate::worker::report::WorkerState;
 use crate::worker::{WorkerId, WorkerKind};
 
+/// How long a worker must have been idle before a refill not called for
+/// by a new prompt retires it: longer than the gaps between the jobs of a
+/// steady workload, so that it is not one of theirs.
+pub(super) const COLD: Duration = Duration::from_secs(10);
+
 impl Pool {
+    /// The host's CPU was read at `now` (the `"auto"` target keeps no more
+    /// spares than its idle cores allow).
+    pub fn host_cpu(&mut self, now: Instant, cpu: HostCpu) -> Vec<Effect> {
+        self.at(now);
+        self.spares.host(cpu);
+        self.effects()
+    }
+
     /// Whether a job with `system` given to worker `id` takes a blank worker
     /// for a prompt no other live worker holds.
     pub(super) fn is_new_prompt(&self, id: WorkerId, system: &str) -> bool {
@@ -31,42 +65,129 @@ impl Pool {
                 .any(|(other, s)| *other != id && s.state.prompt() == Some(system))
     }
 
-    /// Makes the blank spares due (see the module docs), as far as idle
-    /// workers allow now; the rest waits for the next dispatch round.
-    pub(super) fn keep_spares(&mut self) {
-        let Some(kind) = self.spare_due else {
+    /// Tells the spare policy what `job`, about to run on worker `id`,
+    /// found; a new prompt on a blank worker makes a spare due at once.
+    pub(super) fn note_for_spares(&mut self, id: WorkerId, job: &Job) {
+        let Some(slot) = self.workers.get(&id) else {
             return;
         };
+        let continues = matches!(
+            slot.state,
+            WorkerState::Parked { .. } | WorkerState::Bound { .. }
+        );
+        if job.spec.background || matches!(slot.state, WorkerState::Parked { .. }) {
+            return;
+        }
+        let now = self.now();
+        let admitted = Instant::from_std(job.admitted_at);
+        if !continues && slot.booted_at.is_some_and(|at| at > admitted) {
+            self.spares.saw(now, Seen::WaitedForBoot);
+        }
+        let kind = WorkerKind::for_job(job.spec.agent);
+        let held = Held {
+            kind,
+            prompt: affinity::digest_str(&job.spec.system),
+            tenant: (kind == WorkerKind::Agent).then(|| job.spec.scope.clone()),
+        };
+        let takes_blank = slot.state == WorkerState::Ready { prompt: None };
+        if takes_blank && self.spares.came_back(now, &held) {
+            log::debug!("a prompt retired for a blank spare came back: refills held back");
+            self.spares.saw(now, Seen::Regret);
+        } else if self.is_new_prompt(id, &job.spec.system) {
+            self.spares.saw(now, Seen::NewPrompt);
+            self.spare_due = Some(kind);
+        } else {
+            self.spares.saw(now, Seen::Repeat);
+        }
+    }
+
+    /// Restores the blank-spare target (see the module docs), as far as
+    /// idle workers allow now; the rest waits for the next round.
+    pub(super) fn keep_spares(&mut self) {
         if self.draining || !self.queue.is_empty() {
             // Waiting jobs come first; `cover_queue` frees workers for them.
             return;
         }
-        let target = self.spare_target();
+        self.refill(self.default_kind);
+        if let Some(kind) = self.spare_due.filter(|k| *k != self.default_kind) {
+            self.refill(kind);
+        }
+    }
+
+    fn refill(&mut self, kind: WorkerKind) {
+        let due = self.spare_due == Some(kind);
+        let target = self.spare_target_for(kind);
         let mut blanks = self.blanks(kind);
         while blanks < target {
-            let Some(id) = self.least_recently_used_idle(kind) else {
+            let idle_for = match (due, self.spares.held_back) {
+                (true, _) => Duration::ZERO,
+                (false, false) => COLD,
+                (false, true) => return,
+            };
+            let Some(id) = self.spare_candidate(kind, idle_for) else {
                 return;
             };
+            let slot = &self.workers[&id];
+            let held = Held {
+                kind: slot.kind,
+                prompt: slot.state.prompt().map_or(0, affinity::digest_str),
+                tenant: slot.tenant.clone(),
+            };
+            self.spares.retired(self.now(), held);
             log::info!("worker-{id} replaced by a blank spare for new system prompts");
             self.replace(id, kind);
             blanks += 1;
         }
-        self.spare_due = None;
+        if due {
+            self.spare_due = None;
+        }
     }
 
-    /// How many blank workers to keep: `pool.blank_spares`, leaving at
-    /// least one worker for prompts already held.
-    pub(super) fn spare_target(&self) -> usize {
+    /// Works out again how many blank workers to keep (for `"auto"`,
+    /// from demand): once a dispatch round and a tick.
+    pub(super) fn update_spare_target(&mut self) {
         let pool = &self.settings.pool;
-        pool.blank_spares.min(pool.size.saturating_sub(1))
+        let (setting, size, now) = (pool.blank_spares, pool.size, self.now());
+        self.spares.update(setting, size, now);
     }
 
-    /// Blank workers of `kind` ready or on their way (booting, replacing a
-    /// stopping worker, or a respawn waiting out its backoff).
-    pub(super) fn blanks(&self, kind: WorkerKind) -> usize {
+    /// How many blank workers to keep (`pool.blank_spares`, at most
+    /// `pool.size - 1`), as last worked out.
+    pub(super) fn spare_target(&self) -> usize {
+        self.spares.current()
+    }
+
+    /// The target for `kind`: one of the workers of accounts that may take
+    /// work always keeps a prompt.
+    pub(super) fn spare_target_for(&self, kind: WorkerKind) -> usize {
+        let usable = self.usable_accounts();
         let workers = self
             .workers
             .iter()
+            .filter(|(id, s)| {
+                s.kind == kind && usable.contains(&s.account) && !self.workers.is_leaving(**id)
+            })
+            .count();
+        self.spare_target().min(workers.saturating_sub(1))
+    }
+
+    /// How many replacements may boot alongside the workers they replace.
+    pub(super) fn overlapping_boots(&self) -> usize {
+        match self.settings.pool.blank_spares {
+            BlankSpares::Fixed(n) => n,
+            BlankSpares::Auto => self.spare_target().max(1),
+        }
+    }
+
+    /// Blank workers of `kind`, of accounts that may take work, ready or on
+    /// their way (booting, replacing a stopping worker, or a respawn
+    /// waiting out its backoff).
+    pub(super) fn blanks(&self, kind: WorkerKind) -> usize {
+        let usable = self.usable_accounts();
+        let workers = self
+            .workers
+            .iter()
+            .filter(|(_, s)| usable.contains(&s.account))
             .filter(|(id, s)| match s.state {
                 WorkerState::Ready { prompt: None } | WorkerState::Starting => s.kind == kind,
                 WorkerState::Stopping => {
@@ -75,22 +196,36 @@ impl Pool {
                 _ => false,
             })
             .count();
-        workers + self.restarts.pending.len()
+        let respawns = self
+            .restarts
+            .pending
+            .iter()
+            .filter(|r| usable.contains(&r.account))
+            .count();
+        workers + respawns
     }
 
-    /// The idle worker of `kind` holding a prompt that was used least
-    /// recently: ready ones (a prompt only) before bound ones (a
+    /// The idle worker of `kind` to make a blank spare of, idle for at
+    /// least `idle_for`, of an account that may take work: the least
+    /// recently used, ready ones (a prompt only) before bound ones (a
     /// conversation).
-    fn least_recently_used_idle(&self, kind: WorkerKind) -> Option<WorkerId> {
+    pub(super) fn spare_candidate(&self, kind: WorkerKind, idle_for: Duration) -> Option<WorkerId> {
+        let usable = self.usable_accounts();
+        let now = self.now();
         self.workers
             .iter()
-            .filter(|(_, s)| s.kind == kind)
+            .filter(|(id, s)| {
+                s.kind == kind
+                    && usable.contains(&s.account)
+                    && !self.workers.is_leaving(**id)
+                    && now.saturating_duration_since(s.since) >= idle_for
+            })
             .filter_map(|(id, s)| match s.state {
                 WorkerState::Ready { prompt: Some(_) } => Some((false, s.since, *id)),
                 WorkerState::Bound { .. } => Some((true, s.since, *id)),
                 _ => None,
             })
-            .min_by_key(|(bound, since, _): &(bool, Instant, WorkerId)| (*bound, *since))
+            .min()
             .map(|(_, _, id)| id)
     }
 }

@@ -43,6 +43,23 @@ pub struct Health {
     pub recycles: u64,
     /// The accounts workers run under (one, `default`, unless configured).
     pub accounts: Vec<crate::accounts::AccountHealth>,
+    /// Blank workers kept for new system prompts.
+    pub spares: SpareHealth,
+}
+
+/// The blank spares: how many the pool keeps now, and how many it has.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SpareHealth {
+    /// Blank workers the pool keeps ready or booting now: the
+    /// `pool.blank_spares` count, or what `"auto"` worked out from demand.
+    pub target: usize,
+    /// Whether `pool.blank_spares` is `"auto"`.
+    pub auto: bool,
+    /// Blank workers ready or on their way now.
+    pub blank: usize,
+    /// Whether refills wait for a new prompt: a prompt a refill retired
+    /// came back and took a blank worker (no boot, retire, boot loop).
+    pub held_back: bool,
 }
 
 /// Workers by state, and each worker.
@@ -196,6 +213,12 @@ impl Pool {
             restarts: self.restarts.restarts,
             recycles: self.restarts.recycles,
             accounts: self.accounts_health(),
+            spares: SpareHealth {
+                target: self.spare_target_for(self.default_kind),
+                auto: self.settings.pool.blank_spares == crate::config::BlankSpares::Auto,
+                blank: self.blanks(self.default_kind),
+                held_back: self.spares.held_back,
+            },
         }
     }
 }

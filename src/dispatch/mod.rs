@@ -18,7 +18,8 @@
 //!
 //! The pool's parts: `routing` (which worker gets which job, the queue in
 //! fair-share order of `fair`), `room` (workers freed for waiting jobs),
-//! `blank` (blank spares for new system prompts), `parking` (turns parked on
+//! `blank` and `spares` (blank spares for new system prompts, and how
+//! many), `parking` (turns parked on
 //! a caller's tools), `accounts` (each account staffed, failover; which
 //! account takes work is `crate::accounts`), `restarts` (backoff, crash loops), `batch` (background jobs on
 //! idle capacity), `reconfigure` (a reloaded pool size), `health`.
@@ -26,10 +27,11 @@
 mod accounts;
 mod actor;
 pub mod batch;
-mod blank;
+pub(crate) mod blank;
 mod expiry;
 pub mod fair;
 pub mod health;
+mod host_load;
 pub mod messages;
 mod parking;
 mod pool;
@@ -40,6 +42,7 @@ mod restarts;
 mod room;
 mod routing;
 mod slots;
+mod spares;
 
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ use super::parking::ReleasedPark;
 use super::queue::{Queue, Ticket};
 use super::restarts::Restarts;
 use super::slots::Slots;
+use super::spares::Spares;
 use crate::accounts::Roster;
 use crate::config::{AccountPlan, Settings};
 use crate::error::JobError;
@@ -95,6 +96,9 @@ pub struct Pool {
     /// Set when a job with a new system prompt took a blank worker: a blank
     /// spare of that kind is to be made (see `blank`).
     pub(super) spare_due: Option<WorkerKind>,
+    /// The blank-spare policy's memory: demand, retired prompts, the
+    /// host's CPU (see `spares`).
+    pub(super) spares: Spares,
     /// Effects of the input being handled.
     effects: Vec<Effect>,
 }
@@ -109,7 +113,7 @@ impl Pool {
         now: Instant,
         wall: SystemTime,
     ) -> Self {
-        Self {
+        let mut pool = Self {
             settings,
             default_kind,
             workers: Slots::default(),
@@ -123,8 +127,11 @@ impl Pool {
             wall_at_start: wall,
             now,
             spare_due: None,
+            spares: Spares::default(),
             effects: Vec::new(),
-        }
+        };
+        pool.update_spare_target();
+        pool
     }
 
     /// Sets the time of the input being handled (never backwards).
@@ -287,6 +294,9 @@ impl Pool {
             log::debug!("worker-{id}: bound conversation expired");
             self.unbind(id);
         }
+        // A worker left idle long enough may now make a spare (see `blank`).
+        self.update_spare_target();
+        self.keep_spares();
         self.effects()
     }
 

@@ -82,6 +82,11 @@ impl Pool {
         }
         if let Some(pid) = booted {
             self.restarts.booted();
+            if slot.state == WorkerState::Starting {
+                // `since` is when it was spawned: how long spares take to make.
+                self.spares
+                    .booted(now.saturating_duration_since(slot.since));
+            }
             slot.pid = pid;
             slot.booted_at = Some(now);
         }

@@ -209,7 +209,8 @@ impl Pool {
     /// account. The replacement is spawned at once, alongside the exiting
     /// process, so that its boot does not wait for that exit (the CLI takes
     /// a few hundred ms to exit): up to `pool.blank_spares` such overlaps at
-    /// a time bound the extra processes. Beyond that, or when the account
+    /// a time (for `"auto"`, its current target, at least one) bound the
+    /// extra processes. Beyond that, or when the account
     /// needs no replacement, it is spawned (if still due) once the process
     /// has exited.
     pub(super) fn replace(&mut self, id: WorkerId, kind: WorkerKind) {
@@ -220,7 +221,7 @@ impl Pool {
         let account = slot.account;
         self.stop(id);
         let overlapping = self.workers.leaving_for(Leaving::Replaced);
-        if self.draining || overlapping >= self.settings.pool.blank_spares {
+        if self.draining || overlapping >= self.overlapping_boots() {
             return;
         }
         // Counted as leaving first: the account is then one worker short.

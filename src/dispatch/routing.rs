@@ -84,7 +84,7 @@ impl Pool {
         let system = job.spec.system.as_str();
         let kind = WorkerKind::for_job(job.spec.agent);
         let clear_instead = !job.spec.background
-            && self.blanks(kind) <= self.spare_target()
+            && self.blanks(kind) <= self.spare_target_for(kind)
             && self
                 .bound_with_prompt(system, kind, &BTreeSet::new())
                 .is_some_and(|id| {
@@ -157,6 +157,7 @@ impl Pool {
     /// turn it continues was reported parked (or its conversation bound)
     /// still finds it.
     pub(super) fn dispatch(&mut self) {
+        self.update_spare_target();
         if !self.queue.is_empty() {
             self.dispatch_fairly();
         }
@@ -200,9 +201,7 @@ impl Pool {
                 .map_or_else(String::new, |a| a.plan.name.clone()),
             queued: self.waited(&job),
         };
-        if self.is_new_prompt(id, &job.spec.system) {
-            self.spare_due = Some(WorkerKind::for_job(job.spec.agent));
-        }
+        self.note_for_spares(id, &job);
         let now = self.now();
         let admitted = Instant::from_std(job.admitted_at);
         let slot = self.workers.get_mut(&id).expect("chosen worker exists");

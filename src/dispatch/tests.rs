@@ -5,6 +5,7 @@
 mod decisions;
 mod invariants;
 mod reconfigure;
+mod spares;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -74,6 +74,8 @@ pub struct Metrics {
     restarts: IntCounter,
     recycles: IntCounter,
     waited_for_boot: IntCounter,
+    spare_target: IntGauge,
+    spares_auto: IntGauge,
     accounts: super::account_metrics::AccountMetrics,
     ledger: super::ledger_metrics::LedgerMetrics,
     store: super::store_metrics::StoreMetrics,
@@ -168,6 +170,14 @@ impl Metrics {
             waited_for_boot: single(
                 "claude_pool_jobs_waited_for_boot_total",
                 "Jobs given to a worker that finished booting after they arrived: a cold start on their critical path (pool.blank_spares keeps blank workers ready for new system prompts).",
+            ),
+            spare_target: gauge(
+                "claude_pool_blank_spares_target",
+                "Blank workers the pool keeps ready or booting for new system prompts now (pool.blank_spares, or what \"auto\" worked out).",
+            ),
+            spares_auto: gauge(
+                "claude_pool_blank_spares_auto",
+                "1 when pool.blank_spares is \"auto\" (the target follows demand), else 0.",
             ),
             accounts: super::account_metrics::AccountMetrics::new(&registry),
             ledger: super::ledger_metrics::LedgerMetrics::new(&registry),
@@ -271,6 +281,8 @@ impl Metrics {
         advance(&self.restarts, health.restarts);
         advance(&self.recycles, health.recycles);
         advance(&self.waited_for_boot, health.jobs.waited_for_boot);
+        self.spare_target.set(health.spares.target as i64);
+        self.spares_auto.set(i64::from(health.spares.auto));
         self.accounts.refresh(&health.accounts);
     }
 
@@ -493,6 +505,12 @@ mod tests {
                 rate_limited: restarts,
                 failovers: 1,
             }],
+            spares: crate::dispatch::health::SpareHealth {
+                target: 2,
+                auto: true,
+                blank: 1,
+                held_back: false,
+            },
         }
     }
 
@@ -523,6 +541,8 @@ mod tests {
             text.contains("claude_pool_jobs_waited_for_boot_total 3"),
             "{text}"
         );
+        assert!(text.contains("claude_pool_blank_spares_target 2"), "{text}");
+        assert!(text.contains("claude_pool_blank_spares_auto 1"), "{text}");
         for line in [
             "claude_pool_account_jobs_total{account=\"team-a\"} 7",
             "claude_pool_account_status{account=\"team-a\",status=\"limited\"} 1",

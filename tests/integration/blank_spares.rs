@@ -2,7 +2,9 @@
 //! takes a blank worker, the worker retired to make the next spare is
 //! replaced by a blank one booting alongside it, not after its process has
 //! exited; and jobs that did wait for a worker to boot are counted
-//! (`jobs.waited_for_boot` in `/health`, `/metrics`).
+//! (`jobs.waited_for_boot` in `/health`, `/metrics`); a spare taken by a
+//! repeated prompt is restored from a worker left idle; the target
+//! (`spares` in `/health`) may be `"auto"`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -130,4 +132,47 @@ fn a_spare_replaces_a_worker_on_the_same_account() {
     }
     let h = daemon.health();
     assert!(h["restarts"].as_u64().unwrap() >= 4, "{h}");
+}
+
+#[test]
+fn a_spare_a_repeated_prompt_took_is_restored_once_the_worker_left_is_idle() {
+    let upstream = FakeUpstream::start();
+    // Two accounts of one worker take turns: the second request, with the
+    // prompt the first worker holds, takes the other (blank) worker. Before,
+    // nothing restored the spare: the next new prompt waited for a boot.
+    let cfg = DaemonConfig::fake(2)
+        .with_account("a", "sk-a", 1)
+        .with_account("b", "sk-b", 1);
+    let daemon = Daemon::start(cfg, &upstream);
+    assert_eq!(daemon.post(&body("A", "first")).status(), 200);
+    assert_eq!(daemon.post(&body("A", "second")).status(), 200);
+    let h = daemon.health();
+    assert_eq!(h["spares"]["blank"], 0, "{h}");
+    assert_eq!(h["restarts"], 0, "the jobs at hand keep their workers: {h}");
+    // Once the first worker has sat idle (10 s), it makes the spare.
+    let h = daemon.wait_health(Duration::from_secs(30), |h| {
+        h["restarts"] == 1 && h["spares"]["blank"] == 1 && settled(h)
+    });
+    assert_eq!(h["spares"]["target"], 1, "{h}");
+    assert_eq!(h["spares"]["auto"], false, "{h}");
+    assert_eq!(daemon.post(&body("B", "new")).status(), 200);
+    let h = daemon.health();
+    assert_eq!(h["jobs"]["waited_for_boot"], 0, "{h}");
+}
+
+#[test]
+fn an_auto_target_is_reported_in_health_and_metrics() {
+    let upstream = FakeUpstream::start();
+    let cfg = DaemonConfig::fake(3).with_toml("pool.blank_spares = \"auto\"");
+    let daemon = Daemon::start(cfg, &upstream);
+    let h = daemon.health();
+    assert_eq!(h["spares"]["auto"], true, "{h}");
+    assert_eq!(h["spares"]["target"], 1, "one to start with: {h}");
+    let metrics = daemon.metrics();
+    for line in [
+        "claude_pool_blank_spares_target 1",
+        "claude_pool_blank_spares_auto 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
+    }
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 
 use super::*;
+use crate::dispatch::blank::COLD;
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -37,7 +38,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0usize..4).prop_map(|nth| Step::Cleared { nth }),
         2 => (0usize..4).prop_map(|nth| Step::Boot { nth }),
         2 => (0usize..4).prop_map(|nth| Step::Exit { nth }),
-        1 => (0u64..3000).prop_map(|ms| Step::Wait { ms }),
+        1 => (0u64..15_000).prop_map(|ms| Step::Wait { ms }),
         1 => (0usize..4).prop_map(|nth| Step::Leave { nth }),
     ]
 }
@@ -51,11 +52,18 @@ struct Model {
     holding: BTreeSet<WorkerId>,
     /// Jobs submitted (interactive) and taken (batch).
     submitted: u64,
+    /// Stops seen so far (of `h.stopped`).
+    stops_seen: usize,
     max_queue: usize,
 }
 
 impl Model {
     fn new(size: usize, max_queue: usize, spares: usize) -> Self {
+        // 2 stands for "auto".
+        let spares = match spares {
+            2 => "\"auto\"".to_string(),
+            n => n.to_string(),
+        };
         let toml = format!(
             "[pool]\nsize = {size}\nmax_queue = {max_queue}\nblank_spares = {spares}\nqueue_timeout_secs = 5\n"
         );
@@ -63,6 +71,7 @@ impl Model {
             h: Harness::new(&toml),
             holding: BTreeSet::new(),
             submitted: 0,
+            stops_seen: 0,
             max_queue,
         };
         model.sync();
@@ -70,8 +79,16 @@ impl Model {
     }
 
     /// Takes the jobs the pool handed out since the last step, checking
-    /// that none went to a worker already holding one.
+    /// that none went to a worker already holding one, and that no worker
+    /// holding a job (running, or a parked turn) was stopped.
     fn sync(&mut self) {
+        for id in &self.h.stopped[self.stops_seen..] {
+            assert!(
+                !self.holding.contains(id),
+                "worker-{id} was stopped while holding a job"
+            );
+        }
+        self.stops_seen = self.h.stopped.len();
         for (id, job) in std::mem::take(&mut self.h.running) {
             assert!(!job.is_abandoned(), "{} ran after its client left", job.id);
             assert!(
@@ -161,10 +178,12 @@ impl Model {
             }
         }
         self.sync();
-        self.check();
+        self.check(matches!(step, Step::Wait { .. }));
     }
 
-    fn check(&self) {
+    /// The invariants; `ticked`: time just passed (a batch job may take a
+    /// blank worker outside a dispatch round, restored at the next tick).
+    fn check(&self, ticked: bool) {
         let pool = &self.h.pool;
         // Counters add up: every job is answered, refused, waiting or held.
         let stats = &pool.stats;
@@ -217,6 +236,51 @@ impl Model {
                 );
             }
         }
+        // A job waits for a boot (or a job to end) only when no idle
+        // worker could be made ready for it: while any worker sits idle,
+        // every waiting job has a worker on its way (clearing, booting,
+        // replacing one, or a respawn).
+        let idle = count(&|s| matches!(s, WorkerState::Ready { .. } | WorkerState::Bound { .. }));
+        if idle > 0 {
+            let coming = pool
+                .workers
+                .iter()
+                .filter(|(id, s)| match s.state {
+                    WorkerState::Starting | WorkerState::Clearing { .. } => true,
+                    WorkerState::Stopping => !pool.workers.is_leaving(**id),
+                    _ => false,
+                })
+                .count()
+                + pool.restarts.pending.len();
+            assert!(
+                pool.queue.len() <= coming,
+                "{} jobs wait, {coming} workers on their way, beside an idle one: {:?}",
+                pool.queue.len(),
+                pool.workers
+            );
+        }
+        // The blank-spare target is restored whatever took a spare: with
+        // no job waiting, fewer blank workers than the target means no
+        // worker has sat idle (ready with a prompt, or bound) for `COLD`,
+        // or a retired prompt came back (refills hold back).
+        let kind = WorkerKind::Plain;
+        if ticked
+            && pool.queue.is_empty()
+            && !pool.spares.held_back
+            && pool.blanks(kind) < pool.spare_target_for(kind)
+        {
+            let cold = pool.workers.values().any(|s| {
+                matches!(
+                    s.state,
+                    WorkerState::Ready { prompt: Some(_) } | WorkerState::Bound { .. }
+                ) && self.h.now.saturating_duration_since(s.since) >= COLD
+            });
+            assert!(
+                !cold,
+                "a spare is missing beside a cold worker: {:?}",
+                pool.workers
+            );
+        }
     }
 }
 
@@ -227,7 +291,7 @@ proptest! {
     fn the_pools_invariants_hold_whatever_happens(
         size in 1usize..4,
         max_queue in 0usize..3,
-        spares in 0usize..2,
+        spares in 0usize..3,
         steps in proptest::collection::vec(step(), 1..40),
     ) {
         let mut model = Model::new(size, max_queue, spares);

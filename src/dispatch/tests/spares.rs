@@ -1,0 +1,219 @@
+//! The blank-spare refill (`blank`, `spares`) on the injected clock:
+//! restored whatever took the spare, from the right worker, never in a loop.
+
+use super::*;
+use crate::accounts::signal::Signal;
+use crate::dispatch::blank::COLD;
+
+/// Two jobs of `system` at once on a pool of two: the second takes the
+/// blank worker although the prompt is held (by the busy first one). Both
+/// finish; returns the workers, first one first.
+fn two_at_once(h: &mut Harness, system: &str) -> (WorkerId, WorkerId) {
+    let first = h.job(system, "");
+    h.submit(first).unwrap();
+    let second = h.job(system, "");
+    h.submit(second).unwrap();
+    let (a, b) = (h.worker_of("job-1").unwrap(), h.worker_of("job-2").unwrap());
+    h.finish(a);
+    h.advance(Duration::from_millis(100));
+    h.finish(b);
+    (a, b)
+}
+
+#[test]
+fn a_spare_a_repeated_prompt_took_is_restored_from_the_worker_left_idle() {
+    let mut h = Harness::new("[pool]\nsize = 2\nblank_spares = 1\n");
+    let (first, _) = two_at_once(&mut h, "s");
+    assert!(h.stopped.is_empty(), "the jobs at hand keep their workers");
+    h.advance(COLD / 2);
+    h.tick();
+    assert!(h.stopped.is_empty(), "not idle long enough yet");
+    h.advance(COLD / 2);
+    h.tick();
+    assert_eq!(h.stopped, [first], "the least recently used idle worker");
+    assert_eq!(h.spawned.len(), 3, "its blank replacement boots at once");
+    let health = h.pool.health(h.now, |_| None);
+    assert_eq!((health.spares.target, health.spares.blank), (1, 1));
+    assert!(!health.spares.auto);
+}
+
+#[test]
+fn the_refill_never_retires_a_worker_running_a_job_or_holding_a_parked_turn() {
+    let mut h = Harness::new("[pool]\nsize = 2\nblank_spares = 1\n");
+    let first = h.job("s", "k");
+    h.submit(first).unwrap();
+    let second = h.job("s", "k");
+    h.submit(second).unwrap();
+    let parked = WorkerState::Parked {
+        holder: Holder {
+            prompt: "s".into(),
+            scope: "k".into(),
+            background: false,
+        },
+        tool_use_ids: vec!["toolu_1".into()],
+    };
+    h.report(2, parked, Some(Outcome::Succeeded));
+    h.advance(COLD * 3);
+    h.tick();
+    assert!(h.stopped.is_empty(), "{:?}", h.pool.workers);
+}
+
+#[test]
+fn a_pool_whose_only_usable_worker_holds_a_prompt_keeps_no_spare() {
+    let toml = "[pool]\nblank_spares = 1\n[[accounts]]\nname = \"a\"\nworkers = 1\n[[accounts]]\nname = \"b\"\nworkers = 1\n";
+    let mut h = Harness::new(toml);
+    let job = h.job("s", "");
+    h.submit(job).unwrap();
+    let first = h.worker_of("job-1").unwrap();
+    let (_, job) = h.running.pop().unwrap();
+    // The first account is limited for ten minutes: the job moves on.
+    h.send(WorkerReport {
+        id: first,
+        state: WorkerState::Ready { prompt: None },
+        booted: None,
+        job: None,
+        limit: Some(Signal::Limited {
+            retry_after: Some(Duration::from_secs(600)),
+        }),
+        failover: Some(job),
+    });
+    let second = h.worker_of("job-1").unwrap();
+    h.finish(second);
+    // Every job after it runs on the one usable worker, never waiting for
+    // a boot: its prompt is not given up to make a spare.
+    for _ in 0..5 {
+        h.advance(COLD * 2);
+        h.tick();
+        let next = h.job("s", "");
+        h.submit(next).unwrap();
+        let id = format!("job-{}", h.next_job);
+        assert_eq!(h.worker_of(&id), Some(second));
+        h.finish(second);
+    }
+    assert!(h.stopped.is_empty(), "{:?}", h.pool.workers);
+    assert_eq!(h.pool.stats.waited_for_boot, 0);
+    assert_eq!(h.pool.health(h.now, |_| None).spares.target, 0);
+}
+
+#[test]
+fn accounts_taking_turns_on_one_prompt_do_not_boot_for_every_job() {
+    // Two accounts of one worker each take turns (least recently used
+    // account first), one job of the same prompt at a time, each after the
+    // other worker sat idle past `COLD`. Each job on the other account
+    // takes what looks like the spare; retiring the worker just left for
+    // it would make the next job boot, and so on for ever.
+    let toml = "[pool]\nblank_spares = 1\n[[accounts]]\nname = \"a\"\nworkers = 1\n[[accounts]]\nname = \"b\"\nworkers = 1\n";
+    let mut h = Harness::new(toml);
+    for _ in 0..10 {
+        h.advance(COLD * 2);
+        h.tick();
+        h.exit_stopped();
+        h.boot_all();
+        let job = h.job("s", "");
+        h.submit(job).unwrap();
+        let id = format!("job-{}", h.next_job);
+        let worker = h.worker_of(&id).expect("a worker is ready");
+        h.finish(worker);
+    }
+    let accounts = h.pool.health(h.now, |_| None).accounts;
+    assert!(accounts.iter().all(|a| a.jobs >= 4), "{accounts:?}");
+    // One refill, whose prompt came back at once: refills hold back.
+    assert!(h.spawned.len() <= 3, "spawned {:?}", h.spawned);
+    assert!(h.pool.health(h.now, |_| None).spares.held_back);
+    assert_eq!(h.pool.stats.waited_for_boot, 0);
+}
+
+#[test]
+fn two_prompts_taking_turns_with_too_many_spares_stop_retiring_each_other() {
+    // Pool of 3 keeping 2 spares: one worker for two prompts in turn.
+    // Before, every request retired the other prompt's worker and booted.
+    let mut h = Harness::new("[pool]\nsize = 3\nblank_spares = 2\n");
+    for i in 0..12 {
+        h.advance(Duration::from_millis(500));
+        h.tick();
+        h.exit_stopped();
+        h.boot_all();
+        let job = h.job(&format!("prompt {}", i % 2), "");
+        h.submit(job).unwrap();
+        let id = format!("job-{}", h.next_job);
+        let worker = h.worker_of(&id).expect("a worker is ready");
+        h.finish(worker);
+    }
+    assert!(h.spawned.len() <= 4, "spawned {:?}", h.spawned);
+}
+
+#[test]
+fn a_new_prompt_refills_from_an_idle_worker_at_once_even_after_a_regret() {
+    let mut h = Harness::new("[pool]\nsize = 3\nblank_spares = 2\n");
+    for system in ["p0", "p1", "p0"] {
+        h.advance(Duration::from_millis(500));
+        h.exit_stopped();
+        h.boot_all();
+        let job = h.job(system, "");
+        h.submit(job).unwrap();
+        let id = format!("job-{}", h.next_job);
+        let worker = h.worker_of(&id).unwrap();
+        h.finish(worker);
+    }
+    assert!(h.pool.spares.held_back, "p0 came back to a blank worker");
+    let stops = h.stopped.len();
+    h.advance(Duration::from_millis(500));
+    let job = h.job("p2", "");
+    h.submit(job).unwrap();
+    assert!(!h.pool.spares.held_back);
+    assert_eq!(h.stopped.len(), stops + 2, "both spares made at once");
+}
+
+#[test]
+fn auto_keeps_no_spare_while_prompts_repeat_and_reports_it() {
+    let mut h = Harness::new("[pool]\nsize = 3\nblank_spares = \"auto\"\n");
+    let health = h.pool.health(h.now, |_| None);
+    assert!(health.spares.auto);
+    assert_eq!(health.spares.target, 1, "one to start with");
+    // One prompt, three callers at once, again and again: prompts repeat.
+    for _ in 0..20 {
+        h.advance(Duration::from_secs(3));
+        h.tick();
+        h.exit_stopped();
+        h.boot_all();
+        for _ in 0..3 {
+            let job = h.job("s", "");
+            h.submit(job).unwrap();
+        }
+        for (id, _) in std::mem::take(&mut h.running) {
+            h.finish(id);
+        }
+    }
+    let health = h.pool.health(h.now, |_| None);
+    assert_eq!(health.spares.target, 0, "{:?}", health.spares);
+    assert_eq!(h.queued(), 0);
+    // All three workers hold the prompt: nothing boots any more.
+    let spawned = h.spawned.len();
+    for _ in 0..3 {
+        h.advance(COLD);
+        h.tick();
+    }
+    assert_eq!(h.spawned.len(), spawned);
+}
+
+#[test]
+fn auto_raises_the_target_when_jobs_wait_for_boots() {
+    let mut h = Harness::new("[pool]\nsize = 4\nblank_spares = \"auto\"\nmax_queue = 8\n");
+    // New prompts faster than workers boot (none boots here until the
+    // end): once the blank workers are used up, the last ones wait.
+    for system in ["p0", "p1", "p2", "p3", "p4", "p5"] {
+        h.advance(Duration::from_millis(200));
+        let job = h.job(system, "");
+        h.submit(job).unwrap();
+        for (id, _) in std::mem::take(&mut h.running) {
+            h.finish(id);
+        }
+    }
+    h.advance(Duration::from_millis(900));
+    h.exit_stopped();
+    h.boot_all();
+    assert!(h.pool.stats.waited_for_boot > 0);
+    let health = h.pool.health(h.now, |_| None);
+    assert!(health.spares.target >= 2, "{:?}", health.spares);
+    assert!(health.spares.target <= 3, "at most size - 1");
+}
