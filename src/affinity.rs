@@ -27,9 +27,64 @@ fn keys() -> &'static RandomState {
     KEYS.get_or_init(RandomState::new)
 }
 
-/// A keyed digest of `text` (also used to name tool servers).
+/// A keyed digest of `text`.
 pub fn digest_str(text: &str) -> u64 {
     keys().hash_one(text)
+}
+
+/// A keyed digest of a list of JSON values (tool servers are named by it).
+pub fn digest_json(values: &[Value]) -> u64 {
+    let mut hasher = keys().build_hasher();
+    hash_items(&mut hasher, values);
+    hasher.finish()
+}
+
+/// Feeds `value` to `hasher` by walking the tree rather than serializing
+/// it: a client's tool set or history is tens of KB on every request. Each
+/// node is tagged and each string and container delimited, so different
+/// values feed different streams; object keys come in sorted order, so two
+/// spellings of one value hash the same.
+fn hash_json(hasher: &mut impl Hasher, value: &Value) {
+    match value {
+        Value::Null => hasher.write_u8(0),
+        Value::Bool(b) => hasher.write_u8(1 + u8::from(*b)),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => {
+                hasher.write_u8(3);
+                hasher.write_u64(u);
+            }
+            (None, Some(i), _) => {
+                hasher.write_u8(4);
+                hasher.write_i64(i);
+            }
+            (None, None, f) => {
+                hasher.write_u8(5);
+                hasher.write_u64(f.map_or(0, f64::to_bits));
+            }
+        },
+        Value::String(s) => {
+            hasher.write_u8(6);
+            s.hash(hasher);
+        }
+        Value::Array(items) => hash_items(hasher, items),
+        Value::Object(map) => {
+            hasher.write_u8(8);
+            hasher.write_usize(map.len());
+            for (key, item) in map {
+                key.hash(hasher);
+                hash_json(hasher, item);
+            }
+        }
+    }
+}
+
+/// [`hash_json`] of an array of `items`.
+fn hash_items(hasher: &mut impl Hasher, items: &[Value]) {
+    hasher.write_u8(7);
+    hasher.write_usize(items.len());
+    for item in items {
+        hash_json(hasher, item);
+    }
 }
 
 /// The conversation digests of one request.
@@ -132,8 +187,8 @@ fn feed(hasher: &mut impl Hasher, role: Role, blocks: &[Value]) {
         Role::User => "user",
         Role::Assistant => "assistant",
     };
-    let normalized = Value::Array(normalize(blocks));
-    (role, normalized.to_string()).hash(hasher);
+    role.hash(hasher);
+    hash_items(hasher, &normalize(blocks));
 }
 
 /// Blocks as they matter to the conversation: thinking dropped (clients
@@ -215,6 +270,37 @@ mod tests {
                 .lookup,
             bound
         );
+    }
+
+    #[test]
+    fn json_digests_follow_content_not_spelling() {
+        let parsed = |text: &str| -> Vec<Value> { serde_json::from_str(text).unwrap() };
+        assert_eq!(
+            digest_json(&parsed(
+                r#"[{"name": "f", "schema": {"type": "object", "n": 1}}]"#
+            )),
+            digest_json(&parsed(
+                r#"[{"schema":{"n":1,"type":"object"},"name":"f"}]"#
+            )),
+            "key order and whitespace do not count"
+        );
+        let differ = [
+            (r#"[1]"#, r#"["1"]"#),
+            (r#"[1]"#, r#"[1.0]"#),
+            (r#"[null]"#, r#"[false]"#),
+            (r#"[[]]"#, r#"[{}]"#),
+            (r#"[{"a": "bc"}]"#, r#"[{"ab": "c"}]"#),
+            (r#"[["a", "b"]]"#, r#"[["ab"]]"#),
+            (r#"[[["a"], "b"]]"#, r#"[["a", ["b"]]]"#),
+            (r#"[{"a": 1}, {}]"#, r#"[{"a": 1, "": {}}]"#),
+        ];
+        for (a, b) in differ {
+            assert_ne!(
+                digest_json(&parsed(a)),
+                digest_json(&parsed(b)),
+                "{a} vs {b}"
+            );
+        }
     }
 
     #[test]

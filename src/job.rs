@@ -84,7 +84,7 @@ pub struct ToolSet {
 impl ToolSet {
     /// Builds a tool set, naming its server after a digest of `tools`.
     pub fn new(tools: Vec<Value>) -> Self {
-        let digest = crate::affinity::digest_str(&Value::Array(tools.clone()).to_string());
+        let digest = crate::affinity::digest_json(&tools);
         Self {
             server: format!("c{digest:016x}"),
             tools,

@@ -119,6 +119,12 @@ pub struct InvalidRequest(pub String);
 /// `T`; errors name the field at fault (`messages[0].role: …`), and text
 /// after the document (`{…}}`, `{…} junk`) is refused.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, InvalidRequest> {
+    // Tracking the path costs a string per object key of the body (a big
+    // tool set has thousands), so it is paid only to explain a refusal:
+    // the same body parsed again gives the same error, with its path.
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Ok(value);
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();

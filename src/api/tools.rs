@@ -44,7 +44,13 @@ pub fn tool_set(defs: &[ToolDef], choice: &Choice) -> Option<ToolSet> {
             } else {
                 json!({"type": "object", "properties": {}})
             };
-            json!({"name": d.name, "description": d.description, "inputSchema": schema})
+            // Built field by field: `json!` would copy the schema once more
+            // (through serialization), and a client's tools are tens of KB.
+            let mut tool = serde_json::Map::new();
+            tool.insert("name".into(), Value::String(d.name.clone()));
+            tool.insert("description".into(), Value::String(d.description.clone()));
+            tool.insert("inputSchema".into(), schema);
+            Value::Object(tool)
         })
         .collect();
     Some(ToolSet::new(tools))
