@@ -1,11 +1,13 @@
 //! Who a request is from, as extractors in the handlers' signatures, so a
 //! route cannot forget to check: [`ClientKey`] for the API routes (a client
-//! key, or the host rule of a daemon without keys) and [`AdminCaller`] for
-//! `/admin/…` (an admin key only). Keys come in `x-api-key` or
+//! key, or the host rule of a daemon without keys), [`AdminCaller`] for
+//! `/admin/…` (an admin key only) and [`ProbeCaller`] for `/health` and
+//! `/metrics` (open unless the settings ask for a key there). Keys come in `x-api-key` or
 //! `Authorization: Bearer`, and are compared in constant time against the
 //! digests of every key (see `keys::KeyRing`).
 
 use std::future::{ready, Ready};
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
@@ -13,6 +15,7 @@ use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpR
 use super::error::{ApiError, ErrorKind};
 use super::{host, AppState};
 use crate::api::Dialect;
+use crate::config::Settings;
 use crate::keys::{now_ms, rfc3339, Caller, Identified};
 
 /// The caller of an API route: the client key it presented, resolved (or
@@ -48,6 +51,28 @@ impl FromRequest for AdminCaller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(admin(req))
+    }
+}
+
+/// A probe route's rule: when it answers without a key.
+pub trait ProbeRoute {
+    /// Whether `req` may read the route without a key.
+    fn open(req: &HttpRequest, settings: &Settings) -> bool;
+}
+
+/// The caller of a probe route (`/health`, `/metrics`): anyone while the
+/// route is open to the request (`P::open`), else a request with a client
+/// or an admin key (or, on a daemon without keys, one that passes the host
+/// rule).
+#[derive(Debug)]
+pub struct ProbeCaller<P>(PhantomData<P>);
+
+impl<P: ProbeRoute> FromRequest for ProbeCaller<P> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(probe::<P>(req).map(|()| ProbeCaller(PhantomData)))
     }
 }
 
@@ -125,16 +150,14 @@ fn admin(req: &HttpRequest) -> Result<AdminCaller, ApiError> {
     }
 }
 
-/// Ok for a request with a client or an admin key, or any request to a
-/// daemon without keys that passes the host rule: for `/health` and
-/// `/metrics` when they ask for a key.
-pub fn authorize(req: &HttpRequest, dialect: Dialect) -> Result<(), ApiError> {
+fn probe<P: ProbeRoute>(req: &HttpRequest) -> Result<(), ApiError> {
+    let dialect = Dialect::Anthropic;
+    if P::open(req, &state(req, dialect)?.settings()) {
+        return Ok(());
+    }
     match client(req, dialect) {
         Ok(_) => Ok(()),
-        Err(e) => match admin(req) {
-            Ok(_) => Ok(()),
-            Err(_) => Err(e),
-        },
+        Err(e) => admin(req).map(drop).map_err(|_| e),
     }
 }
 

@@ -8,9 +8,10 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::auth::{ProbeCaller, ProbeRoute};
 use super::error::ApiError;
-use super::{auth, AppState};
-use crate::api::Dialect;
+use super::AppState;
+use crate::config::Settings;
 use crate::dispatch::health::Health;
 use crate::dispatch::messages::GetHealth;
 use crate::store::health::StoreReport;
@@ -23,14 +24,19 @@ struct Report {
     store: StoreReport,
 }
 
+/// `/health` is open unless `server.health_requires_key`.
+pub struct HealthProbe;
+
+impl ProbeRoute for HealthProbe {
+    fn open(_: &HttpRequest, settings: &Settings) -> bool {
+        !settings.server.health_requires_key
+    }
+}
+
 pub async fn health(
-    req: HttpRequest,
+    _: ProbeCaller<HealthProbe>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = state.settings();
-    if settings.server.health_requires_key {
-        auth::authorize(&req, Dialect::Anthropic)?;
-    }
     let store = state.store.health().report();
     Ok(match state.dispatcher.send(GetHealth).await {
         Ok(pool) if pool.is_serving() => HttpResponse::Ok().json(Report { pool, store }),

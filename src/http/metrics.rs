@@ -26,8 +26,9 @@ use prometheus::{
 };
 
 use super::access::started;
+use super::auth::{ProbeCaller, ProbeRoute};
 use super::error::{ApiError, ErrorKind};
-use super::{auth, host, AppState};
+use super::{host, AppState};
 use crate::api::{Dialect, EventEncoder, Frame};
 use crate::config::Settings;
 use crate::dispatch::health::{Health, Status};
@@ -328,16 +329,20 @@ pub(super) fn registered<M: Collector + Clone + 'static>(
     metric
 }
 
-/// `GET /metrics`: open when `server.metrics_public`, else to loopback
+/// `GET /metrics` is open when `server.metrics_public`, else to loopback
 /// peers that address a local name (see [`host`]), else with a key.
+pub struct MetricsProbe;
+
+impl ProbeRoute for MetricsProbe {
+    fn open(req: &HttpRequest, settings: &Settings) -> bool {
+        open_to(settings, req.peer_addr(), host::is_local(req, settings))
+    }
+}
+
 pub async fn scrape(
-    req: HttpRequest,
+    _: ProbeCaller<MetricsProbe>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = state.settings();
-    if !open_to(&settings, req.peer_addr(), host::is_local(&req, &settings)) {
-        auth::authorize(&req, Dialect::Anthropic)?;
-    }
     if let Ok(health) = state.dispatcher.send(GetHealth).await {
         state.metrics.refresh(&health);
     }

@@ -17,13 +17,14 @@ use crate::api::openai::ChatCompletions;
 use crate::api::Dialect;
 
 /// Who may call a route. The handler's signature enforces it (an
-/// `auth::ClientKey` or `auth::AdminCaller` argument); this says it for
-/// the route listing and the tests.
+/// `auth::ClientKey`, `auth::AdminCaller` or `auth::ProbeCaller` argument);
+/// this says it for the route listing and the tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Anyone: it names no secret (`/`).
     Open,
-    /// Open unless the settings ask for a key (`/health`, `/metrics`).
+    /// Open unless the settings ask for a key there (`/health`,
+    /// `/metrics`); then a client or an admin key.
     Probe,
     /// A client key (or, on a daemon without keys, the host rule).
     Client,

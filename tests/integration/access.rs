@@ -401,15 +401,21 @@ fn allowed_hosts_add_names_and_keys_lift_the_host_rule() {
 /// Walks the route table: every route that needs a client key refuses a
 /// request without one, with a wrong one and with an admin key, in its
 /// dialect's error shape; every admin route refuses a client key (403)
-/// and a request without a key (401). A route added to the table is
-/// checked here without a line more.
+/// and a request without a key (401); every probe route, asked for a key
+/// (`/health` by `server.health_requires_key`, `/metrics` to a request not
+/// addressed to a local name), refuses a request without one or with a
+/// wrong one and takes a client or an admin key. A route added to the
+/// table is checked here without a line more.
 #[test]
 fn every_declared_route_refuses_a_caller_without_the_right_key() {
     use claude_pool::api::Dialect;
     use claude_pool::http::routes::{Access, ROUTES};
     let upstream = FakeUpstream::start();
-    let (daemon, _keys) = keyed_daemon(&upstream, "server.admin_keys = [\"admin-key-1\"]");
-    let mut checked = 0;
+    let (daemon, _keys) = keyed_daemon_unready(
+        &upstream,
+        "server.admin_keys = [\"admin-key-1\"]\nserver.health_requires_key = true",
+    );
+    let (mut checked, mut probes) = (0, 0);
     for route in ROUTES {
         for path in route.paths() {
             let path = path
@@ -461,10 +467,34 @@ fn every_declared_route_refuses_a_caller_without_the_right_key() {
                     assert_eq!(status, 401, "{what} without a key: {body}");
                     checked += 1;
                 }
-                Access::Open | Access::Probe => {}
+                Access::Probe => {
+                    let request = || request().header("host", "probe.example");
+                    for (who, req) in [
+                        ("no key", request()),
+                        ("a wrong key", request().header("x-api-key", "nope")),
+                    ] {
+                        let (status, body) = send(req);
+                        assert_eq!(status, 401, "{what} with {who}: {body}");
+                    }
+                    for (who, req) in [
+                        ("a client key", request().header("x-api-key", "k1")),
+                        ("an admin key", request().bearer_auth("admin-key-1")),
+                    ] {
+                        let (status, body) = send(req);
+                        // 503 is /health's answer while the pool boots.
+                        assert!(
+                            [200, 503].contains(&status),
+                            "{what} with {who}: {status} {body}"
+                        );
+                    }
+                    probes += 1;
+                }
+                Access::Open => {}
             }
         }
     }
+    // GET and HEAD /health, GET /metrics.
+    assert_eq!(probes, 3, "probe routes checked");
     // Messages, count_tokens, 6 batch routes, chat, 7 responses routes,
     // 8 conversations routes, 2 models, usage: each with and without /v1.
     assert!(checked >= 2 * 26 + 7, "only {checked} routes checked");
