@@ -185,7 +185,9 @@ pub async fn run_with_reload(
     store.install::<batches::store::BatchSchema>()?;
     let ledger = ledger::Ledger::start(store.clone(), settings.ledger.clone())?;
     log::info!("store: {}", store_path.display());
-    let settings = Arc::new(settings);
+    // The one copy of the settings every part reads; reloads publish to it.
+    let shared = config::SharedSettings::new(settings);
+    let settings = shared.get();
     let keys = Arc::new(keys::KeyRing::open(settings.clone(), Some(store.clone()))?);
     let spawn = worker::spawn::spawn_spec(&settings, working_dir.path());
     let agent_root = match settings.agent.enabled {
@@ -202,12 +204,12 @@ pub async fn run_with_reload(
         None => None,
     };
     let spare = Arc::new(tokio::sync::Notify::new());
-    let dispatcher = Dispatcher::new(settings.clone(), spawn)
+    let dispatcher = Dispatcher::new(shared.clone(), spawn)
         .with_agent(agent_spawn)
         .with_spare_signal(spare.clone())
         .start();
     // Each batch request runs as its batch's key and leaves a ledger row.
-    let runner = batches::Runner::new(store.clone(), dispatcher.clone(), settings.clone(), spare)
+    let runner = batches::Runner::new(store.clone(), dispatcher.clone(), shared.clone(), spare)
         .with_keys(keys.clone())
         .with_ledger(ledger.clone());
 
@@ -236,16 +238,11 @@ pub async fn run_with_reload(
         settings.responses.max_unwritten_bytes(),
     ));
     let state = web::Data::new(
-        http::AppState::new(
-            dispatcher.clone(),
-            settings.clone(),
-            store.clone(),
-            runner.handle(),
-        )
-        .with_responses(responses.clone())
-        .with_conversations(conversations.clone())
-        .with_ledger(ledger.clone())
-        .with_keys(keys),
+        http::AppState::new(dispatcher.clone(), shared, store.clone(), runner.handle())
+            .with_responses(responses.clone())
+            .with_conversations(conversations.clone())
+            .with_ledger(ledger.clone())
+            .with_keys(keys),
     );
     // Token budgets are read from the ledger's windows.
     state.limiter.set_usage(Arc::new(ledger.clone()));
@@ -414,14 +411,18 @@ fn apply_reload(new: &Settings, state: &web::Data<http::AppState>, addr: std::ne
     if let Some(level) = plan.settings.server.log_filter() {
         log::set_max_level(level);
     }
-    let settings = Arc::new(plan.settings);
-    state.set_settings(settings.clone());
-    state.batch_runner.reconfigure(settings.clone());
-    state.dispatcher.do_send(Reconfigure(settings));
+    // Published once: every reader (requests, the batch runner, the
+    // dispatcher, each worker) reads this version from now on.
+    let version = state.shared_settings().publish(plan.settings);
+    state.batch_runner.wake();
+    state.dispatcher.do_send(Reconfigure);
     if plan.applied.is_empty() {
-        log::info!("reload: no reloadable setting changed");
+        log::info!("reload: no reloadable setting changed (version {version})");
     } else {
-        log::info!("reload: applied {}", plan.applied.join(", "));
+        log::info!(
+            "reload: applied {} (version {version})",
+            plan.applied.join(", ")
+        );
     }
 }
 

@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
-use arc_swap::ArcSwap;
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::Notify;
@@ -39,7 +38,7 @@ use crate::api::anthropic::{self, MessageMeta, MessagesRequest};
 use crate::api::batches::{errored, succeeded};
 use crate::api::error::ApiError;
 use crate::api::{Context, Dialect};
-use crate::config::Settings;
+use crate::config::SharedSettings;
 use crate::dispatch::batch::RunIfIdle;
 use crate::dispatch::Dispatcher;
 use crate::error::JobError;
@@ -66,16 +65,9 @@ const MAX_STORE_PAUSE: Duration = Duration::from_secs(10);
 pub struct RunnerHandle {
     wake: Arc<Notify>,
     stopping: Arc<AtomicBool>,
-    settings: Arc<ArcSwap<Settings>>,
 }
 
 impl RunnerHandle {
-    /// Reloaded settings: the worker cap and the retention apply at once.
-    pub fn reconfigure(&self, settings: Arc<Settings>) {
-        self.settings.store(settings);
-        self.wake.notify_one();
-    }
-
     /// There may be work: a new batch, a cancel, a free worker.
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -98,8 +90,9 @@ type TokenSink = Arc<dyn Fn(&Usage) + Send + Sync>;
 pub struct Runner {
     store: Store,
     dispatcher: Addr<Dispatcher>,
-    /// The settings in force; replaced by reloads.
-    settings: Arc<ArcSwap<Settings>>,
+    /// The settings in force, shared: a reload's worker cap and retention
+    /// apply at the next read.
+    settings: SharedSettings,
     /// Poked by the dispatcher (a worker may be free), by new batches and by
     /// finished jobs.
     wake: Arc<Notify>,
@@ -162,13 +155,13 @@ impl Runner {
     pub fn new(
         store: Store,
         dispatcher: Addr<Dispatcher>,
-        settings: Arc<Settings>,
+        settings: SharedSettings,
         wake: Arc<Notify>,
     ) -> Self {
         Self {
             store,
             dispatcher,
-            settings: Arc::new(ArcSwap::new(settings)),
+            settings,
             wake,
             stopping: Arc::default(),
             running: Arc::default(),
@@ -205,7 +198,6 @@ impl Runner {
         RunnerHandle {
             wake: self.wake.clone(),
             stopping: self.stopping.clone(),
-            settings: self.settings.clone(),
         }
     }
 
@@ -365,7 +357,7 @@ impl Runner {
     }
 
     async fn archive(&self) -> Result<(), StoreError> {
-        let retention = self.settings.load().batches.retention().as_millis() as i64;
+        let retention = self.settings.get().batches.retention().as_millis() as i64;
         let archived = self
             .store
             .call(move |c| {
@@ -383,7 +375,7 @@ impl Runner {
     /// queue is empty, or the dispatcher has no worker to spare.
     async fn fill(&self) -> Result<(), StoreError> {
         loop {
-            let settings = self.settings.load();
+            let settings = self.settings.get();
             let cap = settings.batches.worker_cap(settings.pool.size);
             let room = cap.saturating_sub(self.running.load(Ordering::SeqCst));
             let paused = self
@@ -413,7 +405,7 @@ impl Runner {
     async fn start_one(&self, claim: Claim) -> Result<bool, StoreError> {
         let (seq, idx) = (claim.batch_seq, claim.idx);
         let id = format!("{}/{}", claim.batch_id, claim.custom_id);
-        let settings = self.settings.load();
+        let settings = self.settings.get();
         let prepared = attribution::caller_of(
             self.keys.as_deref(),
             &settings,
@@ -502,7 +494,7 @@ impl Runner {
     fn spec_for(&self, claim: &Claim, caller: &Caller) -> Result<(JobSpec, MessageMeta), String> {
         let (params, agent) = crate::api::batches::stored_params(&claim.params)?;
         let request = MessagesRequest::parse(&params).map_err(|e| e.0)?;
-        let settings = self.settings.load();
+        let settings = self.settings.get();
         let ctx = Context {
             default_model: settings.claude.default_model.clone(),
             agent_allowed: settings.agent.enabled && agent && caller.agent,

@@ -19,6 +19,7 @@ mod pool;
 pub mod proxies;
 mod responses;
 mod server;
+mod shared;
 mod store;
 mod tools;
 mod validate;
@@ -34,6 +35,7 @@ pub use ledger::LedgerSettings;
 pub use pool::{BlankSpares, PoolSettings};
 pub use responses::ResponseSettings;
 pub use server::ServerSettings;
+pub use shared::{SharedSettings, Versioned};
 pub use store::StoreSettings;
 pub use tools::ToolSettings;
 

@@ -16,10 +16,10 @@ use super::batch::RunIfIdle;
 use super::messages::*;
 use super::pool::{Command, Effect, Pool};
 use super::queue::Ticket;
-use crate::config::{AccountPlan, Settings};
+use crate::config::{AccountPlan, SharedSettings};
 use crate::error::JobError;
 use crate::job::Job;
-use crate::worker::messages::{ApplySettings, ReleasePark, RunJob};
+use crate::worker::messages::{ReleasePark, RunJob};
 use crate::worker::messages::{StopWorker, Unbind};
 use crate::worker::process::SpawnSpec;
 use crate::worker::report::WorkerReport;
@@ -38,7 +38,11 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 /// The actor around the [`Pool`].
 pub struct Dispatcher {
     pool: Pool,
-    settings: Arc<Settings>,
+    /// The settings in force, shared with the workers and the rest of the
+    /// daemon.
+    settings: SharedSettings,
+    /// The version of the settings the pool was given.
+    version: u64,
     spawn: SpawnSpec,
     /// The recipe for agent workers, when agent mode is on.
     agent_spawn: Option<AgentRecipe>,
@@ -55,9 +59,10 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// A pool for `settings` whose plain workers are spawned from `spawn`;
     /// its workers start when the actor does.
-    pub fn new(settings: Arc<Settings>, spawn: SpawnSpec) -> Self {
+    pub fn new(settings: SharedSettings, spawn: SpawnSpec) -> Self {
+        let current = settings.current();
         let pool = Pool::new(
-            settings.clone(),
+            current.settings.clone(),
             WorkerKind::Plain,
             Instant::now(),
             SystemTime::now(),
@@ -65,6 +70,7 @@ impl Dispatcher {
         Self {
             pool,
             settings,
+            version: current.version,
             spawn,
             agent_spawn: None,
             instance: uuid::Uuid::new_v4().simple().to_string(),
@@ -159,7 +165,6 @@ impl Dispatcher {
             Command::Unbind => addr.do_send(Unbind),
             Command::ReleasePark => addr.do_send(ReleasePark),
             Command::Stop => addr.do_send(StopWorker { grace: STOP_GRACE }),
-            Command::Reconfigure(settings) => addr.do_send(ApplySettings(settings)),
         }
     }
 
@@ -292,9 +297,15 @@ impl Handler<StopAll> for Dispatcher {
 impl Handler<Reconfigure> for Dispatcher {
     type Result = ();
 
-    fn handle(&mut self, Reconfigure(settings): Reconfigure, ctx: &mut Context<Self>) {
-        self.settings = settings.clone();
-        let effects = self.pool.reconfigure(Instant::now(), settings);
+    fn handle(&mut self, _: Reconfigure, ctx: &mut Context<Self>) {
+        let current = self.settings.current();
+        if current.version == self.version {
+            return;
+        }
+        self.version = current.version;
+        let effects = self
+            .pool
+            .reconfigure(Instant::now(), current.settings.clone());
         self.apply(effects, ctx);
     }
 }

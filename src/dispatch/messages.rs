@@ -34,9 +34,11 @@ pub struct Drain;
 #[rtype(result = "()")]
 pub struct StopAll;
 
-/// Reloaded settings (SIGHUP): new limits and timeouts, forwarded to every
-/// worker, and the pool grown or shrunk to `pool.size`. Jobs in flight run
-/// on; only idle workers are stopped to shrink the pool.
+/// A reload (SIGHUP) published new settings to the shared copy: the
+/// dispatcher reads them, and the pool is grown or shrunk to `pool.size`
+/// (workers read their limits and timeouts from the shared copy
+/// themselves). Jobs in flight run on; only idle workers are stopped to
+/// shrink the pool.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Reconfigure(pub std::sync::Arc<crate::config::Settings>);
+pub struct Reconfigure;

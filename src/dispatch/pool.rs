@@ -64,8 +64,6 @@ pub enum Command {
     ReleasePark,
     /// Stop the process.
     Stop,
-    /// Read these settings from now on.
-    Reconfigure(Arc<Settings>),
 }
 
 /// The pool: admits jobs, queues them, gives each to a worker, and keeps

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::accounts::AccountKey;
-use super::pool::{Command, Effect, Pool};
+use super::pool::{Effect, Pool};
 use super::slots::Leaving;
 use crate::config::Settings;
 use crate::worker::report::WorkerState;
@@ -65,15 +65,11 @@ impl Pool {
 }
 
 impl Pool {
-    /// Reloaded settings at `now` (see the module docs); every worker gets
-    /// them too.
+    /// Reloaded settings at `now` (see the module docs). The workers read
+    /// them from the shared copy themselves.
     pub fn reconfigure(&mut self, now: Instant, settings: Arc<Settings>) -> Vec<Effect> {
         self.at(now);
         self.settings = settings;
-        let ids: Vec<_> = self.workers.keys().copied().collect();
-        for id in ids {
-            self.tell(id, Command::Reconfigure(self.settings.clone()));
-        }
         if !self.draining {
             self.grow_or_shrink();
         }

@@ -30,8 +30,6 @@ struct Harness {
     spawned: Vec<WorkerId>,
     /// The account each spawned worker runs under.
     account_of: std::collections::BTreeMap<WorkerId, String>,
-    /// Workers told to read new settings.
-    reconfigured: Vec<WorkerId>,
     /// Jobs each worker was told to run (the latest last).
     running: Vec<(WorkerId, Job)>,
     /// Where each job sent to a worker was placed, by job id.
@@ -59,7 +57,6 @@ impl Harness {
             now,
             spawned: Vec::new(),
             account_of: Default::default(),
-            reconfigured: Vec::new(),
             running: Vec::new(),
             placements: Vec::new(),
             failed: Vec::new(),
@@ -87,7 +84,6 @@ impl Harness {
                 }
                 Effect::Tell(id, Command::Stop) => self.stopped.push(id),
                 Effect::Tell(id, Command::Unbind | Command::ReleasePark) => self.cleared.push(id),
-                Effect::Tell(id, Command::Reconfigure(_)) => self.reconfigured.push(id),
                 Effect::Fail(job, error) => self.failed.push((job.id.clone(), error)),
                 Effect::WakeIn(_) | Effect::IdleCapacity | Effect::CreateDir(_) => {}
             }

@@ -40,9 +40,8 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::ConnectionType;
 use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpServer};
-use arc_swap::ArcSwap;
 
-use crate::config::Settings;
+use crate::config::{Settings, SharedSettings};
 use crate::dispatch::Dispatcher;
 use crate::keys::{KeyRing, Limiter};
 use crate::store::Store;
@@ -54,9 +53,10 @@ pub use access::{AccessNote, RequestId};
 /// Shared by all handlers.
 pub struct AppState {
     pub dispatcher: Addr<Dispatcher>,
-    /// The settings in force, replaced whole by a reload (SIGHUP); read
-    /// through [`AppState::settings`].
-    settings: ArcSwap<Settings>,
+    /// The settings in force, the one copy the daemon shares: a reload
+    /// (SIGHUP) publishes a new version; read through
+    /// [`AppState::settings`].
+    settings: SharedSettings,
     /// This daemon's Prometheus metrics.
     pub metrics: metrics::Metrics,
     /// The durable store (`store.path`), shared by every feature
@@ -89,7 +89,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         dispatcher: Addr<Dispatcher>,
-        settings: Arc<Settings>,
+        settings: SharedSettings,
         store: Store,
         batch_runner: crate::batches::RunnerHandle,
     ) -> Self {
@@ -103,10 +103,10 @@ impl AppState {
             runs: background::Runs::default(),
             draining: tokio::sync::watch::channel(false).0,
             ledger: crate::ledger::Ledger::default(),
-            keys: Arc::new(KeyRing::from_settings(settings.clone())),
+            keys: Arc::new(KeyRing::from_settings(settings.get())),
             limiter: Arc::default(),
             events: dashboard::Hub::default(),
-            settings: ArcSwap::new(settings),
+            settings,
         };
         state.events.watch(&state.ledger);
         state
@@ -162,12 +162,12 @@ impl AppState {
 
     /// The settings in force now. A request keeps the ones it started with.
     pub fn settings(&self) -> Arc<Settings> {
-        self.settings.load_full()
+        self.settings.get()
     }
 
-    /// Puts reloaded settings in force for requests from now on.
-    pub fn set_settings(&self, settings: Arc<Settings>) {
-        self.settings.store(settings);
+    /// The shared settings, which a reload publishes to.
+    pub fn shared_settings(&self) -> &SharedSettings {
+        &self.settings
     }
 }
 

@@ -32,11 +32,3 @@ pub struct Unbind;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ReleasePark;
-
-/// Reloaded settings (SIGHUP), passed on by the dispatcher (which gets
-/// them as `dispatch::messages::Reconfigure`): limits and timeouts read
-/// from now on. The process keeps the command line and environment it was
-/// started with.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ApplySettings(pub std::sync::Arc<crate::config::Settings>);

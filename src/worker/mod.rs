@@ -33,12 +33,10 @@ pub mod stop;
 pub mod thinking;
 pub mod translate;
 
-use std::sync::Arc;
-
 use actix::prelude::*;
 
-use crate::config::Settings;
-use messages::{ApplySettings, ReleasePark, RunJob, StopWorker, Unbind};
+use crate::config::SharedSettings;
+use messages::{ReleasePark, RunJob, StopWorker, Unbind};
 use process::{CliOutput, CliProcess, SpawnSpec};
 use protocol::CliLine;
 use report::WorkerReport;
@@ -77,6 +75,12 @@ pub struct Worker {
     process: Option<CliProcess>,
     /// Where reports go; the worker does not know the pool's type.
     pool: Recipient<WorkerReport>,
+    /// The daemon's settings, shared: a reload's limits and timeouts reach
+    /// the session at its next input. The process keeps the command line
+    /// and environment it was started with.
+    settings: SharedSettings,
+    /// The version of the settings the session reads.
+    version: u64,
 }
 
 impl Worker {
@@ -85,7 +89,7 @@ impl Worker {
     pub fn new(
         id: WorkerId,
         kind: WorkerKind,
-        settings: Arc<Settings>,
+        settings: SharedSettings,
         pool: Recipient<WorkerReport>,
         spec: SpawnSpec,
     ) -> Self {
@@ -95,16 +99,25 @@ impl Worker {
             spec.log_name.clone()
         };
         let workspace = spec.workspace.clone();
+        let current = settings.current();
         Self {
-            session: Session::new(id, kind, name, settings, workspace, now()),
+            session: Session::new(id, kind, name, current.settings.clone(), workspace, now()),
             spec,
             process: None,
             pool,
+            settings,
+            version: current.version,
         }
     }
 
-    /// Hands `input` to the session and carries out what it says, in order.
+    /// Hands `input` to the session, reading the settings in force, and
+    /// carries out what it says, in order.
     fn input(&mut self, input: Input, ctx: &mut Context<Self>) {
+        if self.settings.version() != self.version {
+            let current = self.settings.current();
+            self.version = current.version;
+            self.session.reconfigure(current.settings.clone());
+        }
         for effect in self.session.handle(now(), input) {
             match effect {
                 Effect::Write(line) => {
@@ -212,17 +225,10 @@ impl Handler<StopWorker> for Worker {
     }
 }
 
-impl Handler<ApplySettings> for Worker {
-    type Result = ();
-
-    fn handle(&mut self, msg: ApplySettings, _ctx: &mut Context<Self>) {
-        self.session.reconfigure(msg.0);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
     use report::{ExitReason, WorkerState};
     use tokio::sync::mpsc;
 
@@ -251,8 +257,8 @@ mod tests {
         tokio::time::pause();
         let (tx, mut reports) = mpsc::unbounded_channel();
         let pool = Pool(tx).start().recipient();
-        let settings = Arc::new(Settings::default());
-        let boot = settings.pool.boot_timeout();
+        let settings = SharedSettings::new(Settings::default());
+        let boot = settings.get().pool.boot_timeout();
         let spec = SpawnSpec {
             command: "sleep".into(),
             args: vec!["600".into()],
