@@ -101,9 +101,30 @@ impl ToolSet {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolResult {
     pub tool_use_id: String,
-    /// MCP content items (`{type:"text",text}` / `{type:"image",data,mimeType}`).
-    pub content: Vec<Value>,
+    /// What the worker's tool server answers the CLI's `tools/call` with.
+    pub content: Vec<ToolContent>,
     pub is_error: bool,
+}
+
+/// An item of a tool's result, in MCP's shape (the tool server's answer).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToolContent {
+    Text {
+        text: String,
+    },
+    /// Base64 `data` of the `mimeType` given.
+    Image {
+        data: String,
+        #[serde(rename = "mimeType")]
+        mime_type: String,
+    },
+}
+
+impl ToolContent {
+    pub fn text(text: impl Into<String>) -> Self {
+        ToolContent::Text { text: text.into() }
+    }
 }
 
 /// A job in flight: the spec plus the channel its events go back on.

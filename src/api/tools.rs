@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 
-use crate::job::{ToolResult, ToolSet};
+use crate::job::{ToolContent, ToolResult, ToolSet};
 use crate::node;
 use crate::prompt::{Role, Turn};
 
@@ -80,15 +80,14 @@ pub fn results_in_last_turn(turns: &[Turn], node: &str) -> Vec<ToolResult> {
         .filter(|b| b["type"] == "tool_result")
         .map(|b| ToolResult {
             tool_use_id: node::cli_tool_use_id(node, b["tool_use_id"].as_str().unwrap_or_default()),
-            content: mcp_content(b.get("content")),
+            content: tool_content(b.get("content")),
             is_error: b["is_error"].as_bool().unwrap_or(false),
         })
         .collect();
     if let Some(result) = results.last_mut() {
         for block in last.blocks.iter().filter(|b| b["type"] == "text") {
-            result
-                .content
-                .push(json!({"type": "text", "text": block["text"]}));
+            let text = block["text"].as_str().unwrap_or_default();
+            result.content.push(ToolContent::text(text));
         }
     }
     results
@@ -96,24 +95,27 @@ pub fn results_in_last_turn(turns: &[Turn], node: &str) -> Vec<ToolResult> {
 
 /// A `tool_result`'s content as the MCP content items a worker's tool
 /// server answers with (see [`ToolResult`]).
-fn mcp_content(content: Option<&Value>) -> Vec<Value> {
+fn tool_content(content: Option<&Value>) -> Vec<ToolContent> {
     match content {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(text)) => vec![json!({"type": "text", "text": text})],
+        Some(Value::String(text)) => vec![ToolContent::text(text)],
         Some(Value::Array(blocks)) => blocks.iter().map(result_item).collect(),
-        Some(other) => vec![json!({"type": "text", "text": other.to_string()})],
+        Some(other) => vec![ToolContent::text(other.to_string())],
     }
 }
 
-fn result_item(block: &Value) -> Value {
+fn result_item(block: &Value) -> ToolContent {
+    let source = &block["source"];
     match block["type"].as_str() {
-        Some("text") => json!({"type": "text", "text": block["text"].as_str().unwrap_or_default()}),
-        Some("image") if block["source"]["type"] == "base64" => json!({
-            "type": "image",
-            "data": block["source"]["data"],
-            "mimeType": block["source"]["media_type"],
-        }),
-        _ => json!({"type": "text", "text": block.to_string()}),
+        Some("text") => ToolContent::text(block["text"].as_str().unwrap_or_default()),
+        Some("image") if source["type"] == "base64" => ToolContent::Image {
+            data: source["data"].as_str().unwrap_or_default().to_string(),
+            mime_type: source["media_type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        },
+        _ => ToolContent::text(block.to_string()),
     }
 }
 
@@ -162,7 +164,7 @@ mod tests {
         assert_eq!(results.len(), 1);
         assert_eq!(results[0].tool_use_id, "toolu_t1", "the CLI's own id");
         assert!(results[0].is_error);
-        assert_eq!(results[0].content[0]["text"], "18C");
-        assert_eq!(results[0].content[1]["text"], "thanks");
+        assert_eq!(results[0].content[0], ToolContent::text("18C"));
+        assert_eq!(results[0].content[1], ToolContent::text("thanks"));
     }
 }

@@ -124,7 +124,7 @@ mod tests {
             &call,
             &ToolResult {
                 tool_use_id: "toolu_1".into(),
-                content: vec![json!({"type": "text", "text": "Sunny"})],
+                content: vec![crate::job::ToolContent::text("Sunny")],
                 is_error: false,
             },
         );
@@ -132,7 +132,7 @@ mod tests {
         assert_eq!(
             reply.result,
             RpcResult::ToolCall {
-                content: vec![json!({"type": "text", "text": "Sunny"})],
+                content: vec![crate::job::ToolContent::text("Sunny")],
                 is_error: false
             }
         );

@@ -59,7 +59,10 @@ fn items_map_roles_calls_and_outputs() {
     assert_eq!(spec.max_tokens, Some(100));
     assert_eq!(spec.tool_results.len(), 1);
     assert_eq!(spec.tool_results[0].tool_use_id, "toolu_1");
-    assert_eq!(spec.tool_results[0].content[0]["text"], "18C");
+    assert_eq!(
+        spec.tool_results[0].content[0],
+        crate::job::ToolContent::text("18C")
+    );
     let rendered = text_of(&spec.prompt);
     assert!(rendered.contains("weather?"), "{rendered}");
     assert!(rendered.contains("get_weather"), "{rendered}");

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::job::ToolResult;
+use crate::job::{ToolContent, ToolResult};
 
 /// The MCP revision the server speaks. The CLI asks for a newer one and
 /// accepts this answer (recorded).
@@ -47,7 +47,10 @@ pub enum RpcResult {
     Tools { tools: Vec<Value> },
     /// `tools/call`: the tool's result.
     #[serde(rename_all = "camelCase")]
-    ToolCall { content: Vec<Value>, is_error: bool },
+    ToolCall {
+        content: Vec<ToolContent>,
+        is_error: bool,
+    },
     /// Notifications and methods the server does not implement: `{}`.
     Empty {},
 }
@@ -76,8 +79,8 @@ impl RpcResult {
     /// The answer to a `tools/call` nobody answered: an error the model reads.
     pub fn unanswered() -> Self {
         RpcResult::ToolCall {
-            content: vec![serde_json::json!(
-                {"type": "text", "text": "no result was provided for this tool call"}
+            content: vec![ToolContent::text(
+                "no result was provided for this tool call",
             )],
             is_error: true,
         }
@@ -144,7 +147,7 @@ mod tests {
     fn tool_call_replies_match_the_recorded_ones() {
         let result = ToolResult {
             tool_use_id: "toolu_fake000007_1".into(),
-            content: vec![json!({"type": "text", "text": "Sunny in Pune"})],
+            content: vec![crate::job::ToolContent::text("Sunny in Pune")],
             is_error: false,
         };
         assert_eq!(

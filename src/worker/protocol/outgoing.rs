@@ -379,7 +379,7 @@ mod tests {
         let id = "795dac10-3772-4f4b-b2d3-599122685d44";
         let result = ToolResult {
             tool_use_id: "toolu_fake000007_0".into(),
-            content: vec![json!({"type": "text", "text": "Sunny in Lima"})],
+            content: vec![crate::job::ToolContent::text("Sunny in Lima")],
             is_error: false,
         };
         let rpc = RpcReply::new(json!(2), RpcResult::tool_result(&result));

@@ -410,7 +410,7 @@ fn a_tool_round_resumes_the_parked_turn_with_the_callers_results() {
         tools: Some(tools),
         tool_results: vec![ToolResult {
             tool_use_id: "toolu_1".into(),
-            content: vec![json!({"type": "text", "text": "Sunny"})],
+            content: vec![crate::job::ToolContent::text("Sunny")],
             is_error: false,
         }],
         ..spec()
@@ -428,7 +428,7 @@ fn a_tool_round_resumes_the_parked_turn_with_the_callers_results() {
     assert_eq!(
         rpc.result,
         RpcResult::ToolCall {
-            content: vec![json!({"type": "text", "text": "Sunny"})],
+            content: vec![crate::job::ToolContent::text("Sunny")],
             is_error: false
         }
     );
