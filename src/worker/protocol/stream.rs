@@ -61,3 +61,29 @@ pub struct MessageDeltaBody {
     #[serde(default)]
     pub stop_sequence: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(event: &str) -> ApiStreamEvent {
+        serde_json::from_str(event).unwrap()
+    }
+
+    #[test]
+    fn a_new_event_or_a_new_delta_reads_as_unknown_by_its_name() {
+        assert!(matches!(parse(r#"{"type":"ping"}"#), ApiStreamEvent::Ping));
+        for (event, kind) in [
+            (r#"{"type":"brand_new_event","x":1}"#, "brand_new_event"),
+            (
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"citations_delta","citation":{}}}"#,
+                "content_block_delta",
+            ),
+        ] {
+            match parse(event) {
+                ApiStreamEvent::Unknown(unknown) => assert_eq!(unknown.kind, kind),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
