@@ -35,18 +35,56 @@ use serde_json::json;
 const BOOTS: usize = 8;
 const WARM_TURNS: usize = 10;
 
-/// Switches tried on top of today's environment (CLI 2.1.197).
-const CANDIDATES: &[(&str, &[(&str, &str)])] = &[
-    // Its only use in the CLI guards the background start-up prefetches.
+/// Environment variables and their values.
+type Switches = &'static [(&'static str, &'static str)];
+
+/// The CLI's own switches for start-up work a pool worker never uses
+/// (skills, agents, plugins, memory, workflows, cron, feature flags,
+/// installation checks, checkpoints), all of them at once.
+const START_UP_SET: Switches = &[
+    ("DISABLE_GROWTHBOOK", "1"),
+    ("DISABLE_INSTALLATION_CHECKS", "1"),
+    ("DISABLE_BUILTIN_AGENTS", "1"),
+    ("DISABLE_PLUGIN_AUTOLOAD", "1"),
+    ("CLAUDE_CODE_SKIP_PLUGIN_MCP_SERVERS", "1"),
+    ("CLAUDE_CODE_DISABLE_BUNDLED_SKILLS", "1"),
+    ("CLAUDE_CODE_DISABLE_POLICY_SKILLS", "1"),
+    ("CLAUDE_CODE_DISABLE_CLAUDE_API_SKILL", "1"),
+    ("CLAUDE_CODE_DISABLE_WORKFLOWS", "1"),
+    ("CLAUDE_CODE_DISABLE_CRON", "1"),
+    ("CLAUDE_CODE_DISABLE_BACKGROUND_TASKS", "1"),
+    ("CLAUDE_CODE_DISABLE_AUTO_MEMORY", "1"),
+    ("CLAUDE_CODE_DISABLE_CLAUDE_MDS", "1"),
+    ("CLAUDE_CODE_DISABLE_FILE_CHECKPOINTING", "1"),
+    ("CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL", "1"),
+    ("CLAUDE_CODE_IDE_SKIP_AUTO_INSTALL", "1"),
+];
+
+/// The runtime's: the CLI is a Bun binary (JavaScriptCore options, its
+/// mimalloc's options): no optimising DFG tier, one GC marker thread, large
+/// OS pages for the allocator (transparent huge pages are `madvise` here).
+const RUNTIME_SET: Switches = &[
+    ("BUN_JSC_useDFGJIT", "0"),
+    ("BUN_JSC_numberOfGCMarkers", "1"),
+    ("MIMALLOC_ALLOW_LARGE_OS_PAGES", "1"),
+];
+
+/// Its only use in the CLI guards the background start-up prefetches.
+const NO_PREFETCH: Switches = &[("CLAUDE_CODE_EXIT_AFTER_FIRST_RENDER", "1")];
+
+/// What `--bare` sets; refuses OAuth logins, so never for every account.
+const BARE: Switches = &[("CLAUDE_CODE_SIMPLE", "1")];
+
+/// Switches tried on top of today's environment (CLI 2.1.197), combined:
+/// one at a time none saved more than the noise (docs/cli-protocol.md §14).
+const CANDIDATES: &[(&str, &[Switches])] = &[
+    ("start-up switches", &[START_UP_SET]),
+    ("runtime switches", &[RUNTIME_SET]),
+    ("all but bare", &[START_UP_SET, RUNTIME_SET, NO_PREFETCH]),
     (
-        "skip start-up prefetches",
-        &[("CLAUDE_CODE_EXIT_AFTER_FIRST_RENDER", "1")],
+        "all and bare",
+        &[START_UP_SET, RUNTIME_SET, NO_PREFETCH, BARE],
     ),
-    // What `--bare` sets; refuses OAuth logins, so not for every account.
-    ("bare mode", &[("CLAUDE_CODE_SIMPLE", "1")]),
-    // The CLI is a Bun binary: JavaScriptCore options.
-    ("no DFG JIT", &[("BUN_JSC_useDFGJIT", "0")]),
-    ("no concurrent GC", &[("BUN_JSC_useConcurrentGC", "0")]),
 ];
 
 /// One variant's command line and environment.
@@ -171,8 +209,9 @@ fn variants() -> Vec<Variant> {
         }
     };
     let mut out = vec![with("today's workers", Vec::new())];
-    for (name, env) in CANDIDATES {
-        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    for (name, sets) in CANDIDATES {
+        let env = sets.iter().flat_map(|set| set.iter());
+        let env = env.map(|(k, v)| (k.to_string(), v.to_string()));
         out.push(with(name, env.collect()));
     }
     if let Ok(extra) = std::env::var("BOOT_BENCH_ENV") {

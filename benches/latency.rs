@@ -1,7 +1,9 @@
 //! Prints the median latency of a short non-streaming request, measured in
 //! one run against the fake upstream (which answers at once):
 //!
-//! - through the daemon (pool of 1, HTTP on loopback),
+//! - through the daemon (pool of 1, HTTP on loopback), each request a new
+//!   conversation: the worker bound to the previous one is cleared first
+//!   (affinity on, the default), or cleared itself after its job (off),
 //! - a cold `claude -p` per request (what peers of this daemon pay),
 //! - a warm turn written straight to a live CLI's stdin (the floor),
 //! - through the daemon with a new system prompt every request (pool of 3,
@@ -124,12 +126,24 @@ fn warm(upstream: &FakeUpstream, dir: &std::path::Path) -> Vec<Duration> {
 }
 
 /// Requests to `path` of a daemon with one worker, bodies made by `body`.
+/// Each is a new conversation: with affinity on (the default) the worker
+/// is still bound to the previous one and is cleared (`/clear`) when the
+/// request comes; with it off, the worker clears itself after each job.
 fn through_daemon(
     upstream: &FakeUpstream,
     path: &str,
     body: impl Fn(&str) -> serde_json::Value,
 ) -> Vec<Duration> {
-    let daemon = Daemon::start(DaemonConfig::real(1), upstream);
+    through_daemon_with(DaemonConfig::real(1), upstream, path, body)
+}
+
+fn through_daemon_with(
+    config: DaemonConfig,
+    upstream: &FakeUpstream,
+    path: &str,
+    body: impl Fn(&str) -> serde_json::Value,
+) -> Vec<Duration> {
+    let daemon = Daemon::start(config, upstream);
     let http = client();
     let url = daemon.url(path);
     let request = |text: &str| {
@@ -140,7 +154,8 @@ fn through_daemon(
     request("warm up");
     let times = (0..WARM_RUNS)
         .map(|i| {
-            // Let the worker's /clear finish, as it would between real users.
+            // Time between users: a worker clearing itself after its job
+            // (affinity off) is done by the next request.
             std::thread::sleep(Duration::from_millis(30));
             let start = Instant::now();
             request(&format!("hello {i}"));
@@ -291,6 +306,16 @@ fn main() {
             "2 prompts, 2 blank spares",
             support::stats(two_prompts(&upstream, 2)),
             NEW_PROMPT_RUNS,
+        ),
+        (
+            "daemon, affinity off",
+            support::stats(through_daemon_with(
+                DaemonConfig::real(1).with_toml("pool.affinity = false"),
+                &upstream,
+                "/v1/messages",
+                message_body,
+            )),
+            WARM_RUNS,
         ),
     ];
     println!(

@@ -1,10 +1,11 @@
 //! Where the time of a big-prompt turn goes: Claude Code's own request
-//! (its ~26 KB system prompt, its ~24 tools, a system message in
-//! `messages`), captured from the real CLI, replayed as the next turn of a
+//! (its system prompt, its ~24 tools with 64 KB of schemas, a system
+//! message in `messages`), captured from the real CLI, replayed as the next turn of a
 //! conversation whose worker holds it (the bound case), split into stages:
 //!
 //! - parse, render and hash: the request body into the job (the daemon's
-//!   codec, measured in this process on the same body);
+//!   codec, measured in this process on the same body), and of that the
+//!   JSON parse and validation alone;
 //! - waiting for the worker (dispatch), and setting the conversation up
 //!   (control requests): from the worker's log line for the job;
 //! - the CLI from the prompt on its stdin to the upstream's handler having
@@ -13,7 +14,8 @@
 //! - from there to the CLI's first line of model output on stdout, and to
 //!   its `result`: the worker's log line;
 //! - the rest: HTTP in and out, the actor hops and the SSE encoding, what
-//!   the client's time leaves over.
+//!   the client's time leaves over (the client's time starts after it has
+//!   serialized the body: its own JSON encoding is not the daemon's).
 //!
 //! Target: the daemon's own share (parse/render/hash, dispatch, setup and
 //! the rest) under 2 ms median (release build; issue 27).
@@ -28,11 +30,11 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use claude_pool::api::anthropic::Anthropic;
+use claude_pool::api::anthropic::{Anthropic, MessagesRequest};
 use claude_pool::api::{Codec, Context};
 use common::{client, Daemon, DaemonConfig, FakeUpstream};
 use serde_json::{json, Value};
-use support::claude_code::{capture, first_request, reply_text, send_as};
+use support::claude_code::{capture, first_request, reply_text, send_as, send_bytes};
 
 const TURNS: usize = 20;
 const PARSES: usize = 200;
@@ -69,21 +71,34 @@ fn field(line: &str, label: &str) -> f64 {
     rest[..end].parse().unwrap()
 }
 
-/// Median time of the codec's parse of `body` (parse, validation, render,
-/// conversation hash), in milliseconds.
-fn parse_time(body: &Value) -> f64 {
+/// Median times of the codec's parse of `body`, in milliseconds: the whole
+/// (parse, validation, the job: tools, render, conversation hash), and the
+/// JSON parse and validation alone.
+fn parse_time(body: &Value) -> (f64, f64) {
     let bytes = serde_json::to_vec(body).unwrap();
     let ctx = Context::new("claude-sonnet-4-5");
-    let mut times: Vec<f64> = (0..PARSES)
-        .map(|_| {
-            let start = Instant::now();
-            let parsed = Anthropic::parse(&bytes, &ctx).unwrap();
-            std::hint::black_box(parsed);
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    let time = |f: &dyn Fn()| {
+        let mut times: Vec<f64> = (0..PARSES)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let whole = time(&|| {
+        drop(std::hint::black_box(
+            Anthropic::parse(&bytes, &ctx).unwrap(),
+        ))
+    });
+    let json = time(&|| {
+        drop(std::hint::black_box(
+            MessagesRequest::parse(&bytes).unwrap(),
+        ))
+    });
+    (whole, json)
 }
 
 #[derive(Default)]
@@ -126,7 +141,10 @@ fn main() {
         let marker = format!("and a next turn {i}");
         messages.push(json!({"role": "user", "content": [{"type": "text", "text": marker}]}));
         let id = format!("req_stage_{i}");
-        let (took, _) = send_as(&http, &daemon, &body, Some(&id));
+        // Serialized before the clock starts: the client's JSON encoding of
+        // 76 KB is not the daemon's.
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let (took, _) = send_bytes(&http, &daemon, bytes, Some(&id));
         daemon.wait_ready(Duration::from_secs(10));
         next_turn = body;
         if i == 0 {
@@ -165,7 +183,10 @@ fn main() {
             .push(client - waited - setup - prompt_to_output - to_result);
     }
     daemon.stop().unwrap();
-    let parse = parse_time(&next_turn);
+    if let Ok(path) = std::env::var("TURN_STAGES_DUMP") {
+        std::fs::write(path, serde_json::to_vec(&next_turn).unwrap()).unwrap();
+    }
+    let (parse, json) = parse_time(&next_turn);
     let system_bytes = serde_json::to_string(&next_turn["system"]).unwrap().len();
     let body_bytes = serde_json::to_string(&next_turn).unwrap().len();
     println!(
@@ -177,6 +198,7 @@ fn main() {
     let rest = median(&stages.rest);
     let rows = [
         ("parse, render, hash (daemon)", parse),
+        ("  of which JSON parse, validation", json),
         ("wait for the worker (daemon)", median(&stages.waited)),
         ("setup requests (daemon + CLI)", median(&stages.setup)),
         (
