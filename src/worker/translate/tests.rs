@@ -5,26 +5,23 @@ use crate::error::JobError;
 use crate::job::Delta;
 use crate::worker::protocol::parse_line;
 
-/// Feeds the CLI side of a recorded transcript through a translator,
-/// up to the first terminal event.
-fn translate(fixture: &str) -> Vec<JobEvent> {
+/// The lines the CLI wrote in a recorded session, typed.
+fn recorded(fixture: &str) -> Vec<CliMessage> {
     let path = format!(
         "{}/tests/fixtures/cli-transcripts/{fixture}",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(path).unwrap();
-    let mut translator = TurnTranslator::default();
-    let mut events = Vec::new();
-    for line in text.lines().filter_map(|l| l.strip_prefix("<< ")) {
-        let msg = parse_line(line.as_bytes()).unwrap().unwrap();
-        let out = translator.on_message(&msg);
-        let done = out.iter().any(JobEvent::is_terminal);
-        events.extend(out);
-        if done {
-            break;
-        }
-    }
-    events
+    text.lines()
+        .filter_map(|l| l.strip_prefix("<< "))
+        .map(|line| parse_line(line.as_bytes()).unwrap().unwrap())
+        .collect()
+}
+
+/// Feeds the CLI side of a recorded transcript through a translator,
+/// up to the first terminal event.
+fn translate(fixture: &str) -> Vec<JobEvent> {
+    translate_holding(fixture, false)
 }
 
 fn text_of(events: &[JobEvent]) -> String {
@@ -122,16 +119,10 @@ fn thinking_blocks_and_signature_are_kept() {
 
 #[test]
 fn caller_tool_calls_name_the_node_in_their_ids_and_lose_the_mcp_prefix() {
-    let path = format!(
-        "{}/tests/fixtures/cli-transcripts/06-sdk-mcp-parallel-tool-calls.jsonl",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(path).unwrap();
     let mut t =
         TurnTranslator::with_tools(Some("mcp__caller_ab12__".into()), "n1", Usage::default());
     let mut events = Vec::new();
-    for line in text.lines().filter_map(|l| l.strip_prefix("<< ")) {
-        let msg = parse_line(line.as_bytes()).unwrap().unwrap();
+    for msg in recorded("06-sdk-mcp-parallel-tool-calls.jsonl") {
         // The first tools/call ends the job; stop where it arrives.
         if matches!(&msg, CliMessage::ControlRequest {
             request: crate::worker::protocol::CliRequest::McpMessage { message, .. }, ..
@@ -174,15 +165,9 @@ fn caller_tool_calls_name_the_node_in_their_ids_and_lose_the_mcp_prefix() {
 /// [`translate`] with a translator holding back (a job answered whole)
 /// or not (a streamed one).
 fn translate_holding(fixture: &str, hold_back: bool) -> Vec<JobEvent> {
-    let path = format!(
-        "{}/tests/fixtures/cli-transcripts/{fixture}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(path).unwrap();
     let mut translator = TurnTranslator::default().holding_back(hold_back);
     let mut events = Vec::new();
-    for line in text.lines().filter_map(|l| l.strip_prefix("<< ")) {
-        let msg = parse_line(line.as_bytes()).unwrap().unwrap();
+    for msg in recorded(fixture) {
         let out = translator.on_message(&msg);
         let done = out.iter().any(JobEvent::is_terminal);
         events.extend(out);
@@ -256,14 +241,8 @@ fn a_streamed_answer_ends_in_an_error_once_part_of_a_broken_call_went_out() {
         "stream-cut-tool-cut.jsonl",
     ] {
         let mut translator = TurnTranslator::default();
-        let path = format!(
-            "{}/tests/fixtures/cli-transcripts/{fixture}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let text = std::fs::read_to_string(path).unwrap();
         let mut events = Vec::new();
-        for line in text.lines().filter_map(|l| l.strip_prefix("<< ")) {
-            let msg = parse_line(line.as_bytes()).unwrap().unwrap();
+        for msg in recorded(fixture) {
             events.extend(translator.on_message(&msg));
             if translator.take_broken_off() {
                 break;
