@@ -122,7 +122,7 @@ impl Pool {
             return Err(job);
         }
         let kind = WorkerKind::for_job(job.spec.agent);
-        let Some(id) = self.pick(&job) else {
+        let Some(id) = self.pick(&job, false) else {
             let accounts = self.accounts_for(&job);
             self.make_room(kind, &accounts);
             return Err(job);

@@ -80,19 +80,24 @@ impl Pool {
     /// next new prompt, which would otherwise wait for a boot. What that
     /// costs the evicted conversation: its next turn is sent whole (its
     /// history rendered) to whichever worker takes it.
-    pub(super) fn pick(&self, job: &Job) -> Option<WorkerId> {
+    ///
+    /// `clearing_for_it`: a worker clearing under the job's prompt is on its
+    /// way to it (see `dispatch_fairly`); the job waits for it (tens of ms)
+    /// rather than take the blank spare, as it would wait for a bound one.
+    pub(super) fn pick(&self, job: &Job, clearing_for_it: bool) -> Option<WorkerId> {
         let system = job.spec.system.as_str();
         let kind = WorkerKind::for_job(job.spec.agent);
         let clear_instead = !job.spec.background
             && self.blanks(kind) <= self.spare_target_for(kind)
-            && self
-                .bound_with_prompt(system, kind, &BTreeSet::new())
-                .is_some_and(|id| {
-                    self.workers[&id]
-                        .state
-                        .holder()
-                        .is_some_and(|h| h.scope == job.spec.scope)
-                });
+            && (clearing_for_it
+                || self
+                    .bound_with_prompt(system, kind, &BTreeSet::new())
+                    .is_some_and(|id| {
+                        self.workers[&id]
+                            .state
+                            .holder()
+                            .is_some_and(|h| h.scope == job.spec.scope)
+                    }));
         self.accounts_for(job).into_iter().find_map(|account| {
             let ready = || {
                 self.workers.iter().filter(|(_, s)| {
@@ -145,10 +150,10 @@ impl Pool {
 
     /// The worker to run `job` now: the turn parked on its tool results,
     /// the worker bound to its conversation, or a ready worker.
-    fn worker_for(&self, job: &Job) -> Option<WorkerId> {
+    fn worker_for(&self, job: &Job, clearing_for_it: bool) -> Option<WorkerId> {
         self.parked_for(job)
             .or_else(|| self.bound_for(job))
-            .or_else(|| self.pick(job))
+            .or_else(|| self.pick(job, clearing_for_it))
     }
 
     /// Hands queued jobs to free workers in fair-share order (see `fair`:
@@ -178,13 +183,37 @@ impl Pool {
                 }
             }
         }
+        // Workers clearing under a prompt, by prompt and kind (agent or
+        // not, as the job's `agent` says which it needs): each is on
+        // its way to one waiting job of that prompt, oldest first (as
+        // `room` counts them), which waits for it.
+        let mut clearing: HashMap<(String, bool), usize> = HashMap::new();
+        for (id, slot) in &self.workers {
+            if let WorkerState::Clearing { prompt: Some(p) } = &slot.state {
+                if !self.workers.is_leaving(*id) {
+                    let agent = slot.kind == WorkerKind::Agent;
+                    *clearing.entry((p.clone(), agent)).or_default() += 1;
+                }
+            }
+        }
         let mut round = self
             .queue
             .round(|key| running.get(key).copied().unwrap_or(0));
         while let Some((offer, job)) = round.next() {
-            if let Some(id) = self.worker_for(job) {
-                let job = round.place(offer);
-                self.assign(id, job);
+            let coming = clearing
+                .get_mut(&(job.spec.system.clone(), job.spec.agent))
+                .filter(|n| **n > 0);
+            let clearing_for_it = coming.is_some();
+            match self.worker_for(job, clearing_for_it) {
+                Some(id) => {
+                    let job = round.place(offer);
+                    self.assign(id, job);
+                }
+                None => {
+                    if let Some(n) = coming {
+                        *n -= 1;
+                    }
+                }
             }
         }
         self.queue.end_round(round);

@@ -342,3 +342,34 @@ fn a_run_effect_says_where_the_job_runs_and_how_long_it_waited() {
     // when it sends the job.
     assert!(h.running.iter().all(|(_, job)| job.placed.get().is_none()));
 }
+
+#[test]
+fn a_new_conversation_waits_for_the_bound_worker_being_cleared_not_the_spare() {
+    // Issue 27's project A -> A when the `/clear` is slow (a loaded host): a
+    // dispatch round while A's worker clears for the second conversation
+    // (a tick, any report) must not hand that job the blank spare, which
+    // the next new prompt would then wait a boot for.
+    let mut h = Harness::new("[pool]\nsize = 2\nblank_spares = 1\n");
+    let first = h.job("project A", "k");
+    h.submit(first).unwrap();
+    let a = h.worker_of("job-1").unwrap();
+    h.finish_bound(a, 7);
+    let second = h.job("project A", "k");
+    h.submit(second).unwrap();
+    assert_eq!(h.queued(), 1);
+    assert!(matches!(h.state(a), WorkerState::Clearing { .. }));
+    h.advance(Duration::from_millis(250));
+    h.tick();
+    assert_eq!(h.queued(), 1, "it waits for the worker clearing for it");
+    let cleared = WorkerState::Ready {
+        prompt: Some("project A".into()),
+    };
+    h.report(a, cleared, None);
+    assert_eq!(h.worker_of("job-2"), Some(a));
+    let blank = 3 - a;
+    assert_eq!(*h.state(blank), WorkerState::Ready { prompt: None });
+    let third = h.job("project B", "k");
+    h.submit(third).unwrap();
+    assert_eq!(h.worker_of("job-3"), Some(blank));
+    assert_eq!(h.pool.stats.waited_for_boot, 0);
+}
