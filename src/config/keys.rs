@@ -23,6 +23,16 @@ pub struct KeySettings {
     /// The secret itself, instead of `secret_sha256`.
     #[serde(default)]
     pub secret: Option<String>,
+    /// What it may use and how much.
+    #[serde(flatten)]
+    pub fields: KeyFields,
+}
+
+/// What a client key may use and how much, as both the configuration
+/// (`[[keys]]`) and the admin API (`POST /admin/keys`) write it, with one
+/// validation ([`KeyFields::check`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyFields {
     /// This key's limits; each unset one falls back to `[limits]`.
     #[serde(default)]
     pub limits: Limits,
@@ -45,8 +55,83 @@ pub struct KeySettings {
     pub expires_at: Option<String>,
 }
 
+impl Default for KeyFields {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            weight: default_weight(),
+            models: Vec::new(),
+            accounts: Vec::new(),
+            agent: false,
+            expires_at: None,
+        }
+    }
+}
+
 fn default_weight() -> u32 {
     1
+}
+
+/// A key field that fails validation, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidField {
+    /// The field's name in the admin API's body.
+    pub field: &'static str,
+    /// Its name in the configuration (`keys.weight`).
+    pub config_key: &'static str,
+    pub message: String,
+}
+
+impl InvalidField {
+    fn new(field: &'static str, config_key: &'static str, message: String) -> Self {
+        Self {
+            field,
+            config_key,
+            message,
+        }
+    }
+}
+
+/// The rules of what a key may use, wherever it is set (a key's fields, a
+/// change to a stored key): a weight of at least 1, no empty model name,
+/// only accounts `settings` has.
+pub fn check_use(
+    weight: u32,
+    models: &[String],
+    accounts: &[String],
+    settings: &Settings,
+) -> Result<(), InvalidField> {
+    if weight == 0 {
+        let message = "must be at least 1".to_string();
+        return Err(InvalidField::new("weight", "keys.weight", message));
+    }
+    if let Some(model) = models.iter().find(|m| m.trim().is_empty()) {
+        let message = format!("`{model}` is not a model");
+        return Err(InvalidField::new("models", "keys.models", message));
+    }
+    let known: Vec<String> = settings
+        .account_plans()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    if let Some(unknown) = accounts.iter().find(|a| !known.contains(a)) {
+        let message = format!(
+            "no account is named `{unknown}` (accounts: {})",
+            known.join(", ")
+        );
+        return Err(InvalidField::new("accounts", "keys.accounts", message));
+    }
+    Ok(())
+}
+
+impl KeyFields {
+    /// Checks the fields against `settings`; their expiry in unix
+    /// milliseconds, if they have one.
+    pub fn check(&self, settings: &Settings) -> Result<Option<i64>, InvalidField> {
+        check_use(self.weight, &self.models, &self.accounts, settings)?;
+        let expiry = self.expires_at.as_deref().map(parse_time).transpose();
+        expiry.map_err(|e| InvalidField::new("expires_at", "keys.expires_at", e))
+    }
 }
 
 /// Secrets stay out of debug output.
@@ -54,12 +139,7 @@ impl std::fmt::Debug for KeySettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeySettings")
             .field("name", &self.name)
-            .field("limits", &self.limits)
-            .field("weight", &self.weight)
-            .field("models", &self.models)
-            .field("accounts", &self.accounts)
-            .field("agent", &self.agent)
-            .field("expires_at", &self.expires_at)
+            .field("fields", &self.fields)
             .finish_non_exhaustive()
     }
 }
@@ -242,7 +322,10 @@ impl KeySettings {
 
     /// `expires_at` in unix milliseconds (checked by validation).
     pub fn expires_at_ms(&self) -> Option<i64> {
-        self.expires_at.as_deref().and_then(|t| parse_time(t).ok())
+        self.fields
+            .expires_at
+            .as_deref()
+            .and_then(|t| parse_time(t).ok())
     }
 }
 
@@ -260,8 +343,10 @@ impl Settings {
             keys.push(KeySettings {
                 name: format!("key-{}", &digest[..8]),
                 secret_sha256: Some(digest),
-                weight: 1,
-                agent: true,
+                fields: KeyFields {
+                    agent: true,
+                    ..KeyFields::default()
+                },
                 ..KeySettings::default()
             });
         }
@@ -311,39 +396,8 @@ impl Settings {
             if !digests.insert(key.digest()) {
                 return invalid("keys.secret", at("two keys have the same secret"));
             }
-            if key.weight == 0 {
-                return invalid("keys.weight", at("must be at least 1"));
-            }
-            if let Some(at_text) = &key.expires_at {
-                if let Err(e) = parse_time(at_text) {
-                    return invalid("keys.expires_at", at(&e));
-                }
-            }
-            if let Some(model) = key.models.iter().find(|m| m.trim().is_empty()) {
-                return invalid("keys.models", at(&format!("`{model}` is not a model")));
-            }
-            if !self.accounts.is_empty() {
-                if let Some(unknown) = key
-                    .accounts
-                    .iter()
-                    .find(|a| !self.accounts.iter().any(|acc| &acc.name == *a))
-                {
-                    return invalid(
-                        "keys.accounts",
-                        at(&format!("no [[accounts]] entry is named `{unknown}`")),
-                    );
-                }
-            } else if let Some(unknown) = key
-                .accounts
-                .iter()
-                .find(|a| a.as_str() != super::accounts::DEFAULT_ACCOUNT)
-            {
-                return invalid(
-                    "keys.accounts",
-                    at(&format!(
-                        "no [[accounts]] are configured, so `{unknown}` names none"
-                    )),
-                );
+            if let Err(e) = key.fields.check(self) {
+                return invalid(e.config_key, at(&e.message));
             }
         }
         let named = self.named_keys();
@@ -398,11 +452,11 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(s.keys.len(), 2);
-        let alice = s.keys[0].limits.over(&s.limits.defaults());
+        let alice = s.keys[0].fields.limits.over(&s.limits.defaults());
         assert_eq!(alice.max_concurrent, Some(2));
         assert_eq!(alice.requests_per_minute, Some(10));
         assert_eq!(alice.tokens_day, None, "0 lifts the default");
-        assert_eq!(s.keys[0].weight, 1);
+        assert_eq!(s.keys[0].fields.weight, 1);
         assert_eq!(s.keys[0].digest(), HEX);
         assert_eq!(s.keys[1].digest(), digest_hex("bob-secret-1"));
         assert_eq!(s.keys[1].expires_at_ms(), Some(1_893_456_000_000));
@@ -482,8 +536,11 @@ mod tests {
         let digest = digest_hex("legacy-key");
         assert_eq!(named[1].name, format!("key-{}", &digest[..8]));
         assert_eq!(named[1].digest(), digest);
-        assert!(named[1].agent);
-        assert!(!named[0].agent, "named keys default to no agent mode");
+        assert!(named[1].fields.agent);
+        assert!(
+            !named[0].fields.agent,
+            "named keys default to no agent mode"
+        );
     }
 
     #[test]

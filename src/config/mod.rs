@@ -28,8 +28,8 @@ pub use agent::{AgentSandbox, AgentSettings};
 pub use batches::BatchSettings;
 pub use claude::ClaudeSettings;
 pub use keys::{
-    digest_hex, is_key_name, parse_time, KeySettings, LimitSettings, Limits, TokenWindow,
-    KEY_NAME_RULE,
+    check_use, digest_hex, is_key_name, parse_time, InvalidField, KeyFields, KeySettings,
+    LimitSettings, Limits, TokenWindow, KEY_NAME_RULE,
 };
 pub use ledger::LedgerSettings;
 pub use pool::{BlankSpares, PoolSettings};

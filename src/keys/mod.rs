@@ -11,15 +11,18 @@
 //! Imports: `config` and `store` only, so [`crate::job`] can carry a
 //! [`Caller`] to the dispatcher.
 
+pub mod changes;
 pub mod limits;
 pub mod ring;
 pub mod secret;
+mod snapshot;
 pub mod stored;
 
 use serde::Serialize;
 
+pub use changes::{KeyError, NewKey, Patch};
 pub use limits::{Admitted, LimitStatus, Limiter, Refusal, TokenUsage};
-pub use ring::{Identified, KeyError, KeyRing, KeyView, NewKey, Patch};
+pub use ring::{Identified, KeyRing, KeyView};
 
 use crate::config::Limits;
 

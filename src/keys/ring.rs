@@ -9,46 +9,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use subtle::{ConditionallySelectable, ConstantTimeEq};
+use serde::Serialize;
+use subtle::ConditionallySelectable;
 
-use super::stored::{self, ApiKey, KeySchema, KeySpec};
+use super::changes::{KeyError, NewKey, Patch};
+use super::snapshot::{build, digest, from_hex, same_digest, Ring, Sources};
+use super::stored::{self, ApiKey, KeySchema};
 use super::{now_ms, rfc3339, secret, Caller, KeySource};
-use crate::config::{is_key_name, parse_time, KeySettings, Limits, Settings, KEY_NAME_RULE};
+use crate::config::{Limits, Settings};
 use crate::store::{Store, StoreError};
 
 /// How often at most a key's last use is written to the store.
 const TOUCH_EVERY_MS: i64 = 60_000;
-
-/// Why a change to the keys was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    /// A field of the request is missing or wrong.
-    #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
-    #[error("no key named `{0}`")]
-    NotFound(String),
-    /// A name or secret is taken, or a config key was to be changed.
-    #[error("{0}")]
-    Conflict(String),
-    #[error("keys cannot be made through the API without the store")]
-    NoStore,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl KeyError {
-    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        KeyError::Invalid {
-            field,
-            message: message.into(),
-        }
-    }
-}
 
 /// Whose key a request presented.
 #[derive(Debug, Clone)]
@@ -80,31 +52,6 @@ pub struct KeyView {
     pub expired: bool,
 }
 
-/// One client key of the ring.
-struct Entry {
-    digest: [u8; 32],
-    caller: Arc<Caller>,
-    /// Its own limits, before defaults.
-    own: Limits,
-    prefix: Option<String>,
-    created_at: Option<i64>,
-}
-
-/// The keys in force at one moment.
-#[derive(Default)]
-struct Ring {
-    clients: Vec<Entry>,
-    admins: Vec<[u8; 32]>,
-    /// No key of any kind: requests go by `Host` instead (see `http::host`).
-    keyless: bool,
-}
-
-/// What rings are built from; changed under its lock, one change at a time.
-struct Sources {
-    settings: Arc<Settings>,
-    api: Vec<ApiKey>,
-}
-
 /// The daemon's keys (see the module doc).
 pub struct KeyRing {
     ring: ArcSwap<Ring>,
@@ -118,30 +65,6 @@ impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("KeyRing")
     }
-}
-
-/// Whether `stored` and `presented` are the same digest, compared in
-/// constant time (`subtle`): the time taken says nothing of how many leading
-/// bytes matched. Every lookup by digest goes through here.
-fn same_digest(stored: &[u8; 32], presented: &[u8; 32]) -> subtle::Choice {
-    stored.ct_eq(presented)
-}
-
-/// The SHA-256 of `secret`.
-fn digest(secret: &str) -> [u8; 32] {
-    Sha256::digest(secret.as_bytes()).into()
-}
-
-/// A hex digest as bytes (all zero if malformed: matches no SHA-256 one
-/// can present).
-fn from_hex(hex: &str) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    if hex.len() == 64 {
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0);
-        }
-    }
-    out
 }
 
 impl KeyRing {
@@ -421,244 +344,6 @@ impl KeyRing {
             )));
         }
         Ok(())
-    }
-}
-
-/// The ring of `sources`; a key made through the API whose name or secret
-/// a configuration key has too is refused.
-fn build(sources: &Sources) -> Result<Ring, KeyError> {
-    let settings = &sources.settings;
-    let defaults = settings.limits.defaults();
-    let mut clients: Vec<Entry> = settings
-        .named_keys()
-        .iter()
-        .map(|k| config_entry(k, &defaults))
-        .collect();
-    for key in &sources.api {
-        if clients.iter().any(|e| e.caller.name == key.name) {
-            return Err(KeyError::Conflict(format!(
-                "the configuration names a key `{}`, as a key made through the admin API is named; rename one (or revoke the API key)",
-                key.name
-            )));
-        }
-        let digest = from_hex(&key.digest);
-        if clients.iter().any(|e| e.digest == digest) {
-            return Err(KeyError::Conflict(format!(
-                "a configuration key has the secret of the key `{}` made through the admin API",
-                key.name
-            )));
-        }
-        clients.push(Entry {
-            digest,
-            caller: Arc::new(Caller {
-                name: key.name.clone(),
-                scope: key.digest.clone(),
-                limits: key.spec.limits.over(&defaults),
-                weight: key.spec.weight.max(1),
-                models: key.spec.models.clone(),
-                accounts: key.spec.accounts.clone(),
-                agent: key.spec.agent,
-                expires_at: key.spec.expires_at,
-                source: KeySource::Api,
-            }),
-            own: key.spec.limits,
-            prefix: Some(key.prefix.clone()),
-            created_at: Some(key.created_at),
-        });
-    }
-    let admins: Vec<[u8; 32]> = settings
-        .server
-        .all_admin_keys()
-        .map(|k| digest(k))
-        .collect();
-    if let Some(clash) = clients.iter().find(|e| admins.contains(&e.digest)) {
-        return Err(KeyError::Conflict(format!(
-            "the admin keys include the secret of client key `{}`",
-            clash.caller.name
-        )));
-    }
-    Ok(Ring {
-        keyless: clients.is_empty() && admins.is_empty() && !settings.requires_keys(),
-        clients,
-        admins,
-    })
-}
-
-fn config_entry(key: &KeySettings, defaults: &Limits) -> Entry {
-    let digest_hex = key.digest();
-    Entry {
-        digest: from_hex(&digest_hex),
-        caller: Arc::new(Caller {
-            name: key.name.clone(),
-            scope: digest_hex,
-            limits: key.limits.over(defaults),
-            weight: key.weight.max(1),
-            models: key.models.clone(),
-            accounts: key.accounts.clone(),
-            agent: key.agent,
-            expires_at: key.expires_at_ms(),
-            source: KeySource::Config,
-        }),
-        own: key.limits,
-        prefix: None,
-        created_at: None,
-    }
-}
-
-/// `POST /admin/keys`: a new key.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewKey {
-    pub name: String,
-    #[serde(default)]
-    pub limits: Limits,
-    #[serde(default)]
-    pub weight: Option<u32>,
-    #[serde(default)]
-    pub models: Vec<String>,
-    #[serde(default)]
-    pub accounts: Vec<String>,
-    #[serde(default)]
-    pub agent: bool,
-    /// RFC 3339.
-    #[serde(default)]
-    pub expires_at: Option<String>,
-}
-
-impl NewKey {
-    fn validate(&self, settings: &Settings) -> Result<KeySpec, KeyError> {
-        if !is_key_name(&self.name) {
-            return Err(KeyError::invalid(
-                "name",
-                format!("a key name is {KEY_NAME_RULE}"),
-            ));
-        }
-        let spec = KeySpec {
-            limits: self.limits,
-            weight: self.weight.unwrap_or(1),
-            models: self.models.clone(),
-            accounts: self.accounts.clone(),
-            agent: self.agent,
-            expires_at: self.expires_at.as_deref().map(parse_expiry).transpose()?,
-        };
-        check_spec(&spec, settings)?;
-        Ok(spec)
-    }
-}
-
-fn parse_expiry(text: &str) -> Result<i64, KeyError> {
-    let at = parse_time(text).map_err(|e| KeyError::invalid("expires_at", e))?;
-    if at <= now_ms() {
-        return Err(KeyError::invalid("expires_at", "is in the past"));
-    }
-    Ok(at)
-}
-
-fn check_spec(spec: &KeySpec, settings: &Settings) -> Result<(), KeyError> {
-    if spec.weight == 0 {
-        return Err(KeyError::invalid("weight", "must be at least 1"));
-    }
-    if spec.models.iter().any(|m| m.trim().is_empty()) {
-        return Err(KeyError::invalid("models", "a model name is empty"));
-    }
-    let accounts: Vec<String> = settings
-        .account_plans()
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
-    if let Some(unknown) = spec.accounts.iter().find(|a| !accounts.contains(a)) {
-        return Err(KeyError::invalid(
-            "accounts",
-            format!(
-                "no account is named `{unknown}` (accounts: {})",
-                accounts.join(", ")
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Deserializes a present field, even `null`, as `Some`: tells "set to
-/// null" from "absent" (`None` by `#[serde(default)]`).
-fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(d).map(Some)
-}
-
-/// `PATCH /admin/keys/{name}`: the fields to change; absent ones stay.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Patch {
-    /// Each limit given replaces the key's; `null` returns it to the
-    /// `[limits]` default.
-    #[serde(default)]
-    pub limits: Option<LimitsPatch>,
-    #[serde(default)]
-    pub weight: Option<u32>,
-    #[serde(default)]
-    pub models: Option<Vec<String>>,
-    #[serde(default)]
-    pub accounts: Option<Vec<String>>,
-    #[serde(default)]
-    pub agent: Option<bool>,
-    /// `null` removes the expiry.
-    #[serde(default, deserialize_with = "present")]
-    pub expires_at: Option<Option<String>>,
-}
-
-/// Limits to change: a value sets one, `null` unsets it, absent keeps it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsPatch {
-    #[serde(default, deserialize_with = "present")]
-    pub max_concurrent: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
-    pub requests_per_minute: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
-    pub tokens_5h: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
-    pub tokens_day: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
-    pub tokens_week: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
-    pub tokens_month: Option<Option<u64>>,
-}
-
-impl Patch {
-    fn apply(self, mut spec: KeySpec, settings: &Settings) -> Result<KeySpec, KeyError> {
-        if let Some(l) = self.limits {
-            let set = |slot: &mut Option<u64>, value: Option<Option<u64>>| {
-                if let Some(value) = value {
-                    *slot = value;
-                }
-            };
-            set(&mut spec.limits.max_concurrent, l.max_concurrent);
-            set(&mut spec.limits.requests_per_minute, l.requests_per_minute);
-            set(&mut spec.limits.tokens_5h, l.tokens_5h);
-            set(&mut spec.limits.tokens_day, l.tokens_day);
-            set(&mut spec.limits.tokens_week, l.tokens_week);
-            set(&mut spec.limits.tokens_month, l.tokens_month);
-        }
-        if let Some(weight) = self.weight {
-            spec.weight = weight;
-        }
-        if let Some(models) = self.models {
-            spec.models = models;
-        }
-        if let Some(accounts) = self.accounts {
-            spec.accounts = accounts;
-        }
-        if let Some(agent) = self.agent {
-            spec.agent = agent;
-        }
-        if let Some(expires_at) = self.expires_at {
-            spec.expires_at = expires_at.as_deref().map(parse_expiry).transpose()?;
-        }
-        check_spec(&spec, settings)?;
-        Ok(spec)
     }
 }
 
