@@ -8,21 +8,26 @@
 //!
 //! Two layers, as in the worker (`Session` and `Worker`):
 //! - [`Pool`] decides, as a plain value: it takes typed inputs (a job
-//!   arrived, a worker reported, a client left, time passed, new settings),
+//!   arrived, a worker reported, clients left, time passed, new settings),
 //!   each with the time it happened, and returns [`Effect`]s (spawn a
-//!   worker, tell a worker to run a job, clear, stop; refuse a job; wake me
-//!   later). It never reads the clock, spawns a process or sends a message,
-//!   so its decisions are tested on made-up inputs (see `tests`).
+//!   worker, tell a worker to run a job and where it runs, clear, stop;
+//!   refuse a job; wake me later). It never reads the clock, spawns a
+//!   process, sends a message, touches a file or reads or writes a job's
+//!   channel, so its decisions are tested on made-up inputs (see `tests`).
 //! - [`Dispatcher`] is the actor: it feeds the pool its messages with the
-//!   time, and carries out the effects.
+//!   time, tells it which queued jobs' clients left (it alone looks at
+//!   their channels), reads the shared settings a reload published, and
+//!   carries out the effects.
 //!
-//! The pool's parts: `routing` (which worker gets which job, the queue in
-//! fair-share order of `fair`), `room` (workers freed for waiting jobs),
-//! `blank` and `spares` (blank spares for new system prompts, and how
-//! many), `parking` (turns parked on
-//! a caller's tools), `accounts` (each account staffed, failover; which
-//! account takes work is `crate::accounts`), `restarts` (backoff, crash loops), `batch` (background jobs on
-//! idle capacity), `reconfigure` (a reloaded pool size), `health`.
+//! The pool's parts: `queue` (waiting jobs under tickets, the bound,
+//! timeouts, rounds in the fair-share order of `fair`), `slots` (each
+//! worker's reported state, ids, workers leaving), `routing` (which worker
+//! gets which job), `room` (workers freed for waiting jobs), `blank` and
+//! `spares` (blank spares for new system prompts, and how many), `parking`
+//! (turns parked on a caller's tools), `accounts` (each account staffed,
+//! failover; which account takes work is `crate::accounts`), `restarts`
+//! (backoff, crash loops), `batch` (background jobs on idle capacity),
+//! `reconfigure` (a reload), `health`.
 
 mod accounts;
 mod actor;
