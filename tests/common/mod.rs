@@ -275,6 +275,9 @@ impl Daemon {
 
     /// Starts a daemon without waiting for its workers.
     pub fn start_unready(cfg: DaemonConfig, upstream: &FakeUpstream) -> Self {
+        // The daemon's log, shown for a failing test when RUST_LOG is set
+        // (`RUST_LOG=claude_pool=debug cargo test … -- --nocapture`).
+        let _ = env_logger::builder().is_test(true).try_init();
         let dir = tempfile::tempdir().unwrap();
         let toml = settings_toml(&cfg, upstream, &dir);
         let settings = Settings::from_toml(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
