@@ -18,18 +18,23 @@
 mod common;
 
 mod access;
+mod batches_e2e;
 mod blank_spares;
 mod compatibility_doc;
 mod conversations;
+mod daemon_binary;
 mod dashboard_events;
 mod docs_links;
 mod fake_cli_protocol;
 mod fuzz_http;
 mod keys_cli;
+mod keys_e2e;
 mod metrics;
+mod openai_dialect;
 mod reload;
 mod shipped_config;
 mod shutdown_load;
+mod store_faults;
 mod supervision;
 mod systemd;
 

@@ -1,5 +1,6 @@
-//! End to end through the OpenAI dialect and the model list: HTTP client →
-//! daemon → real Claude CLI → fake upstream.
+//! End to end through the OpenAI dialect: HTTP client → daemon → real
+//! Claude CLI → fake upstream. The configured model list is the fast tier's
+//! `openai_dialect`.
 
 use crate::common::*;
 use serde_json::{json, Value};
@@ -165,38 +166,4 @@ fn errors_models_and_token_counts() {
         1,
         "only the [[status:400]] job"
     );
-}
-
-#[test]
-fn the_model_list_comes_from_the_configuration() {
-    let upstream = FakeUpstream::start();
-    let daemon = Daemon::start(
-        DaemonConfig::fake(1).with_toml("claude.models = [\"claude-custom-1\", \"sonnet\"]"),
-        &upstream,
-    );
-    let list: Value = client()
-        .get(daemon.url("/v1/models"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let ids: Vec<&str> = list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["claude-custom-1", "sonnet"]);
-    let one = client()
-        .get(daemon.url("/models/claude-custom-1"))
-        .send()
-        .unwrap();
-    assert_eq!(one.status(), 200);
-    let missing = client()
-        .get(daemon.url("/v1/models/claude-opus-4-8"))
-        .send()
-        .unwrap();
-    assert_eq!(missing.status(), 404);
-    let body: Value = missing.json().unwrap();
-    assert_eq!(body["error"]["type"], "not_found_error");
 }
