@@ -10,7 +10,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::auth::ClientKey;
 use super::disconnect::Client;
 use super::error::{ApiError, ErrorKind};
-use super::{access, audit, body, limits, metrics, sse, AccessNote, AppState, RequestId};
+use super::{access, audit, body, limits, sse, stream_metrics, AccessNote, AppState, RequestId};
 use crate::api::{Codec, Context, Dialect, Parsed};
 use crate::dispatch::messages::Submit;
 use crate::error::JobError;
@@ -56,7 +56,7 @@ pub async fn respond<C: Codec>(
         let first = first_events(&mut events, keepalive, &client, C::DIALECT).await?;
         // Innermost, so it sees what the codec says to keep.
         let encoder = crate::stored::Keeping::new(C::stream(parsed.meta), state.stores());
-        let encoder = metrics::observe_stream(&state, &req, C::DIALECT, encoder);
+        let encoder = stream_metrics::observe_stream(&state, &req, C::DIALECT, encoder);
         let encoder = access::note_stream(&req, encoder);
         let encoder = audit::note_stream(&req, encoder);
         let encoder = limits::Holding::new(encoder, admitted);

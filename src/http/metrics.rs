@@ -5,17 +5,15 @@
 //! - the access middleware: requests by route, dialect and status, and
 //!   their latency, measured until the response body is done (a stream's
 //!   latency is its whole duration);
-//! - the handlers: time to first token, tokens of completed jobs, failures
+//! - the handlers (a stream through [`super::stream_metrics`]): time to
+//!   first token, tokens of completed jobs, failures
 //!   of jobs (also those that arrive mid-stream);
 //! - the dispatcher's [`Health`] snapshot, read at scrape time: workers by
 //!   state, queue, job outcomes, restarts and recycles; and the store's
 //!   health report (failing writes, what waits in memory).
-// std::time::Instant here: the daemon's wall-clock uptime for /metrics.
-#![allow(clippy::disallowed_types)]
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::Instant;
 
 use actix_web::dev::ServiceResponse;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -29,11 +27,11 @@ use super::access::started;
 use super::auth::{ProbeCaller, ProbeRoute};
 use super::error::{ApiError, ErrorKind};
 use super::{host, AppState};
-use crate::api::{Dialect, EventEncoder, Frame};
+use crate::api::Dialect;
 use crate::config::Settings;
 use crate::dispatch::health::{Health, Status};
 use crate::dispatch::messages::GetHealth;
-use crate::job::{JobEvent, Usage};
+use crate::job::Usage;
 
 /// Latency buckets (seconds): from a fast local answer to a long generation.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -63,7 +61,7 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
-    first_token: HistogramVec,
+    pub(super) first_token: HistogramVec,
     tokens: IntCounterVec,
     upstream_errors: IntCounterVec,
     workers: IntGaugeVec,
@@ -221,7 +219,7 @@ impl Metrics {
         self.count_tokens(usage);
     }
 
-    fn count_tokens(&self, usage: &Usage) {
+    pub(super) fn count_tokens(&self, usage: &Usage) {
         self.token_counter().count(usage);
     }
 
@@ -231,7 +229,7 @@ impl Metrics {
         TokenCounter(self.tokens.clone())
     }
 
-    fn count_error(&self, kind: ErrorKind) {
+    pub(super) fn count_error(&self, kind: ErrorKind) {
         if let Some(kind) = upstream_kind(kind) {
             self.upstream_errors.with_label_values(&[kind]).inc();
         }
@@ -373,7 +371,7 @@ pub(super) fn dialect_label(route: &str) -> &'static str {
     }
 }
 
-fn dialect_name(dialect: Dialect) -> &'static str {
+pub(super) fn dialect_name(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Anthropic => "anthropic",
         Dialect::ChatCompletions => "openai",
@@ -411,61 +409,6 @@ fn upstream_kind(kind: ErrorKind) -> Option<&'static str> {
         ErrorKind::Timeout => "timeout",
         ErrorKind::Api => "api",
     })
-}
-
-/// Wraps a stream's encoder so that the stream's first content, its tokens
-/// and a failure mid-stream are recorded as they pass.
-pub fn observe_stream<E: EventEncoder>(
-    state: &web::Data<AppState>,
-    req: &HttpRequest,
-    dialect: Dialect,
-    inner: E,
-) -> Observed<E> {
-    Observed {
-        inner,
-        state: state.clone(),
-        dialect,
-        started: started(req),
-        first_seen: false,
-    }
-}
-
-/// A stream's encoder that records what passes through it.
-pub struct Observed<E> {
-    inner: E,
-    state: web::Data<AppState>,
-    dialect: Dialect,
-    started: Instant,
-    first_seen: bool,
-}
-
-impl<E: EventEncoder> EventEncoder for Observed<E> {
-    fn encode(&mut self, event: JobEvent) -> Vec<Frame> {
-        let metrics = &self.state.metrics;
-        match &event {
-            JobEvent::BlockStart { .. } | JobEvent::BlockDelta { .. } if !self.first_seen => {
-                self.first_seen = true;
-                metrics
-                    .first_token
-                    .with_label_values(&[dialect_name(self.dialect), "true"])
-                    .observe(self.started.elapsed().as_secs_f64());
-            }
-            JobEvent::Finished(completion) => metrics.count_tokens(&completion.usage),
-            JobEvent::Failed(error) => {
-                metrics.count_error(ApiError::from_job(error.clone(), self.dialect).kind)
-            }
-            _ => {}
-        }
-        self.inner.encode(event)
-    }
-
-    fn keepalive(&mut self) -> Vec<Frame> {
-        self.inner.keepalive()
-    }
-
-    fn finish(&mut self) -> Vec<Frame> {
-        self.inner.finish()
-    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod root;
 pub mod routes;
 pub mod sse;
 pub mod store_metrics;
+pub mod stream_metrics;
 pub mod usage;
 pub mod websocket;
 pub mod websocket_ledger;
