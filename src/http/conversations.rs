@@ -51,6 +51,41 @@ async fn stored<R: Send + 'static>(
         .map_err(fault)
 }
 
+/// What a store call finds: a value, or whether the conversation was there.
+trait Found {
+    type Value;
+    fn found(self) -> Option<Self::Value>;
+}
+
+impl<T> Found for Option<T> {
+    type Value = T;
+    fn found(self) -> Option<T> {
+        self
+    }
+}
+
+impl Found for bool {
+    type Value = ();
+    fn found(self) -> Option<()> {
+        self.then_some(())
+    }
+}
+
+/// Runs `f` on the caller's conversation `id` off the HTTP thread; a 404
+/// when it finds none (`None`, `false`).
+async fn on_conversation<F: Found + Send + 'static>(
+    key: &ClientKey,
+    state: &AppState,
+    id: &str,
+    f: impl FnOnce(&str, &str, &dyn ConversationStore) -> Result<F, StoreError> + Send + 'static,
+) -> Result<F::Value, ApiError> {
+    let wanted = id.to_string();
+    stored(key, state, move |scope, store| f(scope, &wanted, store))
+        .await?
+        .found()
+        .ok_or_else(|| not_found(id))
+}
+
 fn not_found(id: &str) -> ApiError {
     ApiError::new(
         ErrorKind::NotFound,
@@ -131,10 +166,7 @@ pub(super) async fn get(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let wanted = id.clone();
-    let found = stored(&key, &state, move |scope, store| store.get(scope, &wanted))
-        .await?
-        .ok_or_else(|| not_found(&id))?;
+    let found = on_conversation(&key, &state, &id, |scope, id, store| store.get(scope, id)).await?;
     Ok(HttpResponse::Ok().json(found.object()))
 }
 
@@ -147,12 +179,10 @@ pub(super) async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload, &state).await?;
     let metadata = body.metadata.filter(|m| !m.is_null()).unwrap_or(json!({}));
-    let wanted = id.clone();
-    let updated = stored(&key, &state, move |scope, store| {
-        store.update(scope, &wanted, &metadata)
+    let updated = on_conversation(&key, &state, &id, move |scope, id, store| {
+        store.update(scope, id, &metadata)
     })
-    .await?
-    .ok_or_else(|| not_found(&id))?;
+    .await?;
     Ok(HttpResponse::Ok().json(updated.object()))
 }
 
@@ -161,14 +191,10 @@ pub(super) async fn delete(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let wanted = id.clone();
-    if !stored(&key, &state, move |scope, store| {
-        store.delete(scope, &wanted)
+    on_conversation(&key, &state, &id, |scope, id, store| {
+        store.delete(scope, id)
     })
-    .await?
-    {
-        return Err(not_found(&id));
-    }
+    .await?;
     Ok(HttpResponse::Ok()
         .json(json!({"id": *id, "object": "conversation.deleted", "deleted": true})))
 }
@@ -179,12 +205,8 @@ pub(super) async fn list_items(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let wanted = id.clone();
-    let items = stored(&key, &state, move |scope, store| {
-        store.items(scope, &wanted)
-    })
-    .await?
-    .ok_or_else(|| not_found(&id))?;
+    let items =
+        on_conversation(&key, &state, &id, |scope, id, store| store.items(scope, id)).await?;
     let page = web::Query::<Page>::from_query(req.query_string())
         .map_err(|e| ApiError::invalid(format!("invalid query string: {e}"), DIALECT))?;
     Ok(HttpResponse::Ok().json(list_page(items, &page)?))
@@ -204,14 +226,11 @@ pub(super) async fn add_items(
         );
     };
     let items = with_ids(items);
-    let (wanted, added) = (id.clone(), items.clone());
-    if !stored(&key, &state, move |scope, store| {
-        store.append(scope, &wanted, &added)
+    let added = items.clone();
+    on_conversation(&key, &state, &id, move |scope, id, store| {
+        store.append(scope, id, &added)
     })
-    .await?
-    {
-        return Err(not_found(&id));
-    }
+    .await?;
     Ok(HttpResponse::Ok().json(json!({
         "object": "list",
         "data": items,
@@ -227,12 +246,8 @@ pub(super) async fn get_item(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, item) = path.into_inner();
-    let wanted = id.clone();
-    let items = stored(&key, &state, move |scope, store| {
-        store.items(scope, &wanted)
-    })
-    .await?
-    .ok_or_else(|| not_found(&id))?;
+    let items =
+        on_conversation(&key, &state, &id, |scope, id, store| store.items(scope, id)).await?;
     let found = items
         .into_iter()
         .find(|i| i["id"] == item.as_str())
