@@ -4,6 +4,7 @@
 pub mod binary;
 pub mod disk;
 pub mod rng;
+pub mod sdk;
 pub mod upstream;
 
 use std::net::TcpListener;
@@ -18,6 +19,8 @@ use tempfile::TempDir;
 pub use binary::DaemonProcess;
 #[allow(unused_imports)] // Used by the fuzz test and the soak bench.
 pub use rng::Rng;
+#[allow(unused_imports)] // Used by the tests that run the SDKs' scripts.
+pub use sdk::{run_to_success, sdk_script};
 pub use upstream::FakeUpstream;
 
 /// The pinned real CLI installed by `scripts/install-claude-cli.sh`.

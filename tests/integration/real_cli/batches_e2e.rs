@@ -7,7 +7,6 @@
 //! their key. Per-key visibility is in the fast tier's `batches_e2e`.
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::batches_e2e::{create, get, numbered, params, results};
@@ -17,22 +16,8 @@ use serde_json::{json, Value};
 fn run_sdk_scenario(scenario: &str) {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(DaemonConfig::real(1), &upstream);
-    let out = Command::new(python())
-        .arg(repo_path("tests/batches_sdk.py"))
-        .arg(&daemon.base)
-        .arg(scenario)
-        .env("PYTHONUNBUFFERED", "1")
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("ANTHROPIC_BASE_URL")
-        .output()
-        .expect("python runs");
-    let report = format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "batches_sdk.py {scenario}:\n{report}");
-    println!("{report}");
+    let script = sdk_script("batches_sdk.py", &[&daemon.base, scenario]);
+    run_to_success(script, &format!("tests/batches_sdk.py {scenario}"));
 }
 
 #[test]

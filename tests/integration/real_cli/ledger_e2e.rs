@@ -221,21 +221,8 @@ fn a_sigkill_loses_at_most_the_queue_capacity() {
 fn reports_add_up_to_what_the_sdks_were_told() {
     let upstream = FakeUpstream::start();
     let daemon = Daemon::start(two_keys(1), &upstream);
-    let out = std::process::Command::new(python())
-        .arg(repo_path("tests/ledger_sdk.py"))
-        .args([&daemon.base, KEY_A, KEY_B])
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("ANTHROPIC_BASE_URL")
-        .env_remove("OPENAI_BASE_URL")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let script = sdk_script("ledger_sdk.py", &[&daemon.base, KEY_A, KEY_B]);
+    let out = run_to_success(script, "tests/ledger_sdk.py");
     let told: Value = serde_json::from_slice(&out.stdout).unwrap();
 
     let report: Value = admin_get(&daemon.url("/admin/usage?group_by=key&from=2020-01-01"))
