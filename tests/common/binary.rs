@@ -129,3 +129,20 @@ impl Drop for DaemonProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Writes `dir/config.toml` for the executable: one worker of the fake CLI,
+/// listening on `127.0.0.1:0`, its working and config directories in `dir`,
+/// nothing else set (the store goes where the defaults put it); returns its
+/// path.
+pub fn write_fake_config(dir: &Path) -> PathBuf {
+    let config = dir.join("config.toml");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[pool]\nsize = 1\n\n[claude]\n\
+         command = {:?}\nworking_dir = {:?}\nconfig_dir = {:?}\n",
+        super::fake_cli(),
+        dir.join("work"),
+        dir.join("claude"),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}

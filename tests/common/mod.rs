@@ -16,7 +16,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 #[allow(unused_imports)] // Used by the tests that run the executable.
-pub use binary::DaemonProcess;
+pub use binary::{write_fake_config, DaemonProcess};
 #[allow(unused_imports)] // Used by the fuzz test and the soak bench.
 pub use rng::Rng;
 #[allow(unused_imports)] // Used by the tests that run the SDKs' scripts.

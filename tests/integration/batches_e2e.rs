@@ -120,18 +120,7 @@ fn the_store_defaults_to_systemds_state_directory() {
     std::fs::create_dir_all(&state).unwrap();
     std::fs::create_dir_all(&cwd).unwrap();
     // No batches.store_path: the unit's StateDirectory= decides.
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[pool]\nsize = 1\n[claude]\n\
-             command = {:?}\nworking_dir = {:?}\nconfig_dir = {:?}\n",
-            fake_cli(),
-            dir.path().join("work"),
-            dir.path().join("claude"),
-        ),
-    )
-    .unwrap();
+    let config = write_fake_config(dir.path());
     let mut cmd = DaemonProcess::command(&config);
     cmd.current_dir(&cwd).env("STATE_DIRECTORY", &state);
     let daemon = DaemonProcess::start_command(cmd, dir.path().join("daemon.log"));

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::write_fake_config;
 use claude_pool::config::Settings;
 use tempfile::TempDir;
 
@@ -111,18 +112,7 @@ fn daemon_notifies_ready_watchdog_and_stopping_then_exits_0() {
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[pool]\nsize = 1\n\n[claude]\n\
-             command = {:?}\nworking_dir = {:?}\nconfig_dir = {:?}\n",
-            env!("CARGO_BIN_EXE_fake-claude"),
-            dir.path().join("work"),
-            dir.path().join("claude"),
-        ),
-    )
-    .unwrap();
+    let config = write_fake_config(dir.path());
     let log = dir.path().join("daemon.log");
     let mut daemon = start_daemon(&config, &socket_path, &log);
     let pid = daemon.id() as libc::pid_t;
@@ -216,18 +206,7 @@ fn daemon_notifies_an_abstract_socket() {
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     let dir = TempDir::new().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[pool]\nsize = 1\n\n[claude]\n\
-             command = {:?}\nworking_dir = {:?}\nconfig_dir = {:?}\n",
-            env!("CARGO_BIN_EXE_fake-claude"),
-            dir.path().join("work"),
-            dir.path().join("claude"),
-        ),
-    )
-    .unwrap();
+    let config = write_fake_config(dir.path());
     let log = dir.path().join("daemon.log");
     let mut daemon = start_daemon(&config, Path::new(&format!("@{name}")), &log);
     let received = receive_until(&socket, "READY=1", Duration::from_secs(30));
