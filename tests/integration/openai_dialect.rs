@@ -12,12 +12,7 @@ fn the_model_list_comes_from_the_configuration() {
         DaemonConfig::fake(1).with_toml("claude.models = [\"claude-custom-1\", \"sonnet\"]"),
         &upstream,
     );
-    let list: Value = client()
-        .get(daemon.url("/v1/models"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let list = blocking_get_json(&daemon.url("/v1/models"));
     let ids: Vec<&str> = list["data"]
         .as_array()
         .unwrap()

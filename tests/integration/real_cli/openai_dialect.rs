@@ -124,12 +124,7 @@ fn errors_models_and_token_counts() {
     assert!(body["error"]["message"].is_string(), "{body}");
     assert!(body["error"].get("code").is_some(), "{body}");
 
-    let list: Value = client()
-        .get(daemon.url("/v1/models"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let list = blocking_get_json(&daemon.url("/v1/models"));
     assert_eq!(list["object"], "list");
     assert_eq!(list["has_more"], false);
     assert!(list["data"]
