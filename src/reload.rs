@@ -41,6 +41,7 @@ pub const RELOADABLE: &[&str] = &[
     "pool.affinity",
     "pool.affinity_idle_secs",
     "pool.blank_spares",
+    "pool.spare_refill_idle_secs",
     "claude.models",
     "tools.park_timeout_secs",
     "tools.max_parked_per_key",

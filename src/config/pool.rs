@@ -43,6 +43,10 @@ pub struct PoolSettings {
     /// used idle worker set up with a prompt is replaced by a blank one in
     /// the background, so the next new prompt does not wait for a boot.
     pub blank_spares: BlankSpares,
+    /// A blank spare taken by a repeated prompt (not a new one) is restored
+    /// only from a worker idle this long: longer than the gaps between the
+    /// jobs of a steady workload, so that it is not one of theirs.
+    pub spare_refill_idle_secs: u64,
 }
 
 impl Default for PoolSettings {
@@ -62,6 +66,7 @@ impl Default for PoolSettings {
             affinity: true,
             affinity_idle_secs: 300,
             blank_spares: BlankSpares::Fixed(1),
+            spare_refill_idle_secs: 10,
         }
     }
 }
@@ -86,6 +91,10 @@ impl PoolSettings {
     /// `affinity_idle_secs` as a [`Duration`].
     pub fn affinity_idle(&self) -> Duration {
         Duration::from_secs(self.affinity_idle_secs)
+    }
+    /// `spare_refill_idle_secs` as a [`Duration`].
+    pub fn spare_refill_idle(&self) -> Duration {
+        Duration::from_secs(self.spare_refill_idle_secs)
     }
 }
 

@@ -16,8 +16,9 @@
 //!   whose last usable worker is the spare does not boot for every job;
 //! - at once when a new prompt took the blank worker; otherwise (a repeated
 //!   prompt took it: another caller, another account, another tenant, a
-//!   second job at once) only a worker idle for [`COLD`]: the jobs at hand
-//!   keep the workers they use, and only a worker they left is retired;
+//!   second job at once) only a worker idle for
+//!   `pool.spare_refill_idle_secs`: the jobs at hand keep the workers they
+//!   use, and only a worker they left is retired;
 //! - never while a retired prompt's return held refills back (see
 //!   `spares`): no boot, retire, boot loop.
 //!
@@ -36,11 +37,6 @@ use crate::config::BlankSpares;
 use crate::job::Job;
 use crate::worker::report::WorkerState;
 use crate::worker::{WorkerId, WorkerKind};
-
-/// How long a worker must have been idle before a refill not called for
-/// by a new prompt retires it: longer than the gaps between the jobs of a
-/// steady workload, so that it is not one of theirs.
-pub(super) const COLD: Duration = Duration::from_secs(10);
 
 impl Pool {
     /// The host's CPU was read at `now` (the `"auto"` target keeps no more
@@ -121,7 +117,7 @@ impl Pool {
         while blanks < target {
             let idle_for = match (due, self.spares.held_back) {
                 (true, _) => Duration::ZERO,
-                (false, false) => COLD,
+                (false, false) => self.settings.pool.spare_refill_idle(),
                 (false, true) => return,
             };
             let Some(id) = self.spare_candidate(kind, idle_for) else {

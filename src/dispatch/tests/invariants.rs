@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 
 use super::*;
-use crate::dispatch::blank::COLD;
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -261,7 +260,8 @@ impl Model {
         }
         // The blank-spare target is restored whatever took a spare: with
         // no job waiting, fewer blank workers than the target means no
-        // worker has sat idle (ready with a prompt, or bound) for `COLD`,
+        // worker has sat idle (ready with a prompt, or bound) for
+        // `pool.spare_refill_idle_secs`,
         // or a retired prompt came back (refills hold back).
         let kind = WorkerKind::Plain;
         if ticked
@@ -269,11 +269,12 @@ impl Model {
             && !pool.spares.held_back
             && pool.blanks(kind) < pool.spare_target_for(kind)
         {
+            let idle_for = pool.settings.pool.spare_refill_idle();
             let cold = pool.workers.values().any(|s| {
                 matches!(
                     s.state,
                     WorkerState::Ready { prompt: Some(_) } | WorkerState::Bound { .. }
-                ) && self.h.now.saturating_duration_since(s.since) >= COLD
+                ) && self.h.now.saturating_duration_since(s.since) >= idle_for
             });
             assert!(
                 !cold,

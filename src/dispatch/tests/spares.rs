@@ -3,7 +3,10 @@
 
 use super::*;
 use crate::accounts::signal::Signal;
-use crate::dispatch::blank::COLD;
+use crate::config::PoolSettings;
+
+/// The default `pool.spare_refill_idle_secs`.
+const COLD: Duration = Duration::from_secs(10);
 
 /// Two jobs of `system` at once on a pool of two: the second takes the
 /// blank worker although the prompt is held (by the busy first one). Both
@@ -216,4 +219,24 @@ fn auto_raises_the_target_when_jobs_wait_for_boots() {
     let health = h.pool.health(h.now, |_| None);
     assert!(health.spares.target >= 2, "{:?}", health.spares);
     assert!(health.spares.target <= 3, "at most size - 1");
+}
+
+#[test]
+fn the_idle_time_before_a_repeated_prompts_spare_is_restored_is_a_reloadable_setting() {
+    assert_eq!(PoolSettings::default().spare_refill_idle(), COLD);
+    let mut h = Harness::new("[pool]\nsize = 2\nblank_spares = 1\nspare_refill_idle_secs = 2\n");
+    let (first, _) = two_at_once(&mut h, "s");
+    h.advance(Duration::from_secs(2));
+    h.tick();
+    assert_eq!(h.stopped, [first], "idle for the 2 s set");
+
+    let mut h = Harness::new("[pool]\nsize = 2\nblank_spares = 1\n");
+    let (first, _) = two_at_once(&mut h, "s");
+    h.reconfigure("[pool]\nsize = 2\nblank_spares = 1\nspare_refill_idle_secs = 60\n");
+    h.advance(COLD * 2);
+    h.tick();
+    assert!(h.stopped.is_empty(), "the reloaded 60 s hold it back");
+    h.advance(Duration::from_secs(60));
+    h.tick();
+    assert_eq!(h.stopped, [first]);
 }
