@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs HAProxy, which tests/integration/real_cli/cluster.rs runs in front of several daemons
+# Installs HAProxy, which tests/integration/real_cli/cluster/ runs in front of several daemons
 # with deploy/haproxy/haproxy.cfg. It is a system package (Debian/Ubuntu
 # `haproxy`), installed with apt-get when missing and this runs as root.
 # Idempotent: an HAProxy of at least the required version already on PATH
@@ -20,7 +20,7 @@ found() {
 
 found && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "error: tests/integration/real_cli/cluster.rs needs HAProxy >= $HAPROXY_MIN_VERSION; install it" >&2
+  echo "error: tests/integration/real_cli/cluster/ needs HAProxy >= $HAPROXY_MIN_VERSION; install it" >&2
   echo "       (Debian/Ubuntu, as root: apt-get install haproxy) and run $0 again" >&2
   exit 1
 fi

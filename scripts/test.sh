@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what the tests drive (the pinned Claude
 # CLI from npm into .tools/, bubblewrap for the agent sandbox, HAProxy for
-# tests/integration/real_cli/cluster.rs, systemd-analyze for the unit check), then
+# tests/integration/real_cli/cluster/, systemd-analyze for the unit check), then
 # `cargo test`. End-to-end tests start real CLI processes (~200 MiB each), so
 # test threads are limited.
 set -euo pipefail
