@@ -90,7 +90,7 @@ impl Pool {
             log::debug!("a prompt retired for a blank spare came back: refills held back");
             self.spares.saw(now, Seen::Regret);
         } else if self.is_new_prompt(id, &job.spec.system) {
-            self.spares.saw(now, Seen::NewPrompt);
+            self.spares.saw(admitted, Seen::NewPrompt);
             self.spare_due = Some(kind);
         } else {
             self.spares.saw(now, Seen::Repeat);

@@ -110,15 +110,19 @@ impl Default for Spares {
 }
 
 impl Spares {
-    /// A job found `what` at `now`.
-    pub fn saw(&mut self, now: Instant, what: Seen) {
+    /// A job found `what`, counted `at` (a new prompt at its arrival: the
+    /// rate of new prompts is how fast they arrive, not how fast workers
+    /// were found for them).
+    pub fn saw(&mut self, at: Instant, what: Seen) {
         match what {
             Seen::NewPrompt => self.held_back = false,
             Seen::Regret => self.held_back = true,
             Seen::Repeat | Seen::WaitedForBoot => {}
         }
-        self.seen.push_back((now, what));
-        self.forget(now);
+        // A job that waited arrived before others were seen: kept in order.
+        let place = self.seen.partition_point(|(t, _)| *t <= at);
+        self.seen.insert(place, (at, what));
+        self.forget(at);
     }
 
     /// The refill retired an idle worker that held `held`.
@@ -268,6 +272,23 @@ mod tests {
         assert_eq!(auto(&mut spares, 4, now), 2);
         spares.saw(now, Seen::Regret);
         assert_eq!(auto(&mut spares, 4, now), 1);
+    }
+
+    #[test]
+    fn new_prompts_seen_out_of_order_count_at_their_arrival() {
+        let mut spares = Spares::default();
+        let start = Instant::now();
+        // Arrived 10 ms apart, told in another order.
+        for ms in [20, 0, 30, 10] {
+            spares.saw(start + Duration::from_millis(ms), Seen::NewPrompt);
+        }
+        let times: Vec<Instant> = spares.seen.iter().map(|(at, _)| *at).collect();
+        assert!(times.is_sorted(), "{times:?}");
+        assert_eq!(
+            auto(&mut spares, 8, start + Duration::from_secs(2)),
+            7,
+            "100/s"
+        );
     }
 
     #[test]

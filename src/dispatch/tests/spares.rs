@@ -240,3 +240,34 @@ fn the_idle_time_before_a_repeated_prompts_spare_is_restored_is_a_reloadable_set
     h.tick();
     assert_eq!(h.stopped, [first]);
 }
+
+#[test]
+fn auto_measures_new_prompts_at_their_arrival_not_when_a_worker_was_found() {
+    let mut h = Harness::new("[pool]\nsize = 8\nblank_spares = \"auto\"\nmax_queue = 8\n");
+    for _ in 0..8 {
+        let job = h.job("s", "");
+        h.submit(job).unwrap();
+    }
+    // Three new prompts arrive 10 ms apart while every worker is busy.
+    for system in ["p0", "p1", "p2"] {
+        h.advance(Duration::from_millis(10));
+        let job = h.job(system, "");
+        h.submit(job).unwrap();
+    }
+    assert_eq!(h.queued(), 3);
+    // A worker frees up and is replaced for the next one, which boots
+    // in a second.
+    for _ in 0..3 {
+        let (id, _) = h.running.remove(0);
+        h.finish(id);
+        h.exit_stopped();
+        h.advance(Duration::from_secs(1));
+        h.boot_all();
+    }
+    assert_eq!(h.queued(), 0);
+    // Four new prompts ("s" first) within 30 ms: demand beyond the pool,
+    // so size - 1. Counted when workers were found for them, a second
+    // apart, one a boot, they called for fewer (3).
+    let health = h.pool.health(h.now, |_| None);
+    assert_eq!(health.spares.target, 7, "{:?}", health.spares);
+}
