@@ -4,7 +4,7 @@
 # apt-get when it is missing and this runs as root; otherwise says what to
 # install. Idempotent: does nothing when COMMAND is already there. Used by
 # scripts/test.sh for bwrap (bubblewrap: agent sandbox tests) and
-# systemd-analyze (systemd: tests/integration/systemd.rs checks the shipped unit), and
+# systemd-analyze (systemd: tests/integration/systemd/unit_file.rs checks the shipped unit), and
 # chromium with chromedriver (chromium-driver: the dashboard's browser test).
 set -euo pipefail
 command_name="$1"
