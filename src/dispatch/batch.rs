@@ -129,6 +129,8 @@ impl Pool {
         };
         log::debug!("[{}] background job on worker-{id}", job.id);
         self.assign(id, job);
+        // It may have taken a blank spare: restored now, not at the tick.
+        self.keep_spares();
         Ok(())
     }
 }

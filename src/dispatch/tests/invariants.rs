@@ -177,12 +177,11 @@ impl Model {
             }
         }
         self.sync();
-        self.check(matches!(step, Step::Wait { .. }));
+        self.check();
     }
 
-    /// The invariants; `ticked`: time just passed (a batch job may take a
-    /// blank worker outside a dispatch round, restored at the next tick).
-    fn check(&self, ticked: bool) {
+    /// The invariants, after every step.
+    fn check(&self) {
         let pool = &self.h.pool;
         // Counters add up: every job is answered, refused, waiting or held.
         let stats = &pool.stats;
@@ -264,8 +263,7 @@ impl Model {
         // `pool.spare_refill_idle_secs`,
         // or a retired prompt came back (refills hold back).
         let kind = WorkerKind::Plain;
-        if ticked
-            && pool.queue.is_empty()
+        if pool.queue.is_empty()
             && !pool.spares.held_back
             && pool.blanks(kind) < pool.spare_target_for(kind)
         {

@@ -271,3 +271,24 @@ fn auto_measures_new_prompts_at_their_arrival_not_when_a_worker_was_found() {
     let health = h.pool.health(h.now, |_| None);
     assert_eq!(health.spares.target, 7, "{:?}", health.spares);
 }
+
+#[test]
+fn a_spare_a_batch_job_took_is_restored_in_the_same_step() {
+    let mut h = Harness::new("[pool]\nsize = 2\nblank_spares = 1\n");
+    let job = h.job("s", "");
+    h.submit(job).unwrap();
+    let warm = h.worker_of("job-1").unwrap();
+    h.finish(warm);
+    h.advance(COLD * 2);
+    h.tick();
+    assert!(h.stopped.is_empty(), "the other worker is the spare");
+    let mut job = h.job("b", "");
+    job.spec.background = true;
+    let (taken, effects) = h.pool.run_if_idle(h.now, job);
+    h.apply(effects);
+    assert!(taken.is_ok());
+    assert_ne!(h.worker_of("job-2"), Some(warm), "on the blank worker");
+    // No tick: the cold worker is retired for a blank one at once.
+    assert_eq!(h.stopped, [warm]);
+    assert_eq!(h.spawned.len(), 3);
+}
