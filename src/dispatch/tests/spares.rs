@@ -292,3 +292,85 @@ fn a_spare_a_batch_job_took_is_restored_in_the_same_step() {
     assert_eq!(h.stopped, [warm]);
     assert_eq!(h.spawned.len(), 3);
 }
+
+/// A pool of agent workers (agent mode), every worker booted.
+fn agent_pool(toml: &str) -> Harness {
+    let mut h = Harness::new(toml);
+    let settings = h.pool.settings.clone();
+    h.pool = Pool::new(settings, WorkerKind::Agent, h.now, SystemTime::now());
+    h.spawned.clear();
+    h.account_of.clear();
+    let effects = h.pool.start(h.now);
+    h.apply(effects);
+    h.boot_all();
+    h
+}
+
+/// An agent job with `system` from key `scope`.
+fn agent_job(h: &mut Harness, system: &str, scope: &str) -> Job {
+    let mut job = h.job(system, scope);
+    job.spec.agent = true;
+    job
+}
+
+#[test]
+fn an_agent_spare_one_keys_job_took_is_restored_from_an_idle_worker_never_a_busy_one() {
+    let mut h = agent_pool("[pool]\nsize = 3\nblank_spares = 1\n");
+    assert_eq!(h.spawned.len(), 3);
+    // Three keys, one prompt: each key's job takes a worker of its own
+    // (an agent worker serves only its first key), the last one the spare.
+    for key in ["k1", "k2", "k3"] {
+        let job = agent_job(&mut h, "s", key);
+        h.submit(job).unwrap();
+    }
+    let workers: Vec<WorkerId> = (1..=3)
+        .map(|n| h.worker_of(&format!("job-{n}")).unwrap())
+        .collect();
+    assert_eq!(workers.len(), 3);
+    assert!(workers[0] != workers[1] && workers[1] != workers[2] && workers[0] != workers[2]);
+    // The prompt was held (by k1's worker): no spare is due at once, and
+    // the workers running k2's and k3's jobs are never retired for one.
+    h.advance(COLD * 3);
+    h.tick();
+    assert!(h.stopped.is_empty(), "{:?}", h.pool.workers);
+    // k1's job ends; once its worker has sat idle, it makes the spare.
+    h.finish(workers[0]);
+    h.advance(COLD / 2);
+    h.tick();
+    assert!(h.stopped.is_empty(), "not idle long enough yet");
+    h.advance(COLD);
+    h.tick();
+    assert_eq!(h.stopped, [workers[0]]);
+    h.exit_stopped();
+    h.boot_all();
+    let spare = *h.spawned.last().unwrap();
+    assert_eq!(h.spawned.len(), 4);
+    assert_eq!(h.pool.workers[&spare].kind, WorkerKind::Agent);
+    assert_eq!(
+        h.pool.workers[&spare].tenant, None,
+        "a blank spare serves any key"
+    );
+    // A fourth key's job takes it at once, no boot.
+    let job = agent_job(&mut h, "s", "k4");
+    h.submit(job).unwrap();
+    assert_eq!(h.worker_of("job-4"), Some(spare));
+    assert_eq!(h.pool.stats.waited_for_boot, 0);
+}
+
+#[test]
+fn an_agent_job_of_a_new_prompt_makes_its_spare_due_at_once() {
+    let mut h = agent_pool("[pool]\nsize = 3\nblank_spares = 1\n");
+    let job = agent_job(&mut h, "s", "k1");
+    h.submit(job).unwrap();
+    let first = h.worker_of("job-1").unwrap();
+    h.finish(first);
+    // k2's job of another prompt takes a blank worker; k3's of a third
+    // takes the spare, and the idle worker k1 left is retired at once for
+    // a blank one (not only after it sat idle).
+    for (system, key) in [("t", "k2"), ("u", "k3")] {
+        let job = agent_job(&mut h, system, key);
+        h.submit(job).unwrap();
+    }
+    assert_eq!(h.stopped, [first]);
+    assert_eq!(h.spawned.len(), 4);
+}
