@@ -70,6 +70,31 @@ pub struct JobSpec {
     pub scope: String,
 }
 
+#[cfg(test)]
+impl JobSpec {
+    /// A plain, streamed job's spec with `system` from `scope`, its one
+    /// user message `text`: what tests start from.
+    pub fn plain(system: &str, scope: &str, text: &str) -> Self {
+        let message = vec![serde_json::json!({"type": "text", "text": text})];
+        JobSpec {
+            system: system.into(),
+            model: "claude-test".into(),
+            prompt: message.clone(),
+            continuation: message,
+            conversation: None,
+            max_tokens: None,
+            thinking_budget: 0,
+            tools: None,
+            stop_sequences: Vec::new(),
+            agent: false,
+            tool_results: Vec::new(),
+            background: false,
+            streamed: true,
+            scope: scope.into(),
+        }
+    }
+}
+
 /// A caller's tool definitions, as one SDK MCP server of the CLI.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolSet {

@@ -4,7 +4,7 @@
 //! login does to it, and the accounts a reload adds or removes are the
 //! [`Roster`]'s (`crate::accounts`); the pool asks it with the time.
 
-use crate::job::Job;
+use super::order::Order;
 
 use super::pool::{Effect, Pool};
 use crate::accounts::signal::Signal;
@@ -131,7 +131,7 @@ impl Pool {
 
     /// A job handed back unanswered after a 429: it runs again on another
     /// account, ahead of the queue (it was admitted first).
-    pub(super) fn on_failover(&mut self, id: WorkerId, job: Job) {
+    pub(super) fn on_failover(&mut self, id: WorkerId, job: Order) {
         if let Some(key) = self.workers.get(&id).map(|s| s.account) {
             self.accounts.note_failover(key);
         }
@@ -142,7 +142,7 @@ impl Pool {
     /// failed (`text`, the CLI's words), its account already marked: it
     /// runs again, ahead of the queue, on an account whose login works, or
     /// fails with the credentials error when there is none.
-    pub(super) fn on_login_failover(&mut self, id: WorkerId, job: Job, text: String) {
+    pub(super) fn on_login_failover(&mut self, id: WorkerId, job: Order, text: String) {
         let why = format!("worker-{id}'s login failed");
         self.run_again(job, &why, |pool| {
             let elsewhere = pool.accounts.a_login_works(pool.wall());
@@ -156,7 +156,7 @@ impl Pool {
     /// for the log.
     pub(super) fn run_again(
         &mut self,
-        job: Job,
+        job: Order,
         why: &str,
         refusal: impl FnOnce(&Self) -> Option<JobError>,
     ) {

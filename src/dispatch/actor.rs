@@ -1,7 +1,8 @@
 //! The dispatcher actor: it feeds the [`Pool`] its messages with the time
 //! they arrived, and carries out the effects the pool returns — spawning
 //! worker actors, sending them commands, failing jobs, waking the pool.
-//! It decides nothing itself.
+//! It decides nothing itself. It holds the jobs (their channels) the pool
+//! has orders for, and resolves the pool's effects by ticket.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,8 +15,8 @@ use tokio::time::Instant;
 
 use super::batch::RunIfIdle;
 use super::messages::*;
+use super::order::HeldJobs;
 use super::pool::{Command, Effect, Pool};
-use super::queue::Ticket;
 use crate::config::{AccountPlan, SharedSettings};
 use crate::error::JobError;
 use crate::job::Job;
@@ -38,6 +39,8 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 /// The actor around the [`Pool`].
 pub struct Dispatcher {
     pool: Pool,
+    /// The jobs the pool holds orders for, by ticket.
+    held: HeldJobs,
     /// The settings in force, shared with the workers and the rest of the
     /// daemon.
     settings: SharedSettings,
@@ -69,6 +72,7 @@ impl Dispatcher {
         );
         Self {
             pool,
+            held: HeldJobs::default(),
             settings,
             version: current.version,
             spawn,
@@ -102,7 +106,11 @@ impl Dispatcher {
             match effect {
                 Effect::Spawn { id, kind, plan } => self.spawn_worker(id, kind, &plan),
                 Effect::Tell(id, command) => self.tell(id, command),
-                Effect::Fail(job, error) => job.fail(error),
+                Effect::Fail(ticket, error) => {
+                    if let Some(job) = self.held.take(ticket) {
+                        job.fail(error);
+                    }
+                }
                 Effect::WakeIn(delay) => {
                     ctx.run_later(delay, |act, ctx| act.tick(ctx));
                 }
@@ -137,12 +145,7 @@ impl Dispatcher {
     /// channels closed), before any input that might hand those jobs a
     /// worker: the pool never reads a job's channel itself.
     fn notice_departures(&mut self, now: Instant, ctx: &mut Context<Self>) {
-        let gone: Vec<Ticket> = self
-            .pool
-            .queued()
-            .filter(|(_, job)| job.is_abandoned())
-            .map(|(ticket, _)| ticket)
-            .collect();
+        let gone = self.held.take_departed();
         if !gone.is_empty() {
             let effects = self.pool.clients_left(now, &gone);
             self.apply(effects, ctx);
@@ -151,13 +154,18 @@ impl Dispatcher {
 
     fn tell(&mut self, id: WorkerId, command: Command) {
         let Some(addr) = self.workers.get(&id) else {
-            if let Command::Run(job, _) = command {
-                job.fail(JobError::WorkerCrashed("the worker is gone".into()));
+            if let Command::Run(ticket, _) = command {
+                if let Some(job) = self.held.take(ticket) {
+                    job.fail(JobError::WorkerCrashed("the worker is gone".into()));
+                }
             }
             return;
         };
         match command {
-            Command::Run(job, placement) => {
+            Command::Run(ticket, placement) => {
+                let Some(job) = self.held.take(ticket) else {
+                    return;
+                };
                 // For the job's usage row: where it ran, after what wait.
                 job.placed.set(placement);
                 addr.do_send(RunJob(job));
@@ -226,7 +234,13 @@ impl Handler<Submit> for Dispatcher {
     fn handle(&mut self, Submit(job): Submit, ctx: &mut Context<Self>) -> Self::Result {
         let now = Instant::now();
         self.notice_departures(now, ctx);
-        let (admitted, effects) = self.pool.submit(now, job);
+        let order = self.held.hold(job);
+        let ticket = order.ticket;
+        let (admitted, effects) = self.pool.submit(now, order);
+        if admitted.is_err() {
+            // Refused: the caller answers the client with the error.
+            self.held.take(ticket);
+        }
         self.apply(effects, ctx);
         admitted
     }
@@ -236,7 +250,10 @@ impl Handler<RunIfIdle> for Dispatcher {
     type Result = Result<(), Job>;
 
     fn handle(&mut self, RunIfIdle(job): RunIfIdle, ctx: &mut Context<Self>) -> Self::Result {
-        let (taken, effects) = self.pool.run_if_idle(Instant::now(), job);
+        let order = self.held.hold(job);
+        let (taken, effects) = self.pool.run_if_idle(Instant::now(), order);
+        // Not taken: handed back to whoever feeds the batch.
+        let taken = taken.map_err(|ticket| self.held.take(ticket).expect("held"));
         self.apply(effects, ctx);
         taken
     }
@@ -245,12 +262,13 @@ impl Handler<RunIfIdle> for Dispatcher {
 impl Handler<WorkerReport> for Dispatcher {
     type Result = ();
 
-    fn handle(&mut self, report: WorkerReport, ctx: &mut Context<Self>) {
+    fn handle(&mut self, mut report: WorkerReport, ctx: &mut Context<Self>) {
         let id = report.id;
         let exited = matches!(report.state, crate::worker::report::WorkerState::Exited(_));
         let now = Instant::now();
         self.notice_departures(now, ctx);
-        let effects = self.pool.report(now, report);
+        let failover = report.failover.take().map(|job| self.held.hold(job));
+        let effects = self.pool.report(now, report, failover);
         if exited {
             self.workers.remove(&id);
         }

@@ -15,7 +15,9 @@ use actix::Message;
 use tokio::time::Instant;
 
 use super::accounts::AccountKey;
+use super::order::Order;
 use super::pool::{Effect, Pool};
+use super::queue::Ticket;
 use crate::config::BatchSettings;
 use crate::job::Job;
 use crate::worker::report::WorkerState;
@@ -107,25 +109,24 @@ fn fits_one_more(batches: &BatchSettings, workers: impl Iterator<Item = bool>) -
 
 impl Pool {
     /// A background job arrived at `now`: it runs now on a free worker, or
-    /// (`Err`) is handed back (see the module docs).
-    pub fn run_if_idle(&mut self, now: Instant, job: Job) -> (Result<(), Job>, Vec<Effect>) {
+    /// (`Err`, its ticket) is handed back to its holder (see the module
+    /// docs).
+    pub fn run_if_idle(&mut self, now: Instant, job: Order) -> (Result<(), Ticket>, Vec<Effect>) {
         self.at(now);
         let taken = self.take_background(job);
         (taken, self.effects())
     }
 
-    // The job is handed back by value, as `RunIfIdle` answers: moved once.
-    #[allow(clippy::result_large_err)]
-    fn take_background(&mut self, job: Job) -> Result<(), Job> {
+    fn take_background(&mut self, job: Order) -> Result<(), Ticket> {
         if self.draining || !self.queue.is_empty() || self.is_degraded() || !self.background_fits()
         {
-            return Err(job);
+            return Err(job.ticket);
         }
-        let kind = WorkerKind::for_job(job.spec.agent);
+        let kind = job.kind();
         let Some(id) = self.pick(&job, false) else {
             let accounts = self.accounts_for(&job);
             self.make_room(kind, &accounts);
-            return Err(job);
+            return Err(job.ticket);
         };
         log::debug!("[{}] background job on worker-{id}", job.id);
         self.assign(id, job);

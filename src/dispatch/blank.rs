@@ -30,11 +30,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::order::Order;
 use super::pool::{Effect, Pool};
 use super::spares::{Held, HostCpu, Seen};
 use crate::affinity;
 use crate::config::BlankSpares;
-use crate::job::Job;
 use crate::worker::report::WorkerState;
 use crate::worker::{WorkerId, WorkerKind};
 
@@ -63,7 +63,7 @@ impl Pool {
 
     /// Tells the spare policy what `job`, about to run on worker `id`,
     /// found; a new prompt on a blank worker makes a spare due at once.
-    pub(super) fn note_for_spares(&mut self, id: WorkerId, job: &Job) {
+    pub(super) fn note_for_spares(&mut self, id: WorkerId, job: &Order) {
         let Some(slot) = self.workers.get(&id) else {
             return;
         };
@@ -71,25 +71,25 @@ impl Pool {
             slot.state,
             WorkerState::Parked { .. } | WorkerState::Bound { .. }
         );
-        if job.spec.background || matches!(slot.state, WorkerState::Parked { .. }) {
+        if job.background || matches!(slot.state, WorkerState::Parked { .. }) {
             return;
         }
         let now = self.now();
-        let admitted = Instant::from_std(job.admitted_at);
+        let admitted = job.admitted_at;
         if !continues && slot.booted_at.is_some_and(|at| at > admitted) {
             self.spares.saw(now, Seen::WaitedForBoot);
         }
-        let kind = WorkerKind::for_job(job.spec.agent);
+        let kind = job.kind();
         let held = Held {
             kind,
-            prompt: affinity::digest_str(&job.spec.system),
-            tenant: (kind == WorkerKind::Agent).then(|| job.spec.scope.clone()),
+            prompt: affinity::digest_str(&job.system),
+            tenant: (kind == WorkerKind::Agent).then(|| job.scope.clone()),
         };
         let takes_blank = slot.state == WorkerState::Ready { prompt: None };
         if takes_blank && self.spares.came_back(now, &held) {
             log::debug!("a prompt retired for a blank spare came back: refills held back");
             self.spares.saw(now, Seen::Regret);
-        } else if self.is_new_prompt(id, &job.spec.system) {
+        } else if self.is_new_prompt(id, &job.system) {
             self.spares.saw(admitted, Seen::NewPrompt);
             self.spare_due = Some(kind);
         } else {

@@ -11,15 +11,19 @@
 //!   arrived, a worker reported, clients left, time passed, new settings),
 //!   each with the time it happened, and returns [`Effect`]s (spawn a
 //!   worker, tell a worker to run a job and where it runs, clear, stop;
-//!   refuse a job; wake me later). It never reads the clock, spawns a
-//!   process, sends a message, touches a file or reads or writes a job's
-//!   channel, so its decisions are tested on made-up inputs (see `tests`).
-//! - [`Dispatcher`] is the actor: it feeds the pool its messages with the
-//!   time, tells it which queued jobs' clients left (it alone looks at
-//!   their channels), reads the shared settings a reload published, and
-//!   carries out the effects.
+//!   refuse a job; wake me later), naming jobs by ticket. It holds no job,
+//!   only each job's [`Order`] (what it decides by), and never reads the
+//!   clock, spawns a process, sends a message, touches a file or reads or
+//!   writes a job's channel, so its decisions are tested on made-up inputs
+//!   (see `tests`).
+//! - [`Dispatcher`] is the actor: it holds the jobs by ticket ([`HeldJobs`]),
+//!   feeds the pool their orders and its messages with the time, tells it
+//!   which queued jobs' clients left (it alone looks at their channels),
+//!   reads the shared settings a reload published, and carries out the
+//!   effects, resolving each ticket to its job.
 //!
-//! The pool's parts: `queue` (waiting jobs under tickets, the bound,
+//! The pool's parts: `order` (a job as the pool sees it), `queue`
+//! (waiting orders, the bound,
 //! timeouts, rounds in the fair-share order of `fair`), `slots` (each
 //! worker's reported state, ids, workers leaving), `routing` (which worker
 //! gets which job), `room` (workers freed for waiting jobs), `blank` and
@@ -38,6 +42,7 @@ pub mod fair;
 pub mod health;
 mod host_load;
 pub mod messages;
+mod order;
 mod parking;
 mod pool;
 mod queue;
@@ -53,4 +58,5 @@ mod spares;
 mod tests;
 
 pub use actor::Dispatcher;
+pub use order::{HeldJobs, Order};
 pub use pool::{Command, Effect, Pool};

@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 
 use tokio::time::Instant;
 
+use super::order::Order;
 use super::pool::{Command, Pool};
-use crate::job::Job;
 use crate::worker::report::WorkerState;
 use crate::worker::WorkerId;
 
@@ -100,19 +100,16 @@ impl Pool {
 
     /// Whether `job` continues a turn released for other work; the release
     /// is forgotten, so that the job sent again is served from its history.
-    pub(super) fn continues_released_park(&mut self, job: &Job) -> bool {
-        if job.spec.tool_results.is_empty() {
+    pub(super) fn continues_released_park(&mut self, job: &Order) -> bool {
+        if job.tool_calls.is_empty() {
             return false;
         }
-        let mut ids: Vec<&str> = job
-            .spec
-            .tool_results
-            .iter()
-            .map(|r| r.tool_use_id.as_str())
-            .collect();
-        ids.sort_unstable();
         let found = self.released_parks.iter().position(|(scope, parked)| {
-            *scope == job.spec.scope && parked.iter().map(String::as_str).eq(ids.iter().copied())
+            *scope == job.scope
+                && parked
+                    .iter()
+                    .map(String::as_str)
+                    .eq(job.tool_calls.iter().map(String::as_str))
         });
         found.and_then(|i| self.released_parks.remove(i)).is_some()
     }

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::accounts::AccountKey;
 use super::health::JobStats;
+use super::order::Order;
 use super::parking::ReleasedPark;
 use super::queue::{Queue, Ticket};
 use super::restarts::Restarts;
@@ -18,7 +19,7 @@ use super::spares::Spares;
 use crate::accounts::Roster;
 use crate::config::{AccountPlan, Settings};
 use crate::error::JobError;
-use crate::job::{Job, Placement};
+use crate::job::Placement;
 use crate::worker::report::WorkerState;
 use crate::worker::{WorkerId, WorkerKind};
 
@@ -26,8 +27,6 @@ use crate::worker::{WorkerId, WorkerKind};
 pub(super) const RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// What the actor must do for the pool, in order.
-// Effects are moved once, never stored: their size is no concern.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Effect {
     /// Start worker `id` of `kind` under the account `plan`.
@@ -38,8 +37,8 @@ pub enum Effect {
     },
     /// Tell worker `id` to do something.
     Tell(WorkerId, Command),
-    /// End a job that will not run with this error.
-    Fail(Job, JobError),
+    /// End the job of this ticket, which will not run, with this error.
+    Fail(Ticket, JobError),
     /// Call [`Pool::tick`] after this long (a respawn's backoff ends).
     WakeIn(Duration),
     /// A worker may be free for a background job: whoever feeds them is
@@ -51,13 +50,13 @@ pub enum Effect {
 }
 
 /// What the pool asks of a worker.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Command {
-    /// Run this job (new, a bound conversation's next turn, or the tool
-    /// results a parked turn waits for). Where it runs is noted on the job
-    /// for its usage row as it is sent: the pool never writes into a job.
-    Run(Job, Placement),
+    /// Run the job of this ticket (new, a bound conversation's next turn,
+    /// or the tool results a parked turn waits for). Where it runs is noted
+    /// on the job for its usage row as it is sent: the pool never holds a
+    /// job, only its [`Order`].
+    Run(Ticket, Placement),
     /// Let go of the bound conversation.
     Unbind,
     /// Give up the parked turn.
@@ -151,8 +150,8 @@ impl Pool {
     }
 
     /// Ends `job` with `error`; it never runs.
-    pub(super) fn fail(&mut self, job: Job, error: JobError) {
-        self.effects.push(Effect::Fail(job, error));
+    pub(super) fn fail(&mut self, job: Order, error: JobError) {
+        self.effects.push(Effect::Fail(job.ticket, error));
     }
 
     /// The time of the input being handled.
@@ -166,7 +165,7 @@ impl Pool {
     }
 
     /// How long `job` has waited since it was admitted.
-    pub(super) fn waited(&self, job: &Job) -> Duration {
+    pub(super) fn waited(&self, job: &Order) -> Duration {
         super::queue::waited(job, self.now)
     }
 
@@ -202,14 +201,14 @@ impl Pool {
     }
 
     /// A job arrived at `now`: it runs now, waits in the queue, or (`Err`)
-    /// is refused at once.
-    pub fn submit(&mut self, now: Instant, job: Job) -> (Result<(), JobError>, Vec<Effect>) {
+    /// is refused at once (its holder answers it).
+    pub fn submit(&mut self, now: Instant, job: Order) -> (Result<(), JobError>, Vec<Effect>) {
         self.at(now);
         let admitted = self.admit(job);
         (admitted, self.effects())
     }
 
-    fn admit(&mut self, job: Job) -> Result<(), JobError> {
+    fn admit(&mut self, job: Order) -> Result<(), JobError> {
         // While draining, only the results of a turn parked here get in:
         // they finish work in flight, which would otherwise be replayed
         // from its history on another node.
@@ -265,11 +264,6 @@ impl Pool {
             }
         }
         self.effects()
-    }
-
-    /// The jobs waiting, with their tickets, oldest first.
-    pub fn queued(&self) -> impl Iterator<Item = (Ticket, &Job)> {
-        self.queue.entries()
     }
 
     /// Time passed: queued jobs time out, respawns whose backoff ended

@@ -1,6 +1,6 @@
-//! The queue: jobs admitted and waiting for a worker, oldest first. Each
-//! job waits under a [`Ticket`] handed out when it enters, by which the pool
-//! and the actor name it (never by its channel). The queue owns its bound
+//! The queue: jobs admitted and waiting for a worker, oldest first, as
+//! [`Order`]s. Each job waits under the [`Ticket`] it was held under, by
+//! which the pool and the actor name it (never by its channel). The queue owns its bound
 //! (`pool.max_queue` plus the workers on their way), its timeouts, and the
 //! rounds in which waiting jobs are offered workers in fair-share order
 //! (see `fair`); which worker takes a job is the pool's choice.
@@ -11,16 +11,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::fair::{FairShare, Offer};
-use crate::job::Job;
+use super::order::Order;
 
-/// Names a queued job from admission until it leaves the queue.
+/// Names a job held for the pool, from admission until it runs or is
+/// answered (see `order`).
 pub type Ticket = u64;
 
 /// Jobs waiting for a worker, oldest first.
 #[derive(Debug, Default)]
 pub(super) struct Queue {
-    waiting: VecDeque<(Ticket, Job)>,
-    next_ticket: Ticket,
+    waiting: VecDeque<Order>,
 }
 
 impl Queue {
@@ -33,48 +33,36 @@ impl Queue {
     }
 
     /// The waiting jobs, oldest first.
-    pub fn jobs(&self) -> impl Iterator<Item = &Job> {
-        self.waiting.iter().map(|(_, job)| job)
-    }
-
-    /// The waiting jobs with their tickets, oldest first.
-    pub fn entries(&self) -> impl Iterator<Item = (Ticket, &Job)> {
-        self.waiting.iter().map(|(ticket, job)| (*ticket, job))
+    pub fn jobs(&self) -> impl Iterator<Item = &Order> {
+        self.waiting.iter()
     }
 
     /// A job joins at the back.
-    pub fn push_back(&mut self, job: Job) -> Ticket {
-        let ticket = self.issue();
-        self.waiting.push_back((ticket, job));
+    pub fn push_back(&mut self, job: Order) -> Ticket {
+        let ticket = job.ticket;
+        self.waiting.push_back(job);
         ticket
     }
 
     /// A job handed back unanswered joins at the front: it was admitted
     /// before every job waiting.
-    pub fn push_front(&mut self, job: Job) -> Ticket {
-        let ticket = self.issue();
-        self.waiting.push_front((ticket, job));
-        ticket
-    }
-
-    fn issue(&mut self) -> Ticket {
-        self.next_ticket += 1;
-        self.next_ticket
+    pub fn push_front(&mut self, job: Order) {
+        self.waiting.push_front(job);
     }
 
     pub fn contains(&self, ticket: Ticket) -> bool {
-        self.waiting.iter().any(|(t, _)| *t == ticket)
+        self.waiting.iter().any(|job| job.ticket == ticket)
     }
 
     /// Takes the job of `ticket` out, if it still waits.
-    pub fn remove(&mut self, ticket: Ticket) -> Option<Job> {
-        let at = self.waiting.iter().position(|(t, _)| *t == ticket)?;
-        self.waiting.remove(at).map(|(_, job)| job)
+    pub fn remove(&mut self, ticket: Ticket) -> Option<Order> {
+        let at = self.waiting.iter().position(|job| job.ticket == ticket)?;
+        self.waiting.remove(at)
     }
 
     /// Takes every job out, oldest first.
-    pub fn take_all(&mut self) -> Vec<Job> {
-        self.waiting.drain(..).map(|(_, job)| job).collect()
+    pub fn take_all(&mut self) -> Vec<Order> {
+        self.waiting.drain(..).collect()
     }
 
     /// Whether more jobs wait than may: `max_queue`, plus `room` workers
@@ -86,15 +74,15 @@ impl Queue {
 
     /// Takes out the jobs that have waited longer than `timeout` at `now`,
     /// each with how long it waited; the others keep their order.
-    pub fn take_expired(&mut self, now: Instant, timeout: Duration) -> Vec<(Job, Duration)> {
+    pub fn take_expired(&mut self, now: Instant, timeout: Duration) -> Vec<(Order, Duration)> {
         let mut expired = Vec::new();
         let mut kept = VecDeque::with_capacity(self.waiting.len());
-        for (ticket, job) in self.waiting.drain(..) {
+        for job in self.waiting.drain(..) {
             let waited = waited(&job, now);
             if waited > timeout {
                 expired.push((job, waited));
             } else {
-                kept.push_back((ticket, job));
+                kept.push_back(job);
             }
         }
         self.waiting = kept;
@@ -106,8 +94,8 @@ impl Queue {
     /// jobs of each key already hold a worker. The jobs leave the queue
     /// for the round; [`Queue::end_round`] puts back those not placed.
     pub fn round(&mut self, running: impl Fn(&String) -> usize) -> Round {
-        let jobs: Vec<Option<(Ticket, Job)>> = self.waiting.drain(..).map(Some).collect();
-        let share = FairShare::new(jobs.iter().flatten().map(|(_, job)| share_of(job)), running);
+        let jobs: Vec<Option<Order>> = self.waiting.drain(..).map(Some).collect();
+        let share = FairShare::new(jobs.iter().flatten().map(share_of), running);
         Round { jobs, share }
     }
 
@@ -119,29 +107,29 @@ impl Queue {
 }
 
 /// How long `job` has waited at `now` since it was admitted.
-pub(super) fn waited(job: &Job, now: Instant) -> Duration {
-    now.saturating_duration_since(Instant::from_std(job.admitted_at))
+pub(super) fn waited(job: &Order, now: Instant) -> Duration {
+    now.saturating_duration_since(job.admitted_at)
 }
 
 /// Whose share a job counts in, and that key's weight: the scope (a digest
 /// of the client's key; one shared scope without keys) and the key's
 /// `weight`.
-fn share_of(job: &Job) -> (String, f64) {
-    (job.spec.scope.clone(), f64::from(job.caller.weight))
+fn share_of(job: &Order) -> (String, f64) {
+    (job.scope.clone(), f64::from(job.weight))
 }
 
 /// One fair-share round over the queue (see [`Queue::round`]).
 pub(super) struct Round {
-    jobs: Vec<Option<(Ticket, Job)>>,
+    jobs: Vec<Option<Order>>,
     share: FairShare<String>,
 }
 
 impl Round {
     /// The next job to offer a worker, and the job itself.
-    pub fn next(&mut self) -> Option<(Offer, &Job)> {
+    pub fn next(&mut self) -> Option<(Offer, &Order)> {
         loop {
             let offer = self.share.next_offer()?;
-            if let Some((_, job)) = &self.jobs[offer.position] {
+            if let Some(job) = &self.jobs[offer.position] {
                 return Some((offer, job));
             }
         }
@@ -149,10 +137,9 @@ impl Round {
 
     /// The offered job got a worker: it leaves the queue, and its key runs
     /// one more.
-    pub fn place(&mut self, offer: Offer) -> Job {
+    pub fn place(&mut self, offer: Offer) -> Order {
         self.share.placed(offer);
-        let (_, job) = self.jobs[offer.position].take().expect("offered once");
-        job
+        self.jobs[offer.position].take().expect("offered once")
     }
 }
 
@@ -160,11 +147,14 @@ impl Round {
 mod tests {
     use super::*;
     use crate::dispatch::tests::spec;
+    use crate::job::Job;
 
-    fn job(id: &str, scope: &str, admitted: Instant) -> Job {
+    fn job(id: &str, scope: &str, admitted: Instant) -> Order {
         let (mut job, _) = Job::new(id.into(), spec("s", scope));
         job.admitted_at = admitted.into_std();
-        job
+        // Each job its own ticket, as `Held` hands them out.
+        let ticket = id.bytes().fold(0, |t, b| t * 256 + Ticket::from(b));
+        Order::of(ticket, &job)
     }
 
     fn ids(queue: &Queue) -> Vec<&str> {
@@ -177,9 +167,8 @@ mod tests {
         let mut queue = Queue::default();
         let a = queue.push_back(job("a", "", t0));
         let b = queue.push_back(job("b", "", t0));
-        let again = queue.push_front(job("again", "", t0));
+        queue.push_front(job("again", "", t0));
         assert_eq!(ids(&queue), ["again", "a", "b"]);
-        assert!(a != b && b != again && a != again);
         assert_eq!(queue.remove(a).map(|j| j.id), Some("a".into()));
         assert!(!queue.contains(a) && queue.contains(b));
         assert!(queue.remove(a).is_none(), "a ticket names one job once");

@@ -5,6 +5,7 @@
 
 use tokio::time::Instant;
 
+use super::order::Order;
 use super::pool::{Effect, Pool};
 use super::slots::Leaving;
 use crate::error::JobError;
@@ -12,16 +13,24 @@ use crate::worker::report::{ExitReason, Outcome, WorkerReport, WorkerState};
 use crate::worker::WorkerId;
 
 impl Pool {
-    /// Worker `report.id` reported at `now`.
-    pub fn report(&mut self, now: Instant, report: WorkerReport) -> Vec<Effect> {
+    /// Worker `report.id` reported at `now`; `failover` is the order of the
+    /// job it handed back, which its holder took out of the report (the
+    /// pool holds no job).
+    pub fn report(
+        &mut self,
+        now: Instant,
+        report: WorkerReport,
+        failover: Option<Order>,
+    ) -> Vec<Effect> {
         self.at(now);
+        debug_assert!(report.failover.is_none(), "held, and given as an order");
         let WorkerReport {
             id,
             state,
             booted,
             job,
             limit,
-            failover,
+            failover: _,
         } = report;
         // The account's standing and login first, so a job handed back
         // below is not given to the account that just refused it.

@@ -61,9 +61,9 @@ impl Pool {
             .queue
             .jobs()
             .map(|job| {
-                let kind = WorkerKind::for_job(job.spec.agent);
+                let kind = job.kind();
                 // A batch request runs on spare capacity: it never takes a park.
-                (job.spec.system.clone(), kind, !job.spec.background)
+                (job.system.clone(), kind, !job.background)
             })
             .collect();
         let mut claimed = BTreeSet::new();

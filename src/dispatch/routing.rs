@@ -7,24 +7,23 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use tokio::time::Instant;
-
 use super::accounts::AccountKey;
+use super::order::Order;
 use super::pool::{Command, Pool, RETRY_AFTER};
 use crate::error::JobError;
-use crate::job::{Job, Placement};
-use crate::worker::report::{Holder, WorkerState};
+use crate::job::Placement;
+use crate::worker::report::WorkerState;
 use crate::worker::{WorkerId, WorkerKind};
 
 impl Pool {
     /// The bound worker holding this job's earlier turns.
     /// Tool results are never written into a bound conversation: the CLI
     /// takes them only through the parked calls that asked for them.
-    pub(super) fn bound_for(&self, job: &Job) -> Option<WorkerId> {
-        if !job.spec.tool_results.is_empty() {
+    pub(super) fn bound_for(&self, job: &Order) -> Option<WorkerId> {
+        if !job.tool_calls.is_empty() {
             return None;
         }
-        let lookup = job.spec.conversation.as_ref()?.lookup;
+        let lookup = job.conversation?;
         let usable = self.accounts_for(job);
         self.workers
             .iter()
@@ -33,12 +32,10 @@ impl Pool {
                     WorkerState::Bound {
                         holder,
                         conversation,
-                    } => holder.scope == job.spec.scope && *conversation == lookup,
+                    } => holder.scope == job.scope && *conversation == lookup,
                     _ => false,
                 };
-                bound
-                    && usable.contains(&s.account)
-                    && s.kind == WorkerKind::for_job(job.spec.agent)
+                bound && usable.contains(&s.account) && s.kind == job.kind()
             })
             .map(|(id, _)| *id)
     }
@@ -56,12 +53,12 @@ impl Pool {
 
     /// The accounts that may take `job` now, best first: the usable ones
     /// its key may use (`accounts` of a key; empty: any).
-    pub(super) fn accounts_for(&self, job: &Job) -> Vec<AccountKey> {
+    pub(super) fn accounts_for(&self, job: &Order) -> Vec<AccountKey> {
         let mut usable = self.usable_accounts();
-        if !job.caller.accounts.is_empty() {
+        if !job.accounts.is_empty() {
             usable.retain(|key| {
                 self.account(*key)
-                    .is_some_and(|a| job.caller.allows_account(&a.plan.name))
+                    .is_some_and(|a| job.allows_account(&a.plan.name))
             });
         }
         usable
@@ -84,10 +81,10 @@ impl Pool {
     /// `clearing_for_it`: a worker clearing under the job's prompt is on its
     /// way to it (see `dispatch_fairly`); the job waits for it (tens of ms)
     /// rather than take the blank spare, as it would wait for a bound one.
-    pub(super) fn pick(&self, job: &Job, clearing_for_it: bool) -> Option<WorkerId> {
-        let system = job.spec.system.as_str();
-        let kind = WorkerKind::for_job(job.spec.agent);
-        let clear_instead = !job.spec.background
+    pub(super) fn pick(&self, job: &Order, clearing_for_it: bool) -> Option<WorkerId> {
+        let system = job.system.as_str();
+        let kind = job.kind();
+        let clear_instead = !job.background
             && self.blanks(kind) <= self.spare_target_for(kind)
             && (clearing_for_it
                 || self
@@ -96,7 +93,7 @@ impl Pool {
                         self.workers[&id]
                             .state
                             .holder()
-                            .is_some_and(|h| h.scope == job.spec.scope)
+                            .is_some_and(|h| h.scope == job.scope)
                     }));
         self.accounts_for(job).into_iter().find_map(|account| {
             let ready = || {
@@ -104,7 +101,7 @@ impl Pool {
                     matches!(s.state, WorkerState::Ready { .. })
                         && s.kind == kind
                         && s.account == account
-                        && s.tenant.as_ref().is_none_or(|t| *t == job.spec.scope)
+                        && s.tenant.as_ref().is_none_or(|t| *t == job.scope)
                 })
             };
             ready()
@@ -115,17 +112,10 @@ impl Pool {
     }
 
     /// The parked worker waiting for exactly the results this job carries.
-    pub(super) fn parked_for(&self, job: &Job) -> Option<WorkerId> {
-        if job.spec.tool_results.is_empty() {
+    pub(super) fn parked_for(&self, job: &Order) -> Option<WorkerId> {
+        if job.tool_calls.is_empty() {
             return None;
         }
-        let mut ids: Vec<&str> = job
-            .spec
-            .tool_results
-            .iter()
-            .map(|r| r.tool_use_id.as_str())
-            .collect();
-        ids.sort_unstable();
         let usable = self.accounts_for(job);
         self.workers
             .iter()
@@ -135,11 +125,11 @@ impl Pool {
                         holder,
                         tool_use_ids,
                     } => {
-                        holder.scope == job.spec.scope
+                        holder.scope == job.scope
                             && tool_use_ids
                                 .iter()
                                 .map(String::as_str)
-                                .eq(ids.iter().copied())
+                                .eq(job.tool_calls.iter().map(String::as_str))
                     }
                     _ => false,
                 };
@@ -150,7 +140,7 @@ impl Pool {
 
     /// The worker to run `job` now: the turn parked on its tool results,
     /// the worker bound to its conversation, or a ready worker.
-    fn worker_for(&self, job: &Job, clearing_for_it: bool) -> Option<WorkerId> {
+    fn worker_for(&self, job: &Order, clearing_for_it: bool) -> Option<WorkerId> {
         self.parked_for(job)
             .or_else(|| self.bound_for(job))
             .or_else(|| self.pick(job, clearing_for_it))
@@ -201,7 +191,7 @@ impl Pool {
             .round(|key| running.get(key).copied().unwrap_or(0));
         while let Some((offer, job)) = round.next() {
             let coming = clearing
-                .get_mut(&(job.spec.system.clone(), job.spec.agent))
+                .get_mut(&(job.system.clone(), job.agent))
                 .filter(|n| **n > 0);
             let clearing_for_it = coming.is_some();
             match self.worker_for(job, clearing_for_it) {
@@ -220,7 +210,7 @@ impl Pool {
     }
 
     /// Gives `job` to worker `id`, which the caller found free for it.
-    pub(super) fn assign(&mut self, id: WorkerId, job: Job) {
+    pub(super) fn assign(&mut self, id: WorkerId, job: Order) {
         let account = self.workers[&id].account;
         self.accounts.note_assigned(account);
         let placement = Placement {
@@ -232,7 +222,7 @@ impl Pool {
         };
         self.note_for_spares(id, &job);
         let now = self.now();
-        let admitted = Instant::from_std(job.admitted_at);
+        let admitted = job.admitted_at;
         let slot = self.workers.get_mut(&id).expect("chosen worker exists");
         match slot.state {
             WorkerState::Parked { .. } => {
@@ -247,7 +237,7 @@ impl Pool {
                     self.stats.waited_for_boot += 1;
                 }
                 if slot.kind == WorkerKind::Agent && slot.tenant.is_none() {
-                    slot.tenant = Some(job.spec.scope.clone());
+                    slot.tenant = Some(job.scope.clone());
                 }
                 log::debug!(
                     "[{}] assigned to worker-{id} after {:?}",
@@ -258,9 +248,9 @@ impl Pool {
         }
         // What the worker reports once it has the job; recorded now, so
         // that the worker is not given another job meanwhile.
-        slot.state = WorkerState::Busy(Holder::of(&job));
+        slot.state = WorkerState::Busy(job.holder());
         slot.since = now;
-        self.tell(id, Command::Run(job, placement));
+        self.tell(id, Command::Run(job.ticket, placement));
     }
 
     /// Fails the queued jobs that waited longer than `pool.queue_timeout_secs`.

@@ -10,12 +10,11 @@ mod spares;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::order::HeldJobs;
 use super::pool::{Command, Effect, Pool};
-use super::queue::Ticket;
 use crate::config::Settings;
 use crate::error::JobError;
 use crate::job::{Job, JobEvent, JobSpec, Placement};
@@ -30,6 +29,8 @@ struct Harness {
     spawned: Vec<WorkerId>,
     /// The account each spawned worker runs under.
     account_of: std::collections::BTreeMap<WorkerId, String>,
+    /// The jobs the pool holds orders for, as the actor holds them.
+    held: HeldJobs,
     /// Jobs each worker was told to run (the latest last).
     running: Vec<(WorkerId, Job)>,
     /// Where each job sent to a worker was placed, by job id.
@@ -55,6 +56,7 @@ impl Harness {
         let mut h = Self {
             pool,
             now,
+            held: HeldJobs::default(),
             spawned: Vec::new(),
             account_of: Default::default(),
             running: Vec::new(),
@@ -78,13 +80,17 @@ impl Harness {
                     self.spawned.push(id);
                     self.account_of.insert(id, plan.name);
                 }
-                Effect::Tell(id, Command::Run(job, placement)) => {
+                Effect::Tell(id, Command::Run(ticket, placement)) => {
+                    let job = self.held.take(ticket).expect("a held job runs");
                     self.placements.push((job.id.clone(), placement));
                     self.running.push((id, job));
                 }
                 Effect::Tell(id, Command::Stop) => self.stopped.push(id),
                 Effect::Tell(id, Command::Unbind | Command::ReleasePark) => self.cleared.push(id),
-                Effect::Fail(job, error) => self.failed.push((job.id.clone(), error)),
+                Effect::Fail(ticket, error) => {
+                    let job = self.held.take(ticket).expect("a held job fails");
+                    self.failed.push((job.id.clone(), error));
+                }
                 Effect::WakeIn(_) | Effect::IdleCapacity | Effect::CreateDir(_) => {}
             }
         }
@@ -118,8 +124,11 @@ impl Harness {
         self.send(report);
     }
 
-    fn send(&mut self, report: WorkerReport) {
-        let effects = self.pool.report(self.now, report);
+    /// Worker `report.id` reports; a job it hands back is held again, as
+    /// the actor does.
+    fn send(&mut self, mut report: WorkerReport) {
+        let failover = report.failover.take().map(|job| self.held.hold(job));
+        let effects = self.pool.report(self.now, report, failover);
         self.apply(effects);
     }
 
@@ -170,20 +179,32 @@ impl Harness {
     /// the queued jobs whose clients left, as the actor tells it.
     fn client_leaves(&mut self, id: &str) {
         self.clients.retain(|(job, _)| job != id);
-        let gone: Vec<Ticket> = self
-            .pool
-            .queued()
-            .filter(|(_, job)| job.is_abandoned())
-            .map(|(ticket, _)| ticket)
-            .collect();
+        let gone = self.held.take_departed();
         let effects = self.pool.clients_left(self.now, &gone);
         self.apply(effects);
     }
 
     fn submit(&mut self, job: Job) -> Result<(), JobError> {
-        let (admitted, effects) = self.pool.submit(self.now, job);
+        let order = self.held.hold(job);
+        let ticket = order.ticket;
+        let (admitted, effects) = self.pool.submit(self.now, order);
+        if admitted.is_err() {
+            self.held.take(ticket);
+        }
         self.apply(effects);
         admitted
+    }
+
+    /// A background job: whether a free worker took it.
+    fn run_if_idle(&mut self, job: Job) -> bool {
+        let order = self.held.hold(job);
+        let ticket = order.ticket;
+        let (taken, effects) = self.pool.run_if_idle(self.now, order);
+        if taken.is_err() {
+            self.held.take(ticket);
+        }
+        self.apply(effects);
+        taken.is_ok()
     }
 
     /// Where job `id` was sent, if it was.
@@ -231,20 +252,5 @@ fn busy(system: &str, scope: &str) -> WorkerState {
 
 /// The spec of a plain, streamed job with `system` from `scope`.
 pub(super) fn spec(system: &str, scope: &str) -> JobSpec {
-    JobSpec {
-        system: system.into(),
-        model: "claude-test".into(),
-        prompt: vec![json!({"type": "text", "text": "hi"})],
-        continuation: vec![json!({"type": "text", "text": "hi"})],
-        conversation: None,
-        max_tokens: None,
-        thinking_budget: 0,
-        tools: None,
-        stop_sequences: Vec::new(),
-        agent: false,
-        tool_results: Vec::new(),
-        background: false,
-        streamed: true,
-        scope: scope.into(),
-    }
+    JobSpec::plain(system, scope, "hi")
 }

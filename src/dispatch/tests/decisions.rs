@@ -5,6 +5,7 @@ use crate::accounts::signal::Signal;
 use crate::affinity::ConversationKey;
 use crate::job::ToolResult;
 use crate::prompt::{Role, Turn};
+use serde_json::json;
 
 fn turn(role: Role, text: &str) -> Turn {
     Turn {
@@ -194,9 +195,7 @@ fn batch_jobs_leave_a_worker_for_interactive_requests() {
     let batch = |h: &mut Harness| {
         let mut job = h.job("s", "");
         job.spec.background = true;
-        let (taken, effects) = h.pool.run_if_idle(h.now, job);
-        h.apply(effects);
-        taken.is_ok()
+        h.run_if_idle(job)
     };
     assert!(batch(&mut h), "the first batch job takes an idle worker");
     assert!(

@@ -127,9 +127,7 @@ impl Model {
             Step::Batch { prompt: p } => {
                 let mut job = self.h.job(&prompt(p), "batch");
                 job.spec.background = true;
-                let (taken, effects) = self.h.pool.run_if_idle(self.h.now, job);
-                self.h.apply(effects);
-                if taken.is_ok() {
+                if self.h.run_if_idle(job) {
                     self.submitted += 1;
                 }
             }
@@ -201,7 +199,7 @@ impl Model {
             pool.workers.values().filter(|s| matches(&s.state)).count()
         };
         for job in pool.queue.jobs() {
-            let system = job.spec.system.as_str();
+            let system = job.system.as_str();
             let ready_with = count(&|s| {
                 *s == WorkerState::Ready {
                     prompt: Some(system.into()),
@@ -212,11 +210,7 @@ impl Model {
                 "{} waits beside a ready worker of its prompt",
                 job.id
             );
-            let waiting = pool
-                .queue
-                .jobs()
-                .filter(|j| j.spec.system == system)
-                .count();
+            let waiting = pool.queue.jobs().filter(|j| j.system == system).count();
             let clearing = count(
                 &|s| matches!(s, WorkerState::Clearing { prompt } if prompt.as_deref() == Some(system)),
             );

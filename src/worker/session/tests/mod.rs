@@ -134,20 +134,8 @@ impl Harness {
 
 fn spec() -> JobSpec {
     JobSpec {
-        system: "Be brief.".into(),
         model: Settings::default().claude.default_model,
-        prompt: vec![json!({"type": "text", "text": "hello"})],
-        continuation: vec![json!({"type": "text", "text": "hello"})],
-        conversation: None,
-        max_tokens: None,
-        thinking_budget: 0,
-        tools: None,
-        stop_sequences: Vec::new(),
-        agent: false,
-        tool_results: Vec::new(),
-        background: false,
-        streamed: true,
-        scope: String::new(),
+        ..JobSpec::plain("Be brief.", "", "hello")
     }
 }
 
