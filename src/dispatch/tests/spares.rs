@@ -284,9 +284,7 @@ fn a_spare_a_batch_job_took_is_restored_in_the_same_step() {
     assert!(h.stopped.is_empty(), "the other worker is the spare");
     let mut job = h.job("b", "");
     job.spec.background = true;
-    let (taken, effects) = h.pool.run_if_idle(h.now, job);
-    h.apply(effects);
-    assert!(taken.is_ok());
+    assert!(h.run_if_idle(job));
     assert_ne!(h.worker_of("job-2"), Some(warm), "on the blank worker");
     // No tick: the cold worker is retired for a blank one at once.
     assert_eq!(h.stopped, [warm]);
