@@ -1,4 +1,4 @@
-//! The fake CLI (`tests/bin/fake_claude.rs`) behaves like the recorded real
+//! The fake CLI (`tests/bin/fake_claude/`) behaves like the recorded real
 //! one, so tests built on it test the daemon against the real protocol.
 
 use std::io::{BufRead, BufReader, Read, Write};

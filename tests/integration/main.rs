@@ -6,7 +6,7 @@
 //!
 //! Two tiers, by module path:
 //! - the top-level modules need no Claude CLI, or use the fake one
-//!   (`tests/bin/fake_claude.rs`): `cargo test --test integration -- --skip real_cli::`;
+//!   (`tests/bin/fake_claude/`): `cargo test --test integration -- --skip real_cli::`;
 //! - `real_cli::…` drives the pinned real CLI (installed by
 //!   `scripts/install-claude-cli.sh`), and some of them the official SDKs,
 //!   Codex CLI, bubblewrap or HAProxy that `scripts/test.sh` installs.
