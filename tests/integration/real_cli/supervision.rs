@@ -1,6 +1,6 @@
 //! Faults and supervision with the real CLI: a client that disconnects
 //! mid-stream, an upstream that never answers. The fake CLI's share is in
-//! `../supervision.rs`.
+//! `../supervision/`.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
