@@ -14,9 +14,10 @@
 //! - only of an account that may take work, and the target counts only
 //!   those accounts' workers, one of which always keeps a prompt: a pool
 //!   whose last usable worker is the spare does not boot for every job;
-//! - at once when a new prompt took the blank worker; otherwise (a repeated
-//!   prompt took it: another caller, another account, another tenant, a
-//!   second job at once) only a worker idle for
+//! - at once when a new prompt (held by no worker that could serve the job:
+//!   see `is_new_prompt`) took the blank worker; otherwise (a repeated
+//!   prompt took it: another caller, another account, a second job at
+//!   once) only a worker idle for
 //!   `pool.spare_refill_idle_secs`: the jobs at hand keep the workers they
 //!   use, and only a worker they left is retired;
 //! - never while a retired prompt's return held refills back (see
@@ -47,18 +48,23 @@ impl Pool {
         self.effects()
     }
 
-    /// Whether a job with `system` given to worker `id` takes a blank worker
-    /// for a prompt no other live worker holds.
-    pub(super) fn is_new_prompt(&self, id: WorkerId, system: &str) -> bool {
+    /// Whether `job` given to worker `id` takes a blank worker for a prompt
+    /// no other live worker that could serve it holds: a prompt held only
+    /// by a worker of another kind, or by an agent worker pinned to another
+    /// key, is new to this job (it needed the blank one all the same).
+    pub(super) fn is_new_prompt(&self, id: WorkerId, job: &Order) -> bool {
         let takes_blank = self
             .workers
             .get(&id)
             .is_some_and(|s| s.state == WorkerState::Ready { prompt: None });
+        let kind = job.kind();
         takes_blank
-            && !self
-                .workers
-                .iter()
-                .any(|(other, s)| *other != id && s.state.prompt() == Some(system))
+            && !self.workers.iter().any(|(other, s)| {
+                *other != id
+                    && s.kind == kind
+                    && s.tenant.as_ref().is_none_or(|t| *t == job.scope)
+                    && s.state.prompt() == Some(job.system.as_str())
+            })
     }
 
     /// Tells the spare policy what `job`, about to run on worker `id`,
@@ -89,7 +95,7 @@ impl Pool {
         if takes_blank && self.spares.came_back(now, &held) {
             log::debug!("a prompt retired for a blank spare came back: refills held back");
             self.spares.saw(now, Seen::Regret);
-        } else if self.is_new_prompt(id, &job.system) {
+        } else if self.is_new_prompt(id, job) {
             self.spares.saw(admitted, Seen::NewPrompt);
             self.spare_due = Some(kind);
         } else {

@@ -312,7 +312,7 @@ fn agent_job(h: &mut Harness, system: &str, scope: &str) -> Job {
 }
 
 #[test]
-fn an_agent_spare_one_keys_job_took_is_restored_from_an_idle_worker_never_a_busy_one() {
+fn an_agent_spare_another_keys_job_took_is_restored_at_once_from_an_idle_worker_never_a_busy_one() {
     let mut h = agent_pool("[pool]\nsize = 3\nblank_spares = 1\n");
     assert_eq!(h.spawned.len(), 3);
     // Three keys, one prompt: each key's job takes a worker of its own
@@ -324,20 +324,14 @@ fn an_agent_spare_one_keys_job_took_is_restored_from_an_idle_worker_never_a_busy
     let workers: Vec<WorkerId> = (1..=3)
         .map(|n| h.worker_of(&format!("job-{n}")).unwrap())
         .collect();
-    assert_eq!(workers.len(), 3);
     assert!(workers[0] != workers[1] && workers[1] != workers[2] && workers[0] != workers[2]);
-    // The prompt was held (by k1's worker): no spare is due at once, and
-    // the workers running k2's and k3's jobs are never retired for one.
+    // The workers running k2's and k3's jobs are never retired for it.
     h.advance(COLD * 3);
     h.tick();
     assert!(h.stopped.is_empty(), "{:?}", h.pool.workers);
-    // k1's job ends; once its worker has sat idle, it makes the spare.
+    // The prompt k1's worker holds was no use to k2 or k3: new to them, so
+    // the spare is due, and the worker k1 leaves makes it at once.
     h.finish(workers[0]);
-    h.advance(COLD / 2);
-    h.tick();
-    assert!(h.stopped.is_empty(), "not idle long enough yet");
-    h.advance(COLD);
-    h.tick();
     assert_eq!(h.stopped, [workers[0]]);
     h.exit_stopped();
     h.boot_all();
@@ -353,6 +347,29 @@ fn an_agent_spare_one_keys_job_took_is_restored_from_an_idle_worker_never_a_busy
     h.submit(job).unwrap();
     assert_eq!(h.worker_of("job-4"), Some(spare));
     assert_eq!(h.pool.stats.waited_for_boot, 0);
+}
+
+#[test]
+fn an_agent_spare_the_same_keys_second_job_took_is_restored_once_a_worker_sat_idle() {
+    let mut h = agent_pool("[pool]\nsize = 2\nblank_spares = 1\n");
+    for _ in 0..2 {
+        let job = agent_job(&mut h, "s", "k1");
+        h.submit(job).unwrap();
+    }
+    let (first, second) = (h.worker_of("job-1").unwrap(), h.worker_of("job-2").unwrap());
+    assert_ne!(first, second);
+    h.finish(first);
+    h.advance(Duration::from_millis(100));
+    h.finish(second);
+    // A repeat (k1's own worker held the prompt): its jobs keep their
+    // workers until one has sat idle.
+    assert!(h.stopped.is_empty());
+    h.advance(COLD / 2);
+    h.tick();
+    assert!(h.stopped.is_empty(), "not idle long enough yet");
+    h.advance(COLD / 2);
+    h.tick();
+    assert_eq!(h.stopped, [first], "the least recently used");
 }
 
 #[test]
