@@ -7,7 +7,7 @@
 #   scripts/soak.sh                              # 60 s, 8 clients, pool 2
 #   SOAK_SECS=600 SOAK_CLIENTS=16 scripts/soak.sh
 #
-# Settings (see benches/soak.rs): SOAK_SECS, SOAK_CLIENTS, SOAK_MAX_REQUESTS,
+# Settings (see benches/soak/main.rs): SOAK_SECS, SOAK_CLIENTS, SOAK_MAX_REQUESTS,
 # SOAK_POOL, SOAK_MAX_QUEUE, SOAK_SEED, SOAK_FAULT_PERCENT (upstream faults:
 # broken streams, dropped connections, slow first bytes; every answer is then
 # checked against what the upstream finally sent).
