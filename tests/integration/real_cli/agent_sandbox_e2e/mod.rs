@@ -59,10 +59,12 @@ fn secret_file(dir: &Path, name: &str) -> (String, String) {
 
 #[test]
 fn without_bubblewrap_agent_mode_refuses_to_start() {
+    // Port 0: the daemon listens before it checks the sandbox, and this test
+    // also runs as `nobody` (below) while the root run goes on beside it.
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     let toml = format!(
-        "[server]\napi_keys = [\"k\"]\n[claude]\ncommand = {:?}\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\napi_keys = [\"k\"]\n[claude]\ncommand = {:?}\n\
          [agent]\nenabled = true\nworkspace_root = {:?}\n",
         real_cli(),
         dir.path().join("ws").display().to_string()
