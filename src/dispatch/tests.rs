@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::order::HeldJobs;
 use super::pool::{Command, Effect, Pool};
+use crate::accounts::signal::Signal;
 use crate::config::Settings;
 use crate::error::JobError;
 use crate::job::{Job, JobEvent, JobSpec, Placement};
@@ -130,6 +131,30 @@ impl Harness {
         let failover = report.failover.take().map(|job| self.held.hold(job));
         let effects = self.pool.report(self.now, report, failover);
         self.apply(effects);
+    }
+
+    /// Worker `id` met a rate limit before any output: it hands `job` back
+    /// and reports ready with `prompt`, its account limited for
+    /// `retry_after`.
+    fn hand_back_limited(
+        &mut self,
+        id: WorkerId,
+        prompt: Option<&str>,
+        retry_after: Duration,
+        job: Job,
+    ) {
+        self.send(WorkerReport {
+            id,
+            state: WorkerState::Ready {
+                prompt: prompt.map(str::to_string),
+            },
+            booted: None,
+            job: None,
+            limit: Some(Signal::Limited {
+                retry_after: Some(retry_after),
+            }),
+            failover: Some(job),
+        });
     }
 
     /// Workers the pool spawned that have not reported yet report ready.

@@ -1,7 +1,6 @@
 //! One test per decision the pool makes, on the injected clock.
 
 use super::*;
-use crate::accounts::signal::Signal;
 use crate::affinity::ConversationKey;
 use crate::job::ToolResult;
 use crate::prompt::{Role, Turn};
@@ -113,18 +112,7 @@ fn a_rate_limited_account_hands_its_job_to_the_other() {
     let first = h.worker_of("job-1").unwrap();
     let (_, job) = h.running.pop().unwrap();
     // The worker met a 429 before any output: it hands the job back.
-    h.send(WorkerReport {
-        id: first,
-        state: WorkerState::Ready {
-            prompt: Some("s".into()),
-        },
-        booted: None,
-        job: None,
-        limit: Some(Signal::Limited {
-            retry_after: Some(Duration::from_secs(60)),
-        }),
-        failover: Some(job),
-    });
+    h.hand_back_limited(first, Some("s"), Duration::from_secs(60), job);
     let second = h.worker_of("job-1").unwrap();
     assert_ne!(second, first, "runs again on the other account");
     let health = h.pool.health(h.now, |_| None);

@@ -2,7 +2,6 @@
 //! restored whatever took the spare, from the right worker, never in a loop.
 
 use super::*;
-use crate::accounts::signal::Signal;
 use crate::config::PoolSettings;
 
 /// The default `pool.spare_refill_idle_secs`.
@@ -70,16 +69,7 @@ fn a_pool_whose_only_usable_worker_holds_a_prompt_keeps_no_spare() {
     let first = h.worker_of("job-1").unwrap();
     let (_, job) = h.running.pop().unwrap();
     // The first account is limited for ten minutes: the job moves on.
-    h.send(WorkerReport {
-        id: first,
-        state: WorkerState::Ready { prompt: None },
-        booted: None,
-        job: None,
-        limit: Some(Signal::Limited {
-            retry_after: Some(Duration::from_secs(600)),
-        }),
-        failover: Some(job),
-    });
+    h.hand_back_limited(first, None, Duration::from_secs(600), job);
     let second = h.worker_of("job-1").unwrap();
     h.finish(second);
     // Every job after it runs on the one usable worker, never waiting for
