@@ -6,17 +6,22 @@ use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// A store whose writes wait while `held`: a slow disk.
+/// A store whose writes wait while `held` (a slow disk) and fail while
+/// `full` (a full disk).
 #[derive(Debug)]
-struct Gated {
+struct Disk {
     inner: crate::stored::responses::SqliteResponses,
     held: AtomicBool,
+    full: AtomicBool,
 }
 
-impl ResponseStore for Gated {
+impl ResponseStore for Disk {
     fn put(&self, r: &StoredResponse) -> Result<(), StoreError> {
         while self.held.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(1));
+        }
+        if self.full.load(Ordering::SeqCst) {
+            return Err(StoreError::Task("database or disk is full".into()));
         }
         self.inner.put(r)
     }
@@ -31,13 +36,24 @@ impl ResponseStore for Gated {
     }
 }
 
-fn gated() -> Arc<Gated> {
+fn disk(held: bool, full: bool) -> Arc<Disk> {
     let store = crate::store::Store::in_memory().unwrap();
-    Arc::new(Gated {
+    Arc::new(Disk {
         inner: crate::stored::responses::SqliteResponses::new(store, 10, Duration::from_secs(60))
             .unwrap(),
-        held: AtomicBool::new(true),
+        held: AtomicBool::new(held),
+        full: AtomicBool::new(full),
     })
+}
+
+/// A slow disk, holding every write until `held` is cleared.
+fn gated() -> Arc<Disk> {
+    disk(true, false)
+}
+
+/// A full disk, failing every write until `full` is cleared.
+fn full_disk() -> Arc<Disk> {
+    disk(false, true)
 }
 
 fn response(id: &str, scope: &str) -> StoredResponse {
@@ -114,40 +130,6 @@ fn a_write_that_panics_is_not_left_pending() {
         "flush and delete return, nothing stored"
     );
     assert_eq!(store.get("k1", "b").unwrap(), None);
-}
-
-/// A store whose writes fail while `full`: a full disk.
-#[derive(Debug)]
-struct Full {
-    inner: crate::stored::responses::SqliteResponses,
-    full: AtomicBool,
-}
-
-impl ResponseStore for Full {
-    fn put(&self, r: &StoredResponse) -> Result<(), StoreError> {
-        if self.full.load(Ordering::SeqCst) {
-            return Err(StoreError::Task("database or disk is full".into()));
-        }
-        self.inner.put(r)
-    }
-    fn get(&self, scope: &str, id: &str) -> Result<Option<StoredResponse>, StoreError> {
-        self.inner.get(scope, id)
-    }
-    fn delete(&self, scope: &str, id: &str) -> Result<bool, StoreError> {
-        self.inner.delete(scope, id)
-    }
-    fn item(&self, scope: &str, id: &str) -> Result<Option<Value>, StoreError> {
-        self.inner.item(scope, id)
-    }
-}
-
-fn full_disk() -> Arc<Full> {
-    let store = crate::store::Store::in_memory().unwrap();
-    Arc::new(Full {
-        inner: crate::stored::responses::SqliteResponses::new(store, 10, Duration::from_secs(60))
-            .unwrap(),
-        full: AtomicBool::new(true),
-    })
 }
 
 /// Waits until `health` reports `n` unwritten responses.
